@@ -1,0 +1,99 @@
+"""Settings, read from the environment (prefix ``CLARION_``) or a ``.env`` file.
+
+Settings are built once in ``main()`` (or by a test) and passed down; nothing reads the
+environment at import time, so tests can run several differently configured apps in one
+process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_FILE = "clarion.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLARION_", env_file=".env", extra="ignore")
+
+    # --- core -------------------------------------------------------------------------
+    database_url: str = Field(
+        default=f"sqlite+aiosqlite:///{DEFAULT_DATABASE_FILE}",
+        description="SQLAlchemy async URL; SQLite file in the working directory by default.",
+    )
+    redis_url: str | None = Field(default=None, description="Unset: no Redis at all.")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs user tokens. Unset: generated once and kept next to the database.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Base URL users' clients reach (unsubscribe links, webhooks pointing back).",
+    )
+
+    # --- API limits -----------------------------------------------------------------------
+    max_body_bytes: int = Field(default=1_048_576, description="Larger request bodies get 413.")
+    max_recipients: int = 1000
+    user_token_ttl_seconds: int = 3600
+    idempotency_ttl_seconds: int = 24 * 3600
+    api_key_cache_seconds: float = Field(
+        default=5.0, description="How long a verified API key is trusted without a lookup."
+    )
+
+    # --- rate limits (limits library syntax, e.g. "600/minute") --------------------------
+    rate_limit_api: str = "6000/minute"
+    rate_limit_channels: dict[str, str] = Field(
+        default_factory=lambda: {"push": "5/hour", "sms": "10/hour", "email": "30/hour"}
+    )
+
+    # --- delivery ---------------------------------------------------------------------
+    embedded_worker: bool = Field(default=True, description="`serve` also runs a worker.")
+    worker_concurrency: int = 64
+    worker_batch_size: int = 100
+    worker_lease_seconds: float = 60.0
+    worker_poll_seconds: float = 1.0
+    max_attempts: int = 8
+    critical_types: list[str] = Field(default_factory=list)
+
+    # email (SMTP)
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "Clarion <notifications@localhost>"
+    smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    smtp_timeout_seconds: float = 10.0
+
+    # web push (VAPID)
+    vapid_private_key: SecretStr | None = None
+    vapid_subject: str = "mailto:admin@localhost"
+
+    # SMS (a Twilio-compatible HTTP API)
+    sms_base_url: str | None = None
+    sms_account_sid: str | None = None
+    sms_auth_token: SecretStr | None = None
+    sms_from: str | None = None
+
+    # webhooks
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = 10.0
+
+    # apprise (chat services): URLs that receive every apprise delivery
+    apprise_urls: list[str] = Field(default_factory=list)
+
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def data_dir(self) -> Path:
+        """Where generated files live: beside the SQLite file, else the working directory."""
+        if self.is_sqlite():
+            path = self.database_url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                return Path(path).resolve().parent
+        return Path.cwd()

@@ -1,0 +1,103 @@
+"""Clarion's one error tree.
+
+Every error a caller can see has a stable ``code`` (documented in docs/errors.md) and an
+HTTP status; ``api/errors.py`` is the single place that turns them into responses of the
+shape ``{"error": {"code", "message", "details"}}``.
+
+::
+
+    ClarionError (500 internal)
+    ├── ValidationFailed (422 validation_failed)
+    │   ├── IdempotencyKeyReused (422 idempotency_key_reused)
+    │   └── TemplateInvalid (422 template_invalid)
+    ├── BadCursor (400 bad_cursor)
+    ├── PayloadTooLarge (413 payload_too_large)
+    ├── Unauthenticated (401 unauthenticated)
+    ├── Forbidden (403 forbidden)
+    ├── NotFound (404 not_found)
+    ├── Conflict (409 conflict)
+    │   └── IdempotencyInProgress (409 idempotency_in_progress)
+    ├── RateLimited (429 rate_limited)
+    ├── StorageError (503 storage_unavailable)  driver failures, wrapped ``from`` their cause
+    └── DependencyError (503 dependency_unavailable)  Redis, SMTP, ... when no fallback exists
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ClarionError(Exception):
+    code = "internal"
+    status = 500
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class ValidationFailed(ClarionError):
+    code = "validation_failed"
+    status = 422
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    code = "idempotency_key_reused"
+
+
+class TemplateInvalid(ValidationFailed):
+    code = "template_invalid"
+
+
+class BadCursor(ClarionError):
+    code = "bad_cursor"
+    status = 400
+
+
+class PayloadTooLarge(ClarionError):
+    code = "payload_too_large"
+    status = 413
+
+
+class Unauthenticated(ClarionError):
+    code = "unauthenticated"
+    status = 401
+
+
+class Forbidden(ClarionError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(ClarionError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(ClarionError):
+    code = "conflict"
+    status = 409
+
+
+class IdempotencyInProgress(Conflict):
+    code = "idempotency_in_progress"
+
+
+class RateLimited(ClarionError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, retry_after: float, details: Any = None) -> None:
+        super().__init__(message, details)
+        self.retry_after = retry_after
+
+
+class StorageError(ClarionError):
+    code = "storage_unavailable"
+    status = 503
+
+
+class DependencyError(ClarionError):
+    code = "dependency_unavailable"
+    status = 503
