@@ -1,0 +1,78 @@
+"""The typed words of the glossary (see ../shared/DESIGN.md): channels, priorities,
+template kinds, delivery states, event kinds. Plain ``StrEnum`` so they serialise as the
+strings the API documents."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ChannelName(StrEnum):
+    IN_APP = "in_app"
+    WEBSOCKET = "websocket"
+    EMAIL = "email"
+    PUSH = "push"
+    SMS = "sms"
+    WEBHOOK = "webhook"
+    APPRISE = "apprise"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+    @property
+    def rank(self) -> int:
+        """Bigger is claimed first by workers."""
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.URGENT: 3}
+
+
+class TemplateKind(StrEnum):
+    SIMPLE = "simple"
+    RICH_MEDIA = "rich_media"
+    INTERACTIVE = "interactive"
+    CARD = "card"
+    LIST = "list"
+    TIMELINE = "timeline"
+
+
+class DeliveryStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # will be retried
+    DEAD = "dead"  # out of attempts, or a permanent error
+    CANCELLED = "cancelled"
+    SUPPRESSED = "suppressed"
+
+
+class SuppressionReason(StrEnum):
+    PREFERENCE = "preference"
+    QUIET_HOURS = "quiet_hours"
+    RATE_LIMITED = "rate_limited"
+    DUPLICATE = "duplicate"
+    BATCHED = "batched"
+    NO_CONTACT = "no_contact"
+
+
+class EventType(StrEnum):
+    ACCEPTED = "accepted"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    DEAD = "dead"
+    SEEN = "seen"
+    READ = "read"
+    UNREAD = "unread"
+    ARCHIVED = "archived"
+    UNARCHIVED = "unarchived"
+    DELETED = "deleted"
+    CLICKED = "clicked"
+    DISMISSED = "dismissed"
+    SUPPRESSED = "suppressed"
