@@ -13,6 +13,7 @@ shape ``{"error": {"code", "message", "details"}}``.
     ├── BadCursor (400 bad_cursor)
     ├── PayloadTooLarge (413 payload_too_large)
     ├── Unauthenticated (401 unauthenticated)
+    │   └── TokenExpired (401 token_expired)
     ├── Forbidden (403 forbidden)
     ├── NotFound (404 not_found)
     ├── Conflict (409 conflict)
@@ -101,3 +102,7 @@ class StorageError(ClarionError):
 class DependencyError(ClarionError):
     code = "dependency_unavailable"
     status = 503
+
+
+class TokenExpired(Unauthenticated):
+    code = "token_expired"

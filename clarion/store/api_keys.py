@@ -1,0 +1,48 @@
+"""Server API keys: only a SHA-256 of the key is stored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.store.schema import api_keys
+
+
+async def insert(
+    conn: AsyncConnection, *, id: str, name: str, prefix: str, key_hash: str, now: datetime
+) -> None:
+    await conn.execute(
+        api_keys.insert().values(
+            id=id, name=name, prefix=prefix, key_hash=key_hash, created_at=now
+        )
+    )
+
+
+async def by_hash(conn: AsyncConnection, key_hash: str) -> RowMapping | None:
+    row = (await conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash))).first()
+    return None if row is None else row._mapping
+
+
+async def all_keys(conn: AsyncConnection) -> list[RowMapping]:
+    rows = await conn.execute(select(api_keys).order_by(api_keys.c.created_at))
+    return [r._mapping for r in rows]
+
+
+async def count_active(conn: AsyncConnection) -> int:
+    rows = await conn.execute(select(api_keys.c.id).where(api_keys.c.revoked_at.is_(None)))
+    return len(rows.all())
+
+
+async def revoke(conn: AsyncConnection, key_id_or_prefix: str, now: datetime) -> int:
+    result = await conn.execute(
+        update(api_keys)
+        .where(
+            (api_keys.c.id == key_id_or_prefix) | (api_keys.c.prefix == key_id_or_prefix),
+            api_keys.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    return result.rowcount

@@ -1,0 +1,106 @@
+"""The database handle: one async engine, transactions, and the wrapping of driver errors.
+
+Only ``store/`` speaks SQL. Everything above it gets Clarion errors: a unique-key
+conflict becomes :class:`~clarion.errors.Conflict`, an unreachable database
+:class:`~clarion.errors.StorageError`, never a raw driver exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from clarion.errors import ClarionError, Conflict, StorageError
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets readers run while the single writer commits; NORMAL sync is safe with WAL
+    # (a power cut may lose the last commits, never corrupt); busy_timeout makes a second
+    # writer wait instead of failing at once.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own is deferred).
+    dbapi_conn.isolation_level = None
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # A writer takes SQLite's write lock at BEGIN: a deferred transaction that upgrades
+    # from read to write fails at once with SQLITE_BUSY when another process writes.
+    immediate = conn.get_execution_options().get("clarion_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """Owns the engine. Created in ``main()`` or a test from a URL, closed with ``dispose``."""
+
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": 10}
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        # Writers are marked so that SQLite can take its write lock at BEGIN.
+        self._writer = self.engine.execution_options(clarion_write=True)
+        # One writer at a time inside this process: SQLite has one write lock anyway, and
+        # queueing here is cheaper than spinning on SQLITE_BUSY.
+        self._write_lock: asyncio.Lock | None = None
+        if self.is_sqlite:
+            self._write_lock = asyncio.Lock()
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction; commits on success, rolls back on any error."""
+        try:
+            if self._write_lock is None:
+                async with self._writer.begin() as conn:
+                    yield conn
+            else:
+                async with self._write_lock, self._writer.begin() as conn:
+                    yield conn
+        except ClarionError:
+            raise
+        except IntegrityError as exc:
+            raise Conflict("the change conflicts with existing data") from exc
+        except (OperationalError, DBAPIError, OSError) as exc:
+            raise StorageError("the database is unavailable") from exc
+        except SQLAlchemyError as exc:
+            raise StorageError("the database failed") from exc
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads (autocommit-free, no explicit transaction)."""
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except ClarionError:
+            raise
+        except (OperationalError, DBAPIError, OSError) as exc:
+            raise StorageError("the database is unavailable") from exc
+        except SQLAlchemyError as exc:
+            raise StorageError("the database failed") from exc
+
+    async def ping(self) -> bool:
+        try:
+            async with self.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except StorageError:
+            return False
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

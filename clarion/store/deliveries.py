@@ -1,0 +1,32 @@
+"""Delivery rows: the outbox written in the notification's own transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.store.schema import deliveries
+
+
+async def insert(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        await conn.execute(deliveries.insert(), list(rows))
+
+
+async def for_notification(conn: AsyncConnection, notification_id: int) -> list[RowMapping]:
+    stmt = (
+        select(deliveries)
+        .where(deliveries.c.notification_id == notification_id)
+        .order_by(deliveries.c.channel, deliveries.c.id)
+    )
+    return [r._mapping for r in await conn.execute(stmt)]
+
+
+async def backlog(conn: AsyncConnection) -> dict[str, int]:
+    """Deliveries by status, for system status and metrics."""
+    stmt = select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
+    return {status: int(count) for status, count in await conn.execute(stmt)}

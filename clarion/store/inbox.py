@@ -1,0 +1,150 @@
+"""Notification rows: insert, keyset listing, and state changes of the inbox.
+
+The read/seen state of a row depends on its user's watermarks (see ``schema``); the
+helpers here take the user's :class:`~clarion.store.users.InboxMarks` and compute it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import and_, delete, func, not_, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from clarion.store.schema import notifications
+from clarion.store.users import InboxMarks
+
+n = notifications
+ReadFilter = Literal["unread", "read", "all"]
+ArchivedFilter = Literal["false", "true", "all"]
+
+
+def is_read(row: Mapping[str, Any], marks: InboxMarks) -> bool:
+    return row["read_at"] is not None or (
+        row["id"] <= marks.read_watermark and not row["forced_unread"]
+    )
+
+
+def is_seen(row: Mapping[str, Any], marks: InboxMarks) -> bool:
+    return row["seen_at"] is not None or row["id"] <= marks.seen_watermark or is_read(row, marks)
+
+
+def effective_times(
+    row: Mapping[str, Any], marks: InboxMarks
+) -> tuple[datetime | None, datetime | None]:
+    """(seen_at, read_at) as a client sees them, watermarks applied."""
+    read_at = row["read_at"]
+    if read_at is None and is_read(row, marks):
+        read_at = marks.read_all_at
+    seen_at = row["seen_at"]
+    if seen_at is None and is_seen(row, marks):
+        seen_at = marks.seen_all_at or read_at
+    return seen_at, read_at
+
+
+async def insert(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert notification rows; returns their ids in the order given."""
+    if not rows:
+        return []
+    if len(rows) == 1:
+        result = await conn.execute(n.insert().returning(n.c.id), list(rows)[0])
+        return [result.scalar_one()]
+    result = await conn.execute(
+        n.insert().returning(n.c.id, sort_by_parameter_order=True), list(rows)
+    )
+    return [r[0] for r in result]
+
+
+async def get(
+    conn: AsyncConnection, notification_id: int, *, for_update: bool = False
+) -> RowMapping | None:
+    stmt = select(n).where(n.c.id == notification_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else row._mapping
+
+
+async def owner_of(conn: AsyncConnection, notification_id: int) -> str | None:
+    return (
+        await conn.execute(select(n.c.user_id).where(n.c.id == notification_id))
+    ).scalar_one_or_none()
+
+
+def _read_condition(marks: InboxMarks) -> ColumnElement[bool]:
+    return or_(
+        n.c.read_at.is_not(None), and_(n.c.id <= marks.read_watermark, not_(n.c.forced_unread))
+    )
+
+
+def _unread_condition(marks: InboxMarks) -> ColumnElement[bool]:
+    # Written so that PostgreSQL can range-scan (user_id, id) above the watermark and pick
+    # the few forced-unread rows below it from their partial index.
+    return and_(n.c.read_at.is_(None), or_(n.c.id > marks.read_watermark, n.c.forced_unread))
+
+
+async def list_page(
+    conn: AsyncConnection,
+    user_id: str,
+    marks: InboxMarks,
+    *,
+    status: ReadFilter,
+    archived: ArchivedFilter,
+    type_: str | None,
+    before_id: int | None,
+    limit: int,
+) -> list[RowMapping]:
+    """One page, newest first, strictly older than ``before_id`` (keyset pagination)."""
+    conds: list[ColumnElement[bool]] = [n.c.user_id == user_id, n.c.inbox]
+    if status == "unread":
+        conds.append(_unread_condition(marks))
+    elif status == "read":
+        conds.append(_read_condition(marks))
+    if archived == "false":
+        conds.append(n.c.archived_at.is_(None))
+    elif archived == "true":
+        conds.append(n.c.archived_at.is_not(None))
+    if type_ is not None:
+        conds.append(n.c.type == type_)
+    if before_id is not None:
+        conds.append(n.c.id < before_id)
+    stmt = select(n).where(*conds).order_by(n.c.id.desc()).limit(limit)
+    return [r._mapping for r in await conn.execute(stmt)]
+
+
+async def newer_than(
+    conn: AsyncConnection, user_id: str, after_id: int, limit: int
+) -> list[RowMapping]:
+    """Rows after a cursor, oldest first: what a reconnecting client missed."""
+    stmt = (
+        select(n)
+        .where(n.c.user_id == user_id, n.c.inbox, n.c.id > after_id)
+        .order_by(n.c.id.asc())
+        .limit(limit)
+    )
+    return [r._mapping for r in await conn.execute(stmt)]
+
+
+async def update_row(conn: AsyncConnection, notification_id: int, **values: Any) -> None:
+    await conn.execute(update(n).where(n.c.id == notification_id).values(**values))
+
+
+async def delete_row(conn: AsyncConnection, notification_id: int) -> None:
+    await conn.execute(delete(n).where(n.c.id == notification_id))
+
+
+async def max_id(conn: AsyncConnection, user_id: str) -> int:
+    value = (
+        await conn.execute(select(func.max(n.c.id)).where(n.c.user_id == user_id, n.c.inbox))
+    ).scalar_one_or_none()
+    return int(value or 0)
+
+
+async def clear_forced_unread(conn: AsyncConnection, user_id: str) -> None:
+    await conn.execute(
+        update(n).where(n.c.user_id == user_id, n.c.forced_unread).values(forced_unread=False)
+    )

@@ -1,0 +1,173 @@
+"""Tables, as SQLAlchemy Core. Alembic migrations in ``store/migrations`` create them;
+nothing here touches a database.
+
+Inbox design for large inboxes (a user with 200,000 notifications):
+
+* Listing is a keyset scan of ``ix_notifications_user_id_id`` (``user_id``, ``id`` desc).
+* Unread/unseen counts live on the user row and change in the same transaction as the
+  notification rows, so a count is one primary-key read.
+* Mark-all-read does not rewrite rows: it moves the user's ``read_watermark`` to the newest
+  notification id. A notification is read when ``read_at`` is set, or when its id is at or
+  below the watermark and it was not explicitly marked unread afterwards
+  (``forced_unread``). Seen works the same way with ``seen_watermark``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+# One naming convention so Alembic migrations have stable constraint names.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+# BIGINT primary keys that are still INTEGER PRIMARY KEY (rowid aliases) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Timestamp = DateTime(timezone=True)
+
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("email", String(320)),
+    Column("phone", String(32)),
+    Column("locale", String(35)),
+    Column("timezone", String(64)),
+    Column("name", String(200)),
+    Column("data", JSON, nullable=False, default=dict),
+    Column("unread_count", Integer, nullable=False, default=0, server_default=text("0")),
+    Column("unseen_count", Integer, nullable=False, default=0, server_default=text("0")),
+    Column("read_watermark", BigInteger, nullable=False, default=0, server_default=text("0")),
+    Column("seen_watermark", BigInteger, nullable=False, default=0, server_default=text("0")),
+    Column("read_all_at", Timestamp),
+    Column("seen_all_at", Timestamp),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "user_id", String(255), ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("type", String(100), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("template", String(20), nullable=False),
+    Column("priority", String(10), nullable=False),
+    Column("channels", JSON, nullable=False),
+    Column("content", JSON, nullable=False),  # validated in-app payload of the template kind
+    Column("data", JSON, nullable=False),
+    Column("group_key", String(200)),
+    Column("created_at", Timestamp, nullable=False),
+    Column("seen_at", Timestamp),
+    Column("read_at", Timestamp),
+    Column("archived_at", Timestamp),
+    Column(
+        "forced_unread", Boolean, nullable=False, default=False, server_default=text("false")
+    ),
+    # Only notifications sent to the in_app channel are part of the inbox and its counts.
+    Column("inbox", Boolean, nullable=False, default=True, server_default=text("true")),
+    Index("ix_notifications_user_id_id", "user_id", "id"),
+    Index("ix_notifications_user_id_type_id", "user_id", "type", "id"),
+    # Rows explicitly marked unread below the watermark: always few, found through this.
+    Index(
+        "ix_notifications_forced_unread",
+        "user_id",
+        postgresql_where=text("forced_unread"),
+        sqlite_where=text("forced_unread"),
+    ),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(36), primary_key=True),  # stable id receivers deduplicate on
+    Column(
+        "notification_id",
+        BigId,
+        ForeignKey("notifications.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_id", String(255), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("target", String(255)),  # e.g. a webhook endpoint id
+    Column("status", String(20), nullable=False),
+    Column("priority", SmallInteger, nullable=False),  # Priority.rank: bigger first
+    Column("reason", String(40)),
+    Column("attempts", Integer, nullable=False, default=0, server_default=text("0")),
+    Column("next_attempt_at", Timestamp, nullable=False),
+    Column("lease_until", Timestamp),
+    Column("leased_by", String(100)),
+    Column("last_error", Text),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Index("ix_deliveries_notification_id", "notification_id"),
+    # The claim query: due work of the highest priority first.
+    Index(
+        "ix_deliveries_due",
+        "status",
+        "priority",
+        "next_attempt_at",
+    ),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("type", String(20), nullable=False),
+    Column("notification_id", BigInteger),  # no FK: events outlive deleted notifications
+    Column("user_id", String(255)),
+    Column("channel", String(20)),
+    Column("data", JSON),
+    Column("created_at", Timestamp, nullable=False),
+    Index("ix_events_created_at", "created_at"),
+    Index("ix_events_user_id_created_at", "user_id", "created_at"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(20), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("revoked_at", Timestamp),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("api_key_id", String(36), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", SmallInteger),  # NULL while the first request is in progress
+    Column("response", JSON),
+    Column("created_at", Timestamp, nullable=False),
+    Index("ix_idempotency_keys_created_at", "created_at"),
+)

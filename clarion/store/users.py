@@ -1,0 +1,122 @@
+"""User rows: profiles, and the per-user counters and watermarks of the inbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.store.dialect import insert_ignore
+from clarion.store.schema import users
+
+PROFILE_FIELDS = ("email", "phone", "locale", "timezone", "name", "data")
+
+
+@dataclass(frozen=True)
+class InboxMarks:
+    """A user's counters and watermarks, read under the user's row lock."""
+
+    unread: int
+    unseen: int
+    read_watermark: int
+    seen_watermark: int
+    read_all_at: datetime | None
+    seen_all_at: datetime | None
+
+
+async def ensure(conn: AsyncConnection, user_ids: Iterable[str], now: datetime) -> None:
+    """Create the users that do not exist yet (first use creates a user)."""
+    rows = [{"user_id": u, "data": {}, "created_at": now, "updated_at": now} for u in user_ids]
+    if rows:
+        await conn.execute(insert_ignore(conn, users), rows)
+
+
+async def get(conn: AsyncConnection, user_id: str) -> Mapping[str, Any] | None:
+    row = (await conn.execute(select(users).where(users.c.user_id == user_id))).first()
+    return None if row is None else row._mapping
+
+
+async def get_many(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, Mapping[str, Any]]:
+    ids = list(user_ids)
+    if not ids:
+        return {}
+    rows = await conn.execute(select(users).where(users.c.user_id.in_(ids)))
+    return {r.user_id: r._mapping for r in rows}
+
+
+async def upsert_profile(
+    conn: AsyncConnection, user_id: str, profile: Mapping[str, Any], now: datetime
+) -> Mapping[str, Any]:
+    await ensure(conn, [user_id], now)
+    values = {k: profile[k] for k in PROFILE_FIELDS if k in profile}
+    values["updated_at"] = now
+    await conn.execute(update(users).where(users.c.user_id == user_id).values(**values))
+    row = await get(conn, user_id)
+    assert row is not None
+    return row
+
+
+async def lock_marks(conn: AsyncConnection, user_id: str) -> InboxMarks | None:
+    """Read the counters under a row lock: every inbox change of one user is serialised
+    here, which keeps the counters exact under concurrent requests (SQLite serialises all
+    writers anyway; ``FOR UPDATE`` is a no-op there)."""
+    row = (
+        await conn.execute(
+            select(
+                users.c.unread_count,
+                users.c.unseen_count,
+                users.c.read_watermark,
+                users.c.seen_watermark,
+                users.c.read_all_at,
+                users.c.seen_all_at,
+            )
+            .where(users.c.user_id == user_id)
+            .with_for_update()
+        )
+    ).first()
+    if row is None:
+        return None
+    return InboxMarks(*row)
+
+
+async def read_marks(conn: AsyncConnection, user_id: str) -> InboxMarks | None:
+    row = (
+        await conn.execute(
+            select(
+                users.c.unread_count,
+                users.c.unseen_count,
+                users.c.read_watermark,
+                users.c.seen_watermark,
+                users.c.read_all_at,
+                users.c.seen_all_at,
+            ).where(users.c.user_id == user_id)
+        )
+    ).first()
+    return None if row is None else InboxMarks(*row)
+
+
+async def add_counts(conn: AsyncConnection, deltas: Mapping[str, tuple[int, int]]) -> None:
+    """Apply (unread, unseen) deltas. Rows are touched in user_id order so that two
+    transactions locking several users can never deadlock each other."""
+    params = [
+        {"uid": uid, "du": du, "ds": ds} for uid, (du, ds) in sorted(deltas.items()) if du or ds
+    ]
+    if not params:
+        return
+    stmt = (
+        update(users)
+        .where(users.c.user_id == bindparam("uid"))
+        .values(
+            unread_count=users.c.unread_count + bindparam("du"),
+            unseen_count=users.c.unseen_count + bindparam("ds"),
+        )
+    )
+    await conn.execute(stmt, params)
+
+
+async def set_marks(conn: AsyncConnection, user_id: str, **values: Any) -> None:
+    await conn.execute(update(users).where(users.c.user_id == user_id).values(**values))
