@@ -1,0 +1,203 @@
+"""SSRF guard for URLs that users control (webhook URLs, push endpoints).
+
+A webhook URL is chosen by whoever configures the endpoint; without a guard Clarion would
+happily POST to ``http://169.254.169.254/latest/meta-data/`` or an admin port on
+localhost and report the status back. The guard therefore:
+
+* parses the host itself, including the odd IPv4 spellings ``inet_aton`` accepts
+  (``2130706433``, ``0x7f.1``, ``017700000001``) and IPv4-mapped/compatible, 6to4, Teredo
+  and NAT64 IPv6 forms, so the check sees the address the OS will really dial;
+* resolves names through an injectable resolver and refuses the URL if *any* resolved
+  address is not globally routable (private, loopback, link-local, unique-local, shared,
+  multicast, reserved, unspecified, cloud metadata);
+* returns the checked address so the caller connects to exactly that address (the URL is
+  rewritten to the IP, with ``Host`` and TLS SNI set to the original name). That closes
+  the DNS-rebinding window between "check" and "connect".
+
+Residual risk (documented in docs/channels.md): an HTTP proxy configured through the
+environment would re-resolve the name, so channels create their clients with
+``trust_env=False``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+
+#: Cloud metadata services, refused even though some are already covered by the
+#: link-local/unique-local rules: being explicit documents intent and survives changes
+#: to ``ipaddress``'s tables.
+METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
+    {
+        ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack
+        ipaddress.ip_address("169.254.170.2"),  # AWS ECS task metadata
+        ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
+        ipaddress.ip_address("fd00:ec2::254"),  # AWS IPv6 IMDS
+    }
+)
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class BlockedURL(Exception):
+    """The URL is not one Clarion may send to; the message says why (no secrets)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedTarget:
+    """A URL that passed the guard, and the address to dial for it."""
+
+    url: httpx.URL
+    address: str  # the checked IP to connect to
+    host: str  # the original host name (for Host header and TLS SNI)
+
+    def pinned_request(
+        self, method: str, *, headers: dict[str, str], content: bytes
+    ) -> httpx.Request:
+        """A request to ``address`` that still says ``Host: <name>`` and sends SNI <name>.
+
+        Certificate verification uses the SNI name, so HTTPS still checks the certificate
+        against the name the user configured, not against the IP.
+        """
+        pinned = self.url.copy_with(host=self.address)
+        host_header = self.url.netloc.decode("ascii")
+        extensions = {"sni_hostname": self.host} if self.url.scheme == "https" else {}
+        return httpx.Request(
+            method,
+            pinned,
+            headers={**headers, "Host": host_header},
+            content=content,
+            extensions=extensions,
+        )
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address hidden in a mapped/compatible/6to4/Teredo/NAT64 IPv6 address."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    packed = int(ip)
+    # IPv4-compatible (::a.b.c.d, deprecated but still parsed by some stacks).
+    if packed >> 32 == 0 and packed > 1:
+        return ipaddress.IPv4Address(packed)
+    return None
+
+
+def is_public_address(ip: IPAddress) -> bool:
+    """True only for globally routable unicast addresses that are not metadata services."""
+    if ip in METADATA_ADDRESSES:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.scope_id:
+            return False
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None and not is_public_address(embedded):
+            return False
+    return not (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or not ip.is_global
+    )
+
+
+def parse_literal_host(host: str) -> IPAddress | None:
+    """The address a literal host denotes, including the legacy numeric IPv4 spellings.
+
+    ``ipaddress`` rejects ``2130706433`` and ``0x7f.1`` but ``inet_aton`` (and so
+    ``getaddrinfo`` and every HTTP client) dials them as 127.0.0.1; we must see them the
+    same way.
+    """
+    host = host.strip("[]").rstrip(".")
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if "%" in host:  # zone index: link-local by definition
+        try:
+            return ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return None
+    if host and all(c in "0123456789abcdefxABCDEFX." for c in host) and host[0].isdigit():
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+async def system_resolver(host: str, port: int) -> Sequence[str]:
+    """Resolve with the OS resolver, off the event loop (``loop.getaddrinfo``)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+class UrlGuard:
+    """Checks user-supplied URLs before Clarion connects to them.
+
+    ``allow_private=True`` (``CLARION_WEBHOOK_ALLOW_PRIVATE``) turns the address rules off
+    for deployments whose receivers live on the private network; schemes and resolution
+    are still checked. ``resolver`` is injectable so tests can exercise "public name" cases
+    without touching the internet.
+    """
+
+    def __init__(self, *, allow_private: bool = False, resolver: Resolver | None = None) -> None:
+        self.allow_private = allow_private
+        self._resolver: Resolver = resolver or system_resolver
+
+    async def check(self, url: str | httpx.URL) -> CheckedTarget:
+        """Validate ``url`` and pick the address to dial; raise :class:`BlockedURL`."""
+        try:
+            parsed = httpx.URL(url) if isinstance(url, str) else url
+        except (httpx.InvalidURL, ValueError, TypeError) as exc:
+            raise BlockedURL("not a valid URL") from exc
+        if parsed.scheme not in ("http", "https"):
+            raise BlockedURL(f"scheme {parsed.scheme!r} is not allowed (http/https only)")
+        if parsed.userinfo:
+            raise BlockedURL("credentials in the URL are not allowed")
+        host = parsed.host
+        if not host:
+            raise BlockedURL("URL has no host")
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+
+        literal = parse_literal_host(host)
+        if literal is not None:
+            addresses: list[IPAddress] = [literal]
+        else:
+            try:
+                resolved = await self._resolver(host, port)
+            except (OSError, UnicodeError) as exc:
+                raise BlockedURL(f"cannot resolve host {host!r}") from exc
+            addresses = []
+            for raw in resolved:
+                ip = parse_literal_host(raw)
+                if ip is None:
+                    raise BlockedURL(f"resolver returned a non-address for {host!r}")
+                addresses.append(ip)
+            if not addresses:
+                raise BlockedURL(f"host {host!r} has no addresses")
+
+        if not self.allow_private:
+            for ip in addresses:
+                if not is_public_address(ip):
+                    # Refuse if *any* address is internal: a name resolving to both a public
+                    # and an internal address is a classic rebinding trick.
+                    raise BlockedURL(f"address {ip} of {host!r} is not a public address")
+        return CheckedTarget(url=parsed, address=str(addresses[0]), host=host)
