@@ -1,0 +1,246 @@
+"""The broker contract: push opaque, already-encoded messages to a user's live connections.
+
+A :class:`Subscription` is one live connection's mailbox. It is bounded on purpose: a
+client that cannot keep up must not grow the server's memory nor slow the publisher or the
+other subscribers, so when its queue is full it is closed with
+:attr:`CloseReason.SLOW_CONSUMER` (never a silent drop) and the WebSocket layer closes the
+socket with :data:`SLOW_CONSUMER_CLOSE_CODE`; the client reconnects and resumes from its
+cursor — the database is the truth, pushes are hints.
+
+Local fan-out lives here, shared by every backend: ``user_id -> {subscriptions}`` and a
+plain loop that yields to the event loop every ``yield_every`` deliveries so a big
+broadcast does not stall API requests served by the same process (PERFORMANCE-NOTES).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from enum import StrEnum
+
+from clarion.hub.metrics import HubMetrics, hub_metrics
+
+#: WebSocket close code for "slow consumer: reconnect and resume from your cursor".
+SLOW_CONSUMER_CLOSE_CODE = 4008
+DEFAULT_QUEUE_SIZE = 1000
+DEFAULT_YIELD_EVERY = 500
+
+
+class CloseReason(StrEnum):
+    SLOW_CONSUMER = "slow_consumer"
+    UNSUBSCRIBED = "unsubscribed"
+    BROKER_CLOSED = "broker_closed"
+
+
+class SubscriptionClosed(Exception):
+    """Raised by :meth:`Subscription.get` once the subscription is closed."""
+
+    def __init__(self, reason: CloseReason) -> None:
+        super().__init__(f"subscription closed: {reason}")
+        self.reason = reason
+
+
+class Subscription:
+    """One connection's bounded mailbox. Not thread-safe; lives on the broker's loop."""
+
+    __slots__ = ("_items", "_on_overflow", "_reason", "_wakeup", "maxsize", "sub_id", "user_id")
+
+    _ids = itertools.count(1)
+
+    def __init__(
+        self,
+        user_id: str,
+        maxsize: int = DEFAULT_QUEUE_SIZE,
+        on_overflow: Callable[[Subscription], None] | None = None,
+    ) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be >= 1")
+        self.user_id = user_id
+        self.maxsize = maxsize
+        self.sub_id = next(self._ids)
+        self._items: deque[bytes] = deque()
+        self._wakeup = asyncio.Event()
+        self._reason: CloseReason | None = None
+        self._on_overflow = on_overflow
+
+    @property
+    def closed(self) -> bool:
+        return self._reason is not None
+
+    @property
+    def close_reason(self) -> CloseReason | None:
+        return self._reason
+
+    @property
+    def overflowed(self) -> bool:
+        return self._reason is CloseReason.SLOW_CONSUMER
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def offer(self, message: bytes) -> bool:
+        """Queue without waiting; on a full queue close as slow consumer. False if not queued."""
+        if self._reason is not None:
+            return False
+        if len(self._items) >= self.maxsize:
+            self.close(CloseReason.SLOW_CONSUMER)
+            if self._on_overflow is not None:
+                self._on_overflow(self)
+            return False
+        self._items.append(message)
+        self._wakeup.set()
+        return True
+
+    def close(self, reason: CloseReason) -> None:
+        """Close once (the first reason wins) and wake the reader; queued items are dropped
+        because the client resumes from its cursor anyway."""
+        if self._reason is not None:
+            return
+        self._reason = reason
+        self._items.clear()
+        self._wakeup.set()
+
+    async def get(self) -> bytes:
+        """Next message; raises :class:`SubscriptionClosed` once closed."""
+        while True:
+            if self._reason is not None:
+                raise SubscriptionClosed(self._reason)
+            if self._items:
+                return self._items.popleft()
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    def drain(self) -> list[bytes]:
+        """Everything queued right now, so a writer can batch frames into one flush."""
+        items = list(self._items)
+        self._items.clear()
+        return items
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self.get()
+        except SubscriptionClosed:
+            raise StopAsyncIteration from None
+
+    def __repr__(self) -> str:
+        state = self._reason or "open"
+        return f"<Subscription #{self.sub_id} user={self.user_id!r} {state} q={len(self._items)}>"
+
+
+class Broker(ABC):
+    """Publish to users; subscribe connections. Backends differ only in how messages
+    cross to other nodes; every backend delivers to this node's subscribers directly,
+    exactly once per subscriber."""
+
+    backend: str = "abstract"
+
+    def __init__(
+        self,
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        yield_every: int = DEFAULT_YIELD_EVERY,
+        metrics: HubMetrics | None = None,
+    ) -> None:
+        self.queue_size = queue_size
+        self.yield_every = max(1, yield_every)
+        self.metrics = metrics or hub_metrics()
+        self._subs: dict[str, set[Subscription]] = {}
+
+    # --- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:  # noqa: B027 - optional hook, memory needs nothing
+        """Connect transports and start listening."""
+
+    async def close(self) -> None:
+        """Close every subscription (reason ``broker_closed``); backends also disconnect."""
+        for subs in list(self._subs.values()):
+            for sub in list(subs):
+                sub.close(CloseReason.BROKER_CLOSED)
+        self._subs.clear()
+
+    # --- health -------------------------------------------------------------------------
+    @property
+    def healthy(self) -> bool:
+        return True
+
+    @property
+    def reason(self) -> str | None:
+        """Why the broker is degraded; ``None`` when healthy."""
+        return None
+
+    # --- publishing ---------------------------------------------------------------------
+    async def publish(self, user_id: str, message: bytes) -> None:
+        """Push ``message`` to every connection of ``user_id`` on every node."""
+        await self.publish_many((user_id,), message)
+
+    @abstractmethod
+    async def publish_many(self, user_ids: Sequence[str], message: bytes) -> None:
+        """Push one already-encoded ``message`` to many users (encoded once by the caller).
+
+        Never raises for a transport failure: pushes are hints, the failure shows in
+        :attr:`healthy`/:attr:`reason` and metrics.
+        """
+
+    # --- subscriptions ------------------------------------------------------------------
+    def subscribe(self, user_id: str, *, queue_size: int | None = None) -> Subscription:
+        sub = Subscription(user_id, queue_size or self.queue_size, self._overflowed)
+        self._subs.setdefault(user_id, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        sub.close(CloseReason.UNSUBSCRIBED)
+        self._forget(sub)
+
+    def has_local_subscribers(self, user_id: str) -> bool:
+        return user_id in self._subs
+
+    def local_user_ids(self) -> set[str]:
+        return set(self._subs)
+
+    def local_subscription_count(self) -> int:
+        return sum(len(s) for s in self._subs.values())
+
+    def _forget(self, sub: Subscription) -> None:
+        subs = self._subs.get(sub.user_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.user_id]
+
+    def _overflowed(self, sub: Subscription) -> None:
+        self.metrics.slow_consumer_disconnects.inc()
+        self._forget(sub)
+
+    async def deliver_local(self, user_ids: Iterable[str], message: bytes) -> int:
+        """Queue ``message`` to this node's subscribers of ``user_ids``; returns how many.
+
+        A plain loop (no gather): ``offer`` never blocks. Every ``yield_every`` deliveries
+        it yields to the loop; it iterates over snapshots so (un)subscribes meanwhile are
+        safe.
+        """
+        delivered = 0
+        budget = self.yield_every
+        for user_id in user_ids:
+            subs = self._subs.get(user_id)
+            if not subs:
+                continue
+            for sub in tuple(subs):
+                if sub.offer(message):
+                    delivered += 1
+                budget -= 1
+                if budget <= 0:
+                    budget = self.yield_every
+                    await asyncio.sleep(0)
+        if delivered:
+            self.metrics.messages_pushed.inc(delivered)
+        return delivered
+
+
+def unique(user_ids: Sequence[str]) -> list[str]:
+    """User ids without repeats, order kept: one user listed twice gets one push."""
+    return list(dict.fromkeys(user_ids))
