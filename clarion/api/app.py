@@ -1,0 +1,50 @@
+"""The FastAPI application factory. Nothing is built at import time: ``create_app`` takes
+Settings (and optionally ready Services, for tests) and wires everything."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from clarion.api import errors
+from clarion.api.middleware import BodyLimit, Metrics
+from clarion.api.responses import Json
+from clarion.api.routes import health, notifications, users
+from clarion.config import Settings
+from clarion.services.container import Services
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    owned = services is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = services or Services(settings)
+        app.state.services = svc
+        if owned:
+            await svc.start()
+        try:
+            yield
+        finally:
+            if owned:
+                await svc.close()
+
+    app = FastAPI(
+        title="Clarion",
+        version="0.1.0",
+        description="Self-hosted notification service. Authenticate with "
+        "`Authorization: Bearer <API key or user token>`.",
+        default_response_class=Json,
+        lifespan=lifespan,
+    )
+    if services is not None:
+        app.state.services = services
+    errors.install(app)
+    app.include_router(notifications.router)
+    app.include_router(users.router)
+    app.include_router(health.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Metrics)
+    return app

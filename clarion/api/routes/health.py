@@ -1,0 +1,41 @@
+"""Liveness, readiness and Prometheus metrics (no authentication: for orchestrators)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from clarion.api.deps import ServicesDep
+from clarion.api.responses import Json
+from clarion.api.routes import ERROR_RESPONSES
+from clarion.api.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz() -> Json:
+    """The process is up."""
+    return Json({"status": "ok", "checks": {}})
+
+
+@router.get("/readyz", response_model=Health, responses={503: ERROR_RESPONSES[503]})
+async def readyz(services: ServicesDep) -> Json:
+    """Ready to serve: the database answers."""
+    if await services.db.ping():
+        return Json({"status": "ok", "checks": {"database": "ok"}})
+    return Json(
+        {
+            "error": {
+                "code": "storage_unavailable",
+                "message": "the database is unreachable",
+                "details": {"database": "unreachable"},
+            }
+        },
+        status_code=503,
+    )
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,139 @@
+"""Pydantic models of the HTTP edge: what requests may contain and what responses look
+like (they are also the OpenAPI document schemathesis checks us against)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from clarion.domain.types import ChannelName, Priority, TemplateKind
+
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\s/]+$")]
+TypeName = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\-]+$")
+]
+MAX_ID = 2**63 - 1
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SendRequest(Strict):
+    user_id: UserId | None = None
+    user_ids: Annotated[list[UserId], Field(min_length=1, max_length=1000)] | None = None
+    type: TypeName
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    message: Annotated[str, StringConstraints(max_length=4000)] = ""
+    template: TemplateKind = TemplateKind.SIMPLE
+    priority: Priority = Priority.NORMAL
+    channels: Annotated[list[ChannelName], Field(min_length=1, max_length=7)] = [ChannelName.IN_APP]
+    media: dict[str, Any] | None = None
+    actions: Annotated[list[dict[str, Any]], Field(max_length=5)] | None = None
+    content: dict[str, Any] | None = Field(
+        default=None,
+        description="Kind-specific parts: card header/fields/footer, list items, "
+        "timeline entries (see docs/templates.md).",
+    )
+    data: dict[str, Any] = Field(default_factory=dict)
+    group_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+    @model_validator(mode="after")
+    def _one_recipient_form(self) -> SendRequest:
+        if (self.user_id is None) == (self.user_ids is None):
+            raise ValueError("give exactly one of user_id or user_ids")
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError("channels must not repeat")
+        return self
+
+
+class SendResponse(BaseModel):
+    ids: list[int]
+    accepted: int
+
+
+class Notification(BaseModel):
+    id: int
+    user_id: str
+    type: str
+    title: str
+    message: str
+    template: TemplateKind
+    priority: Priority
+    channels: list[str]
+    media: dict[str, Any] | None
+    actions: list[dict[str, Any]] | None
+    content: dict[str, Any]
+    data: dict[str, Any]
+    group_key: str | None
+    created_at: str
+    seen_at: str | None
+    read_at: str | None
+    archived_at: str | None
+    status: Literal["unread", "read"]
+
+
+class NotificationPage(BaseModel):
+    items: list[Notification]
+    next_cursor: str | None
+
+
+class UnreadCount(BaseModel):
+    user_id: str
+    unread: int
+    unseen: int
+
+
+class UserProfileIn(Strict):
+    email: (
+        Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+        | None
+    ) = None
+    phone: Annotated[str, StringConstraints(max_length=32)] | None = None
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    locale: (
+        Annotated[
+            str, StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
+        ]
+        | None
+    ) = None
+    timezone: Annotated[str, StringConstraints(max_length=64)] | None = None
+    data: dict[str, Any] | None = None
+
+
+class UserProfile(BaseModel):
+    user_id: str
+    email: str | None
+    phone: str | None
+    name: str | None
+    locale: str | None
+    timezone: str | None
+    data: dict[str, Any]
+    created_at: str
+    updated_at: str
+
+
+class TokenRequest(Strict):
+    ttl_seconds: Annotated[int, Field(ge=60, le=30 * 24 * 3600)] | None = None
+
+
+class TokenResponse(BaseModel):
+    token: str
+    user_id: str
+    expires_in: int
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,173 @@
+"""``clarion``: serve, migrate, manage API keys, send from the shell.
+
+Settings are built here, once, from the environment (``CLARION_*``) and passed down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Annotated, Any
+
+import typer
+
+from clarion.config import Settings
+
+app = typer.Typer(help="Clarion, a self-hosted notification service.", no_args_is_help=True)
+api_key_app = typer.Typer(help="Manage server API keys.", no_args_is_help=True)
+app.add_typer(api_key_app, name="api-key")
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _run(coro: Any) -> Any:
+    from clarion.errors import ClarionError
+
+    try:
+        return asyncio.run(coro)
+    except ClarionError as exc:
+        _err(f"error: {exc.code}: {exc.message}")
+        raise typer.Exit(2) from exc
+
+
+async def _with_services(settings: Settings, fn: Any) -> Any:
+    from clarion.services.container import Services
+    from clarion.store.migrate import upgrade
+
+    await upgrade(settings.database_url)
+    services = Services(settings)
+    try:
+        return await fn(services)
+    finally:
+        await services.close()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+) -> None:
+    """Run the API, the WebSocket endpoint and an embedded worker."""
+    import uvicorn
+
+    from clarion.api.app import create_app
+
+    settings = _settings()
+    if host is not None:
+        settings.host = host
+    if port is not None:
+        settings.port = port
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+
+    async def bootstrap(services: Any) -> None:
+        if not await services.auth.has_api_keys():
+            _key_id, key = await services.auth.create_api_key("default")
+            banner = "=" * 72
+            _err(
+                f"{banner}\nNo API key existed, so one was created. It is shown only once:\n\n"
+                f"    {key}\n\nUse it as: Authorization: Bearer {key}\n{banner}"
+            )
+
+    _run(_with_services(settings, bootstrap))
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        proxy_headers=False,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+    from clarion.store.migrate import upgrade
+
+    settings = _settings()
+    _run(upgrade(settings.database_url))
+    _err("database is up to date")
+
+
+@api_key_app.command("create")
+def api_key_create(
+    name: Annotated[str, typer.Option("--name", help="What the key is for")],
+) -> None:
+    """Create a key and print it alone on stdout (it is shown once)."""
+
+    async def go(services: Any) -> str:
+        _key_id, key = await services.auth.create_api_key(name)
+        return str(key)
+
+    typer.echo(_run(_with_services(_settings(), go)))
+
+
+@api_key_app.command("list")
+def api_key_list() -> None:
+    """List keys (prefix, name, state); the keys themselves are never shown again."""
+
+    async def go(services: Any) -> list[dict[str, Any]]:
+        return list(await services.auth.list_api_keys())
+
+    for row in _run(_with_services(_settings(), go)):
+        state = "revoked" if row["revoked_at"] else "active"
+        typer.echo(f"{row['id']}  {row['prefix']}…  {state:8}  {row['name']}")
+
+
+@api_key_app.command("revoke")
+def api_key_revoke(key: Annotated[str, typer.Argument(help="The key's id or prefix")]) -> None:
+    """Revoke a key by id or prefix."""
+
+    async def go(services: Any) -> None:
+        await services.auth.revoke_api_key(key)
+
+    _run(_with_services(_settings(), go))
+    _err("revoked")
+
+
+@app.command()
+def send(
+    user: Annotated[list[str], typer.Option("--user", help="Recipient user_id (repeatable)")],
+    title: Annotated[str, typer.Option("--title")],
+    message: Annotated[str, typer.Option("--message")] = "",
+    type_: Annotated[str, typer.Option("--type")] = "message",
+    channel: Annotated[list[str] | None, typer.Option("--channel", help="Repeatable")] = None,
+    priority: Annotated[str, typer.Option("--priority")] = "normal",
+) -> None:
+    """Send a notification directly through the service (no HTTP needed)."""
+    from clarion.domain.types import ChannelName, Priority
+    from clarion.services.sending import SendCommand
+
+    try:
+        cmd = SendCommand(
+            user_ids=tuple(user),
+            type=type_,
+            title=title,
+            message=message,
+            priority=Priority(priority),
+            channels=tuple(ChannelName(c) for c in (channel or ["in_app"])),
+        )
+    except ValueError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from exc
+
+    async def go(services: Any) -> Any:
+        return (await services.sending.send(cmd)).body
+
+    typer.echo(json.dumps(_run(_with_services(_settings(), go))))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

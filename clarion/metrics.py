@@ -1,0 +1,21 @@
+"""Process-wide Prometheus metrics of the API and the pipeline (one set per process, on
+the default registry, so several apps built in one test process share them)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+HTTP_REQUESTS = Counter(
+    "clarion_http_requests_total",
+    "HTTP requests by route and status",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "clarion_http_request_duration_seconds",
+    "HTTP request latency by route",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+NOTIFICATIONS_ACCEPTED = Counter(
+    "clarion_notifications_accepted_total", "Notifications accepted, by type", ["type"]
+)

@@ -1,0 +1,198 @@
+"""Who is calling: server API keys (act for any user) and user tokens (one user only).
+
+API keys look like ``clk_<43 url-safe characters>``; only their SHA-256 is stored, and a
+verified key is trusted for ``api_key_cache_seconds`` so the hot path does not read the
+database on every request (a revoked key stops working within that time).
+User tokens are HS256 JWTs signed with the secret key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import jwt
+
+from clarion.config import Settings
+from clarion.errors import Forbidden, NotFound, TokenExpired, Unauthenticated, ValidationFailed
+from clarion.services.clock import utcnow
+from clarion.store import api_keys as key_store
+from clarion.store.db import Database
+
+log = logging.getLogger("clarion.auth")
+
+KEY_PREFIX = "clk_"
+SECRET_FILE = ".clarion-secret"
+TOKEN_ISSUER = "clarion"
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: Literal["api_key", "user"]
+    api_key_id: str | None = None
+    user_id: str | None = None
+
+    @property
+    def is_server(self) -> bool:
+        return self.kind == "api_key"
+
+    def require_server(self) -> None:
+        if not self.is_server:
+            raise Forbidden("this operation needs a server API key")
+
+    def scope_user(self, user_id: str | None) -> str:
+        """The user this request may act for: a user token is pinned to its own user."""
+        if self.is_server:
+            if not user_id:
+                raise ValidationFailed("user_id is required", [{"field": "user_id"}])
+            return user_id
+        assert self.user_id is not None
+        if user_id is not None and user_id != self.user_id:
+            raise Forbidden("a user token acts for its own user only")
+        return self.user_id
+
+    def check_owner(self, owner: str) -> None:
+        """Another user's object does not exist for a user token (404, not 403: no probing)."""
+        if not self.is_server and owner != self.user_id:
+            raise NotFound("no such notification")
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def resolve_secret(settings: Settings) -> str:
+    """The configured secret, else one generated once and kept beside the database."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    path = settings.data_dir() / SECRET_FILE
+    if path.exists():
+        return path.read_text().strip()
+    secret = secrets.token_urlsafe(48)
+    _write_private(path, secret)
+    log.warning(
+        "CLARION_SECRET_KEY is not set: generated one and stored it in %s. "
+        "Set CLARION_SECRET_KEY in production (and the same value on every node).",
+        path,
+    )
+    return secret
+
+
+def _write_private(path: Path, content: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(content + "\n")
+
+
+class AuthService:
+    def __init__(self, db: Database, settings: Settings, secret: str) -> None:
+        self._db = db
+        self._secret = secret
+        self._ttl = settings.user_token_ttl_seconds
+        self._cache_seconds = settings.api_key_cache_seconds
+        self._cache: dict[str, tuple[float, Principal]] = {}
+
+    # --- API keys -------------------------------------------------------------------------
+    async def create_api_key(self, name: str) -> tuple[str, str]:
+        """Returns (key id, the key). The key is shown once: only its hash is kept."""
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise ValidationFailed("name must be 1-100 characters", [{"field": "name"}])
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        key_id = str(uuid.uuid4())
+        async with self._db.begin() as conn:
+            await key_store.insert(
+                conn, id=key_id, name=name, prefix=key[:12], key_hash=hash_key(key), now=utcnow()
+            )
+        return key_id, key
+
+    async def list_api_keys(self) -> list[dict[str, Any]]:
+        async with self._db.connect() as conn:
+            rows = await key_store.all_keys(conn)
+        return [
+            {
+                "id": r["id"],
+                "name": r["name"],
+                "prefix": r["prefix"],
+                "created_at": r["created_at"],
+                "revoked_at": r["revoked_at"],
+            }
+            for r in rows
+        ]
+
+    async def revoke_api_key(self, id_or_prefix: str) -> None:
+        async with self._db.begin() as conn:
+            if not await key_store.revoke(conn, id_or_prefix, utcnow()):
+                raise NotFound(f"no active API key {id_or_prefix!r}")
+        self._cache.clear()
+
+    async def has_api_keys(self) -> bool:
+        async with self._db.connect() as conn:
+            return await key_store.count_active(conn) > 0
+
+    # --- requests -------------------------------------------------------------------------
+    async def authenticate(self, credential: str | None) -> Principal:
+        if not credential:
+            raise Unauthenticated("missing credentials: send 'Authorization: Bearer <key>'")
+        if credential.startswith(KEY_PREFIX):
+            return await self._api_key(credential)
+        return self.verify_user_token(credential)
+
+    async def _api_key(self, key: str) -> Principal:
+        digest = hash_key(key)
+        cached = self._cache.get(digest)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self._db.connect() as conn:
+            row = await key_store.by_hash(conn, digest)
+        if row is None or row["revoked_at"] is not None:
+            raise Unauthenticated("invalid or revoked API key")
+        principal = Principal(kind="api_key", api_key_id=row["id"])
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (now + self._cache_seconds, principal)
+        return principal
+
+    # --- user tokens ----------------------------------------------------------------------
+    def mint_user_token(self, user_id: str, ttl_seconds: int | None = None) -> tuple[str, int]:
+        ttl = ttl_seconds or self._ttl
+        now = utcnow()
+        claims = {
+            "sub": user_id,
+            "typ": "user",
+            "iss": TOKEN_ISSUER,
+            "iat": now,
+            "exp": now + timedelta(seconds=ttl),
+        }
+        return jwt.encode(claims, self._secret, algorithm="HS256"), ttl
+
+    def verify_user_token(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                issuer=TOKEN_ISSUER,
+                options={"require": ["exp", "sub", "iss"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenExpired("the user token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("invalid credentials") from exc
+        if claims.get("typ") != "user" or not isinstance(claims.get("sub"), str):
+            raise Unauthenticated("invalid credentials")
+        return Principal(kind="user", user_id=claims["sub"])
+
+    def token_expiry(self, token: str) -> float:
+        """Seconds since the epoch at which a (verified) token expires."""
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return float(claims["exp"])

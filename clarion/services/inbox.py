@@ -1,0 +1,338 @@
+"""The in-app inbox: listing, counts, and every state change of a notification.
+
+Each change runs in one transaction that first locks the user's row (see
+``store.users.lock_marks``), decides from the row's effective state whether the counters
+move, and writes the row, the counters and an event together. After commit, listeners
+(the realtime hub) hear about it; they never see uncommitted state.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from clarion.domain.types import EventType
+from clarion.errors import BadCursor, NotFound
+from clarion.services.auth import Principal
+from clarion.services.clock import as_utc, utcnow
+from clarion.store import events as event_store
+from clarion.store import inbox as store
+from clarion.store import users as user_store
+from clarion.store.db import Database
+from clarion.store.users import InboxMarks
+
+log = logging.getLogger("clarion.inbox")
+
+Action = Literal["read", "unread", "seen", "archive", "unarchive"]
+_NO_MARKS = InboxMarks(0, 0, 0, 0, None, None)
+
+
+@dataclass(frozen=True)
+class Counts:
+    user_id: str
+    unread: int
+    unseen: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "unread": self.unread, "unseen": self.unseen}
+
+
+class InboxListener(Protocol):
+    """Told after commit; implementations must not raise (they are hints, the database
+    is the truth)."""
+
+    async def notifications_created(self, items: Sequence[dict[str, Any]]) -> None: ...
+
+    async def notification_changed(
+        self,
+        user_id: str,
+        change: str,
+        notification: dict[str, Any] | None,
+        notification_id: int | None,
+        counts: Counts,
+    ) -> None: ...
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else as_utc(value).isoformat()
+
+
+def notification_json(row: Mapping[Any, Any], marks: InboxMarks) -> dict[str, Any]:
+    seen_at, read_at = store.effective_times(row, marks)
+    content = row["content"] or {}
+    return {
+        "id": row["id"],
+        "user_id": row["user_id"],
+        "type": row["type"],
+        "title": row["title"],
+        "message": row["message"],
+        "template": row["template"],
+        "priority": row["priority"],
+        "channels": row["channels"],
+        "media": content.get("media"),
+        "actions": content.get("actions"),
+        "content": content,
+        "data": row["data"],
+        "group_key": row["group_key"],
+        "created_at": _iso(row["created_at"]),
+        "seen_at": _iso(seen_at),
+        "read_at": _iso(read_at),
+        "archived_at": _iso(row["archived_at"]),
+        "status": "read" if read_at is not None else "unread",
+    }
+
+
+def encode_cursor(notification_id: int) -> str:
+    return base64.urlsafe_b64encode(f"n:{notification_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = raw.partition(":")
+        if kind != "n" or not value.isdigit() or len(value) > 19:
+            raise ValueError(raw)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise BadCursor("the cursor is not one this service issued") from exc
+
+
+class InboxService:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.listeners: list[InboxListener] = []
+
+    async def counts(self, user_id: str) -> Counts:
+        async with self._db.connect() as conn:
+            marks = await user_store.read_marks(conn, user_id)
+        marks = marks or _NO_MARKS
+        return Counts(user_id, marks.unread, marks.unseen)
+
+    async def page(
+        self,
+        user_id: str,
+        *,
+        status: store.ReadFilter = "all",
+        archived: store.ArchivedFilter = "false",
+        type_: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        before = decode_cursor(cursor) if cursor else None
+        async with self._db.connect() as conn:
+            marks = await user_store.read_marks(conn, user_id)
+            if marks is None:
+                return {"items": [], "next_cursor": None}
+            rows = await store.list_page(
+                conn,
+                user_id,
+                marks,
+                status=status,
+                archived=archived,
+                type_=type_,
+                before_id=before,
+                limit=limit + 1,
+            )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {
+            "items": [notification_json(r, marks) for r in rows],
+            "next_cursor": encode_cursor(rows[-1]["id"]) if more else None,
+        }
+
+    async def since(self, user_id: str, after_id: int, limit: int = 500) -> list[dict[str, Any]]:
+        """Everything after a cursor, oldest first (resume after a reconnect)."""
+        async with self._db.connect() as conn:
+            marks = await user_store.read_marks(conn, user_id) or _NO_MARKS
+            rows = await store.newer_than(conn, user_id, after_id, limit)
+        return [notification_json(r, marks) for r in rows]
+
+    async def get(self, principal: Principal, notification_id: int) -> dict[str, Any]:
+        async with self._db.connect() as conn:
+            row = await store.get(conn, notification_id)
+            if row is None:
+                raise NotFound("no such notification")
+            principal.check_owner(row["user_id"])
+            marks = await user_store.read_marks(conn, row["user_id"]) or _NO_MARKS
+        return notification_json(row, marks)
+
+    async def apply(
+        self, principal: Principal, notification_id: int, action: Action
+    ) -> dict[str, Any]:
+        """read / unread / seen / archive / unarchive; idempotent (repeating changes nothing)."""
+        now = utcnow()
+        async with self._db.begin() as conn:
+            owner = await store.owner_of(conn, notification_id)
+            if owner is None:
+                raise NotFound("no such notification")
+            principal.check_owner(owner)
+            marks = await user_store.lock_marks(conn, owner)
+            row = await store.get(conn, notification_id, for_update=True)
+            if marks is None or row is None:
+                raise NotFound("no such notification")
+            values, du, ds, event = _transition(row, marks, action, now)
+            if values:
+                await store.update_row(conn, notification_id, **values)
+            counted = row["inbox"] and (row["archived_at"] is None or action == "unarchive")
+            if counted and (du or ds):
+                await user_store.add_counts(conn, {owner: (du, ds)})
+            if event is not None:
+                await event_store.append(
+                    conn,
+                    [
+                        {
+                            "type": event,
+                            "notification_id": notification_id,
+                            "user_id": owner,
+                            "channel": "in_app",
+                            "data": None,
+                            "created_at": now,
+                        }
+                    ],
+                )
+            new_marks = await user_store.read_marks(conn, owner)
+            updated = await store.get(conn, notification_id)
+        assert new_marks is not None and updated is not None
+        result = notification_json(updated, new_marks)
+        if event is not None and row["inbox"]:
+            await self._changed(owner, action, result, notification_id, new_marks)
+        return result
+
+    async def read_all(self, user_id: str) -> Counts:
+        """Mark every notification of a user read, in O(1) rows: the watermark moves."""
+        now = utcnow()
+        async with self._db.begin() as conn:
+            marks = await user_store.lock_marks(conn, user_id)
+            if marks is None:
+                return Counts(user_id, 0, 0)
+            top = await store.max_id(conn, user_id)
+            await store.clear_forced_unread(conn, user_id)
+            await user_store.set_marks(
+                conn,
+                user_id,
+                read_watermark=max(top, marks.read_watermark),
+                seen_watermark=max(top, marks.seen_watermark),
+                read_all_at=now,
+                seen_all_at=now,
+                unread_count=0,
+                unseen_count=0,
+            )
+            await event_store.append(
+                conn,
+                [
+                    {
+                        "type": EventType.READ,
+                        "notification_id": None,
+                        "user_id": user_id,
+                        "channel": "in_app",
+                        "data": {"all": True, "up_to": top, "count": marks.unread},
+                        "created_at": now,
+                    }
+                ],
+            )
+        counts = Counts(user_id, 0, 0)
+        await self._notify_changed(user_id, "read_all", None, None, counts)
+        return counts
+
+    async def delete(self, principal: Principal, notification_id: int) -> None:
+        now = utcnow()
+        async with self._db.begin() as conn:
+            owner = await store.owner_of(conn, notification_id)
+            if owner is None:
+                raise NotFound("no such notification")
+            principal.check_owner(owner)
+            marks = await user_store.lock_marks(conn, owner)
+            row = await store.get(conn, notification_id, for_update=True)
+            if marks is None or row is None:
+                raise NotFound("no such notification")
+            if row["inbox"] and row["archived_at"] is None:
+                du = -1 if not store.is_read(row, marks) else 0
+                ds = -1 if not store.is_seen(row, marks) else 0
+                await user_store.add_counts(conn, {owner: (du, ds)})
+            await store.delete_row(conn, notification_id)
+            await event_store.append(
+                conn,
+                [
+                    {
+                        "type": EventType.DELETED,
+                        "notification_id": notification_id,
+                        "user_id": owner,
+                        "channel": "in_app",
+                        "data": None,
+                        "created_at": now,
+                    }
+                ],
+            )
+            new_marks = await user_store.read_marks(conn, owner)
+        assert new_marks is not None
+        if row["inbox"]:
+            await self._changed(owner, "deleted", None, notification_id, new_marks)
+
+    async def _changed(
+        self,
+        user_id: str,
+        change: str,
+        item: dict[str, Any] | None,
+        notification_id: int,
+        marks: InboxMarks,
+    ) -> None:
+        await self._notify_changed(
+            user_id, change, item, notification_id, Counts(user_id, marks.unread, marks.unseen)
+        )
+
+    async def _notify_changed(
+        self,
+        user_id: str,
+        change: str,
+        item: dict[str, Any] | None,
+        notification_id: int | None,
+        counts: Counts,
+    ) -> None:
+        for listener in self.listeners:
+            try:
+                await listener.notification_changed(user_id, change, item, notification_id, counts)
+            except Exception:  # a hint lost is recovered by the client's resume
+                log.exception("inbox listener failed")
+
+
+def _transition(
+    row: Mapping[Any, Any], marks: InboxMarks, action: Action, now: datetime
+) -> tuple[dict[str, Any], int, int, EventType | None]:
+    """(column values, unread delta, unseen delta, event) for one action on one row.
+
+    Deltas are for a row that counts (in the inbox, not archived); ``archive`` and
+    ``unarchive`` move a row out of and into the counts."""
+    read, seen = store.is_read(row, marks), store.is_seen(row, marks)
+    archived = row["archived_at"] is not None
+    if action == "read":
+        if read:
+            return {}, 0, 0, None
+        values: dict[str, Any] = {"read_at": now, "forced_unread": False}
+        if row["seen_at"] is None:
+            values["seen_at"] = now
+        return values, -1, (0 if seen else -1), EventType.READ
+    if action == "unread":
+        if not read:
+            return {}, 0, 0, None
+        return (
+            {"read_at": None, "forced_unread": row["id"] <= marks.read_watermark},
+            1,
+            0,
+            EventType.UNREAD,
+        )
+    if action == "seen":
+        if seen:
+            return {}, 0, 0, None
+        return {"seen_at": now}, 0, -1, EventType.SEEN
+    if action == "archive":
+        if archived:
+            return {}, 0, 0, None
+        return {"archived_at": now}, (0 if read else -1), (0 if seen else -1), EventType.ARCHIVED
+    if not archived:  # unarchive
+        return {}, 0, 0, None
+    return {"archived_at": None}, (0 if read else 1), (0 if seen else 1), EventType.UNARCHIVED
