@@ -1,0 +1,453 @@
+"""The Jinja2 sandbox that stored templates run in, with limits enforced *inside* it.
+
+Templates are written by API clients and rendered inside the service, so a template must
+not read Python internals, and must not be able to spend unbounded time or memory. Jinja's
+``ImmutableSandboxedEnvironment`` covers the first; Python threads cannot be killed, so
+the second is enforced cooperatively, from inside the generated code:
+
+* every ``{% for %}`` iterable is wrapped (an AST rewrite, :class:`_Guard`) in an iterator
+  that ticks a per-render :class:`Budget`; so do every call, attribute/item lookup and
+  intercepted operator. A tick past the step cap or the deadline raises :class:`Abort`.
+  With every loop and every call (macros, recursive loops) ticking, nothing can run long
+  between two ticks except a single builtin operation — hence the next point;
+* builtins that allocate in proportion to an *argument* are pre-checked: ``*``, ``**``,
+  ``+``, ``%``, ``~``, the str methods that pad or replace, and the filters ``center``,
+  ``indent``, ``format``, ``replace``, ``wordwrap``, ``join``, ``sum``, ``batch``, ``slice``;
+  every call, operator and filter result is also weighed (:func:`weight`) so no value
+  bigger than ``MAX_VALUE_WEIGHT`` ever exists;
+* everything printed, including output captured by ``{% set %}`` blocks and macros, is
+  charged to the budget's character allowance.
+
+``str.format``/``format_map`` and ``lipsum`` are not offered at all; ``range`` refuses
+more than ``MAX_RANGE`` items. Unsafe attribute access raises at once instead of
+rendering as an empty ``Undefined``, so an escape attempt is always an error.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import cache, wraps
+from typing import Any, NoReturn
+
+from jinja2 import filters as jfilters
+from jinja2 import nodes
+from jinja2.runtime import Context, markup_join, str_join
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import pass_context, pass_environment, pass_eval_context
+from jinja2.visitor import NodeTransformer
+
+__all__ = [
+    "MAX_RANGE",
+    "MAX_VALUE_WEIGHT",
+    "Abort",
+    "Budget",
+    "environment",
+    "harden",
+    "weight",
+]
+
+MAX_RANGE = 10_000
+MAX_VALUE_WEIGHT = 256 * 1024  # characters (or elements) any single value may hold
+MAX_FORMAT_WIDTH = 1_000
+MAX_INT_BITS = 4_096
+
+_ITER, _CONCAT, _EMIT, _CHARGE = "clarion:iter", "clarion:concat", "clarion:emit", "clarion:charge"
+_STR_PADDING = frozenset({"center", "ljust", "rjust", "zfill"})
+_BLOCKED_ATTRIBUTES = frozenset({"format", "format_map", "fromkeys"})
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+class Abort(Exception):
+    """A limit was hit; :mod:`clarion.domain.rendering` turns it into ``RenderError``."""
+
+
+@dataclass
+class Budget:
+    """What one render may still spend. Lives in a ContextVar for the render's duration."""
+
+    deadline: float
+    steps_left: int
+    chars_left: int
+
+    def tick(self) -> None:
+        self.steps_left -= 1
+        if self.steps_left < 0:
+            raise Abort("the template does too much work (step limit reached)")
+        if time.monotonic() > self.deadline:
+            raise Abort("the template took too long to render")
+
+    def charge(self, chars: int) -> None:
+        self.chars_left -= chars
+        if self.chars_left < 0:
+            raise Abort("the template produces too much output")
+
+
+current_budget: ContextVar[Budget | None] = ContextVar("clarion_render_budget", default=None)
+
+
+def _tick() -> None:
+    budget = current_budget.get()
+    if budget is not None:
+        budget.tick()
+
+
+def _fail(message: str) -> NoReturn:
+    raise Abort(message)
+
+
+def weight(value: Any, limit: int = MAX_VALUE_WEIGHT) -> int:
+    """Roughly how many characters/elements ``value`` holds; stops counting past ``limit``.
+
+    Strings count their length, containers their length plus their contents, anything
+    else 1, so the cost of weighing is itself bounded by ``limit``.
+    """
+    total = 0
+    stack = [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, str | bytes | range):
+            total += len(item)
+        elif isinstance(item, dict):
+            total += len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            total += len(item)
+            stack.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            total += 1 + item.bit_length() // 64
+        else:
+            total += 1
+    return total
+
+
+def _checked(value: Any) -> Any:
+    if weight(value) > MAX_VALUE_WEIGHT:
+        _fail(f"a value grew beyond {MAX_VALUE_WEIGHT} characters")
+    return value
+
+
+def _check_percent_format(fmt: str) -> None:
+    for width, precision in _PERCENT_SPEC.findall(fmt):
+        for number in (width, precision):
+            if number == "*" or (number and int(number) > MAX_FORMAT_WIDTH):
+                _fail(f"format widths are limited to {MAX_FORMAT_WIDTH}")
+
+
+def _as_int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _safe_range(*args: Any) -> range:
+    _tick()
+    rng = range(*args)
+    if len(rng) > MAX_RANGE:
+        _fail(f"range() is limited to {MAX_RANGE} items")
+    return rng
+
+
+class _GuardedIterator:
+    """Ticks the budget on every step of a ``{% for %}`` loop."""
+
+    __slots__ = ("_it",)
+
+    def __init__(self, iterable: Any) -> None:
+        self._it = iter(iterable)
+
+    def __iter__(self) -> _GuardedIterator:
+        return self
+
+    def __next__(self) -> Any:
+        _tick()
+        return next(self._it)
+
+
+# -- filters -----------------------------------------------------------------------------
+
+
+@pass_context
+def _iter_filter(context: Context, value: Any) -> Any:
+    return _GuardedIterator(value)
+
+
+@pass_context
+def _concat_filter(context: Context, values: list[Any]) -> str:
+    _tick()
+    if sum(weight(str(v)) for v in values) > MAX_VALUE_WEIGHT:
+        _fail(f"a value grew beyond {MAX_VALUE_WEIGHT} characters")
+    return markup_join(values) if context.eval_ctx.autoescape else str_join(values)
+
+
+@pass_context
+def _emit_filter(context: Context, value: Any) -> Any:
+    budget = current_budget.get()
+    if budget is not None:
+        budget.tick()
+        budget.charge(len(str(value)))
+    return value
+
+
+@pass_context
+def _charge_filter(context: Context, chars: int) -> str:
+    budget = current_budget.get()
+    if budget is not None:
+        budget.charge(chars)
+    return ""
+
+
+def _do_center(value: Any, width: int = 80) -> str:
+    if _as_int(width) > MAX_VALUE_WEIGHT:
+        _fail("center() width too large")
+    return jfilters.do_center(value, width)
+
+
+def _do_indent(s: str, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
+    prefix = width if isinstance(width, str) else " " * min(_as_int(width), MAX_FORMAT_WIDTH + 1)
+    if len(prefix) > MAX_FORMAT_WIDTH:
+        _fail("indent() width too large")
+    if len(str(s)) + (str(s).count("\n") + 1) * len(prefix) > MAX_VALUE_WEIGHT:
+        _fail("indent() output too large")
+    return jfilters.do_indent(s, width, first, blank)
+
+
+def _do_format(value: str, *args: Any, **kwargs: Any) -> str:
+    _check_percent_format(str(value))
+    return jfilters.do_format(value, *args, **kwargs)
+
+
+def _replaced_size(s: str, old: str, new: str, count: int | None) -> int:
+    occurrences = s.count(old) if old else len(s) + 1
+    if count is not None and count >= 0:
+        occurrences = min(occurrences, count)
+    return len(s) + occurrences * (len(new) - len(old))
+
+
+@pass_eval_context
+def _do_replace(eval_ctx: Any, s: str, old: str, new: str, count: int | None = None) -> str:
+    if _replaced_size(str(s), str(old), str(new), count) > MAX_VALUE_WEIGHT:
+        _fail("replace() output too large")
+    return jfilters.do_replace(eval_ctx, s, old, new, count)
+
+
+def _do_wordwrap(
+    environment: Any,
+    s: str,
+    width: int = 79,
+    break_long_words: bool = True,
+    wrapstring: str | None = None,
+    break_on_hyphens: bool = True,
+) -> str:
+    lines = len(str(s)) // max(_as_int(width), 1) + str(s).count("\n") + 1
+    if len(str(s)) + lines * len(wrapstring or "\n") > MAX_VALUE_WEIGHT:
+        _fail("wordwrap() output too large")
+    return jfilters.do_wordwrap(
+        environment, s, width, break_long_words, wrapstring, break_on_hyphens
+    )
+
+
+_do_wordwrap = pass_environment(_do_wordwrap)
+
+
+@pass_eval_context
+def _do_join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> str:
+    items = list(_GuardedIterator(value))
+    if attribute is not None:
+        getter = jfilters.make_attrgetter(eval_ctx.environment, attribute)
+        items = [getter(item) for item in items]
+    size = sum(weight(str(item)) for item in items) + len(str(d)) * max(len(items) - 1, 0)
+    if size > MAX_VALUE_WEIGHT:
+        _fail("join() output too large")
+    return jfilters.sync_do_join(eval_ctx, items, d)
+
+
+@pass_environment
+def _do_sum(environment: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> Any:
+    items = list(_GuardedIterator(iterable))
+    if attribute is not None:
+        getter = jfilters.make_attrgetter(environment, attribute)
+        items = [getter(item) for item in items]
+    if not all(isinstance(x, int | float) for x in [start, *items]):
+        _fail("sum() adds numbers only")
+    return _checked(sum(items, start))
+
+
+def _do_batch(value: Any, linecount: int, fill_with: Any = None) -> Any:
+    if _as_int(linecount) > MAX_RANGE:
+        _fail(f"batch() size is limited to {MAX_RANGE}")
+    return list(jfilters.do_batch(value, linecount, fill_with))
+
+
+def _do_slice(value: Any, slices: int, fill_with: Any = None) -> Any:
+    if _as_int(slices) > MAX_RANGE:
+        _fail(f"slice() count is limited to {MAX_RANGE}")
+    return list(jfilters.sync_do_slice(value, slices, fill_with))
+
+
+_REPLACED_FILTERS: dict[str, Callable[..., Any]] = {
+    "center": _do_center,
+    "indent": _do_indent,
+    "format": _do_format,
+    "replace": _do_replace,
+    "wordwrap": _do_wordwrap,
+    "join": _do_join,
+    "sum": _do_sum,
+    "batch": _do_batch,
+    "slice": _do_slice,
+}
+
+
+def _weighed(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a filter so that its result is weighed; ``wraps`` keeps Jinja's pass_* marker."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _tick()
+        return _checked(func(*args, **kwargs))
+
+    return wrapper
+
+
+# -- environment ------------------------------------------------------------------------
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def __init__(self, *, autoescape: bool) -> None:
+        super().__init__(autoescape=autoescape, auto_reload=False, cache_size=0)
+        for name, func in list(self.filters.items()):
+            self.filters[name] = _weighed(_REPLACED_FILTERS.get(name, func))
+        self.filters[_ITER] = _iter_filter
+        self.filters[_CONCAT] = _concat_filter
+        self.filters[_EMIT] = _emit_filter
+        self.filters[_CHARGE] = _charge_filter
+        self.globals.pop("lipsum", None)
+        self.globals["range"] = _safe_range
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if attr in _BLOCKED_ATTRIBUTES:
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+    def wrap_str_format(self, value: Any) -> None:
+        return None  # str.format is refused in is_safe_attribute instead of sandboxed
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
+        _fail(f"access to attribute {attribute!r} of a {type(obj).__name__!r} is not allowed")
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        _tick()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        _tick()
+        return super().getitem(obj, argument)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        _tick()
+        if operator == "*":
+            seq, times = (left, right) if isinstance(right, int) else (right, left)
+            if isinstance(times, int) and not isinstance(seq, int | float):
+                if weight(seq) * max(times, 0) > MAX_VALUE_WEIGHT:
+                    _fail(f"a value grew beyond {MAX_VALUE_WEIGHT} characters")
+            elif (
+                isinstance(left, int)
+                and isinstance(right, int)
+                and left.bit_length() + right.bit_length() > MAX_INT_BITS
+            ):
+                _fail("number too large")
+        elif operator == "**" and isinstance(left, int) and isinstance(right, int):
+            if abs(left) > 1 and right * left.bit_length() > MAX_INT_BITS:
+                _fail("number too large")
+        elif operator == "+" and not isinstance(left, int | float):
+            if weight(left) + weight(right) > MAX_VALUE_WEIGHT:
+                _fail(f"a value grew beyond {MAX_VALUE_WEIGHT} characters")
+        elif operator == "%" and isinstance(left, str):
+            _check_percent_format(left)
+        return _checked(super().call_binop(context, operator, left, right))
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _tick()
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str):
+            _check_str_method(owner, getattr(__obj, "__name__", ""), args, kwargs)
+        return _checked(super().call(__context, __obj, *args, **kwargs))
+
+
+def _check_str_method(s: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Pre-check the str methods whose output size is set by an argument, not the input."""
+    numbers = [a for a in (*args, *kwargs.values()) if isinstance(a, int)]
+    if name in _STR_PADDING and any(n > MAX_VALUE_WEIGHT for n in numbers):
+        _fail(f"str.{name}() width too large")
+    if name == "expandtabs" and len(s) + s.count("\t") * max([0, *numbers]) > MAX_VALUE_WEIGHT:
+        _fail("str.expandtabs() output too large")
+    if name == "replace" and len(args) >= 2:
+        count = args[2] if len(args) > 2 and isinstance(args[2], int) else None
+        if _replaced_size(s, str(args[0]), str(args[1]), count) > MAX_VALUE_WEIGHT:
+            _fail("str.replace() output too large")
+    if name == "join" and args:
+        items = args[0]
+        n = len(items) if hasattr(items, "__len__") else 0
+        if weight(items) + len(s) * n > MAX_VALUE_WEIGHT:
+            _fail("str.join() output too large")
+
+
+@cache
+def environment(*, autoescape: bool) -> _Environment:
+    """The shared sandbox (one with, one without autoescape); built on first use."""
+    return _Environment(autoescape=autoescape)
+
+
+# -- AST rewrite ------------------------------------------------------------------------
+
+
+def _filter(node: nodes.Expr, name: str) -> nodes.Filter:
+    return nodes.Filter(node, name, [], [], None, None, lineno=node.lineno)
+
+
+class _Guard(NodeTransformer):
+    """Routes loops, ``~`` and printed output through the budget-checking filters."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = _filter(node.iter, _ITER)  # type: ignore[arg-type]
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return _filter(nodes.List(node.nodes, lineno=node.lineno), _CONCAT)
+
+    def visit_Output(self, node: nodes.Output) -> nodes.Node:
+        self.generic_visit(node)
+        literal = sum(len(n.data) for n in node.nodes if isinstance(n, nodes.TemplateData))
+        children: list[nodes.Expr] = []
+        if literal:
+            children.append(_filter(nodes.Const(literal, lineno=node.lineno), _CHARGE))
+        for child in node.nodes:
+            children.append(
+                child if isinstance(child, nodes.TemplateData) else _filter(child, _EMIT)
+            )
+        node.nodes = children
+        return node
+
+
+_REFUSED_NODES: tuple[type[nodes.Node], ...] = (
+    nodes.Extends,
+    nodes.Include,
+    nodes.Import,
+    nodes.FromImport,
+)
+
+
+def harden(tree: nodes.Template, env: _Environment) -> nodes.Template:
+    """Refuse template loading statements and rewrite ``tree`` in place for the budget."""
+    for node in tree.find_all(_REFUSED_NODES):
+        kind = type(node).__name__.lower()
+        raise Abort(f"line {node.lineno}: {{% {kind} %}} is not supported in stored templates")
+    _Guard().visit(tree)
+    tree.set_environment(env)
+    return tree
