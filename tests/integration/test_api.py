@@ -1,0 +1,292 @@
+"""The HTTP API through the ASGI app, on both backends: the curl walkthrough, errors in
+the documented shape, idempotency, limits and user tokens."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from clarion.services.container import Services
+
+N = "/api/v1/notifications"
+
+
+def err(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "details"}, body
+    return dict(body["error"])
+
+
+async def post(client: httpx.AsyncClient, **body: Any) -> httpx.Response:
+    body.setdefault("type", "follow")
+    body.setdefault("title", "Bo followed you")
+    return await client.post(N, json=body)
+
+
+async def test_walkthrough(authed: httpx.AsyncClient) -> None:
+    r = await post(authed, user_id="ana", message="Say hi", data={"actor": "bo"})
+    assert r.status_code == 202, r.text
+    (nid,) = r.json()["ids"]
+    r = await authed.get(N, params={"user_id": "ana"})
+    assert r.status_code == 200
+    items = r.json()["items"]
+    assert [i["id"] for i in items] == [nid]
+    assert items[0]["data"] == {"actor": "bo"} and items[0]["status"] == "unread"
+    r = await authed.get(f"{N}/unread-count", params={"user_id": "ana"})
+    assert r.json() == {"user_id": "ana", "unread": 1, "unseen": 1}
+    r = await authed.post(f"{N}/{nid}/read")
+    assert r.status_code == 200 and r.json()["status"] == "read"
+    r = await authed.get(f"{N}/unread-count", params={"user_id": "ana"})
+    assert r.json()["unread"] == 0
+    await post(authed, user_ids=["ana", "bo"])
+    r = await authed.post(f"{N}/read-all", params={"user_id": "ana"})
+    assert r.json() == {"user_id": "ana", "unread": 0, "unseen": 0}
+    r = await authed.get(f"{N}/{nid}")
+    assert r.status_code == 200 and r.json()["id"] == nid
+    r = await authed.delete(f"{N}/{nid}")
+    assert r.status_code == 204
+    assert (await authed.get(f"{N}/{nid}")).status_code == 404
+
+
+async def test_every_action_route(authed: httpx.AsyncClient) -> None:
+    (nid,) = (await post(authed, user_id="ana")).json()["ids"]
+    expectations = {
+        "seen": ("seen_at", True),
+        "read": ("read_at", True),
+        "unread": ("read_at", False),
+        "archive": ("archived_at", True),
+        "unarchive": ("archived_at", False),
+    }
+    for action, (field, is_set) in expectations.items():
+        r = await authed.post(f"{N}/{nid}/{action}")
+        assert r.status_code == 200, (action, r.text)
+        assert (r.json()[field] is not None) is is_set, action
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"user_id": "ana", "type": "x"}, 422, "validation_failed"),  # no title
+        ({"type": "x", "title": "t"}, 422, "validation_failed"),  # no recipient
+        ({"user_id": "a", "user_ids": ["b"], "type": "x", "title": "t"}, 422, "validation_failed"),
+        ({"user_id": "ana", "type": "x", "title": "t", "bogus": 1}, 422, "validation_failed"),
+        ({"user_id": "ana", "type": "x", "title": "t" * 201}, 422, "validation_failed"),
+        ({"user_id": "ana", "type": "x", "title": "t", "priority": "max"}, 422,
+         "validation_failed"),
+        ({"user_id": "ana", "type": "x", "title": "t", "channels": ["pigeon"]}, 422,
+         "validation_failed"),
+        ({"user_id": "ana", "type": "x", "title": "t", "channels": ["email", "email"]}, 422,
+         "validation_failed"),
+        ({"user_id": "ana", "type": "x", "title": "t", "template": "rich_media"}, 422,
+         "validation_failed"),  # rich_media needs media
+        ({"user_id": "ana", "type": "x", "title": 5}, 422, "validation_failed"),
+        ({"user_ids": [f"u{i}" for i in range(1001)], "type": "x", "title": "t"}, 422,
+         "validation_failed"),
+        ({"user_id": "", "type": "x", "title": "t"}, 422, "validation_failed"),
+        ({"user_id": "ana", "type": "bad type!", "title": "t"}, 422, "validation_failed"),
+    ],
+)
+async def test_bad_sends_are_refused_and_change_nothing(
+    authed: httpx.AsyncClient, body: dict[str, Any], status: int, code: str
+) -> None:
+    r = await authed.post(N, json=body)
+    assert r.status_code == status, r.text
+    assert err(r)["code"] == code
+    r = await authed.get(f"{N}/unread-count", params={"user_id": "ana"})
+    assert r.json()["unread"] == 0
+
+
+async def test_malformed_json_and_wrong_content(authed: httpx.AsyncClient) -> None:
+    r = await authed.post(N, content=b'{"user_id": ', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and err(r)["code"] == "malformed_json"
+    r = await authed.post(N, content=b"[1, 2]", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and err(r)["code"] == "validation_failed"
+
+
+async def test_body_limit(authed: httpx.AsyncClient, services: Services) -> None:
+    big = "x" * (services.settings.max_body_bytes + 10)
+    r = await post(authed, user_id="ana", data={"blob": big})
+    assert r.status_code == 413 and err(r)["code"] == "payload_too_large"
+
+    async def chunks() -> Any:  # no Content-Length: counted while streaming
+        yield b'{"user_id": "ana", "type": "x", "title": "t", "data": {"b": "'
+        for _ in range(services.settings.max_body_bytes // 65536 + 2):
+            yield b"y" * 65536
+        yield b'"}}'
+
+    r = await authed.post(N, content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and err(r)["code"] == "payload_too_large"
+    r = await authed.get(f"{N}/unread-count", params={"user_id": "ana"})
+    assert r.json()["unread"] == 0
+
+
+async def test_unknown_ids_cursors_and_routes(authed: httpx.AsyncClient) -> None:
+    assert err(await authed.get(f"{N}/999999"))["code"] == "not_found"
+    assert err(await authed.post(f"{N}/999999/read"))["code"] == "not_found"
+    assert err(await authed.delete(f"{N}/999999"))["code"] == "not_found"
+    r = await authed.get(f"{N}/99999999999999999999999")
+    assert r.status_code == 422
+    r = await authed.get(N, params={"user_id": "ana", "cursor": "nope"})
+    assert r.status_code == 400 and err(r)["code"] == "bad_cursor"
+    r = await authed.get(N, params={"user_id": "ana", "limit": 0})
+    assert r.status_code == 422
+    r = await authed.get("/api/v1/nowhere")
+    assert r.status_code == 404 and err(r)["code"] == "not_found"
+    r = await authed.put(N)
+    assert r.status_code == 405 and err(r)["code"] == "method_not_allowed"
+    r = await authed.get(N)  # an API key must say which user
+    assert r.status_code == 422
+
+
+async def test_auth_required(client: httpx.AsyncClient) -> None:
+    for method, path in [("GET", N), ("POST", N), ("GET", f"{N}/unread-count"),
+                         ("POST", f"{N}/1/read"), ("GET", "/api/v1/users/ana")]:
+        r = await client.request(method, path, params={"user_id": "ana"})
+        assert r.status_code == 401, (method, path)
+        assert err(r)["code"] == "unauthenticated"
+    r = await client.get(N, headers={"Authorization": "Bearer clk_wrong"})
+    assert r.status_code == 401
+    r = await client.get(N, headers={"Authorization": "Bearer not.a.jwt"})
+    assert r.status_code == 401
+
+
+async def test_revoked_key_stops_working(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    key_id, key = await services.auth.create_api_key("temp")
+    client.headers["Authorization"] = f"Bearer {key}"
+    assert (await client.get(f"{N}/unread-count", params={"user_id": "a"})).status_code == 200
+    await services.auth.revoke_api_key(key_id)
+    assert (await client.get(f"{N}/unread-count", params={"user_id": "a"})).status_code == 401
+
+
+class TestIdempotency:
+    async def test_replay_creates_nothing(self, authed: httpx.AsyncClient) -> None:
+        h = {"Idempotency-Key": "order-42"}
+        body = {"user_id": "ana", "type": "order", "title": "Shipped"}
+        first = await authed.post(N, json=body, headers=h)
+        second = await authed.post(N, json=dict(reversed(body.items())), headers=h)
+        assert first.status_code == second.status_code == 202
+        assert first.json() == second.json()
+        assert second.headers["Idempotent-Replayed"] == "true"
+        assert "Idempotent-Replayed" not in first.headers
+        r = await authed.get(f"{N}/unread-count", params={"user_id": "ana"})
+        assert r.json()["unread"] == 1
+
+    async def test_different_body_is_refused(self, authed: httpx.AsyncClient) -> None:
+        h = {"Idempotency-Key": "k1"}
+        await authed.post(N, json={"user_id": "ana", "type": "o", "title": "A"}, headers=h)
+        r = await authed.post(N, json={"user_id": "ana", "type": "o", "title": "B"}, headers=h)
+        assert r.status_code == 422 and err(r)["code"] == "idempotency_key_reused"
+
+    async def test_scoped_to_api_key(
+        self, authed: httpx.AsyncClient, services: Services
+    ) -> None:
+        h = {"Idempotency-Key": "shared"}
+        body = {"user_id": "ana", "type": "o", "title": "A"}
+        await authed.post(N, json=body, headers=h)
+        _id, other = await services.auth.create_api_key("other")
+        r = await authed.post(N, json=body, headers={**h, "Authorization": f"Bearer {other}"})
+        assert r.status_code == 202 and "Idempotent-Replayed" not in r.headers
+        r = await authed.get(f"{N}/unread-count", params={"user_id": "ana"})
+        assert r.json()["unread"] == 2
+
+    async def test_concurrent_duplicates(self, authed: httpx.AsyncClient) -> None:
+        h = {"Idempotency-Key": "race"}
+        body = {"user_ids": [f"u{i}" for i in range(300)], "type": "o", "title": "A"}
+        results = await asyncio.gather(*(authed.post(N, json=body, headers=h) for _ in range(4)))
+        statuses = sorted(r.status_code for r in results)
+        assert all(s in (202, 409) for s in statuses), statuses
+        created = [r for r in results if r.status_code == 202]
+        assert len({tuple(r.json()["ids"]) for r in created}) == 1
+        for r in results:
+            if r.status_code == 409:
+                assert err(r)["code"] == "idempotency_in_progress"
+        r = await authed.get(f"{N}/unread-count", params={"user_id": "u5"})
+        assert r.json()["unread"] == 1
+
+    async def test_failed_request_frees_the_key(self, authed: httpx.AsyncClient) -> None:
+        h = {"Idempotency-Key": "retry-me"}
+        bad = {"user_id": "ana", "type": "o", "title": "A", "template": "rich_media"}
+        assert (await authed.post(N, json=bad, headers=h)).status_code == 422
+        good = {**bad, "media": {"image": "https://example.com/a.png"}}
+        assert (await authed.post(N, json=good, headers=h)).status_code == 202
+
+
+class TestUserTokens:
+    async def token(self, authed: httpx.AsyncClient, user: str) -> str:
+        r = await authed.post(f"/api/v1/users/{user}/token")
+        assert r.status_code == 200, r.text
+        return str(r.json()["token"])
+
+    async def test_token_reaches_only_its_user(self, authed: httpx.AsyncClient) -> None:
+        (mine,) = (await post(authed, user_id="ana")).json()["ids"]
+        (theirs,) = (await post(authed, user_id="bo")).json()["ids"]
+        tok = {"Authorization": f"Bearer {await self.token(authed, 'ana')}"}
+        c = authed
+        r = await c.get(N, headers=tok)  # user_id defaults to the token's user
+        assert [i["id"] for i in r.json()["items"]] == [mine]
+        assert (await c.get(N, params={"user_id": "bo"}, headers=tok)).status_code == 403
+        r = await c.get(f"{N}/unread-count", params={"user_id": "bo"}, headers=tok)
+        assert r.status_code == 403
+        assert (await c.get(f"{N}/unread-count", headers=tok)).json()["unread"] == 1
+        assert (await c.post(f"{N}/read-all", params={"user_id": "bo"}, headers=tok)).status_code == 403
+        assert (await c.get(f"{N}/{theirs}", headers=tok)).status_code == 404
+        for action in ("read", "unread", "seen", "archive", "unarchive"):
+            assert (await c.post(f"{N}/{theirs}/{action}", headers=tok)).status_code == 404
+        assert (await c.delete(f"{N}/{theirs}", headers=tok)).status_code == 404
+        assert (await c.get("/api/v1/users/bo", headers=tok)).status_code == 403
+        assert (await c.put("/api/v1/users/bo", json={}, headers=tok)).status_code == 403
+        r = await c.post(N, json={"user_id": "ana", "type": "x", "title": "t"}, headers=tok)
+        assert r.status_code == 403  # no route lets a user token send
+        assert (await c.post("/api/v1/users/bo/token", headers=tok)).status_code == 403
+        assert (await c.post("/api/v1/users/ana/token", headers=tok)).status_code == 403
+        # bo's notification is untouched; ana can change her own
+        r = await c.get(f"{N}/unread-count", params={"user_id": "bo"})
+        assert r.json()["unread"] == 1
+        assert (await c.post(f"{N}/{mine}/read", headers=tok)).status_code == 200
+
+    async def test_expired_and_forged_tokens(
+        self, authed: httpx.AsyncClient, services: Services
+    ) -> None:
+        import jwt
+
+        expired, _ = services.auth.mint_user_token("ana", ttl_seconds=-5)
+        r = await authed.get(N, headers={"Authorization": f"Bearer {expired}"})
+        assert r.status_code == 401 and err(r)["code"] == "token_expired"
+        forged = jwt.encode({"sub": "ana", "typ": "user", "iss": "clarion", "exp": 2**40},
+                            "wrong-secret-" + "z" * 32, algorithm="HS256")
+        r = await authed.get(N, headers={"Authorization": f"Bearer {forged}"})
+        assert r.status_code == 401 and err(r)["code"] == "unauthenticated"
+
+
+async def test_user_profiles(authed: httpx.AsyncClient) -> None:
+    r = await authed.put("/api/v1/users/ana", json={"email": "ana@example.com",
+                                                    "timezone": "Europe/Lisbon",
+                                                    "phone": "+351 912 345 678",
+                                                    "locale": "pt-PT", "data": {"plan": "pro"}})
+    assert r.status_code == 200, r.text
+    assert r.json()["phone"] == "+351912345678"
+    r = await authed.put("/api/v1/users/ana", json={"name": "Ana"})
+    assert r.json()["email"] == "ana@example.com" and r.json()["name"] == "Ana"
+    assert (await authed.get("/api/v1/users/ana")).json()["timezone"] == "Europe/Lisbon"
+    for bad in [{"timezone": "Mars/Olympus"}, {"phone": "12"}, {"email": "nope"},
+                {"locale": "not a locale"}, {"extra": 1}]:
+        r = await authed.put("/api/v1/users/ana", json=bad)
+        assert r.status_code == 422, bad
+    assert (await authed.get("/api/v1/users/ana")).json()["name"] == "Ana"
+    assert (await authed.get("/api/v1/users/nobody")).status_code == 404
+
+
+async def test_health_and_metrics(client: httpx.AsyncClient, authed: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json()["status"] == "ok"
+    assert (await client.get("/readyz")).json()["checks"]["database"] == "ok"
+    await post(authed, user_id="ana", type="metric_probe")
+    text = (await client.get("/metrics")).text
+    assert 'clarion_notifications_accepted_total{type="metric_probe"}' in text
+    assert 'route="/api/v1/notifications"' in text
+    assert "clarion_http_request_duration_seconds_bucket" in text
