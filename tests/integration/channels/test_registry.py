@@ -61,12 +61,12 @@ async def test_registry_refuses_duplicates() -> None:
 
 
 async def test_build_registry_registers_configured_channels_only() -> None:
-    bare = build_registry(Settings(_env_file=None))  # type: ignore[call-arg]
+    bare = build_registry(Settings(_env_file=None))
     assert sorted(bare.names()) == ["apprise", "webhook"]
     await bare.aclose()
 
     full = build_registry(
-        Settings(  # type: ignore[call-arg]
+        Settings(
             _env_file=None,
             smtp_host="127.0.0.1",
             vapid_private_key=SecretStr(generate_vapid_keys()[0]),
@@ -83,4 +83,4 @@ async def test_build_registry_registers_configured_channels_only() -> None:
 
 def test_build_registry_rejects_half_configured_sms() -> None:
     with pytest.raises(ValueError, match="SMS"):
-        build_registry(Settings(_env_file=None, sms_base_url="http://127.0.0.1:1"))  # type: ignore[call-arg]
+        build_registry(Settings(_env_file=None, sms_base_url="http://127.0.0.1:1"))
