@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from clarion.domain.types import ChannelName, Priority, TemplateKind
 
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\s/]+$")]
+UserId = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\s/\x00-\x1f\x7f]+$")
+]
 TypeName = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\-]+$")
 ]
