@@ -32,9 +32,18 @@ def prefs(**data: Any) -> Preferences:
     return Preferences.from_json(data)
 
 
-def go(p: Preferences, channel: ChannelName = EMAIL, *, type: str = "follow", priority: Priority = Priority.NORMAL,
-       now: datetime = NOON, critical: tuple[str, ...] = ()) -> object:
-    return decide(p, type=type, channel=channel, priority=priority, now=now, critical_types=critical)
+def go(
+    p: Preferences,
+    channel: ChannelName = EMAIL,
+    *,
+    type: str = "follow",
+    priority: Priority = Priority.NORMAL,
+    now: datetime = NOON,
+    critical: tuple[str, ...] = (),
+) -> object:
+    return decide(
+        p, type=type, channel=channel, priority=priority, now=now, critical_types=critical
+    )
 
 
 def test_defaults_send_everything_now() -> None:
@@ -49,7 +58,10 @@ def test_global_off_suppresses() -> None:
 
 
 def test_type_level_value_wins_over_global_both_ways() -> None:
-    p = prefs(channels={"email": False, "sms": True}, types={"invoice": {"email": True}, "follow": {"sms": False}})
+    p = prefs(
+        channels={"email": False, "sms": True},
+        types={"invoice": {"email": True}, "follow": {"sms": False}},
+    )
     assert go(p, type="invoice") == SendNow()
     assert go(p, type="follow") == Suppress(SuppressionReason.PREFERENCE)
     assert go(p, SMS, type="follow") == Suppress(SuppressionReason.PREFERENCE)
@@ -64,12 +76,17 @@ def test_critical_types_cannot_be_opted_out_of() -> None:
 def test_critical_is_still_quiet_unless_urgent() -> None:
     p = prefs(quiet_hours={"start": "22:00", "end": "07:00"})
     assert isinstance(go(p, type="security", now=NIGHT, critical=("security",)), Defer)
-    assert go(p, type="security", now=NIGHT, critical=("security",), priority=Priority.URGENT) == SendNow()
+    assert (
+        go(p, type="security", now=NIGHT, critical=("security",), priority=Priority.URGENT)
+        == SendNow()
+    )
 
 
 def test_quiet_hours_defer_loud_channels_only() -> None:
     p = prefs(quiet_hours={"start": "22:00", "end": "07:00"}, timezone="UTC")
-    assert go(p, now=NIGHT) == Defer(datetime(2024, 5, 2, 7, tzinfo=UTC), SuppressionReason.QUIET_HOURS)
+    assert go(p, now=NIGHT) == Defer(
+        datetime(2024, 5, 2, 7, tzinfo=UTC), SuppressionReason.QUIET_HOURS
+    )
     assert go(p, IN_APP, now=NIGHT) == SendNow()
     assert go(p, ChannelName.WEBSOCKET, now=NIGHT) == SendNow()
     assert go(p, now=NOON) == SendNow()
@@ -82,13 +99,20 @@ def test_quiet_hours_use_the_users_timezone_by_default() -> None:
 
 
 def test_urgent_bypasses_quiet_hours_and_digests_but_not_opt_out() -> None:
-    p = prefs(quiet_hours={"start": "22:00", "end": "07:00"}, digest={"follow": "daily"}, types={"follow": {"sms": False}})
+    p = prefs(
+        quiet_hours={"start": "22:00", "end": "07:00"},
+        digest={"follow": "daily"},
+        types={"follow": {"sms": False}},
+    )
     assert go(p, now=NIGHT, priority=Priority.URGENT) == SendNow()
     assert go(p, SMS, priority=Priority.URGENT) == Suppress(SuppressionReason.PREFERENCE)
 
 
 def test_digest_batches_loud_channels_before_quiet_hours() -> None:
-    p = prefs(quiet_hours={"start": "22:00", "end": "07:00"}, digest={"follow": "hourly", "like": "instant"})
+    p = prefs(
+        quiet_hours={"start": "22:00", "end": "07:00"},
+        digest={"follow": "hourly", "like": "instant"},
+    )
     assert go(p, now=NIGHT) == Batch(DigestFrequency.HOURLY)
     assert go(p, IN_APP) == SendNow()
     assert isinstance(go(p, type="like", now=NIGHT), Defer)
@@ -103,7 +127,9 @@ def test_decide_all() -> None:
 def test_digest_rule_uses_users_digest_time() -> None:
     p = prefs(digest={"comment": "daily", "like": "hourly"}, digest_time="18:30")
     rule = p.digest_rule("comment")
-    assert rule is not None and rule.strategy is BatchStrategy.DIGEST and rule.digest_time == "18:30"
+    assert (
+        rule is not None and rule.strategy is BatchStrategy.DIGEST and rule.digest_time == "18:30"
+    )
     assert p.digest_rule("like") is not None and p.digest_rule("like").digest_time is None  # type: ignore[union-attr]
     assert p.digest_rule("follow") is None
 
@@ -113,12 +139,19 @@ def test_round_trip() -> None:
         channels={"email": True, "sms": False},
         types={"follow": {"push": False}},
         digest={"comment": "daily"},
-        quiet_hours={"start": "22:30", "end": "06:45", "weekdays": [0, 4], "timezone": "Europe/Lisbon"},
+        quiet_hours={
+            "start": "22:30",
+            "end": "06:45",
+            "weekdays": [0, 4],
+            "timezone": "Europe/Lisbon",
+        },
         digest_time="08:15",
         timezone="America/Sao_Paulo",
     )
     assert Preferences.from_json(p.to_json()) == p
-    assert p.quiet_hours == QuietHours(time(22, 30), time(6, 45), "Europe/Lisbon", frozenset({0, 4}))
+    assert p.quiet_hours == QuietHours(
+        time(22, 30), time(6, 45), "Europe/Lisbon", frozenset({0, 4})
+    )
 
 
 def test_preferences_are_frozen() -> None:
@@ -161,10 +194,20 @@ channel_maps = st.dictionaries(st.sampled_from(list(ChannelName)), st.booleans()
     critical=st.booleans(),
 )
 def test_precedence_property(
-    globals_: dict[ChannelName, bool], per_type: dict[ChannelName, bool], channel: ChannelName,
-    priority: Priority, critical: bool,
+    globals_: dict[ChannelName, bool],
+    per_type: dict[ChannelName, bool],
+    channel: ChannelName,
+    priority: Priority,
+    critical: bool,
 ) -> None:
     p = Preferences(channels=globals_, types={"t": per_type})
-    decision = decide(p, type="t", channel=channel, priority=priority, now=NOON, critical_types={"t"} if critical else ())
+    decision = decide(
+        p,
+        type="t",
+        channel=channel,
+        priority=priority,
+        now=NOON,
+        critical_types={"t"} if critical else (),
+    )
     enabled = per_type.get(channel, globals_.get(channel, True))
     assert (decision == Suppress(SuppressionReason.PREFERENCE)) == (not enabled and not critical)

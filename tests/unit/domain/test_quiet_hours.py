@@ -24,7 +24,9 @@ def qh(start: str, end: str, tz: str = "UTC", days: set[int] | None = None) -> Q
 
 def test_span_within_a_day() -> None:
     rule = qh("12:00", "14:00")
-    assert quiet_until(rule, datetime(2024, 5, 1, 13, tzinfo=UTC)) == datetime(2024, 5, 1, 14, tzinfo=UTC)
+    assert quiet_until(rule, datetime(2024, 5, 1, 13, tzinfo=UTC)) == datetime(
+        2024, 5, 1, 14, tzinfo=UTC
+    )
     assert quiet_until(rule, datetime(2024, 5, 1, 12, tzinfo=UTC)) is not None  # start inclusive
     assert quiet_until(rule, datetime(2024, 5, 1, 14, tzinfo=UTC)) is None  # end exclusive
     assert quiet_until(rule, datetime(2024, 5, 1, 11, 59, tzinfo=UTC)) is None
@@ -54,13 +56,17 @@ def test_start_in_skipped_hour_moves_forward() -> None:
     # 2024-03-10: New York jumps 02:00 EST -> 03:00 EDT. 02:30 is read as 03:30 EDT.
     rule = qh("02:30", "05:00", "America/New_York")
     assert quiet_until(rule, datetime(2024, 3, 10, 3, 15, tzinfo=NY)) is None
-    assert quiet_until(rule, datetime(2024, 3, 10, 3, 30, tzinfo=NY)) == datetime(2024, 3, 10, 9, tzinfo=UTC)
+    assert quiet_until(rule, datetime(2024, 3, 10, 3, 30, tzinfo=NY)) == datetime(
+        2024, 3, 10, 9, tzinfo=UTC
+    )
 
 
 def test_end_in_skipped_hour_moves_forward() -> None:
     rule = qh("22:00", "02:30", "America/New_York")
     # Saturday 22:00 EST until Sunday 02:30 -> 03:30 EDT = 07:30 UTC.
-    assert quiet_until(rule, datetime(2024, 3, 9, 23, tzinfo=NY)) == datetime(2024, 3, 10, 7, 30, tzinfo=UTC)
+    assert quiet_until(rule, datetime(2024, 3, 9, 23, tzinfo=NY)) == datetime(
+        2024, 3, 10, 7, 30, tzinfo=UTC
+    )
 
 
 def test_repeated_hour_takes_first_occurrence() -> None:
@@ -103,11 +109,17 @@ def test_invalid_rules(kwargs: dict[str, object]) -> None:
 
 
 def test_json_round_trip_and_errors() -> None:
-    rule = QuietHours.from_json({"start": "22:00", "end": "07:00", "weekdays": [0, 1]}, default_timezone="Europe/Lisbon")
+    rule = QuietHours.from_json(
+        {"start": "22:00", "end": "07:00", "weekdays": [0, 1]}, default_timezone="Europe/Lisbon"
+    )
     assert rule == qh("22:00", "07:00", "Europe/Lisbon", {0, 1})
     assert QuietHours.from_json(rule.to_json()) == rule
-    for bad in ({"start": "7am", "end": "09:00"}, {"start": "22:00", "end": "07:00", "colour": 1},
-                {"start": "22:00", "end": "07:00", "timezone": "Nowhere"}, {"start": "22:00", "end": "07:00", "weekdays": "mon"}):
+    for bad in (
+        {"start": "7am", "end": "09:00"},
+        {"start": "22:00", "end": "07:00", "colour": 1},
+        {"start": "22:00", "end": "07:00", "timezone": "Nowhere"},
+        {"start": "22:00", "end": "07:00", "weekdays": "mon"},
+    ):
         with pytest.raises(ValidationFailed):
             QuietHours.from_json(bad)
 
@@ -119,12 +131,21 @@ def test_naive_datetime_is_a_programming_error() -> None:
 
 # -- properties -----------------------------------------------------------------------
 
-ZONES = ["UTC", "America/New_York", "Europe/Lisbon", "Australia/Lord_Howe", "Asia/Kolkata",
-         "America/Sao_Paulo", "Pacific/Apia", "Europe/London", "America/St_Johns"]
+ZONES = [
+    "UTC",
+    "America/New_York",
+    "Europe/Lisbon",
+    "Australia/Lord_Howe",
+    "Asia/Kolkata",
+    "America/Sao_Paulo",
+    "Pacific/Apia",
+    "Europe/London",
+    "America/St_Johns",
+]
 times = st.builds(time, st.integers(0, 23), st.sampled_from([0, 15, 30, 45]))
-instants = st.datetimes(
-    min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31)
-).map(lambda d: d.replace(tzinfo=UTC))
+instants = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31)).map(
+    lambda d: d.replace(tzinfo=UTC)
+)
 
 
 @st.composite
@@ -132,7 +153,9 @@ def rule_and_instant(draw: st.DrawFn) -> tuple[QuietHours, datetime]:
     start, end = draw(times), draw(times)
     if start == end:
         end = time((end.hour + 1) % 24, end.minute)
-    rule = QuietHours(start, end, draw(st.sampled_from(ZONES)), draw(st.frozensets(st.integers(0, 6), min_size=1)))
+    rule = QuietHours(
+        start, end, draw(st.sampled_from(ZONES)), draw(st.frozensets(st.integers(0, 6), min_size=1))
+    )
     return rule, draw(instants)
 
 
@@ -152,7 +175,9 @@ def test_end_is_after_at_and_not_quiet_itself(case: tuple[QuietHours, datetime])
 
 @settings(max_examples=200, deadline=None)
 @given(rule_and_instant())
-def test_every_day_rule_over_a_week_never_defers_more_than_25h(case: tuple[QuietHours, datetime]) -> None:
+def test_every_day_rule_over_a_week_never_defers_more_than_25h(
+    case: tuple[QuietHours, datetime],
+) -> None:
     rule, at = case
     rule = QuietHours(rule.start, rule.end, rule.timezone)
     for hours in range(0, 7 * 24, 5):
@@ -172,7 +197,9 @@ def _oracle(rule: QuietHours, at: datetime) -> bool:
 
 @settings(max_examples=200, deadline=None)
 @given(rule_and_instant(), st.sampled_from(["UTC", "Asia/Kolkata", "Asia/Tokyo", "Etc/GMT+5"]))
-def test_matches_wall_clock_oracle_without_dst(case: tuple[QuietHours, datetime], zone: str) -> None:
+def test_matches_wall_clock_oracle_without_dst(
+    case: tuple[QuietHours, datetime], zone: str
+) -> None:
     rule, at = case
     rule = QuietHours(rule.start, rule.end, zone, rule.weekdays)
     assert (quiet_until(rule, at) is not None) == _oracle(rule, at)
