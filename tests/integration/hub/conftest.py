@@ -57,7 +57,8 @@ class RedisProcess:
         return f"redis://127.0.0.1:{self.port}/0"
 
     async def start(self) -> None:
-        self.proc = subprocess.Popen(
+        # Popen only forks; readiness is awaited below without blocking the loop.
+        self.proc = subprocess.Popen(  # noqa: ASYNC220
             [
                 "redis-server",
                 "--port",

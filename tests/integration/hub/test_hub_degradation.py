@@ -16,7 +16,6 @@ from clarion.hub.ratelimit import RateLimiter
 from clarion.hub.redis import RedisBroker
 from clarion.hub.redis_link import RedisLink
 from clarion.hub.sessions import SessionRegistry
-
 from tests.integration.hub.conftest import RedisProcess
 
 WITHIN = 10.0
@@ -143,7 +142,7 @@ async def test_redis_outage_degrades_and_recovers(
         assert await counts.get("ana") == (5, 0)
         assert (await limiter.hit("api", "k1", "100/minute")).storage == "redis"
         async with asyncio.timeout(WITHIN):
-            while await s2.count_for("ana") != 1:
+            while await s2.count_for("ana") != 1:  # noqa: ASYNC110 - polling Redis
                 await asyncio.sleep(0.1)
 
         await nothing_more(on_a, on_b, on_c, on_d)
