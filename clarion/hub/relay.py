@@ -159,7 +159,7 @@ class RelayBroker(Broker):
         sent = False
         for t in targets:
             sent = await self._send(t, data) or sent
-        if not sent and fallback is not None:
+        if not sent and fallback is not None and fallback.healthy:
             sent = await self._send(fallback, data)
         if not sent:
             self.metrics.messages_published.labels(transport="local").inc()
@@ -173,7 +173,8 @@ class RelayBroker(Broker):
             self._recovered_at = now  # other nodes may not have resubscribed yet
         self._primary_up = primary.healthy
         if not primary.healthy:
-            return ([fallback] if fallback is not None else []), None
+            # An unreachable fallback would cost its connect timeout on every publish.
+            return ([fallback] if fallback is not None and fallback.healthy else []), None
         if fallback is not None and now - self._recovered_at < self.recovery_grace:
             return [primary, fallback], None
         return [primary], fallback
