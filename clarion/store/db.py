@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from clarion.errors import ClarionError, Conflict, StorageError
@@ -76,10 +76,10 @@ class Database:
             raise
         except IntegrityError as exc:
             raise Conflict("the change conflicts with existing data") from exc
-        except (OperationalError, DBAPIError, OSError) as exc:
+        except (OperationalError, InterfaceError, OSError) as exc:
             raise StorageError("the database is unavailable") from exc
         except SQLAlchemyError as exc:
-            raise StorageError("the database failed") from exc
+            raise StorageError("the database refused the operation") from exc
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
@@ -89,10 +89,10 @@ class Database:
                 yield conn
         except ClarionError:
             raise
-        except (OperationalError, DBAPIError, OSError) as exc:
+        except (OperationalError, InterfaceError, OSError) as exc:
             raise StorageError("the database is unavailable") from exc
         except SQLAlchemyError as exc:
-            raise StorageError("the database failed") from exc
+            raise StorageError("the database refused the operation") from exc
 
     async def ping(self) -> bool:
         try:

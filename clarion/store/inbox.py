@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, delete, func, not_, or_, select, update
+from sqlalchemy import Select, and_, delete, func, not_, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -87,8 +87,7 @@ def _unread_condition(marks: InboxMarks) -> ColumnElement[bool]:
     return and_(n.c.read_at.is_(None), or_(n.c.id > marks.read_watermark, n.c.forced_unread))
 
 
-async def list_page(
-    conn: AsyncConnection,
+def page_query(
     user_id: str,
     marks: InboxMarks,
     *,
@@ -97,7 +96,7 @@ async def list_page(
     type_: str | None,
     before_id: int | None,
     limit: int,
-) -> list[RowMapping]:
+) -> Select[Any]:
     """One page, newest first, strictly older than ``before_id`` (keyset pagination)."""
     conds: list[ColumnElement[bool]] = [n.c.user_id == user_id, n.c.inbox]
     if status == "unread":
@@ -112,7 +111,29 @@ async def list_page(
         conds.append(n.c.type == type_)
     if before_id is not None:
         conds.append(n.c.id < before_id)
-    stmt = select(n).where(*conds).order_by(n.c.id.desc()).limit(limit)
+    return select(n).where(*conds).order_by(n.c.id.desc()).limit(limit)
+
+
+async def list_page(
+    conn: AsyncConnection,
+    user_id: str,
+    marks: InboxMarks,
+    *,
+    status: ReadFilter,
+    archived: ArchivedFilter,
+    type_: str | None,
+    before_id: int | None,
+    limit: int,
+) -> list[RowMapping]:
+    stmt = page_query(
+        user_id,
+        marks,
+        status=status,
+        archived=archived,
+        type_=type_,
+        before_id=before_id,
+        limit=limit,
+    )
     return [r._mapping for r in await conn.execute(stmt)]
 
 

@@ -39,8 +39,12 @@ async def test_send_creates_user_and_counts(services: Services) -> None:
 async def test_bulk_send_to_many_users(services: Services) -> None:
     users = tuple(f"u{i}" for i in range(250)) + ("u1",)  # duplicate folded
     result = await services.sending.send(
-        SendCommand(user_ids=users, type="news", title="hello", channels=(ChannelName.IN_APP,
-                                                                          ChannelName.EMAIL))
+        SendCommand(
+            user_ids=users,
+            type="news",
+            title="hello",
+            channels=(ChannelName.IN_APP, ChannelName.EMAIL),
+        )
     )
     assert result.body["accepted"] == 250
     assert await counts(services, "u7") == (1, 1)
@@ -154,9 +158,7 @@ async def test_user_token_sees_only_its_own(services: Services) -> None:
     assert await counts(services, "bo") == (1, 1)
 
 
-async def test_concurrent_changes_keep_counts_exact(
-    services: Services, server: Principal
-) -> None:
+async def test_concurrent_changes_keep_counts_exact(services: Services, server: Principal) -> None:
     ids = await send(services, "ana", 20)
     ops = [services.inbox.apply(server, i, "read") for i in ids for _ in range(2)]
     ops += [services.inbox.read_all("ana")]

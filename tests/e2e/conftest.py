@@ -54,7 +54,12 @@ def clarion_env(workdir: Path, **extra: str) -> dict[str, str]:
 
 def run_cli(env: dict[str, str], *args: str, cwd: Path) -> str:
     out = subprocess.run(
-        [*CLARION, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60,
+        [*CLARION, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=True,
     )
     return out.stdout
@@ -69,7 +74,10 @@ def start_server(workdir: Path, env: dict[str, str], key: str | None = None) -> 
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [*CLARION, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
+            env=env,
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

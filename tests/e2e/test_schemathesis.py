@@ -69,9 +69,14 @@ def test_published_schema_is_the_tested_one(live: Server) -> None:
     assert published == _openapi()
     paths = set(published["paths"])
     for expected in [
-        "/api/v1/notifications", "/api/v1/notifications/{notification_id}",
-        "/api/v1/notifications/unread-count", "/api/v1/notifications/read-all",
-        "/api/v1/notifications/{notification_id}/read", "/api/v1/users/{user_id}",
-        "/api/v1/users/{user_id}/token", "/healthz", "/readyz",
+        "/api/v1/notifications",
+        "/api/v1/notifications/{notification_id}",
+        "/api/v1/notifications/unread-count",
+        "/api/v1/notifications/read-all",
+        "/api/v1/notifications/{notification_id}/read",
+        "/api/v1/users/{user_id}",
+        "/api/v1/users/{user_id}/token",
+        "/healthz",
+        "/readyz",
     ]:
         assert expected in paths

@@ -75,17 +75,32 @@ async def test_every_action_route(authed: httpx.AsyncClient) -> None:
         ({"user_id": "a", "user_ids": ["b"], "type": "x", "title": "t"}, 422, "validation_failed"),
         ({"user_id": "ana", "type": "x", "title": "t", "bogus": 1}, 422, "validation_failed"),
         ({"user_id": "ana", "type": "x", "title": "t" * 201}, 422, "validation_failed"),
-        ({"user_id": "ana", "type": "x", "title": "t", "priority": "max"}, 422,
-         "validation_failed"),
-        ({"user_id": "ana", "type": "x", "title": "t", "channels": ["pigeon"]}, 422,
-         "validation_failed"),
-        ({"user_id": "ana", "type": "x", "title": "t", "channels": ["email", "email"]}, 422,
-         "validation_failed"),
-        ({"user_id": "ana", "type": "x", "title": "t", "template": "rich_media"}, 422,
-         "validation_failed"),  # rich_media needs media
+        (
+            {"user_id": "ana", "type": "x", "title": "t", "priority": "max"},
+            422,
+            "validation_failed",
+        ),
+        (
+            {"user_id": "ana", "type": "x", "title": "t", "channels": ["pigeon"]},
+            422,
+            "validation_failed",
+        ),
+        (
+            {"user_id": "ana", "type": "x", "title": "t", "channels": ["email", "email"]},
+            422,
+            "validation_failed",
+        ),
+        (
+            {"user_id": "ana", "type": "x", "title": "t", "template": "rich_media"},
+            422,
+            "validation_failed",
+        ),  # rich_media needs media
         ({"user_id": "ana", "type": "x", "title": 5}, 422, "validation_failed"),
-        ({"user_ids": [f"u{i}" for i in range(1001)], "type": "x", "title": "t"}, 422,
-         "validation_failed"),
+        (
+            {"user_ids": [f"u{i}" for i in range(1001)], "type": "x", "title": "t"},
+            422,
+            "validation_failed",
+        ),
         ({"user_id": "", "type": "x", "title": "t"}, 422, "validation_failed"),
         ({"user_id": "ana", "type": "bad type!", "title": "t"}, 422, "validation_failed"),
     ],
@@ -143,8 +158,13 @@ async def test_unknown_ids_cursors_and_routes(authed: httpx.AsyncClient) -> None
 
 
 async def test_auth_required(client: httpx.AsyncClient) -> None:
-    for method, path in [("GET", N), ("POST", N), ("GET", f"{N}/unread-count"),
-                         ("POST", f"{N}/1/read"), ("GET", "/api/v1/users/ana")]:
+    for method, path in [
+        ("GET", N),
+        ("POST", N),
+        ("GET", f"{N}/unread-count"),
+        ("POST", f"{N}/1/read"),
+        ("GET", "/api/v1/users/ana"),
+    ]:
         r = await client.request(method, path, params={"user_id": "ana"})
         assert r.status_code == 401, (method, path)
         assert err(r)["code"] == "unauthenticated"
@@ -154,9 +174,7 @@ async def test_auth_required(client: httpx.AsyncClient) -> None:
     assert r.status_code == 401
 
 
-async def test_revoked_key_stops_working(
-    client: httpx.AsyncClient, services: Services
-) -> None:
+async def test_revoked_key_stops_working(client: httpx.AsyncClient, services: Services) -> None:
     key_id, key = await services.auth.create_api_key("temp")
     client.headers["Authorization"] = f"Bearer {key}"
     assert (await client.get(f"{N}/unread-count", params={"user_id": "a"})).status_code == 200
@@ -183,9 +201,7 @@ class TestIdempotency:
         r = await authed.post(N, json={"user_id": "ana", "type": "o", "title": "B"}, headers=h)
         assert r.status_code == 422 and err(r)["code"] == "idempotency_key_reused"
 
-    async def test_scoped_to_api_key(
-        self, authed: httpx.AsyncClient, services: Services
-    ) -> None:
+    async def test_scoped_to_api_key(self, authed: httpx.AsyncClient, services: Services) -> None:
         h = {"Idempotency-Key": "shared"}
         body = {"user_id": "ana", "type": "o", "title": "A"}
         await authed.post(N, json=body, headers=h)
@@ -234,7 +250,9 @@ class TestUserTokens:
         r = await c.get(f"{N}/unread-count", params={"user_id": "bo"}, headers=tok)
         assert r.status_code == 403
         assert (await c.get(f"{N}/unread-count", headers=tok)).json()["unread"] == 1
-        assert (await c.post(f"{N}/read-all", params={"user_id": "bo"}, headers=tok)).status_code == 403
+        assert (
+            await c.post(f"{N}/read-all", params={"user_id": "bo"}, headers=tok)
+        ).status_code == 403
         assert (await c.get(f"{N}/{theirs}", headers=tok)).status_code == 404
         for action in ("read", "unread", "seen", "archive", "unarchive"):
             assert (await c.post(f"{N}/{theirs}/{action}", headers=tok)).status_code == 404
@@ -258,24 +276,38 @@ class TestUserTokens:
         expired, _ = services.auth.mint_user_token("ana", ttl_seconds=-5)
         r = await authed.get(N, headers={"Authorization": f"Bearer {expired}"})
         assert r.status_code == 401 and err(r)["code"] == "token_expired"
-        forged = jwt.encode({"sub": "ana", "typ": "user", "iss": "clarion", "exp": 2**40},
-                            "wrong-secret-" + "z" * 32, algorithm="HS256")
+        forged = jwt.encode(
+            {"sub": "ana", "typ": "user", "iss": "clarion", "exp": 2**40},
+            "wrong-secret-" + "z" * 32,
+            algorithm="HS256",
+        )
         r = await authed.get(N, headers={"Authorization": f"Bearer {forged}"})
         assert r.status_code == 401 and err(r)["code"] == "unauthenticated"
 
 
 async def test_user_profiles(authed: httpx.AsyncClient) -> None:
-    r = await authed.put("/api/v1/users/ana", json={"email": "ana@example.com",
-                                                    "timezone": "Europe/Lisbon",
-                                                    "phone": "+351 912 345 678",
-                                                    "locale": "pt-PT", "data": {"plan": "pro"}})
+    r = await authed.put(
+        "/api/v1/users/ana",
+        json={
+            "email": "ana@example.com",
+            "timezone": "Europe/Lisbon",
+            "phone": "+351 912 345 678",
+            "locale": "pt-PT",
+            "data": {"plan": "pro"},
+        },
+    )
     assert r.status_code == 200, r.text
     assert r.json()["phone"] == "+351912345678"
     r = await authed.put("/api/v1/users/ana", json={"name": "Ana"})
     assert r.json()["email"] == "ana@example.com" and r.json()["name"] == "Ana"
     assert (await authed.get("/api/v1/users/ana")).json()["timezone"] == "Europe/Lisbon"
-    for bad in [{"timezone": "Mars/Olympus"}, {"phone": "12"}, {"email": "nope"},
-                {"locale": "not a locale"}, {"extra": 1}]:
+    for bad in [
+        {"timezone": "Mars/Olympus"},
+        {"phone": "12"},
+        {"email": "nope"},
+        {"locale": "not a locale"},
+        {"extra": 1},
+    ]:
         r = await authed.put("/api/v1/users/ana", json=bad)
         assert r.status_code == 422, bad
     assert (await authed.get("/api/v1/users/ana")).json()["name"] == "Ana"
