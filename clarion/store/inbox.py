@@ -23,18 +23,18 @@ ReadFilter = Literal["unread", "read", "all"]
 ArchivedFilter = Literal["false", "true", "all"]
 
 
-def is_read(row: Mapping[str, Any], marks: InboxMarks) -> bool:
+def is_read(row: Mapping[Any, Any], marks: InboxMarks) -> bool:
     return row["read_at"] is not None or (
         row["id"] <= marks.read_watermark and not row["forced_unread"]
     )
 
 
-def is_seen(row: Mapping[str, Any], marks: InboxMarks) -> bool:
+def is_seen(row: Mapping[Any, Any], marks: InboxMarks) -> bool:
     return row["seen_at"] is not None or row["id"] <= marks.seen_watermark or is_read(row, marks)
 
 
 def effective_times(
-    row: Mapping[str, Any], marks: InboxMarks
+    row: Mapping[Any, Any], marks: InboxMarks
 ) -> tuple[datetime | None, datetime | None]:
     """(seen_at, read_at) as a client sees them, watermarks applied."""
     read_at = row["read_at"]
@@ -51,7 +51,7 @@ async def insert(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> li
     if not rows:
         return []
     if len(rows) == 1:
-        result = await conn.execute(n.insert().returning(n.c.id), list(rows)[0])
+        result = await conn.execute(n.insert().returning(n.c.id), rows[0])
         return [result.scalar_one()]
     result = await conn.execute(
         n.insert().returning(n.c.id, sort_by_parameter_order=True), list(rows)

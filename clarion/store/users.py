@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.store.dialect import insert_ignore
@@ -35,12 +36,12 @@ async def ensure(conn: AsyncConnection, user_ids: Iterable[str], now: datetime) 
         await conn.execute(insert_ignore(conn, users), rows)
 
 
-async def get(conn: AsyncConnection, user_id: str) -> Mapping[str, Any] | None:
+async def get(conn: AsyncConnection, user_id: str) -> RowMapping | None:
     row = (await conn.execute(select(users).where(users.c.user_id == user_id))).first()
     return None if row is None else row._mapping
 
 
-async def get_many(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, Mapping[str, Any]]:
+async def get_many(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, RowMapping]:
     ids = list(user_ids)
     if not ids:
         return {}
@@ -50,7 +51,7 @@ async def get_many(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, 
 
 async def upsert_profile(
     conn: AsyncConnection, user_id: str, profile: Mapping[str, Any], now: datetime
-) -> Mapping[str, Any]:
+) -> RowMapping:
     await ensure(conn, [user_id], now)
     values = {k: profile[k] for k in PROFILE_FIELDS if k in profile}
     values["updated_at"] = now

@@ -37,7 +37,7 @@ async def test_send_creates_user_and_counts(services: Services) -> None:
 
 
 async def test_bulk_send_to_many_users(services: Services) -> None:
-    users = tuple(f"u{i}" for i in range(250)) + ("u1",)  # duplicate folded
+    users = (*(f"u{i}" for i in range(250)), "u1")  # duplicate folded
     result = await services.sending.send(
         SendCommand(
             user_ids=users,

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
     response_schema_conformance,
     status_code_conformance,
 )
-from schemathesis.checks import not_a_server_error
 
 from clarion.api.app import create_app
 from clarion.config import Settings

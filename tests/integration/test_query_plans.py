@@ -35,7 +35,8 @@ async def seed(services: Services) -> None:
                 channels, content, data, created_at, inbox, forced_unread)
             SELECT CASE WHEN g % 2 = 0 THEN 'heavy' ELSE 'u' || (g % 500 + 1) END,
                    CASE WHEN g % 10 = 0 THEN 'mention' ELSE 'follow' END,
-                   'title ' || g, 'message', 'simple', 'normal', '["in_app"]'::json, '{}'::json, '{}'::json,
+                   'title ' || g, 'message', 'simple', 'normal', '["in_app"]'::json,
+                   '{}'::json, '{}'::json,
                    now(), true, false
             FROM generate_series(1, 2 * :n) g
         """),
