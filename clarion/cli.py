@@ -17,6 +17,8 @@ from clarion.config import Settings
 app = typer.Typer(help="Clarion, a self-hosted notification service.", no_args_is_help=True)
 api_key_app = typer.Typer(help="Manage server API keys.", no_args_is_help=True)
 app.add_typer(api_key_app, name="api-key")
+vapid_app = typer.Typer(help="Web Push (VAPID) keys.", no_args_is_help=True)
+app.add_typer(vapid_app, name="vapid")
 
 
 def _settings() -> Settings:
@@ -85,6 +87,43 @@ def serve(
         log_level=settings.log_level,
         proxy_headers=False,
     )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Sends in flight at once")] = None,
+) -> None:
+    """Run delivery workers only (no API). Start as many as you like, on any machine that
+    reaches the database; SIGTERM drains in-flight deliveries, then exits."""
+    import signal
+
+    settings = _settings()
+    if concurrency is not None:
+        settings.worker_concurrency = concurrency
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def go(services: Any) -> None:
+        worker = await services.start_worker()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        await services.stop_worker_when_done()
+
+    settings.embedded_worker = False  # started explicitly above
+    _run(_with_services(settings, go))
+
+
+@vapid_app.command("generate")
+def vapid_generate() -> None:
+    """Print a new VAPID key pair: the private key for CLARION_VAPID_PRIVATE_KEY and the
+    public key browsers pass as applicationServerKey."""
+    from clarion.delivery.channels.push import generate_vapid_keys
+
+    private, public = generate_vapid_keys()
+    typer.echo(f"CLARION_VAPID_PRIVATE_KEY={private}")
+    typer.echo(f"public key (applicationServerKey): {public}")
 
 
 @app.command()

@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     worker_lease_seconds: float = 60.0
     worker_poll_seconds: float = 1.0
     max_attempts: int = 8
+    retry_base_delay_seconds: float | None = Field(
+        default=None,
+        description="Overrides every channel's first retry delay (tests, impatient setups).",
+    )
+    retry_max_delay_seconds: float = Field(
+        default=6 * 3600.0, description="Caps every channel's retry delay."
+    )
     critical_types: list[str] = Field(default_factory=list)
 
     # email (SMTP)

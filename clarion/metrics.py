@@ -3,7 +3,7 @@ the default registry, so several apps built in one test process share them)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
     "clarion_http_requests_total",
@@ -18,4 +18,20 @@ HTTP_LATENCY = Histogram(
 )
 NOTIFICATIONS_ACCEPTED = Counter(
     "clarion_notifications_accepted_total", "Notifications accepted, by type", ["type"]
+)
+
+# --- delivery pipeline ---------------------------------------------------------------------
+DELIVERIES = Counter(
+    "clarion_deliveries_total",
+    "Delivery outcomes written by workers, by channel and resulting status",
+    ["channel", "status"],
+)
+DELIVERY_ATTEMPT_LATENCY = Histogram(
+    "clarion_delivery_attempt_duration_seconds",
+    "Time one provider call took, by channel",
+    ["channel"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+OUTBOX_BACKLOG = Gauge(
+    "clarion_outbox_backlog", "Deliveries due and not yet claimed (sampled by workers)"
 )

@@ -11,7 +11,15 @@ from fastapi import FastAPI
 from clarion.api import errors
 from clarion.api.middleware import BodyLimit, Metrics
 from clarion.api.responses import Json
-from clarion.api.routes import health, notifications, users
+from clarion.api.routes import (
+    deliveries,
+    health,
+    notifications,
+    push,
+    unsubscribe,
+    users,
+    webhooks,
+)
 from clarion.config import Settings
 from clarion.services.container import Services
 
@@ -44,6 +52,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(notifications.router)
     app.include_router(users.router)
+    app.include_router(deliveries.router)
+    app.include_router(webhooks.router)
+    app.include_router(push.router)
+    app.include_router(unsubscribe.router)
     app.include_router(health.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(Metrics)

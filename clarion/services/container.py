@@ -5,29 +5,100 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
 from clarion.config import Settings
 from clarion.services.auth import AuthService, resolve_secret
+from clarion.services.deliveries import (
+    DeliveryService,
+    PushSubscriptionService,
+    UnsubscribeSigner,
+    WebhookService,
+)
 from clarion.services.idempotency import IdempotencyService
 from clarion.services.inbox import InboxService
 from clarion.services.sending import SendingService
 from clarion.services.users import UserService
 from clarion.store.db import Database
 
+if TYPE_CHECKING:
+    from clarion.delivery.worker import Worker
+
+log = logging.getLogger("clarion.services")
+
 
 class Services:
     def __init__(self, settings: Settings, db: Database | None = None) -> None:
         self.settings = settings
         self.db = db or Database(settings.database_url)
-        self.auth = AuthService(self.db, settings, resolve_secret(settings))
+        secret = resolve_secret(settings)
+        self.auth = AuthService(self.db, settings, secret)
         self.idempotency = IdempotencyService(self.db, settings.idempotency_ttl_seconds)
         self.inbox = InboxService(self.db)
         self.sending = SendingService(
             self.db, self.idempotency, max_recipients=settings.max_recipients
         )
         self.users = UserService(self.db)
+        self.deliveries = DeliveryService(self.db, settings, UnsubscribeSigner(secret))
+        self.webhooks = WebhookService(self.db, settings)
+        self.push_subscriptions = PushSubscriptionService(self.db, settings)
+        self.worker: Worker | None = None
+        self._worker_task: asyncio.Task[Any] | None = None
 
     async def start(self) -> None:
         """Start background parts (hub, workers): none are needed by the inbox itself."""
+        if self.settings.embedded_worker:
+            await self.start_worker()
+
+    async def start_worker(self, **overrides: Any) -> Worker:
+        """Run a delivery worker in this process, woken directly after each send."""
+        # Imported here: delivery/ sits above services/ (it calls us), so only the
+        # composition root may reach down into it.
+        from clarion.delivery.channels.registry import build_registry
+        from clarion.delivery.worker import WakeListener, Worker
+
+        s = self.settings
+        options: dict[str, Any] = {
+            "concurrency": s.worker_concurrency,
+            "batch_size": s.worker_batch_size,
+            "lease_seconds": s.worker_lease_seconds,
+            "poll_seconds": s.worker_poll_seconds,
+            **overrides,
+        }
+        worker = Worker(self.deliveries, build_registry(s), **options)
+        self.sending.listeners.append(WakeListener(worker))
+        self.deliveries.wake_callbacks.append(worker.wake)
+        self.worker = worker
+        self._worker_task = asyncio.create_task(worker.run(), name="clarion-worker")
+        return worker
+
+    async def stop_worker_when_done(self) -> None:
+        """Wait for the worker to return (after ``worker.stop()``), then clean up."""
+        if self._worker_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._worker_task)
+        await self.stop_worker()
+
+    async def stop_worker(self) -> None:
+        """Drain the worker: in-flight deliveries finish and are recorded."""
+        worker, task = self.worker, self._worker_task
+        if worker is None or task is None:
+            return
+        worker.stop()
+        try:
+            await task
+        except Exception:
+            log.exception("worker failed")
+        await worker.registry.aclose()
+        self.sending.listeners = [
+            x for x in self.sending.listeners if getattr(x, "_worker", None) is not worker
+        ]
+        self.deliveries.wake_callbacks.remove(worker.wake)
+        self.worker = self._worker_task = None
 
     async def close(self) -> None:
+        await self.stop_worker()
         await self.db.dispose()

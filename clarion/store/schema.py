@@ -171,3 +171,64 @@ idempotency_keys = Table(
     Column("created_at", Timestamp, nullable=False),
     Index("ix_idempotency_keys_created_at", "created_at"),
 )
+
+# --- delivery pipeline (issue 4) --------------------------------------------------------
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "delivery_id",
+        String(36),
+        ForeignKey("deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("outcome", String(20), nullable=False),  # domain.retry.Outcome
+    Column("latency_ms", Integer, nullable=False),
+    Column("provider", String(40)),
+    Column("error", Text),
+    Column("worker", String(100)),
+    Index("ix_delivery_attempts_delivery_id_attempt", "delivery_id", "attempt"),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("secret", String(100), nullable=False),  # whsec_...: needed to sign, so not hashed
+    Column("user_id", String(255)),  # NULL: every user
+    Column("types", JSON),  # NULL: every type
+    Column("description", String(200)),
+    Column("enabled", Boolean, nullable=False, default=True, server_default=text("true")),
+    Column("disabled_reason", String(200)),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+push_subscriptions = Table(
+    "push_subscriptions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column(
+        "user_id", String(255), ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("endpoint", String(2000), nullable=False),
+    Column("p256dh", String(200), nullable=False),
+    Column("auth", String(100), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Index("ix_push_subscriptions_user_id_endpoint", "user_id", "endpoint", unique=True),
+)
+
+# One-click unsubscribe (RFC 8058): the user opted out of this type on this channel.
+channel_opt_outs = Table(
+    "channel_opt_outs",
+    metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("type", String(100), primary_key=True),
+    Column("channel", String(20), primary_key=True),
+    Column("created_at", Timestamp, nullable=False),
+)

@@ -1,0 +1,212 @@
+"""From a claimed delivery to one channel call: build the message and the contact, send,
+and reduce whatever happened to a :class:`Result` the worker records.
+
+Pure apart from the channel call: the data (notification, profile, subscriptions,
+endpoint, opt-outs) is loaded by the services layer in one read per batch and handed in as
+a :class:`Job`. The channel never sees the database (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from clarion.delivery.channels.base import (
+    Contact,
+    Outcome,
+    PushSubscription,
+    RenderedMessage,
+    SendResult,
+    WebhookTarget,
+)
+from clarion.delivery.channels.registry import ChannelRegistry
+from clarion.services.clock import as_utc, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One claimed delivery with everything needed to send it."""
+
+    delivery: Mapping[Any, Any]
+    notification: Mapping[Any, Any] | None  # None: deleted since it was sent
+    profile: Mapping[Any, Any] | None
+    push_subscriptions: Sequence[Mapping[Any, Any]] = ()
+    endpoint: Mapping[Any, Any] | None = None
+    opted_out: bool = False
+    unsubscribe_url: str | None = None
+
+    @property
+    def id(self) -> str:
+        return str(self.delivery["id"])
+
+    @property
+    def channel(self) -> str:
+        return str(self.delivery["channel"])
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What the worker writes back for one job."""
+
+    job: Job
+    outcome: Outcome | None  # None: no attempt was made (suppressed before sending)
+    started_at: datetime
+    latency_ms: int
+    provider: str | None = None
+    detail: str | None = None
+    retry_after: float | None = None
+    suppress_reason: str | None = None
+    gone_subscriptions: tuple[str, ...] = ()
+    disable_endpoint: bool = False
+    extra: Mapping[Any, Any] = field(default_factory=dict)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else as_utc(value).isoformat()
+
+
+def webhook_payload(delivery_id: str, n: Mapping[Any, Any]) -> dict[str, Any]:
+    """The JSON a webhook receiver gets: the notification, plus which delivery this is."""
+    content = n.get("content") or {}
+    return {
+        "delivery_id": delivery_id,
+        "event": "notification.created",
+        "notification": {
+            "id": n["id"],
+            "user_id": n["user_id"],
+            "type": n["type"],
+            "title": n["title"],
+            "message": n["message"],
+            "template": n["template"],
+            "priority": n["priority"],
+            "media": content.get("media"),
+            "actions": content.get("actions"),
+            "content": content,
+            "data": n.get("data") or {},
+            "group_key": n.get("group_key"),
+            "created_at": _iso(n.get("created_at")),
+        },
+    }
+
+
+def _url_of(n: Mapping[Any, Any]) -> str | None:
+    data = n.get("data") or {}
+    url = data.get("url") if isinstance(data, Mapping) else None
+    return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
+
+
+def render(job: Job) -> RenderedMessage:
+    """The notification rendered for every channel (stored templates render upstream and
+    store their parts in ``content.rendered`` when present)."""
+    n = job.notification
+    assert n is not None
+    content = n.get("content") or {}
+    parts = content.get("rendered") if isinstance(content, Mapping) else None
+    parts = parts if isinstance(parts, Mapping) else {}
+    title, text = str(n["title"]), str(n["message"] or "")
+    url = _url_of(n)
+
+    def part(name: str, default: str | None) -> str | None:
+        value = parts.get(name)
+        return value if isinstance(value, str) else default
+
+    body_html = f"<p><strong>{html.escape(title)}</strong></p>"
+    if text:
+        body_html += f"<p>{html.escape(text)}</p>"
+    if url:
+        body_html += f'<p><a href="{html.escape(url, quote=True)}">Open</a></p>'
+    return RenderedMessage(
+        delivery_id=job.id,
+        notification_id=int(n["id"]),
+        user_id=str(n["user_id"]),
+        type=str(n["type"]),
+        priority=str(n["priority"]),
+        title=title,
+        text=part("email.text", text) or title,
+        html=part("email.html", body_html),
+        email_subject=part("email.subject", title),
+        push_title=part("push.title", title),
+        push_body=part("push.body", text),
+        sms_text=part("sms.text", f"{title}: {text}" if text else title),
+        url=url,
+        payload=webhook_payload(job.id, n),
+        unsubscribe_url=job.unsubscribe_url,
+    )
+
+
+def contact(job: Job) -> Contact:
+    p = job.profile or {}
+    data = p.get("data") or {}
+    apprise = data.get("apprise_urls") if isinstance(data, Mapping) else None
+    urls = tuple(u for u in apprise if isinstance(u, str)) if isinstance(apprise, list) else ()
+    ep = job.endpoint
+    webhook = None
+    if ep is not None and ep["enabled"]:
+        webhook = WebhookTarget(endpoint_id=str(ep["id"]), url=ep["url"], secret=ep["secret"])
+    return Contact(
+        user_id=str(job.delivery["user_id"]),
+        email=p.get("email"),
+        phone=p.get("phone"),
+        locale=p.get("locale"),
+        push_subscriptions=tuple(
+            PushSubscription(s["endpoint"], s["p256dh"], s["auth"]) for s in job.push_subscriptions
+        ),
+        webhook=webhook,
+        apprise_urls=urls,
+    )
+
+
+def _suppressed(job: Job, reason: str, started: datetime) -> Result:
+    return Result(job, None, started, 0, suppress_reason=reason)
+
+
+async def dispatch(job: Job, registry: ChannelRegistry) -> Result:
+    """Send one job once. Never raises: every failure becomes a classified result."""
+    started = utcnow()
+    if job.notification is None:
+        return _suppressed(job, "deleted", started)
+    if job.opted_out:
+        return _suppressed(job, "preference", started)
+    channel = registry.get(job.channel)
+    if channel is None:
+        # Not configured here (e.g. no SMTP host): a permanent fault of this deployment;
+        # the delivery goes dead and POST .../retry brings it back once configured.
+        return Result(
+            job,
+            Outcome.PERMANENT,
+            started,
+            0,
+            provider=None,
+            detail=f"channel {job.channel!r} is not configured",
+        )
+    t0 = time.perf_counter()
+    try:
+        result: SendResult = await channel.send(render(job), contact(job))
+    except Exception as exc:  # channels classify, but one bug must not kill the worker
+        result = SendResult(Outcome.TRANSIENT, job.channel, f"channel raised {type(exc).__name__}")
+    latency = int((time.perf_counter() - t0) * 1000)
+    if result.outcome is Outcome.NO_CONTACT:
+        return Result(
+            job,
+            Outcome.NO_CONTACT,
+            started,
+            latency,
+            provider=result.provider,
+            detail=result.detail,
+            suppress_reason="no_contact",
+        )
+    return Result(
+        job,
+        result.outcome,
+        started,
+        latency,
+        provider=result.provider,
+        detail=result.detail,
+        retry_after=result.retry_after,
+        gone_subscriptions=result.gone_subscriptions,
+        disable_endpoint=result.disable_endpoint,
+    )

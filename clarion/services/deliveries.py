@@ -1,0 +1,545 @@
+"""Delivery use cases: what workers claim and record, what the API shows and re-queues.
+
+The worker (``delivery/worker.py``) asks :meth:`DeliveryService.claim` for jobs and hands
+results back to :meth:`DeliveryService.record`; everything that touches the database on
+that path happens here, in as few transactions as possible (one per claimed batch, one per
+recorded batch), because the outbox is the throughput bottleneck of the whole pipeline.
+
+Webhook fan-out happens at claim time: ``sending.py`` writes one ``webhook`` row per
+notification with no target; the first claim expands it into one row per matching
+endpoint (the claimed row takes the first endpoint, siblings are inserted ``pending``).
+Each endpoint then has its own status, retries and ``webhook-id``, and endpoints added or
+disabled between send and delivery are honoured.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import random
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+
+from clarion.config import Settings
+from clarion.delivery.channels.netguard import is_public_address, parse_literal_host
+from clarion.delivery.channels.webhook import generate_webhook_secret
+from clarion.delivery.dispatch import Job, Result
+from clarion.domain.retry import Outcome, RetryPolicy, policy_for
+from clarion.domain.types import DeliveryStatus, EventType
+from clarion.errors import Conflict, NotFound, ValidationFailed
+from clarion.services.auth import TOKEN_ISSUER, Principal
+from clarion.services.clock import as_utc, utcnow
+from clarion.store import endpoints as ep_store
+from clarion.store import events as event_store
+from clarion.store import outbox
+from clarion.store import users as user_store
+from clarion.store.db import Database
+from clarion.store.deliveries import for_notification
+
+log = logging.getLogger("clarion.deliveries")
+
+#: Channels where the provider's acceptance is the recipient's receipt (event ``delivered``);
+#: elsewhere acceptance means "handed to the relay" (event ``sent``).
+_RECEIPT_CHANNELS = frozenset({"webhook"})
+
+
+class UnsubscribeSigner:
+    """Signed one-click unsubscribe tokens: an HS256 JWT of (user, type, channel).
+
+    ``typ: "unsub"`` keeps these apart from user tokens signed with the same secret: an
+    unsubscribe link cannot act as a user token, nor a user token unsubscribe. They do not
+    expire (RFC 8058 links live in old mail), and carry no more power than opting out.
+    """
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    def sign(self, user_id: str, type_: str, channel: str) -> str:
+        claims = {"typ": "unsub", "iss": TOKEN_ISSUER, "sub": user_id, "t": type_, "ch": channel}
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def verify(self, token: str) -> tuple[str, str, str]:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                issuer=TOKEN_ISSUER,
+                options={"require": ["sub", "iss"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise NotFound("unknown or invalid unsubscribe link") from exc
+        parts = (claims.get("sub"), claims.get("t"), claims.get("ch"))
+        if claims.get("typ") != "unsub" or not all(isinstance(p, str) and p for p in parts):
+            raise NotFound("unknown or invalid unsubscribe link")
+        return str(parts[0]), str(parts[1]), str(parts[2])
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else as_utc(value).isoformat()
+
+
+def _matches(endpoint: Mapping[Any, Any], type_: str) -> bool:
+    types = endpoint["types"]
+    return not types or type_ in types
+
+
+class DeliveryService:
+    def __init__(self, db: Database, settings: Settings, signer: UnsubscribeSigner) -> None:
+        self._db = db
+        self._settings = settings
+        self._signer = signer
+        self._rng = random.Random()
+        #: Called after a re-queue so an embedded worker wakes at once.
+        self.wake_callbacks: list[Callable[[], None]] = []
+
+    # --- policy -----------------------------------------------------------------------------
+    def policy(self, channel: str) -> RetryPolicy:
+        policy = policy_for(channel, self._settings.max_attempts)
+        base = self._settings.retry_base_delay_seconds
+        if base is not None:
+            policy = RetryPolicy(
+                max_attempts=policy.max_attempts,
+                base_delay=base,
+                max_delay=max(base, min(policy.max_delay, self._settings.retry_max_delay_seconds)),
+                jitter=policy.jitter,
+                max_retry_after=policy.max_retry_after,
+            )
+        return policy
+
+    # --- worker side ------------------------------------------------------------------------
+    async def claim(self, worker: str, limit: int, lease_seconds: float) -> list[Job]:
+        """Lease up to ``limit`` due deliveries and load what sending them needs."""
+        now = utcnow()
+        lease_until = now + timedelta(seconds=lease_seconds)
+        async with self._db.begin() as conn:
+            rows = await outbox.claim(
+                conn, worker=worker, now=now, lease_until=lease_until, limit=limit
+            )
+            if not rows:
+                return []
+            notes = await outbox.notifications_by_id(conn, [r["notification_id"] for r in rows])
+            rows = await self._expand_webhooks(conn, rows, notes, now)
+            user_ids = {r["user_id"] for r in rows}
+            profiles = await user_store.get_many(conn, user_ids)
+            push_users = [r["user_id"] for r in rows if r["channel"] == "push"]
+            subs = await ep_store.subscriptions_for(conn, push_users)
+            endpoints = await ep_store.endpoints_by_id(
+                conn, [r["target"] for r in rows if r["channel"] == "webhook" and r["target"]]
+            )
+            keys = {
+                (r["user_id"], notes[r["notification_id"]]["type"], r["channel"])
+                for r in rows
+                if r["channel"] == "email" and r["notification_id"] in notes
+            }
+            opted = await ep_store.opted_out(conn, keys)
+        jobs = []
+        for r in rows:
+            n = notes.get(r["notification_id"])
+            unsubscribe = None
+            opted_out = False
+            if n is not None and r["channel"] == "email":
+                opted_out = (r["user_id"], n["type"], "email") in opted
+                unsubscribe = self.unsubscribe_url(r["user_id"], n["type"], "email")
+            jobs.append(
+                Job(
+                    delivery=r,
+                    notification=n,
+                    profile=profiles.get(r["user_id"]),
+                    push_subscriptions=subs.get(r["user_id"], ()),
+                    endpoint=endpoints.get(r["target"]) if r["target"] else None,
+                    opted_out=opted_out,
+                    unsubscribe_url=unsubscribe,
+                )
+            )
+        return jobs
+
+    async def _expand_webhooks(
+        self,
+        conn: Any,
+        rows: list[Any],
+        notes: Mapping[int, Mapping[Any, Any]],
+        now: datetime,
+    ) -> list[Any]:
+        out = []
+        for r in rows:
+            n = notes.get(r["notification_id"])
+            if r["channel"] != "webhook" or r["target"] or n is None:
+                out.append(r)
+                continue
+            matching = [
+                e
+                for e in await ep_store.enabled_endpoints_for(conn, r["user_id"])
+                if _matches(e, n["type"])
+            ]
+            if not matching:
+                out.append(r)  # no target: the channel reports no_contact -> suppressed
+                continue
+            first, rest = matching[0], matching[1:]
+            await outbox.set_target(conn, r["id"], first["id"])
+            await outbox.insert_siblings(
+                conn,
+                [
+                    {
+                        "id": str(uuid.uuid4()),
+                        "notification_id": r["notification_id"],
+                        "user_id": r["user_id"],
+                        "channel": "webhook",
+                        "target": e["id"],
+                        "status": "pending",
+                        "priority": r["priority"],
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for e in rest
+                ],
+            )
+            out.append({**r, "target": first["id"]})
+        return out
+
+    async def renew(self, worker: str, ids: Sequence[str], lease_seconds: float) -> int:
+        until = utcnow() + timedelta(seconds=lease_seconds)
+        async with self._db.begin() as conn:
+            return await outbox.renew(conn, worker=worker, ids=ids, lease_until=until)
+
+    async def release(self, worker: str, ids: Sequence[str]) -> int:
+        async with self._db.begin() as conn:
+            return await outbox.release(conn, worker=worker, ids=ids, now=utcnow())
+
+    def decide(self, result: Result, now: datetime) -> dict[str, Any]:
+        """The new row values for one result (status, reason, next attempt, last error)."""
+        row = result.job.delivery
+        values: dict[str, Any] = {"updated_at": now, "last_error": result.detail}
+        if result.suppress_reason is not None:
+            values.update(status=DeliveryStatus.SUPPRESSED, reason=result.suppress_reason)
+            return values
+        assert result.outcome is not None
+        policy = self.policy(result.job.channel)
+        decision = policy.decide(int(row["attempts"]), result.outcome)
+        if decision == "done":
+            values.update(status=DeliveryStatus.DELIVERED, last_error=None, reason=None)
+        elif decision == "dead":
+            reason = "permanent" if result.outcome is Outcome.PERMANENT else "max_attempts"
+            values.update(status=DeliveryStatus.DEAD, reason=reason)
+        else:
+            delay = policy.next_delay(int(row["attempts"]), result.retry_after, self._rng)
+            values.update(
+                status=DeliveryStatus.FAILED,
+                next_attempt_at=now + timedelta(seconds=delay),
+                reason=None,
+            )
+        return values
+
+    async def record(self, worker: str, results: Sequence[Result]) -> list[tuple[Result, str]]:
+        """Write a batch of results in one transaction; returns each result with the status
+        it produced (``lost`` when another worker had taken the delivery over)."""
+        now = utcnow()
+        done: list[tuple[Result, str]] = []
+        attempts: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        async with self._db.begin() as conn:
+            for res in results:
+                job = res.job
+                values = self.decide(res, now)
+                status = str(values["status"])
+                if res.outcome is not None:
+                    attempts.append(
+                        {
+                            "delivery_id": job.id,
+                            "attempt": int(job.delivery["attempts"]),
+                            "started_at": res.started_at,
+                            "outcome": str(res.outcome),
+                            "latency_ms": res.latency_ms,
+                            "provider": (res.provider or "")[:40] or None,
+                            "error": None if res.outcome is Outcome.DELIVERED else res.detail,
+                            "worker": worker[:100],
+                        }
+                    )
+                if not await outbox.finish(conn, delivery_id=job.id, worker=worker, values=values):
+                    done.append((res, "lost"))
+                    continue
+                done.append((res, status))
+                events.append(self._event(res, status, now))
+                if res.gone_subscriptions:
+                    await ep_store.delete_subscriptions_by_endpoint(
+                        conn, str(job.delivery["user_id"]), res.gone_subscriptions
+                    )
+                if res.disable_endpoint and job.delivery["target"]:
+                    await ep_store.disable_endpoint(
+                        conn, str(job.delivery["target"]), res.detail or "410 Gone", now
+                    )
+            await ep_store.add_attempts(conn, attempts)
+            await event_store.append(conn, events)
+        return done
+
+    def _event(self, res: Result, status: str, now: datetime) -> dict[str, Any]:
+        job = res.job
+        if status == DeliveryStatus.DELIVERED:
+            kind = EventType.DELIVERED if job.channel in _RECEIPT_CHANNELS else EventType.SENT
+        elif status == DeliveryStatus.SUPPRESSED:
+            kind = EventType.SUPPRESSED
+        elif status == DeliveryStatus.DEAD:
+            kind = EventType.DEAD
+        else:
+            kind = EventType.FAILED
+        data: dict[str, Any] = {
+            "delivery_id": job.id,
+            "attempt": int(job.delivery["attempts"]),
+        }
+        if res.provider:
+            data["provider"] = res.provider
+        if res.suppress_reason:
+            data["reason"] = res.suppress_reason
+        if res.outcome is not None:
+            data["latency_ms"] = res.latency_ms
+        return {
+            "type": kind,
+            "notification_id": job.delivery["notification_id"],
+            "user_id": job.delivery["user_id"],
+            "channel": job.channel,
+            "data": data,
+            "created_at": now,
+        }
+
+    async def backlog(self) -> int:
+        async with self._db.connect() as conn:
+            return await outbox.backlog_due(conn, utcnow())
+
+    # --- API side ---------------------------------------------------------------------------
+    async def for_notification(self, principal: Principal, notification_id: int) -> dict[str, Any]:
+        async with self._db.connect() as conn:
+            notes = await outbox.notifications_by_id(conn, [notification_id])
+            note = notes.get(notification_id)
+            if note is None:
+                raise NotFound("no such notification")
+            principal.check_owner(note["user_id"])
+            rows = await for_notification(conn, notification_id)
+            log_rows = await ep_store.attempts_for(conn, [r["id"] for r in rows])
+        return {
+            "notification_id": notification_id,
+            "deliveries": [self._delivery_json(r, log_rows.get(r["id"], [])) for r in rows],
+        }
+
+    @staticmethod
+    def _delivery_json(
+        r: Mapping[Any, Any], attempts: Sequence[Mapping[Any, Any]]
+    ) -> dict[str, Any]:
+        return {
+            "id": r["id"],
+            "channel": r["channel"],
+            "target": r["target"],
+            "status": r["status"],
+            "reason": r["reason"],
+            "attempt_count": r["attempts"],
+            "next_attempt_at": _iso(r["next_attempt_at"])
+            if r["status"] in ("pending", "failed")
+            else None,
+            "last_error": r["last_error"],
+            "created_at": _iso(r["created_at"]),
+            "updated_at": _iso(r["updated_at"]),
+            "attempts": [
+                {
+                    "attempt": a["attempt"],
+                    "at": _iso(a["started_at"]),
+                    "outcome": a["outcome"],
+                    "latency_ms": a["latency_ms"],
+                    "provider": a["provider"],
+                    "error": a["error"],
+                }
+                for a in attempts
+            ],
+        }
+
+    async def retry(self, delivery_id: str) -> dict[str, Any]:
+        """Re-queue a dead or failed delivery now, with a fresh attempt budget."""
+        now = utcnow()
+        async with self._db.begin() as conn:
+            row = await outbox.get(conn, delivery_id)
+            if row is None:
+                raise NotFound("no such delivery")
+            if not await outbox.requeue(conn, delivery_id, now):
+                raise Conflict(
+                    f"only dead or failed deliveries can be retried; this one is {row['status']}",
+                    {"status": row["status"]},
+                )
+            row = await outbox.get(conn, delivery_id)
+            assert row is not None
+        for wake in self.wake_callbacks:
+            wake()
+        return self._delivery_json(row, [])
+
+    # --- one-click unsubscribe ---------------------------------------------------------------
+    def unsubscribe_url(self, user_id: str, type_: str, channel: str) -> str:
+        base = self._settings.public_url.rstrip("/")
+        return f"{base}/api/v1/unsubscribe/{self._signer.sign(user_id, type_, channel)}"
+
+    def describe_unsubscribe(self, token: str) -> dict[str, str]:
+        user_id, type_, channel = self._signer.verify(token)
+        return {"user_id": user_id, "type": type_, "channel": channel}
+
+    async def unsubscribe(self, token: str) -> dict[str, Any]:
+        """Opt the token's user out of that type on that channel (idempotent)."""
+        user_id, type_, channel = self._signer.verify(token)
+        async with self._db.begin() as conn:
+            await ep_store.add_opt_out(conn, user_id, type_, channel, utcnow())
+        log.info("user %s unsubscribed from %s over %s", user_id, type_, channel)
+        return {"unsubscribed": True, "user_id": user_id, "type": type_, "channel": channel}
+
+
+def _endpoint_json(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "url": row["url"],
+        "user_id": row["user_id"],
+        "types": row["types"],
+        "description": row["description"],
+        "enabled": bool(row["enabled"]),
+        "disabled_reason": row["disabled_reason"],
+        "created_at": _iso(row["created_at"]),
+    }
+
+
+def check_target_url(url: str, *, allow_private: bool, field: str) -> str:
+    """Refuse what can never be sent to: not http(s), credentials in the URL, no host, and
+    (unless private targets are allowed) literal internal addresses. Host names are
+    resolved and checked again on every send, where DNS answers can change."""
+    problem: str | None = None
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        parsed = None
+        problem = "invalid"
+    if parsed is not None:
+        literal = parse_literal_host(parsed.host) if parsed.host else None
+        if parsed.scheme not in ("http", "https"):
+            problem = "scheme"
+        elif parsed.userinfo:
+            problem = "credentials"
+        elif not parsed.host:
+            problem = "no_host"
+        elif literal is not None and not allow_private and not is_public_address(literal):
+            problem = "private_address"
+    if problem is not None:
+        raise ValidationFailed(
+            f"{field} must be a public http(s) URL without credentials",
+            [{"field": field, "problem": problem}],
+        )
+    return url
+
+
+class WebhookService:
+    """Webhook endpoints (server API keys only): where ``webhook`` deliveries go."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self._allow_private = settings.webhook_allow_private
+
+    async def create(
+        self,
+        url: str,
+        *,
+        user_id: str | None = None,
+        types: Sequence[str] | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """Returns the endpoint with its ``whsec_`` secret: the only time it is shown."""
+        check_target_url(url, allow_private=self._allow_private, field="url")
+        now = utcnow()
+        secret = generate_webhook_secret()
+        values = {
+            "id": str(uuid.uuid4()),
+            "url": url,
+            "secret": secret,
+            "user_id": user_id,
+            "types": sorted(set(types)) if types else None,
+            "description": description,
+            "enabled": True,
+            "disabled_reason": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self._db.begin() as conn:
+            await ep_store.add_endpoint(conn, values)
+        return {**_endpoint_json(values), "secret": secret}
+
+    async def list(self) -> list[dict[str, Any]]:
+        async with self._db.connect() as conn:
+            return [_endpoint_json(r) for r in await ep_store.all_endpoints(conn)]
+
+    async def get(self, endpoint_id: str) -> dict[str, Any]:
+        async with self._db.connect() as conn:
+            row = await ep_store.endpoint(conn, endpoint_id)
+        if row is None:
+            raise NotFound("no such webhook endpoint")
+        return _endpoint_json(row)
+
+    async def delete(self, endpoint_id: str) -> None:
+        async with self._db.begin() as conn:
+            if not await ep_store.delete_endpoint(conn, endpoint_id):
+                raise NotFound("no such webhook endpoint")
+
+
+def _b64url_len(value: str, field: str, sizes: tuple[int, ...]) -> None:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValidationFailed(
+            f"{field} is not base64url", [{"field": field, "problem": "encoding"}]
+        ) from exc
+    if len(raw) not in sizes:
+        raise ValidationFailed(
+            f"{field} has the wrong length", [{"field": field, "problem": "length"}]
+        )
+
+
+def _subscription_json(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "user_id": row["user_id"],
+        "endpoint": row["endpoint"],
+        "created_at": _iso(row["created_at"]),
+    }
+
+
+class PushSubscriptionService:
+    """Browsers' push subscriptions (``PushSubscription.toJSON()``) per user."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self._allow_private = settings.webhook_allow_private
+
+    async def add(self, user_id: str, endpoint: str, p256dh: str, auth: str) -> dict[str, Any]:
+        check_target_url(endpoint, allow_private=self._allow_private, field="endpoint")
+        _b64url_len(p256dh, "keys.p256dh", (65,))
+        _b64url_len(auth, "keys.auth", (16,))
+        now = utcnow()
+        values = {
+            "id": str(uuid.uuid4()),
+            "user_id": user_id,
+            "endpoint": endpoint,
+            "p256dh": p256dh,
+            "auth": auth,
+            "created_at": now,
+        }
+        async with self._db.begin() as conn:
+            await user_store.ensure(conn, [user_id], now)
+            row = await ep_store.upsert_subscription(conn, values)
+        return _subscription_json(row)
+
+    async def list(self, user_id: str) -> list[dict[str, Any]]:
+        async with self._db.connect() as conn:
+            subs = await ep_store.subscriptions_for(conn, [user_id])
+        return [_subscription_json(r) for r in subs[user_id]]
+
+    async def delete(self, user_id: str, subscription_id: str) -> None:
+        async with self._db.begin() as conn:
+            if not await ep_store.delete_subscription(conn, user_id, subscription_id):
+                raise NotFound("no such push subscription")

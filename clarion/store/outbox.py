@@ -1,0 +1,187 @@
+"""The outbox as a work queue: claim due deliveries under a lease, renew, complete.
+
+One predicate says "due": ``status IN (pending, failed, sending) AND next_attempt_at <= now``.
+Claiming a row sets ``next_attempt_at`` to the lease's end, so a lease that runs out
+(its worker was SIGKILLed) simply makes the row due again, with no second query shape
+and no sweeper process.
+
+PostgreSQL claims with ``FOR UPDATE SKIP LOCKED`` so concurrent workers on many machines
+each take different rows without waiting on one another. SQLite has one writer: the claim
+is a single ``UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING`` run inside the
+database's write transaction (``Database.begin`` takes the write lock at BEGIN).
+
+Completion is guarded by ``leased_by`` and ``status = 'sending'``: a worker whose lease
+expired and whose delivery another worker took over cannot overwrite the newer state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.store.schema import deliveries, notifications
+
+CLAIMABLE = ("pending", "failed", "sending")
+
+
+def _due(now: datetime) -> Any:
+    return and_(deliveries.c.status.in_(CLAIMABLE), deliveries.c.next_attempt_at <= now)
+
+
+async def claim(
+    conn: AsyncConnection, *, worker: str, now: datetime, lease_until: datetime, limit: int
+) -> list[RowMapping]:
+    """Take up to ``limit`` due deliveries, highest priority first, oldest due first.
+
+    Each claim counts as an attempt (``attempts + 1``), so a delivery that kills its worker
+    every time still runs out of attempts instead of looping forever.
+    """
+    pick = (
+        select(deliveries.c.id)
+        .where(_due(now))
+        .order_by(deliveries.c.priority.desc(), deliveries.c.next_attempt_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    stmt = (
+        update(deliveries)
+        .where(deliveries.c.id.in_(pick.scalar_subquery()))
+        .values(
+            status="sending",
+            lease_until=lease_until,
+            next_attempt_at=lease_until,
+            leased_by=worker,
+            attempts=deliveries.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*deliveries.c)
+    )
+    rows = [r._mapping for r in await conn.execute(stmt)]
+    # RETURNING does not keep the subquery's order.
+    rows.sort(key=lambda r: (-r["priority"], r["created_at"], r["id"]))
+    return rows
+
+
+async def renew(
+    conn: AsyncConnection, *, worker: str, ids: Sequence[str], lease_until: datetime
+) -> int:
+    """Extend the leases this worker still holds (a slow send must not be taken over)."""
+    if not ids:
+        return 0
+    stmt = (
+        update(deliveries)
+        .where(
+            deliveries.c.id.in_(list(ids)),
+            deliveries.c.leased_by == worker,
+            deliveries.c.status == "sending",
+        )
+        .values(lease_until=lease_until, next_attempt_at=lease_until)
+    )
+    result = await conn.execute(stmt)
+    return int(result.rowcount or 0)
+
+
+async def finish(
+    conn: AsyncConnection, *, delivery_id: str, worker: str, values: Mapping[str, Any]
+) -> bool:
+    """Write the outcome if this worker still holds the lease; False if it lost it."""
+    stmt = (
+        update(deliveries)
+        .where(
+            deliveries.c.id == delivery_id,
+            deliveries.c.leased_by == worker,
+            deliveries.c.status == "sending",
+        )
+        .values(**values, lease_until=None, leased_by=None)
+    )
+    result = await conn.execute(stmt)
+    return bool(result.rowcount)
+
+
+async def release(conn: AsyncConnection, *, worker: str, ids: Sequence[str], now: datetime) -> int:
+    """Hand back claimed rows that were never started (shutdown): due again at once."""
+    if not ids:
+        return 0
+    stmt = (
+        update(deliveries)
+        .where(
+            deliveries.c.id.in_(list(ids)),
+            deliveries.c.leased_by == worker,
+            deliveries.c.status == "sending",
+        )
+        .values(
+            status="pending",
+            next_attempt_at=now,
+            lease_until=None,
+            leased_by=None,
+            attempts=deliveries.c.attempts - 1,
+        )
+    )
+    result = await conn.execute(stmt)
+    return int(result.rowcount or 0)
+
+
+async def requeue(conn: AsyncConnection, delivery_id: str, now: datetime) -> bool:
+    """A dead or failed delivery back to ``pending`` with a fresh attempt budget."""
+    stmt = (
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id, deliveries.c.status.in_(("dead", "failed")))
+        .values(
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            reason=None,
+            lease_until=None,
+            leased_by=None,
+            updated_at=now,
+        )
+    )
+    result = await conn.execute(stmt)
+    return bool(result.rowcount)
+
+
+async def get(conn: AsyncConnection, delivery_id: str) -> RowMapping | None:
+    row = (await conn.execute(select(deliveries).where(deliveries.c.id == delivery_id))).first()
+    return None if row is None else row._mapping
+
+
+async def insert_siblings(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        await conn.execute(deliveries.insert(), list(rows))
+
+
+async def set_target(conn: AsyncConnection, delivery_id: str, target: str) -> None:
+    await conn.execute(
+        update(deliveries).where(deliveries.c.id == delivery_id).values(target=target)
+    )
+
+
+async def backlog_due(conn: AsyncConnection, now: datetime) -> int:
+    """Deliveries waiting to be claimed now (the backlog gauge)."""
+    stmt = (
+        select(func.count())
+        .select_from(deliveries)
+        .where(deliveries.c.status.in_(("pending", "failed")), deliveries.c.next_attempt_at <= now)
+    )
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def next_due(conn: AsyncConnection) -> datetime | None:
+    """When the earliest claimable delivery becomes due (to sleep exactly that long)."""
+    stmt = select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status.in_(CLAIMABLE))
+    value: datetime | None = (await conn.execute(stmt)).scalar_one_or_none()
+    return value
+
+
+async def notifications_by_id(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, RowMapping]:
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    rows = await conn.execute(select(notifications).where(notifications.c.id.in_(wanted)))
+    return {int(r.id): r._mapping for r in rows}
