@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     # webhooks
     webhook_allow_private: bool = False
     webhook_timeout_seconds: float = 10.0
+    action_webhook_url: str | None = Field(
+        default=None,
+        description="Receives a POST for every click on an interactive notification's action.",
+    )
 
     # apprise (chat services): URLs that receive every apprise delivery
     apprise_urls: list[str] = Field(default_factory=list)
