@@ -41,6 +41,13 @@ class Sink:
     script: Callable[[str, int], tuple[int, dict[str, str]]] = lambda _p, _n: (200, {})
     delay: float = 0.0
     _runner: web.AppRunner | None = None
+    _hit: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_hits(self, n: int, max_seconds: float = 5.0) -> None:
+        async with asyncio.timeout(max_seconds):
+            while len(self.hits) < n:
+                self._hit.clear()
+                await self._hit.wait()
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -59,6 +66,7 @@ class Sink:
                 body,
             )
         )
+        self._hit.set()
         if self.delay:
             await asyncio.sleep(self.delay)
         status, headers = self.script(request.path, n)
