@@ -12,10 +12,14 @@ from clarion.api import errors
 from clarion.api.middleware import BodyLimit, Metrics
 from clarion.api.responses import Json
 from clarion.api.routes import (
+    actions,
+    batching,
     deliveries,
     health,
     notifications,
+    preferences,
     push,
+    templates,
     unsubscribe,
     users,
     webhooks,
@@ -50,7 +54,12 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     if services is not None:
         app.state.services = services
     errors.install(app)
+    # Literal paths under /notifications (preferences, batching) before /{notification_id}.
+    app.include_router(preferences.router)
+    app.include_router(batching.router)
     app.include_router(notifications.router)
+    app.include_router(actions.router)
+    app.include_router(templates.router)
     app.include_router(users.router)
     app.include_router(deliveries.router)
     app.include_router(webhooks.router)

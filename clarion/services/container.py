@@ -11,7 +11,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from clarion.config import Settings
+from clarion.services.actions import ActionService
 from clarion.services.auth import AuthService, resolve_secret
+from clarion.services.batching_rules import BatchingRuleService
 from clarion.services.deliveries import (
     DeliveryService,
     PushSubscriptionService,
@@ -20,7 +22,9 @@ from clarion.services.deliveries import (
 )
 from clarion.services.idempotency import IdempotencyService
 from clarion.services.inbox import InboxService
+from clarion.services.preferences import PreferenceService
 from clarion.services.sending import SendingService
+from clarion.services.templates import TemplateService
 from clarion.services.users import UserService
 from clarion.store.db import Database
 
@@ -42,6 +46,11 @@ class Services:
             self.db, self.idempotency, max_recipients=settings.max_recipients
         )
         self.users = UserService(self.db)
+        # Smart processing (issue 6): stored templates, preferences, batching rules, actions.
+        self.templates = TemplateService(self.db)
+        self.preferences = PreferenceService(self.db)
+        self.batching = BatchingRuleService(self.db)
+        self.actions = ActionService(self.db, self.inbox, settings)
         self.deliveries = DeliveryService(self.db, settings, UnsubscribeSigner(secret))
         self.webhooks = WebhookService(self.db, settings)
         self.push_subscriptions = PushSubscriptionService(self.db, settings)
@@ -101,4 +110,5 @@ class Services:
 
     async def close(self) -> None:
         await self.stop_worker()
+        await self.actions.close()
         await self.db.dispose()

@@ -232,3 +232,40 @@ channel_opt_outs = Table(
     Column("channel", String(20), primary_key=True),
     Column("created_at", Timestamp, nullable=False),
 )
+
+# --- smart processing (issue 6): stored templates, preferences, batching rules ----------
+
+# A stored template: per-locale Jinja2 bodies, ``{locale: {part: body}}``. ``version``
+# moves on every update, so an in-process compiled cache keyed by it never serves stale
+# bodies, even when two updates share a timestamp or come from different hosts.
+templates = Table(
+    "templates",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("bodies", JSON, nullable=False),
+    Column("default_locale", String(35), nullable=False),
+    Column("description", String(500)),
+    Column("version", Integer, nullable=False, default=1, server_default=text("1")),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+# One document per user (``Preferences.to_json()``); no row means the defaults. No FK to
+# users: preferences may be set before the first notification creates the user.
+preferences = Table(
+    "preferences",
+    metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("document", JSON, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+# Operator-defined batching rules, one per notification type (``BatchRule.to_json()``).
+batching_rules = Table(
+    "batching_rules",
+    metadata,
+    Column("type", String(100), primary_key=True),
+    Column("rule", JSON, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
