@@ -183,10 +183,7 @@ class Preferences:
             try:
                 quiet = QuietHours.from_json(data["quiet_hours"], default_timezone=timezone)
             except ValidationFailed as exc:
-                problems.extend(
-                    {**d, "field": d["field"] if "." in d["field"] else f"quiet_hours.{d['field']}"}
-                    for d in exc.details
-                )
+                problems.extend({**d, "field": _under_quiet_hours(d["field"])} for d in exc.details)
 
         if problems:
             raise ValidationFailed("invalid preferences", details=problems)
@@ -209,6 +206,13 @@ class Preferences:
             "digest_time": format_hhmm(self.digest_time),
             "timezone": self.timezone,
         }
+
+
+def _under_quiet_hours(field_name: str) -> str:
+    """QuietHours names its own fields bare (``end``) or already prefixed."""
+    if field_name == "quiet_hours" or field_name.startswith("quiet_hours."):
+        return field_name
+    return f"quiet_hours.{field_name}"
 
 
 def _type_ok(name: Any, where: str, bad: Any) -> bool:
