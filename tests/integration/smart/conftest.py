@@ -17,7 +17,9 @@ def err(response: httpx.Response) -> dict[str, Any]:
     return dict(body["error"])
 
 
-async def user_client(client: httpx.AsyncClient, services: Services, user_id: str) -> httpx.AsyncClient:
+async def user_client(
+    client: httpx.AsyncClient, services: Services, user_id: str
+) -> httpx.AsyncClient:
     """A client of the same app authenticated with ``user_id``'s own token."""
     token, _ttl = services.auth.mint_user_token(user_id)
     return httpx.AsyncClient(

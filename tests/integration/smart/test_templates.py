@@ -183,9 +183,9 @@ async def test_render_for_is_what_the_pipeline_calls(
     )
     assert parts == {"in_app.title": "Ana começou a seguir você"}
     with pytest.raises(NotFound):
-        await services.templates.render_for(
-            "nope", locale=None, data={}, user={}, notification={}
-        )
+        await services.templates.render_for("nope", locale=None, data={}, user={}, notification={})
     await authed.put(f"{T}/follow", json={"bodies": {"en": {"in_app.title": "{{ x.y }}"}}})
     with pytest.raises(RenderError):
-        await services.templates.render_for("follow", locale="en", data={}, user={}, notification={})
+        await services.templates.render_for(
+            "follow", locale="en", data={}, user={}, notification={}
+        )
