@@ -22,6 +22,8 @@ MAX_RULES = 500
 
 def parse_rule(data: Any, where: str = "") -> BatchRule:
     """``BatchRule.from_json`` with the problem's field prefixed by ``where``."""
+    if isinstance(data, Mapping):  # missing required fields are problems, not TypeErrors
+        data = {"type": None, "strategy": None, **data}
     try:
         return BatchRule.from_json(data)
     except ValidationFailed as exc:
