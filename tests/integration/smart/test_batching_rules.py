@@ -107,3 +107,11 @@ async def test_api_key_only(
         assert (await ana.put(f"{B}/x", json={"strategy": "count", "count": 2})).status_code == 403
     async with httpx.AsyncClient(transport=client._transport, base_url=client.base_url) as anon:
         assert (await anon.get(B)).status_code == 401
+
+
+@pytest.mark.parametrize("rule", [{}, {"strategy": "count", "count": 2}, {"type": "x"}, [], "x"])
+async def test_incomplete_rules_are_422_not_500(authed: httpx.AsyncClient, rule: Any) -> None:
+    r = await authed.put(B, json=[rule])
+    assert r.status_code == 422, r.text
+    r = await authed.put(f"{B}/x", json={"window_seconds": 5})
+    assert r.status_code == 422, r.text
