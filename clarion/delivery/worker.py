@@ -77,6 +77,7 @@ class Worker:
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.worker_id = worker_id or make_worker_id()
+        self._min_claim = max(1, min(self.batch_size, self.concurrency) // 4)
         self._wake = asyncio.Event()
         self._slot = asyncio.Event()
         self._stopping = False
@@ -118,7 +119,9 @@ class Worker:
         try:
             while not self._stopping:
                 free = self.concurrency - len(self._inflight)
-                if free <= 0:
+                # Claim in chunks: one transaction per freed slot would make the outbox,
+                # not the providers, the bottleneck.
+                if free <= 0 or (self._inflight and free < self._min_claim):
                     self._slot.clear()
                     await self._slot.wait()
                     continue

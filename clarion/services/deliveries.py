@@ -246,7 +246,7 @@ class DeliveryService:
         attempts: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         async with self._db.begin() as conn:
-            for res in results:
+            for res in sorted(results, key=lambda r: r.job.id):  # one lock order
                 job = res.job
                 values = self.decide(res, now)
                 status = str(values["status"])

@@ -74,13 +74,18 @@ async def renew(
     """Extend the leases this worker still holds (a slow send must not be taken over)."""
     if not ids:
         return 0
+    mine = select(deliveries.c.id).where(
+        deliveries.c.id.in_(list(ids)),
+        deliveries.c.leased_by == worker,
+        deliveries.c.status == "sending",
+    )
+    if conn.dialect.name == "postgresql":
+        # Rows being recorded right now are locked by the recorder: skip them rather than
+        # wait (and risk a deadlock between the two transactions' lock orders).
+        mine = mine.with_for_update(skip_locked=True)
     stmt = (
         update(deliveries)
-        .where(
-            deliveries.c.id.in_(list(ids)),
-            deliveries.c.leased_by == worker,
-            deliveries.c.status == "sending",
-        )
+        .where(deliveries.c.id.in_(mine.scalar_subquery()))
         .values(lease_until=lease_until, next_attempt_at=lease_until)
     )
     result = await conn.execute(stmt)

@@ -1,0 +1,185 @@
+"""Worker throughput: deliveries/s from a PostgreSQL outbox to a local webhook sink.
+
+    .venv/bin/python bench/worker_throughput.py [--deliveries 5000] [--workers 1]
+
+Creates a scratch database on 127.0.0.1:5432, seeds N webhook deliveries, runs real
+worker(s) in this process against a sink in a separate process (so the sink does not
+steal the worker's event loop), and reports deliveries/s. For scale, the same run measures
+the raw rate of signed POSTs to that sink with the same concurrency and no database (the
+ceiling the HTTP side allows); the ratio is what the outbox costs. Writes
+bench/results/worker.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy import text
+
+from clarion.config import Settings
+from clarion.delivery.channels.base import Contact, RenderedMessage, WebhookTarget
+from clarion.delivery.channels.netguard import UrlGuard
+from clarion.delivery.channels.webhook import WebhookChannel, generate_webhook_secret
+from clarion.domain.types import ChannelName
+from clarion.services.container import Services
+from clarion.services.sending import SendCommand
+from clarion.store.migrate import upgrade
+
+ADMIN = os.environ.get("CLARION_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+RESULTS = Path(__file__).parent / "results" / "worker.json"
+
+SINK = """
+import sys
+from aiohttp import web
+async def hook(request):
+    await request.read()
+    return web.Response(status=204)
+app = web.Application()
+app.router.add_post("/hook", hook)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_port(port: int) -> None:
+    for _ in range(100):
+        try:
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise RuntimeError("sink did not start")
+
+
+async def raw_rate(url: str, n: int, concurrency: int) -> float:
+    """Signed POSTs straight from the channel, no database: the HTTP ceiling."""
+    channel = WebhookChannel(guard=UrlGuard(allow_private=True))
+    target = WebhookTarget("e", url, generate_webhook_secret())
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        msg = RenderedMessage(
+            delivery_id=str(uuid.uuid4()),
+            notification_id=i,
+            user_id="u",
+            type="t",
+            priority="normal",
+            title="t",
+            text="x",
+            payload={"n": i},
+        )
+        async with sem:
+            await channel.send(msg, Contact(user_id="u", webhook=target))
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    elapsed = time.perf_counter() - t0
+    await channel.aclose()
+    return n / elapsed
+
+
+async def main(n: int, workers: int, concurrency: int, batch: int, port: int) -> dict[str, object]:
+    name = f"clarion_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    try:
+        await wait_port(port)
+        await upgrade(url)
+        settings = Settings(
+            database_url=url,
+            secret_key="bench-" + "x" * 40,
+            embedded_worker=False,
+            webhook_allow_private=True,
+            worker_concurrency=concurrency,
+            worker_batch_size=batch,
+            worker_poll_seconds=0.05,
+            log_level="warning",
+            _env_file=None,  # type: ignore[call-arg]
+        )
+        services = Services(settings)
+        await services.webhooks.create(f"http://127.0.0.1:{port}/hook")
+        for start in range(0, n, 1000):
+            count = min(1000, n - start)
+            await services.sending.send(
+                SendCommand(
+                    user_ids=tuple(f"u{start + i}" for i in range(count)),
+                    type="bench",
+                    title="bench",
+                    channels=(ChannelName.WEBHOOK,),
+                )
+            )
+        pool = [services] + [Services(settings) for _ in range(workers - 1)]
+        t0 = time.perf_counter()
+        for svc in pool:
+            await svc.start_worker()
+        while True:
+            await asyncio.sleep(0.05)
+            async with services.db.connect() as conn:
+                left = (
+                    await conn.execute(
+                        text("SELECT count(*) FROM deliveries WHERE status <> 'delivered'")
+                    )
+                ).scalar_one()
+            if left == 0:
+                break
+        elapsed = time.perf_counter() - t0
+        for svc in pool:
+            await svc.close()
+        rate = n / elapsed
+        raw = await raw_rate(f"http://127.0.0.1:{port}/hook", min(n, 3000), concurrency * workers)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    return {
+        "scenario": "webhook deliveries from a PostgreSQL outbox to a local sink",
+        "deliveries": n,
+        "worker_processes_in_one_loop": workers,
+        "concurrency_per_worker": concurrency,
+        "batch_size": batch,
+        "seconds": round(elapsed, 3),
+        "deliveries_per_second": round(rate, 1),
+        "raw_signed_posts_per_second_no_db": round(raw, 1),
+        "ratio_to_raw": round(rate / raw, 3),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deliveries", type=int, default=5000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=100)
+    args = parser.parse_args()
+    port = free_port()
+    sink = subprocess.Popen([sys.executable, "-c", SINK, str(port)])
+    try:
+        result = asyncio.run(
+            main(args.deliveries, args.workers, args.concurrency, args.batch, port)
+        )
+    finally:
+        sink.terminate()
+        sink.wait(5)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
