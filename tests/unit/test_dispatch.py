@@ -1,0 +1,71 @@
+"""Dispatch without a database: rendering, contacts, and the paths that never reach a
+provider (deleted notification, opt-out, unconfigured channel)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from clarion.delivery.channels.registry import ChannelRegistry
+from clarion.delivery.dispatch import Job, contact, dispatch, render
+from clarion.domain.retry import Outcome
+
+NOTE = {
+    "id": 42,
+    "user_id": "u1",
+    "type": "follow",
+    "title": "Ana <b>followed</b> you",
+    "message": "Say hi",
+    "template": "simple",
+    "priority": "high",
+    "content": {"title": "x"},
+    "data": {"url": "https://app.example/n/42", "k": 1},
+    "group_key": None,
+    "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+}
+
+
+def job(channel: str = "email", **extra: Any) -> Job:
+    delivery = {"id": "d-1", "channel": channel, "user_id": "u1", "notification_id": 42}
+    values: dict[str, Any] = {"delivery": delivery, "notification": NOTE, "profile": None}
+    values.update(extra)
+    return Job(**values)
+
+
+def test_render_escapes_html_and_keeps_the_delivery_id() -> None:
+    msg = render(job(unsubscribe_url="https://c.example/api/v1/unsubscribe/t"))
+    assert msg.delivery_id == "d-1" and msg.notification_id == 42
+    assert msg.html is not None and "&lt;b&gt;" in msg.html and "<b>" not in msg.html
+    assert msg.url == "https://app.example/n/42"
+    assert msg.sms_text == "Ana <b>followed</b> you: Say hi"
+    assert msg.unsubscribe_url == "https://c.example/api/v1/unsubscribe/t"
+    assert msg.payload["delivery_id"] == "d-1"
+    assert msg.payload["notification"]["created_at"] == "2026-01-01T00:00:00+00:00"
+
+
+def test_contact_takes_what_the_profile_has() -> None:
+    profile = {
+        "email": "u1@example.org",
+        "phone": "+14155550100",
+        "locale": "en",
+        "data": {"apprise_urls": ["json://hooks.example/x", 3]},
+    }
+    endpoint = {"id": "e1", "url": "https://h.example/", "secret": "whsec_x", "enabled": True}
+    subs = [{"endpoint": "https://push.example/1", "p256dh": "k", "auth": "a"}]
+    c = contact(job(profile=profile, endpoint=endpoint, push_subscriptions=subs))
+    assert c.email == "u1@example.org" and c.phone == "+14155550100"
+    assert c.apprise_urls == ("json://hooks.example/x",)
+    assert c.webhook is not None and c.webhook.endpoint_id == "e1"
+    assert [s.endpoint for s in c.push_subscriptions] == ["https://push.example/1"]
+    disabled = contact(job(endpoint={**endpoint, "enabled": False}))
+    assert disabled.webhook is None
+
+
+async def test_paths_that_never_reach_a_provider() -> None:
+    registry = ChannelRegistry()
+    gone = await dispatch(job(notification=None), registry)
+    assert gone.outcome is None and gone.suppress_reason == "deleted"
+    opted = await dispatch(job(opted_out=True), registry)
+    assert opted.outcome is None and opted.suppress_reason == "preference"
+    missing = await dispatch(job("sms"), registry)
+    assert missing.outcome is Outcome.PERMANENT and "not configured" in (missing.detail or "")
