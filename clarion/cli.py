@@ -86,6 +86,9 @@ def serve(
         port=settings.port,
         log_level=settings.log_level,
         proxy_headers=False,
+        # Compression costs CPU per socket per frame: a broadcast to N clients would
+        # deflate the same frame N times (see PERFORMANCE-NOTES).
+        ws_per_message_deflate=False,
     )
 
 

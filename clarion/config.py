@@ -37,6 +37,15 @@ class Settings(BaseSettings):
         description="Base URL users' clients reach (unsubscribe links, webhooks pointing back).",
     )
 
+    # --- realtime -------------------------------------------------------------------------
+    redis_prefix: str = Field(default="clarion", description="Prefix of every Redis key/channel.")
+    ws_queue_size: int = Field(
+        default=1000,
+        ge=1,
+        description="Frames buffered per live connection; a client that falls further "
+        "behind is disconnected (close code 4008) and resumes by cursor.",
+    )
+
     # --- API limits -----------------------------------------------------------------------
     max_body_bytes: int = Field(default=1_048_576, description="Larger request bodies get 413.")
     max_recipients: int = 1000

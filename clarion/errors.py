@@ -89,9 +89,16 @@ class RateLimited(ClarionError):
     code = "rate_limited"
     status = 429
 
-    def __init__(self, message: str, retry_after: float, details: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        retry_after: float,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message, details)
         self.retry_after = retry_after
+        self.headers = headers or {}
 
 
 class StorageError(ClarionError):

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from clarion.api import errors
+from clarion.api import errors, ws
 from clarion.api.middleware import BodyLimit, Metrics
 from clarion.api.responses import Json
 from clarion.api.routes import (
@@ -19,6 +19,7 @@ from clarion.api.routes import (
     notifications,
     preferences,
     push,
+    system,
     templates,
     unsubscribe,
     users,
@@ -55,6 +56,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.state.services = services
     errors.install(app)
     # Literal paths under /notifications (preferences, batching) before /{notification_id}.
+    app.include_router(ws.router)
+    app.include_router(system.router)
     app.include_router(preferences.router)
     app.include_router(batching.router)
     app.include_router(notifications.router)

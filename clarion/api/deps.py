@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from clarion.errors import RateLimited
 from clarion.services.auth import Principal
 from clarion.services.container import Services
 
@@ -26,7 +27,25 @@ async def get_principal(
     token = credentials.credentials if credentials is not None else None
     principal = await services.auth.authenticate(token)
     request.state.principal = principal
+    if principal.api_key_id is not None:
+        await _rate_limit(services, principal.api_key_id, request)
     return principal
+
+
+async def _rate_limit(services: Services, api_key_id: str, request: Request) -> None:
+    """Per API key (``CLARION_RATE_LIMIT_API``), shared across nodes through Redis and
+    per process without it. Headers follow the IETF RateLimit fields draft."""
+    decision = await services.hub.limiter.hit("api", api_key_id, services.settings.rate_limit_api)
+    headers = decision.headers()
+    if not decision.allowed:
+        raise RateLimited(
+            "too many requests for this API key",
+            retry_after=decision.reset_after,
+            headers=headers,
+        )
+    # Routes return their own Response objects, so the headers travel in the request
+    # state and the outermost middleware adds them (see api/middleware.Metrics).
+    request.state.extra_headers = headers
 
 
 async def get_server(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:

@@ -7,6 +7,7 @@ FastAPI's validation errors, unknown routes and methods, and unexpected failures
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,7 +66,7 @@ async def _clarion_error(_request: Request, exc: Exception) -> Json:
     assert isinstance(exc, ClarionError)
     headers = None
     if isinstance(exc, RateLimited):
-        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after))), **exc.headers}
     if exc.status >= 500:
         log.error("%s: %s", exc.code, exc.message, exc_info=exc.__cause__)
     return error_response(exc.status, exc.code, exc.message, exc.details, headers)

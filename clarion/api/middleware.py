@@ -92,7 +92,8 @@ class _TooLarge(HTTPException):
 
 
 class Metrics:
-    """Counts requests by route template (not raw path: ids would explode cardinality)."""
+    """Counts requests by route template (not raw path: ids would explode cardinality),
+    and adds the headers dependencies left in ``request.state.extra_headers``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -108,6 +109,12 @@ class Metrics:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                extra = scope.get("state", {}).get("extra_headers")
+                if extra:  # e.g. RateLimit-* set by a dependency
+                    message["headers"] = [
+                        *message.get("headers", []),
+                        *((k.lower().encode(), v.encode()) for k, v in extra.items()),
+                    ]
             await send(message)
 
         try:

@@ -139,3 +139,14 @@ class ErrorBody(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, Any] = Field(default_factory=dict)
+
+
+class SystemStatus(BaseModel):
+    status: Literal["ok", "degraded", "down"]
+    reasons: list[str]
+    node_id: str
+    database: dict[str, Any]
+    redis: dict[str, Any] | None
+    broker: dict[str, Any]
+    connections: dict[str, Any]
+    outbox: dict[str, int]

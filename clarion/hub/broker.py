@@ -46,7 +46,16 @@ class SubscriptionClosed(Exception):
 class Subscription:
     """One connection's bounded mailbox. Not thread-safe; lives on the broker's loop."""
 
-    __slots__ = ("_items", "_on_overflow", "_reason", "_wakeup", "maxsize", "sub_id", "user_id")
+    __slots__ = (
+        "_closed",
+        "_items",
+        "_on_overflow",
+        "_reason",
+        "_wakeup",
+        "maxsize",
+        "sub_id",
+        "user_id",
+    )
 
     _ids = itertools.count(1)
 
@@ -64,6 +73,7 @@ class Subscription:
         self._items: deque[bytes] = deque()
         self._wakeup = asyncio.Event()
         self._reason: CloseReason | None = None
+        self._closed = asyncio.Event()
         self._on_overflow = on_overflow
 
     @property
@@ -102,6 +112,14 @@ class Subscription:
         self._reason = reason
         self._items.clear()
         self._wakeup.set()
+        self._closed.set()
+
+    async def wait_closed(self) -> CloseReason:
+        """Until the subscription closes; a writer blocked on a stalled client cannot see
+        the overflow through :meth:`get`, a watcher can through this."""
+        await self._closed.wait()
+        assert self._reason is not None
+        return self._reason
 
     async def get(self) -> bytes:
         """Next message; raises :class:`SubscriptionClosed` once closed."""

@@ -7,6 +7,7 @@ not each redo that.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,21 +40,30 @@ class Hub:
         settings: Settings,
         *,
         node_id: str | None = None,
-        redis_prefix: str = DEFAULT_PREFIX,
+        redis_prefix: str | None = None,
         registry: CollectorRegistry | None = None,
     ) -> Hub:
         """Construct everything; nothing connects until :meth:`start`."""
         metrics = hub_metrics(registry)
         node = node_id or make_node_id(settings.port)
+        prefix = redis_prefix or settings.redis_prefix or DEFAULT_PREFIX
         link = (
-            RedisLink(settings.redis_url, prefix=redis_prefix, metrics=metrics)
+            RedisLink(settings.redis_url, prefix=prefix, metrics=metrics)
             if settings.redis_url
             else None
         )
         return cls(
             node_id=node,
             redis=link,
-            broker=build_broker(settings, link, node_id=node, metrics=metrics),
+            broker=build_broker(
+                settings,
+                link,
+                node_id=node,
+                metrics=metrics,
+                queue_size=settings.ws_queue_size,
+                # Same prefix, same NOTIFY channel: deployments sharing a database apart.
+                pg_channel=re.sub(r"\W", "_", prefix) + "_hub",
+            ),
             # Without Redis, a per-process count cache is only safe for one process.
             counts=CountCache(link, local=settings.is_sqlite()),
             limiter=RateLimiter(link),

@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from clarion.config import Settings
+from clarion.hub.hub import Hub
 from clarion.services.actions import ActionService
 from clarion.services.auth import AuthService, resolve_secret
 from clarion.services.batching_rules import BatchingRuleService
@@ -23,7 +24,9 @@ from clarion.services.deliveries import (
 from clarion.services.idempotency import IdempotencyService
 from clarion.services.inbox import InboxService
 from clarion.services.preferences import PreferenceService
+from clarion.services.realtime import RealtimeService
 from clarion.services.sending import SendingService
+from clarion.services.status import system_status
 from clarion.services.templates import TemplateService
 from clarion.services.users import UserService
 from clarion.store.db import Database
@@ -51,6 +54,12 @@ class Services:
         self.preferences = PreferenceService(self.db)
         self.batching = BatchingRuleService(self.db)
         self.actions = ActionService(self.db, self.inbox, settings)
+        # The realtime hub: built here, connected in start(); tells live clients of every
+        # committed change and fronts the unread counts with a cache.
+        self.hub = Hub.build(settings)
+        self.realtime = RealtimeService(self.hub, self.inbox)
+        self.sending.listeners.append(self.realtime)
+        self.inbox.listeners.append(self.realtime)
         self.deliveries = DeliveryService(self.db, settings, UnsubscribeSigner(secret))
         self.webhooks = WebhookService(self.db, settings)
         self.push_subscriptions = PushSubscriptionService(self.db, settings)
@@ -59,6 +68,7 @@ class Services:
 
     async def start(self) -> None:
         """Start background parts (hub, workers): none are needed by the inbox itself."""
+        await self.hub.start()
         if self.settings.embedded_worker:
             await self.start_worker()
 
@@ -108,7 +118,12 @@ class Services:
         self.deliveries.wake_callbacks.remove(worker.wake)
         self.worker = self._worker_task = None
 
+    async def system_status(self) -> dict[str, Any]:
+        return await system_status(self.db, self.hub)
+
     async def close(self) -> None:
         await self.stop_worker()
         await self.actions.close()
+        await self.realtime.close()
+        await self.hub.close()
         await self.db.dispose()

@@ -113,6 +113,11 @@ class InboxService:
         marks = marks or _NO_MARKS
         return Counts(user_id, marks.unread, marks.unseen)
 
+    async def counts_many(self, user_ids: Sequence[str]) -> dict[str, Counts]:
+        async with self._db.connect() as conn:
+            rows = await user_store.counts_many(conn, user_ids)
+        return {u: Counts(u, *rows.get(u, (0, 0))) for u in user_ids}
+
     async def page(
         self,
         user_id: str,

@@ -121,3 +121,15 @@ async def add_counts(conn: AsyncConnection, deltas: Mapping[str, tuple[int, int]
 
 async def set_marks(conn: AsyncConnection, user_id: str, **values: Any) -> None:
     await conn.execute(update(users).where(users.c.user_id == user_id).values(**values))
+
+
+async def counts_many(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
+    ids = list(user_ids)
+    if not ids:
+        return {}
+    rows = await conn.execute(
+        select(users.c.user_id, users.c.unread_count, users.c.unseen_count).where(
+            users.c.user_id.in_(ids)
+        )
+    )
+    return {uid: (unread, unseen) for uid, unread, unseen in rows}

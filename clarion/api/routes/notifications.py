@@ -87,7 +87,7 @@ async def unread_count(
     principal: PrincipalDep,
     user_id: Annotated[UserId | None, Query()] = None,
 ) -> Json:
-    counts = await services.inbox.counts(principal.scope_user(user_id))
+    counts = await services.realtime.counts(principal.scope_user(user_id))
     return Json(counts.to_json())
 
 

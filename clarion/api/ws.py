@@ -1,0 +1,302 @@
+"""The live inbox over WebSocket (``/api/v1/ws``) and Server-Sent Events
+(``GET /api/v1/notifications/stream``). The protocol is documented in docs/realtime.md.
+
+Close codes (WebSocket):
+
+====  =======================================================================
+4001  unauthenticated: no token, or a bad one (nothing was sent before it)
+4002  token expired (at connect, or while connected)
+4003  forbidden: a server API key cannot open a user stream
+4008  slow consumer: the client did not keep up; reconnect with your cursor
+4009  heartbeat timeout: no ``pong`` to two ``ping`` in a row
+1001  the server is shutting down; reconnect with your cursor
+====  =======================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
+from starlette.responses import StreamingResponse
+
+from clarion.api.routes import ERROR_RESPONSES
+from clarion.errors import ClarionError, Forbidden, TokenExpired, Unauthenticated
+from clarion.hub.broker import CloseReason, SubscriptionClosed
+from clarion.services.auth import KEY_PREFIX, Principal
+from clarion.services.container import Services
+from clarion.services.realtime import LiveStream, frame
+
+log = logging.getLogger("clarion.ws")
+router = APIRouter()
+
+CLOSE_UNAUTHENTICATED = 4001
+CLOSE_TOKEN_EXPIRED = 4002
+CLOSE_FORBIDDEN = 4003
+CLOSE_SLOW_CONSUMER = 4008
+CLOSE_HEARTBEAT = 4009
+CLOSE_GOING_AWAY = 1001
+AUTH_TIMEOUT = 10.0
+PING_INTERVAL = 25.0
+CLOSE_TIMEOUT = 30.0
+ACTIONS = {"read", "unread", "seen", "archive", "unarchive"}
+
+
+def _parse_cursor(raw: Any) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if 0 <= value < 2**63 else None
+
+
+def authenticate_user(services: Services, token: str | None) -> tuple[Principal, float]:
+    """A user token's principal and expiry; an API key is refused (it is not a user)."""
+    if not token:
+        raise Unauthenticated("a user token is required")
+    if token.startswith(KEY_PREFIX):
+        raise Forbidden("an API key cannot open a user stream; mint a user token")
+    principal = services.auth.verify_user_token(token)
+    return principal, services.auth.token_expiry(token)
+
+
+@router.websocket("/api/v1/ws")
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    services: Services = websocket.app.state.services
+    await websocket.accept()
+    token = websocket.query_params.get("token")
+    cursor = _parse_cursor(websocket.query_params.get("cursor"))
+    if token is None:  # the first message may carry it (keeps it out of access logs)
+        try:
+            first = orjson.loads(await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT))
+            token = first.get("token") if isinstance(first, dict) else None
+            if isinstance(first, dict) and "cursor" in first:
+                cursor = _parse_cursor(first.get("cursor"))
+        except (TimeoutError, orjson.JSONDecodeError, WebSocketDisconnect):
+            token = None
+    try:
+        principal, expires_at = authenticate_user(services, token)
+    except TokenExpired:
+        await websocket.close(CLOSE_TOKEN_EXPIRED, "token expired")
+        return
+    except Forbidden:
+        await websocket.close(CLOSE_FORBIDDEN, "API keys cannot open user streams")
+        return
+    except Unauthenticated:
+        await websocket.close(CLOSE_UNAUTHENTICATED, "unauthenticated")
+        return
+    assert principal.user_id is not None
+    await _serve(websocket, services, principal, cursor, expires_at)
+
+
+async def _serve(
+    ws: WebSocket,
+    services: Services,
+    principal: Principal,
+    cursor: int | None,
+    expires_at: float,
+) -> None:
+    assert principal.user_id is not None
+    stream = LiveStream(services.realtime, principal.user_id, cursor)
+    close: tuple[int, str] = (CLOSE_GOING_AWAY, "server closing")
+    pong = asyncio.Event()
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        initial = await stream.open()
+        await _send(ws, stream, initial)
+
+        async def writer() -> tuple[int, str]:
+            while True:
+                try:
+                    frames = await stream.next_frames()
+                except SubscriptionClosed as closed:
+                    if closed.reason is CloseReason.SLOW_CONSUMER:
+                        return CLOSE_SLOW_CONSUMER, "slow consumer: resume with your cursor"
+                    return CLOSE_GOING_AWAY, "stream closed"
+                await _send(ws, stream, frames)
+
+        async def reader() -> tuple[int, str]:
+            while True:
+                message = await ws.receive_text()
+                reply = await _handle_client_message(services, principal, message, pong)
+                if reply is not None:
+                    await ws.send_text(reply.decode())
+
+        async def heartbeat() -> tuple[int, str]:
+            missed = 0
+            while True:
+                await asyncio.sleep(PING_INTERVAL)
+                if pong.is_set():
+                    missed = 0
+                else:
+                    missed += 1
+                    if missed >= 2:
+                        return CLOSE_HEARTBEAT, "heartbeat timeout"
+                pong.clear()
+                await ws.send_text(frame("ping", time.time()).decode())
+
+        async def expiry() -> tuple[int, str]:
+            await asyncio.sleep(max(0.0, expires_at - time.time()))
+            return CLOSE_TOKEN_EXPIRED, "token expired"
+
+        async def overflow_watch() -> tuple[int, str]:
+            # A writer blocked on a client that stopped reading never reaches the closed
+            # subscription; this notices the overflow on its own.
+            if await stream.wait_closed() is CloseReason.SLOW_CONSUMER:
+                return CLOSE_SLOW_CONSUMER, "slow consumer: resume with your cursor"
+            return CLOSE_GOING_AWAY, "stream closed"
+
+        tasks = [
+            asyncio.create_task(t()) for t in (writer, reader, heartbeat, expiry, overflow_watch)
+        ]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            exc = task.exception()
+            if exc is None:
+                close = task.result()
+            elif isinstance(exc, WebSocketDisconnect):
+                close = (0, "")
+            else:
+                close = (CLOSE_GOING_AWAY, "error")
+                if not isinstance(exc, (OSError, RuntimeError)):
+                    log.warning("live connection failed: %r", exc)
+    except WebSocketDisconnect:
+        close = (0, "")
+    except asyncio.CancelledError:
+        close = (CLOSE_GOING_AWAY, "server shutting down")
+        raise
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        await stream.close()
+        if close[0]:
+            with contextlib.suppress(Exception):
+                # A stalled client's socket buffers are full: the close frame waits for
+                # room. Once it reads again it gets 4008 after what was in flight; one
+                # that never reads is dropped by the server's ping timeout.
+                await asyncio.wait_for(ws.close(close[0], close[1]), CLOSE_TIMEOUT)
+
+
+async def _send(ws: WebSocket, stream: LiveStream, frames: list[bytes]) -> None:
+    for f in frames:
+        await ws.send_text(f.decode())
+    stream.observe_sent(frames)
+
+
+async def _handle_client_message(
+    services: Services, principal: Principal, raw: str, pong: asyncio.Event
+) -> bytes | None:
+    """``pong``, ``ping``, or an inbox action ``{"type": "read", "id": 12}``."""
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return frame("error", time.time(), code="malformed_json", message="not JSON")
+    if not isinstance(message, dict):
+        return frame("error", time.time(), code="validation_failed", message="not an object")
+    kind = message.get("type")
+    if kind == "pong":
+        pong.set()
+        return None
+    if kind == "ping":
+        return frame("pong", time.time())
+    if kind in ACTIONS:
+        nid = message.get("id")
+        if not isinstance(nid, int) or isinstance(nid, bool) or not 0 < nid < 2**63:
+            return frame(
+                "error",
+                time.time(),
+                code="validation_failed",
+                message="id must be a notification id",
+                request=message,
+            )
+        try:
+            await services.inbox.apply(principal, nid, kind)
+        except ClarionError as exc:
+            return frame("error", time.time(), code=exc.code, message=exc.message, id=nid)
+        return frame("ack", time.time(), action=kind, id=nid)
+    return frame(
+        "error", time.time(), code="validation_failed", message=f"unknown message type {kind!r}"
+    )
+
+
+# --- Server-Sent Events ----------------------------------------------------------------
+
+
+@router.get(
+    "/api/v1/notifications/stream",
+    tags=["notifications"],
+    responses={
+        **ERROR_RESPONSES,
+        200: {"content": {"text/event-stream": {}}, "description": "An event stream"},
+    },
+    response_class=StreamingResponse,
+)
+async def event_stream(
+    request: Request,
+    token: str | None = Query(default=None, max_length=4096),
+    cursor: str | None = Query(default=None, max_length=20),
+    authorization: str | None = Header(default=None, max_length=4096),
+    last_event_id: str | None = Header(default=None, max_length=20),
+) -> StreamingResponse:
+    """The live inbox for clients that cannot use WebSockets. Authenticate with a user
+    token (``Authorization: Bearer`` or ``?token=`` for EventSource); resume with
+    ``Last-Event-ID`` or ``?cursor=``."""
+    services: Services = request.app.state.services
+    if token is None and authorization and authorization.lower().startswith("bearer "):
+        token = authorization[7:].strip()
+    principal, expires_at = authenticate_user(services, token)
+    assert principal.user_id is not None
+    resume = _parse_cursor(last_event_id)
+    if resume is None:
+        resume = _parse_cursor(cursor)
+    stream = LiveStream(services.realtime, principal.user_id, resume)
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            frames = await stream.open()
+            yield b"retry: 2000\n\n"
+            while True:
+                for f in frames:
+                    yield _sse(f)
+                stream.observe_sent(frames)
+                remaining = expires_at - time.time()
+                if remaining <= 0:
+                    yield b"event: token_expired\ndata: {}\n\n"
+                    return
+                try:
+                    frames = await asyncio.wait_for(
+                        stream.next_frames(), min(PING_INTERVAL, remaining)
+                    )
+                except TimeoutError:
+                    frames = [frame("ping", time.time())]
+                except SubscriptionClosed:
+                    yield b'event: closed\ndata: {"reason": "resume with your cursor"}\n\n'
+                    return
+        finally:
+            await stream.close()
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _sse(data: bytes) -> bytes:
+    event = orjson.loads(data)
+    kind = event.get("type", "message")
+    head = f"event: {kind}\n"
+    if kind == "notification.created":
+        head += f"id: {event['id']}\n"
+    return head.encode() + b"data: " + data + b"\n\n"

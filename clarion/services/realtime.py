@@ -1,0 +1,240 @@
+"""Live inbox updates: what the hub is told after a commit, and what a connection does.
+
+Frames are JSON, encoded once per message and published as bytes. Every frame starts with
+``{"ts":<epoch seconds of the commit>,`` so that the socket writer can observe the
+commit-to-write latency by reading a few bytes, without decoding the frame.
+
+Counts: every change invalidates the user's cached count right after its commit, and once
+more half a second later. A reader that missed the cache and read the database just before
+the commit could otherwise put the old value back for the cache's whole TTL; the second
+invalidation bounds that window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from clarion.hub.broker import CloseReason
+from clarion.hub.hub import Hub
+from clarion.services.inbox import Counts, InboxService
+
+log = logging.getLogger("clarion.realtime")
+REINVALIDATE_AFTER = 0.5
+
+
+def frame(kind: str, ts: float, **fields: Any) -> bytes:
+    # "ts" first, always: see the module docstring.
+    return orjson.dumps({"ts": ts, "type": kind, **fields})
+
+
+def frame_ts(data: bytes) -> float | None:
+    """The commit time at the head of a frame, read without decoding the frame."""
+    if not data.startswith(b'{"ts":'):
+        return None
+    end = data.find(b",", 6)
+    try:
+        return float(data[6:end])
+    except ValueError:
+        return None
+
+
+def counts_frame(counts: Counts, ts: float | None = None) -> bytes:
+    return frame(
+        "unread_count",
+        ts or time.time(),
+        user_id=counts.user_id,
+        unread=counts.unread,
+        unseen=counts.unseen,
+    )
+
+
+class RealtimeService:
+    """An inbox listener that publishes to the hub, and the count cache in front of the
+    database."""
+
+    def __init__(self, hub: Hub, inbox: InboxService) -> None:
+        self.hub = hub
+        self.inbox = inbox
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    # --- after commit -------------------------------------------------------------------
+    async def notifications_created(self, items: Sequence[dict[str, Any]]) -> None:
+        ts = time.time()
+        by_user: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for item in items:
+            by_user[item["user_id"]].append(item)
+        await self._invalidate(by_user)
+        inbox_users = [u for u, its in by_user.items() if "in_app" in its[0]["channels"]]
+        if not inbox_users:
+            return
+        targets = await self._reachable(inbox_users)
+        if not targets:
+            return
+        counts = await self.inbox.counts_many(targets)
+        broker = self.hub.broker
+        for user in targets:
+            for item in by_user[user]:
+                await broker.publish(
+                    user, frame("notification.created", ts, id=item["id"], notification=item)
+                )
+            await broker.publish(user, counts_frame(counts[user], ts))
+
+    async def notification_changed(
+        self,
+        user_id: str,
+        change: str,
+        notification: dict[str, Any] | None,
+        notification_id: int | None,
+        counts: Counts,
+    ) -> None:
+        ts = time.time()
+        await self._invalidate([user_id])
+        if not await self._reachable([user_id]):
+            return
+        await self.hub.broker.publish(
+            user_id,
+            frame(
+                "notification.updated",
+                ts,
+                change=change,
+                id=notification_id,
+                notification=notification,
+            ),
+        )
+        await self.hub.broker.publish(user_id, counts_frame(counts, ts))
+
+    async def _reachable(self, users: Sequence[str]) -> list[str]:
+        """Users worth a push. Only the Redis session registry sees every node; without it
+        everyone is published to and each node drops users it does not hold."""
+        link = self.hub.redis
+        if link is None or not link.healthy:
+            return list(users)
+        connected = await self.hub.sessions.any_connected(users)
+        return [u for u in users if u in connected]
+
+    async def _invalidate(self, users: Iterable[str]) -> None:
+        users = list(users)
+        await self.hub.counts.invalidate(users)
+        task = asyncio.create_task(self._invalidate_later(users))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _invalidate_later(self, users: list[str]) -> None:
+        await asyncio.sleep(REINVALIDATE_AFTER)
+        await self.hub.counts.invalidate(users)
+
+    # --- reads ----------------------------------------------------------------------------
+    async def counts(self, user_id: str) -> Counts:
+        cached = await self.hub.counts.get(user_id)
+        if cached is not None:
+            return Counts(user_id, *cached)
+        counts = await self.inbox.counts(user_id)
+        await self.hub.counts.set(user_id, counts.unread, counts.unseen)
+        return counts
+
+
+class LiveStream:
+    """One live connection's stream of frames, transport-agnostic (WebSocket or SSE).
+
+    Resume without gap or duplicate: the subscription is opened BEFORE the database is
+    asked for what the client missed, so every commit after that moment arrives live;
+    a live ``notification.created`` whose id the backlog already carried is dropped.
+    """
+
+    BACKLOG_LIMIT = 5000
+
+    def __init__(self, realtime: RealtimeService, user_id: str, cursor: int | None) -> None:
+        self._rt = realtime
+        self.user_id = user_id
+        self._cursor = cursor
+        self._backlog_max = 0
+        self._sub = realtime.hub.broker.subscribe(user_id)
+        self._opened = False
+
+    async def open(self) -> list[bytes]:
+        """Register the connection and return the first frames: the missed notifications
+        (oldest first, when a cursor was given) and the current counts."""
+        hub = self._rt.hub
+        await hub.sessions.connected(self.user_id)
+        hub.metrics.live_connections.inc()
+        self._opened = True
+        frames: list[bytes] = []
+        ts = time.time()
+        if self._cursor is not None:
+            last = self._cursor
+            while True:
+                items = await self._rt.inbox.since(self.user_id, last, limit=500)
+                for item in items:
+                    frames.append(
+                        frame(
+                            "notification.created",
+                            ts,
+                            id=item["id"],
+                            notification=item,
+                            replay=True,
+                        )
+                    )
+                    last = item["id"]
+                if len(items) < 500:
+                    break
+                if len(frames) >= self.BACKLOG_LIMIT:
+                    # Too much to replay over a socket: the client refetches by REST.
+                    frames.append(frame("resync_required", ts, reason="too many missed"))
+                    break
+            self._backlog_max = last
+        frames.append(counts_frame(await self._rt.inbox.counts(self.user_id), ts))
+        return frames
+
+    async def next_frames(self) -> list[bytes]:
+        """Wait for live frames; everything queued comes at once so a writer can flush
+        them together. Raises ``SubscriptionClosed`` when the hub closed the stream (slow
+        consumer, shutdown)."""
+        first = await self._sub.get()
+        batch = [first, *self._sub.drain()]
+        if self._backlog_max:
+            batch = [
+                f for f in batch if (_created_id(f) or self._backlog_max + 1) > self._backlog_max
+            ]
+        return batch
+
+    async def wait_closed(self) -> CloseReason:
+        return await self._sub.wait_closed()
+
+    def observe_sent(self, frames: Sequence[bytes]) -> None:
+        now = time.time()
+        metrics = self._rt.hub.metrics
+        for f in frames:
+            ts = frame_ts(f)
+            if ts is not None:
+                metrics.push_latency.observe(max(0.0, now - ts))
+
+    async def close(self) -> None:
+        hub = self._rt.hub
+        hub.broker.unsubscribe(self._sub)
+        if self._opened:
+            self._opened = False
+            hub.metrics.live_connections.dec()
+            await hub.sessions.disconnected(self.user_id)
+
+
+def _created_id(data: bytes) -> int | None:
+    """The id of a ``notification.created`` frame, read from its head (see ``frame``)."""
+    head = data[:96]
+    if b'"type":"notification.created","id":' not in head:
+        return None
+    start = head.index(b'"id":') + 5
+    end = start
+    while end < len(data) and 48 <= data[end] <= 57:
+        end += 1
+    return int(data[start:end]) if end > start else None
