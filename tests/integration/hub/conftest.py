@@ -58,7 +58,7 @@ class RedisProcess:
 
     async def start(self) -> None:
         # Popen only forks; readiness is awaited below without blocking the loop.
-        self.proc = subprocess.Popen(  # noqa: ASYNC220
+        self.proc = subprocess.Popen(
             [
                 "redis-server",
                 "--port",
