@@ -2,16 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from clarion.errors import RateLimited
+from clarion.errors import RateLimited, ValidationFailed
 from clarion.services.auth import Principal
 from clarion.services.container import Services
 
 _bearer = HTTPBearer(auto_error=False, description="A server API key or a user token")
+
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def reject_unknown_query(request: Request) -> None:
+    """Refuse query parameters a route does not declare: a typo (``?statu=unread``)
+    must not silently widen a request. Checked once the caller is authenticated, so an
+    anonymous request gets its 401 first."""
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    names = _QUERY_NAMES.get(id(route))
+    if names is None:
+        names = frozenset(_query_names(dependant))
+        _QUERY_NAMES[id(route)] = names
+    unknown = sorted(set(request.query_params) - names)
+    if unknown:
+        raise ValidationFailed(
+            "unknown query parameter",
+            [{"field": f"query.{k}", "problem": "unknown parameter"} for k in unknown],
+        )
+
+
+def _query_names(dependant: Any) -> Iterator[str]:
+    """The query parameters of a route and of all its (nested) dependencies."""
+    for param in dependant.query_params:
+        yield param.alias
+    for sub in dependant.dependencies:
+        yield from _query_names(sub)
 
 
 def get_services(request: Request) -> Services:
@@ -27,6 +61,7 @@ async def get_principal(
     token = credentials.credentials if credentials is not None else None
     principal = await services.auth.authenticate(token)
     request.state.principal = principal
+    reject_unknown_query(request)
     if principal.api_key_id is not None:
         await _rate_limit(services, principal.api_key_id, request)
     return principal

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from clarion.api.deps import ServerDep, ServicesDep
@@ -13,7 +13,6 @@ from clarion.api.responses import Json
 from clarion.api.routes import ERROR_RESPONSES
 from clarion.api.schemas import Strict
 from clarion.domain.types import TemplateKind
-from clarion.errors import ValidationFailed
 from clarion.services.templates import KEY_PATTERN, LOCALE_PATTERN, MAX_LOCALES, TemplateDraft
 
 router = APIRouter(prefix="/api/v1/templates", tags=["templates"], responses=ERROR_RESPONSES)
@@ -95,21 +94,7 @@ async def create_template(body: TemplateIn, services: ServicesDep, _server: Serv
     return Json(created, status_code=201)
 
 
-def _only_query(*names: str) -> Any:
-    """Refuse unknown query parameters: a typo (``?limt=5``) should not pass silently."""
-
-    async def check(request: Request) -> None:
-        unknown = sorted(set(request.query_params) - set(names))
-        if unknown:
-            raise ValidationFailed(
-                "unknown query parameter",
-                [{"field": f"query.{k}", "problem": "unknown parameter"} for k in unknown],
-            )
-
-    return Depends(check)
-
-
-@router.get("", response_model=TemplatePage, dependencies=[_only_query("limit", "cursor")])
+@router.get("", response_model=TemplatePage)
 async def list_templates(
     services: ServicesDep,
     _server: ServerDep,
