@@ -1,0 +1,1 @@
+"""Clarion benchmark suite: see bench/README.md."""
