@@ -125,7 +125,7 @@ async def test_redis_outage_under_load(tmp_path: Path, pg_url: str) -> None:
                 if not cursor:
                     break
         assert set(accepted) == stored
-        assert len(accepted) > 100
+        assert len(accepted) > 30  # the load really ran across the outage
     finally:
         stop.set()
         a.stop()
