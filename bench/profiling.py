@@ -70,18 +70,18 @@ def finish(procs: Procs, proc: subprocess.Popen[bytes] | None, name: str, top: i
             inclusive[f] += n
         if frames:
             leaf[frames[-1]] += n
-    lines = [f"py-spy, {total} samples at 200 Hz; inclusive share (on the stack):"]
-    skip = ("<module>", "run (asyncio", "run_forever", "_run_once", "_run (asyncio", "main (")
+    lines = [f"py-spy, {total} samples at 200 Hz (idle not sampled)."]
+    lines.append("Clarion functions, inclusive share (on the stack anywhere):")
     shown = 0
     for f, n in inclusive.most_common():
-        if any(s in f for s in skip):
+        if "(clarion/" not in f or f.startswith(("serve ", "main ")):
             continue
         lines.append(f"  {100 * n / max(1, total):5.1f}%  {f}")
         shown += 1
         if shown >= top:
             break
-    lines.append("self share (leaf frames):")
-    for f, n in leaf.most_common(15):
+    lines.append("self share (leaf frames, where the CPU actually went):")
+    for f, n in leaf.most_common(20):
         lines.append(f"  {100 * n / max(1, total):5.1f}%  {f}")
     text = "\n".join(lines) + "\n"
     (RESULTS / f"{name}.profile.txt").write_text(text)

@@ -45,8 +45,8 @@ def _seed_clarion(total: int, users: int) -> float:
         f"""
         INSERT INTO users (user_id, data, unread_count, unseen_count, read_watermark,
                            seen_watermark, created_at, updated_at)
-        SELECT 'u' || g, '{{}}', 0, 0, 0, 0, now(), now() FROM generate_series(0, {others - 1}) g
-        UNION ALL SELECT 'heavy', '{{}}', 0, 0, 0, 0, now(), now();
+        SELECT 'u' || g, '{{}}'::json, 0, 0, 0, 0, now(), now() FROM generate_series(0, {others - 1}) g
+        UNION ALL SELECT 'heavy', '{{}}'::json, 0, 0, 0, 0, now(), now();
         INSERT INTO notifications (user_id, type, title, message, template, priority, channels,
                                    content, data, created_at, forced_unread, inbox)
         SELECT CASE WHEN g % 5 = 0 THEN 'heavy' ELSE 'u' || (g % {others}) END,
@@ -56,10 +56,11 @@ def _seed_clarion(total: int, users: int) -> float:
         UPDATE users SET unread_count = c.n, unseen_count = c.n
         FROM (SELECT user_id, count(*) AS n FROM notifications GROUP BY user_id) c
         WHERE users.user_id = c.user_id;
-        VACUUM ANALYZE users; VACUUM ANALYZE notifications;
         """,
         db=DB,
     )
+    for table in ("users", "notifications"):  # VACUUM cannot share psql's transaction
+        psql(f"VACUUM ANALYZE {table}", db=DB)
     return round(time.perf_counter() - t0, 1)
 
 
@@ -79,10 +80,11 @@ def _seed_django(total: int, users: int) -> float:
                (SELECT id FROM django_content_type WHERE app_label = 'auth' AND model = 'user'),
                CASE WHEN g % 5 = 0 THEN {users} ELSE (g % {others}) + 1 END, false, false
         FROM generate_series(1, {total}) g;
-        VACUUM ANALYZE auth_user; VACUUM ANALYZE notifications_notification;
         """,
         db=DJ_DB,
     )
+    for table in ("auth_user", "notifications_notification"):
+        psql(f"VACUUM ANALYZE {table}", db=DJ_DB)
     return round(time.perf_counter() - t0, 1)
 
 
