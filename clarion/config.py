@@ -77,6 +77,16 @@ class Settings(BaseSettings):
     )
     critical_types: list[str] = Field(default_factory=list)
 
+    # --- send pipeline (issue 6) ----------------------------------------------------------
+    low_priority_digest: Literal["hourly", "daily"] | None = Field(
+        default=None,
+        description="Hold `low` priority notifications of types without a batching rule "
+        "for this digest (unset: low priority is only claimed last).",
+    )
+    pipeline_poll_seconds: float = Field(
+        default=0.5, description="How often batches and scheduled sends are checked."
+    )
+
     # email (SMTP)
     smtp_host: str | None = None
     smtp_port: int = 25

@@ -13,12 +13,14 @@ from clarion.api.middleware import BodyLimit, Metrics
 from clarion.api.responses import Json
 from clarion.api.routes import (
     actions,
+    batches,
     batching,
     deliveries,
     health,
     notifications,
     preferences,
     push,
+    scheduled,
     system,
     templates,
     unsubscribe,
@@ -55,11 +57,14 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     if services is not None:
         app.state.services = services
     errors.install(app)
-    # Literal paths under /notifications (preferences, batching) before /{notification_id}.
+    # Literal paths under /notifications (preferences, batching, batches, scheduled) before
+    # /{notification_id}.
     app.include_router(ws.router)
     app.include_router(system.router)
     app.include_router(preferences.router)
     app.include_router(batching.router)
+    app.include_router(batches.router)
+    app.include_router(scheduled.router)
     app.include_router(notifications.router)
     app.include_router(actions.router)
     app.include_router(templates.router)

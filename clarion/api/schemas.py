@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from clarion.domain.types import ChannelName, Priority, TemplateKind
 
@@ -26,7 +33,7 @@ class SendRequest(Strict):
     user_id: UserId | None = None
     user_ids: Annotated[list[UserId], Field(min_length=1, max_length=1000)] | None = None
     type: TypeName
-    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    title: Annotated[str, StringConstraints(max_length=200)]
     message: Annotated[str, StringConstraints(max_length=4000)] = ""
     template: TemplateKind = TemplateKind.SIMPLE
     priority: Priority = Priority.NORMAL
@@ -40,6 +47,29 @@ class SendRequest(Strict):
     )
     data: dict[str, Any] = Field(default_factory=dict)
     group_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    template_key: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$")] | None
+    ) = Field(
+        default=None,
+        description="A stored template rendered per recipient (locale, data, profile): "
+        "in_app.title/message become the title and message, the other parts are used by "
+        "their channels. `title` may then be omitted.",
+    )
+    scheduled_for: AwareDatetime | None = Field(
+        default=None,
+        description="Send later: a timezone-aware ISO 8601 time, at most a year ahead "
+        "(see docs/scheduling.md).",
+    )
+    cancellation_key: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = (
+        Field(default=None, description="Cancel scheduled sends sharing this key at once.")
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _title_from_template(cls, values: Any) -> Any:
+        if isinstance(values, dict) and values.get("template_key") and "title" not in values:
+            return {**values, "title": ""}
+        return values
 
     @model_validator(mode="after")
     def _one_recipient_form(self) -> SendRequest:
@@ -47,12 +77,22 @@ class SendRequest(Strict):
             raise ValueError("give exactly one of user_id or user_ids")
         if len(set(self.channels)) != len(self.channels):
             raise ValueError("channels must not repeat")
+        if not self.title and not self.template_key:
+            raise ValueError("title is required (unless template_key is given)")
+        if self.cancellation_key is not None and self.scheduled_for is None:
+            raise ValueError("cancellation_key needs scheduled_for")
         return self
 
 
 class SendResponse(BaseModel):
-    ids: list[int]
-    accepted: int
+    ids: list[int] = Field(description="The notifications written now (empty when held).")
+    accepted: int = Field(description="Recipients accepted: written, batched or scheduled.")
+    batched: list[str] | None = Field(
+        default=None, description="Batches the notification was held in (docs/batching.md)."
+    )
+    scheduled: list[str] | None = Field(
+        default=None, description="Scheduled sends created, one per recipient."
+    )
 
 
 class Notification(BaseModel):

@@ -21,10 +21,13 @@ from clarion.services.deliveries import (
     UnsubscribeSigner,
     WebhookService,
 )
+from clarion.services.digests import DigestService
 from clarion.services.idempotency import IdempotencyService
 from clarion.services.inbox import InboxService
+from clarion.services.pipeline import Planner
 from clarion.services.preferences import PreferenceService
 from clarion.services.realtime import RealtimeService
+from clarion.services.scheduling import SchedulingService
 from clarion.services.sending import SendingService
 from clarion.services.status import system_status
 from clarion.services.templates import TemplateService
@@ -32,6 +35,7 @@ from clarion.services.users import UserService
 from clarion.store.db import Database
 
 if TYPE_CHECKING:
+    from clarion.delivery.scheduler import PipelineLoop
     from clarion.delivery.worker import Worker
 
 log = logging.getLogger("clarion.services")
@@ -45,9 +49,6 @@ class Services:
         self.auth = AuthService(self.db, settings, secret)
         self.idempotency = IdempotencyService(self.db, settings.idempotency_ttl_seconds)
         self.inbox = InboxService(self.db)
-        self.sending = SendingService(
-            self.db, self.idempotency, max_recipients=settings.max_recipients
-        )
         self.users = UserService(self.db)
         # Smart processing (issue 6): stored templates, preferences, batching rules, actions.
         self.templates = TemplateService(self.db)
@@ -55,8 +56,19 @@ class Services:
         self.batching = BatchingRuleService(self.db)
         self.actions = ActionService(self.db, self.inbox, settings)
         # The realtime hub: built here, connected in start(); tells live clients of every
-        # committed change and fronts the unread counts with a cache.
+        # committed change and fronts the unread counts with a cache (and rate limits).
         self.hub = Hub.build(settings)
+        # The send pipeline: plan per recipient (templates, batches, preferences, quiet
+        # hours, channel rate limits), write in one transaction; batches and scheduled
+        # sends are written later by the same write() (see delivery/scheduler.py).
+        planner = Planner(
+            self.db, settings, self.templates, self.preferences, self.batching, self.hub.limiter
+        )
+        self.sending = SendingService(
+            self.db, self.idempotency, planner, max_recipients=settings.max_recipients
+        )
+        self.digests = DigestService(self.db, self.sending)
+        self.scheduling = SchedulingService(self.db, self.sending)
         self.realtime = RealtimeService(self.hub, self.inbox)
         self.sending.listeners.append(self.realtime)
         self.inbox.listeners.append(self.realtime)
@@ -65,6 +77,8 @@ class Services:
         self.push_subscriptions = PushSubscriptionService(self.db, settings)
         self.worker: Worker | None = None
         self._worker_task: asyncio.Task[Any] | None = None
+        self.pipeline_loop: PipelineLoop | None = None
+        self._pipeline_task: asyncio.Task[Any] | None = None
 
     async def start(self) -> None:
         """Start background parts (hub, workers): none are needed by the inbox itself."""
@@ -77,6 +91,7 @@ class Services:
         # Imported here: delivery/ sits above services/ (it calls us), so only the
         # composition root may reach down into it.
         from clarion.delivery.channels.registry import build_registry
+        from clarion.delivery.scheduler import PipelineLoop
         from clarion.delivery.worker import WakeListener, Worker
 
         s = self.settings
@@ -92,6 +107,10 @@ class Services:
         self.deliveries.wake_callbacks.append(worker.wake)
         self.worker = worker
         self._worker_task = asyncio.create_task(worker.run(), name="clarion-worker")
+        # Batches and scheduled sends are released by the same processes that deliver.
+        loop = PipelineLoop(self.digests, self.scheduling, poll_seconds=s.pipeline_poll_seconds)
+        self.pipeline_loop = loop
+        self._pipeline_task = asyncio.create_task(loop.run(), name="clarion-pipeline")
         return worker
 
     async def stop_worker_when_done(self) -> None:
@@ -103,6 +122,13 @@ class Services:
 
     async def stop_worker(self) -> None:
         """Drain the worker: in-flight deliveries finish and are recorded."""
+        if self.pipeline_loop is not None and self._pipeline_task is not None:
+            self.pipeline_loop.stop()
+            try:
+                await self._pipeline_task
+            except Exception:
+                log.exception("pipeline loop failed")
+            self.pipeline_loop = self._pipeline_task = None
         worker, task = self.worker, self._worker_task
         if worker is None or task is None:
             return

@@ -340,7 +340,7 @@ class DeliveryService:
             "reason": r["reason"],
             "attempt_count": r["attempts"],
             "next_attempt_at": _iso(r["next_attempt_at"])
-            if r["status"] in ("pending", "failed")
+            if r["status"] in ("scheduled", "pending", "failed")
             else None,
             "last_error": r["last_error"],
             "created_at": _iso(r["created_at"]),

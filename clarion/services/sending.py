@@ -4,6 +4,12 @@
 channel (the outbox the workers drain), the unread counters and the ``accepted`` events
 commit together, so an accepted notification can never be half-written; listeners (live
 inbox pushes, worker wake-ups) hear about it only after the commit.
+
+The row-writing part is :meth:`SendingService.write`, which runs inside a caller's
+transaction: the batch flusher and the scheduler write a notification in the same
+transaction that marks their batch flushed or their scheduled send sent, which is what
+makes each go out exactly once. Before writing, :class:`~clarion.services.pipeline.Planner`
+decides per recipient (template, batch, preferences, quiet hours, rate limits).
 """
 
 from __future__ import annotations
@@ -11,26 +17,36 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.domain.batching import BatchRule, batch_key, flush_at
 from clarion.domain.content import validate_content
-from clarion.domain.types import ChannelName, EventType, Priority, TemplateKind
+from clarion.domain.types import ChannelName, EventType, Priority, SuppressionReason, TemplateKind
 from clarion.errors import ValidationFailed
 from clarion.metrics import NOTIFICATIONS_ACCEPTED
-from clarion.services.clock import utcnow
+from clarion.services.clock import as_utc, utcnow
 from clarion.services.idempotency import IdempotencyRequest, IdempotencyService
 from clarion.services.inbox import InboxListener, notification_json
+from clarion.services.pipeline import Planner, RecipientPlan
+from clarion.store import batches as batch_store
 from clarion.store import deliveries as delivery_store
 from clarion.store import events as event_store
 from clarion.store import idempotency as idem_store
 from clarion.store import inbox as inbox_store
+from clarion.store import scheduled as scheduled_store
 from clarion.store import users as user_store
 from clarion.store.db import Database
 from clarion.store.users import InboxMarks
 
 log = logging.getLogger("clarion.sending")
 _FRESH = InboxMarks(0, 0, 0, 0, None, None)
+
+SCHEDULE_SKEW = timedelta(seconds=5)  # a scheduled_for this far in the past is still "now"
+SCHEDULE_HORIZON = timedelta(days=366)
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,30 @@ class SendCommand:
     content: Mapping[str, Any] | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
     group_key: str | None = None
+    template_key: str | None = None
+    scheduled_for: datetime | None = None
+    cancellation_key: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The command without its recipients, as stored by batches and schedules."""
+        out = asdict(self)
+        del out["user_ids"]
+        out["channels"] = [str(c) for c in self.channels]
+        out["template"] = str(self.template)
+        out["priority"] = str(self.priority)
+        out["actions"] = None if self.actions is None else [dict(a) for a in self.actions]
+        out["scheduled_for"] = None
+        return out
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any], user_ids: Sequence[str]) -> SendCommand:
+        values = dict(doc)
+        values["channels"] = tuple(ChannelName(c) for c in values.get("channels") or ["in_app"])
+        values["template"] = TemplateKind(values.get("template", "simple"))
+        values["priority"] = Priority(values.get("priority", "normal"))
+        values["scheduled_for"] = None
+        known = set(cls.__dataclass_fields__) - {"user_ids"}
+        return cls(user_ids=tuple(user_ids), **{k: v for k, v in values.items() if k in known})
 
 
 @dataclass(frozen=True)
@@ -56,14 +96,67 @@ class Accepted:
     replayed: bool = False
 
 
+@dataclass
+class Written:
+    """What :meth:`SendingService.write` did: notification ids, batch ids, and the
+    notifications to tell listeners about once the transaction commits."""
+
+    ids: list[int] = field(default_factory=list)
+    batched: list[str] = field(default_factory=list)
+    created: list[dict[str, Any]] = field(default_factory=list)
+    accepted: int = 0
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ids": self.ids, "accepted": self.accepted}
+        if self.batched:
+            out["batched"] = self.batched
+        return out
+
+
+def actor_of(data: Mapping[str, Any]) -> dict[str, str] | None:
+    """The actor of a notification, from ``data.actor`` (a name, or ``{"id", "name"}``)
+    or ``data.actor_id``/``data.actor_name``; folding lists distinct actors."""
+    actor = data.get("actor")
+    if isinstance(actor, Mapping):
+        out = {k: str(actor[k]) for k in ("id", "name") if actor.get(k) not in (None, "")}
+        return out or None
+    if isinstance(actor, str | int) and str(actor):
+        return {"name": str(actor)}
+    ident, name = data.get("actor_id"), data.get("actor_name")
+    out = {}
+    if ident not in (None, ""):
+        out["id"] = str(ident)
+    if name not in (None, ""):
+        out["name"] = str(name)
+    return out or None
+
+
 class SendingService:
     def __init__(
-        self, db: Database, idempotency: IdempotencyService, *, max_recipients: int
+        self,
+        db: Database,
+        idempotency: IdempotencyService,
+        planner: Planner,
+        *,
+        max_recipients: int,
     ) -> None:
         self._db = db
         self._idem = idempotency
+        self.planner = planner
         self._max_recipients = max_recipients
         self.listeners: list[InboxListener] = []
+
+    def content_of(self, cmd: SendCommand) -> dict[str, Any]:
+        """The validated in-app payload (``ValidationFailed`` listing every problem). With a
+        template the title may be left out: the template's ``in_app.title`` fills it."""
+        return validate_content(
+            cmd.template,
+            title=cmd.title or cmd.template_key or "",
+            message=cmd.message,
+            media=cmd.media,
+            actions=cmd.actions,
+            extra=cmd.content,
+        )
 
     async def send(
         self, cmd: SendCommand, idempotency: IdempotencyRequest | None = None
@@ -76,108 +169,275 @@ class SendingService:
                 f"at most {self._max_recipients} recipients per request",
                 [{"field": "user_ids", "problem": "too_many"}],
             )
-        content = validate_content(
-            cmd.template,
-            title=cmd.title,
-            message=cmd.message,
-            media=cmd.media,
-            actions=cmd.actions,
-            extra=cmd.content,
-        )
+        content = self.content_of(cmd)
+        now = utcnow()
+        if cmd.scheduled_for is not None:
+            check_schedule(cmd.scheduled_for, now)
+            if cmd.template_key:
+                await self.planner.check_template(cmd.template_key)
         if idempotency is not None:
             replay = await self._idem.begin(idempotency)
             if replay is not None:
                 return Accepted(replay.status_code, replay.body, replayed=True)
         try:
-            body, created = await self._commit(cmd, user_ids, content, idempotency)
+            if cmd.scheduled_for is not None:
+                body: dict[str, Any] = await self._schedule(cmd, user_ids, idempotency, now)
+                written = Written()
+            else:
+                plans = await self.planner.plan(cmd, user_ids, content, now)
+                async with self._db.begin() as conn:
+                    written = await self.write(conn, cmd, plans, now)
+                    body = written.body()
+                    if idempotency is not None:
+                        await idem_store.complete(
+                            conn, idempotency.api_key_id, idempotency.key, 202, body
+                        )
         except BaseException:
             if idempotency is not None:
                 await self._idem.release(idempotency)
             raise
-        NOTIFICATIONS_ACCEPTED.labels(cmd.type).inc(len(created))
-        for listener in self.listeners:
-            try:
-                await listener.notifications_created(created)
-            except Exception:  # hints only: clients resume from the database
-                log.exception("listener failed after commit")
+        await self.notify(written)
         return Accepted(202, body)
 
-    async def _commit(
+    async def notify(self, written: Written) -> None:
+        """After commit: count, and tell the listeners (live inboxes, worker wake-ups)."""
+        for item in written.created:
+            NOTIFICATIONS_ACCEPTED.labels(item["type"]).inc()
+        if not written.created:
+            return
+        for listener in self.listeners:
+            try:
+                await listener.notifications_created(written.created)
+            except Exception:  # hints only: clients resume from the database
+                log.exception("listener failed after commit")
+
+    async def _schedule(
         self,
         cmd: SendCommand,
         user_ids: list[str],
-        content: dict[str, Any],
         idempotency: IdempotencyRequest | None,
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        now = utcnow()
-        inbox = ChannelName.IN_APP in cmd.channels
+        now: datetime,
+    ) -> dict[str, Any]:
+        assert cmd.scheduled_for is not None
+        command = cmd.to_json()
+        rows = [
+            {
+                "id": str(uuid.uuid4()),
+                "user_id": uid,
+                "due_at": as_utc(cmd.scheduled_for),
+                "cancellation_key": cmd.cancellation_key,
+                "status": "scheduled",
+                "command": command,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for uid in user_ids
+        ]
+        body = {"ids": [], "accepted": len(rows), "scheduled": [r["id"] for r in rows]}
+        async with self._db.begin() as conn:
+            await scheduled_store.insert(conn, rows)
+            if idempotency is not None:
+                await idem_store.complete(conn, idempotency.api_key_id, idempotency.key, 202, body)
+        return body
+
+    async def write(
+        self,
+        conn: AsyncConnection,
+        cmd: SendCommand,
+        plans: Sequence[RecipientPlan],
+        now: datetime,
+    ) -> Written:
+        """Write the planned recipients inside the caller's transaction: held ones into
+        their open batch, the others as notification + delivery rows + events. Listeners
+        are NOT told here; the caller calls :meth:`notify` after its commit."""
+        out = Written(accepted=len(plans))
+        if not plans:
+            return out
+        await user_store.ensure(conn, sorted({p.user_id for p in plans}), now)
+        for p in plans:
+            if p.hold is not None:
+                out.batched.append(await self._hold(conn, cmd, p, p.hold, now))
+        sent = [p for p in plans if p.hold is None]
+        if sent:
+            await self._write_rows(conn, cmd, sent, now, out)
+        return out
+
+    async def _hold(
+        self,
+        conn: AsyncConnection,
+        cmd: SendCommand,
+        p: RecipientPlan,
+        rule: BatchRule,
+        now: datetime,
+    ) -> str:
+        group = cmd.group_key or ""
+        batch = await batch_store.open_or_create(
+            conn,
+            {
+                "key": batch_key(p.user_id, cmd.type, group),
+                "user_id": p.user_id,
+                "type": cmd.type,
+                "group_key": group,
+                "rule": rule.to_json(),
+                "locale": p.locale,
+                "opened_at": now,
+                "flush_at": flush_at(rule, now, p.timezone),
+            },
+        )
+        opened_under = BatchRule.from_json(batch["rule"])
+        due = batch["flush_at"]
+        if opened_under.count is not None and batch["item_count"] + 1 >= opened_under.count:
+            due = now
+        actor = actor_of(cmd.data)
+        await batch_store.add_item(
+            conn,
+            batch["id"],
+            {
+                "title": p.title,
+                "message": p.message,
+                "data": dict(cmd.data),
+                "actor": actor,
+                "command": {**cmd.to_json(), "title": p.title, "message": p.message},
+                "created_at": now,
+            },
+            flush_at=due,
+        )
+        await event_store.append(
+            conn,
+            [
+                {
+                    "type": EventType.SUPPRESSED,
+                    "notification_id": None,
+                    "user_id": p.user_id,
+                    "channel": None,
+                    "data": {
+                        "type": cmd.type,
+                        "reason": str(SuppressionReason.BATCHED),
+                        "batch_id": batch["id"],
+                    },
+                    "created_at": now,
+                }
+            ],
+        )
+        return str(batch["id"])
+
+    async def _write_rows(
+        self,
+        conn: AsyncConnection,
+        cmd: SendCommand,
+        plans: Sequence[RecipientPlan],
+        now: datetime,
+        out: Written,
+    ) -> None:
         channels = [str(c) for c in cmd.channels]
         rows = [
             {
-                "user_id": uid,
+                "user_id": p.user_id,
                 "type": cmd.type,
-                "title": cmd.title,
-                "message": cmd.message,
+                "title": p.title,
+                "message": p.message,
                 "template": str(cmd.template),
                 "priority": str(cmd.priority),
                 "channels": channels,
-                "content": content,
+                "content": p.content,
                 "data": dict(cmd.data),
                 "group_key": cmd.group_key,
                 "created_at": now,
                 "forced_unread": False,
-                "inbox": inbox,
+                "inbox": p.inbox,
             }
-            for uid in user_ids
+            for p in plans
         ]
-        async with self._db.begin() as conn:
-            await user_store.ensure(conn, sorted(user_ids), now)
-            if inbox:
-                # Lock the users (by counting) BEFORE the ids are drawn: a concurrent
-                # mark-all-read then cannot move the watermark past an id not yet committed.
-                await user_store.add_counts(conn, {u: (1, 1) for u in user_ids})
-            ids = await inbox_store.insert(conn, rows)
-            await delivery_store.insert(
-                conn,
-                [
+        counted = {p.user_id: (1, 1) for p in plans if p.inbox}
+        if counted:
+            # Lock the users (by counting) BEFORE the ids are drawn: a concurrent
+            # mark-all-read then cannot move the watermark past an id not yet committed.
+            await user_store.add_counts(conn, counted)
+        ids = await inbox_store.insert(conn, rows)
+        rank = Priority(cmd.priority).rank
+        deliveries = []
+        events: list[dict[str, Any]] = []
+        for nid, p in zip(ids, plans, strict=True):
+            events.append(_event(EventType.ACCEPTED, nid, p.user_id, None, {"type": cmd.type}, now))
+            if p.suppressed_in_app:
+                events.append(
+                    _event(
+                        EventType.SUPPRESSED,
+                        nid,
+                        p.user_id,
+                        "in_app",
+                        {"type": cmd.type, "reason": p.suppressed_in_app},
+                        now,
+                    )
+                )
+            for d in p.deliveries:
+                deliveries.append(
                     {
                         "id": str(uuid.uuid4()),
                         "notification_id": nid,
-                        "user_id": row["user_id"],
-                        "channel": ch,
-                        "status": "pending",
-                        "priority": cmd.priority.rank,
+                        "user_id": p.user_id,
+                        "channel": d.channel,
+                        "status": d.status,
+                        "reason": d.reason,
+                        "priority": rank,
                         "attempts": 0,
-                        "next_attempt_at": now,
+                        "next_attempt_at": d.next_attempt_at,
                         "created_at": now,
                         "updated_at": now,
                     }
-                    for nid, row in zip(ids, rows, strict=True)
-                    for ch in channels
-                    if ch != ChannelName.IN_APP
-                ],
-            )
-            await event_store.append(
-                conn,
-                [
-                    {
-                        "type": EventType.ACCEPTED,
-                        "notification_id": nid,
-                        "user_id": row["user_id"],
-                        "channel": None,
-                        "data": {"type": cmd.type},
-                        "created_at": now,
-                    }
-                    for nid, row in zip(ids, rows, strict=True)
-                ],
-            )
-            body: dict[str, Any] = {"ids": ids, "accepted": len(ids)}
-            if idempotency is not None:
-                await idem_store.complete(conn, idempotency.api_key_id, idempotency.key, 202, body)
-        created = [
+                )
+                if d.reason is not None:
+                    data: dict[str, Any] = {"type": cmd.type, "reason": d.reason}
+                    if d.status == "scheduled":
+                        data["deferred_until"] = as_utc(d.next_attempt_at).isoformat()
+                    events.append(
+                        _event(EventType.SUPPRESSED, nid, p.user_id, d.channel, data, now)
+                    )
+        await delivery_store.insert(conn, deliveries)
+        await event_store.append(conn, events)
+        out.ids.extend(ids)
+        out.created.extend(
             notification_json(
                 {**row, "id": nid, "seen_at": None, "read_at": None, "archived_at": None}, _FRESH
             )
             for nid, row in zip(ids, rows, strict=True)
-        ]
-        return body, created
+        )
+
+
+def _event(
+    type_: EventType,
+    nid: int | None,
+    user_id: str,
+    channel: str | None,
+    data: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "notification_id": nid,
+        "user_id": user_id,
+        "channel": channel,
+        "data": data,
+        "created_at": now,
+    }
+
+
+def check_schedule(when: datetime, now: datetime) -> datetime:
+    """A ``scheduled_for`` must be timezone-aware, not in the past beyond a small skew,
+    and at most a year ahead."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValidationFailed(
+            "scheduled_for must include a timezone",
+            [{"field": "scheduled_for", "problem": "naive datetime; add an offset or Z"}],
+        )
+    if when < now - SCHEDULE_SKEW:
+        raise ValidationFailed(
+            "scheduled_for is in the past",
+            [{"field": "scheduled_for", "problem": "in the past"}],
+        )
+    if when > now + SCHEDULE_HORIZON:
+        raise ValidationFailed(
+            "scheduled_for is too far ahead",
+            [{"field": "scheduled_for", "problem": "at most one year ahead"}],
+        )
+    return when

@@ -1,6 +1,7 @@
 """The outbox as a work queue: claim due deliveries under a lease, renew, complete.
 
-One predicate says "due": ``status IN (pending, failed, sending) AND next_attempt_at <= now``.
+One predicate says "due": ``status IN (scheduled, pending, failed, sending) AND
+next_attempt_at <= now`` (``scheduled``: deferred by quiet hours).
 Claiming a row sets ``next_attempt_at`` to the lease's end, so a lease that runs out
 (its worker was SIGKILLed) simply makes the row due again, with no second query shape
 and no sweeper process.
@@ -26,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.store.schema import deliveries, notifications
 
-CLAIMABLE = ("pending", "failed", "sending")
+# ``scheduled``: deferred by quiet hours to ``next_attempt_at`` (issue 6).
+CLAIMABLE = ("scheduled", "pending", "failed", "sending")
 
 
 def _due(now: datetime) -> Any:

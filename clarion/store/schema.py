@@ -70,9 +70,7 @@ notifications = Table(
     "notifications",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column(
-        "user_id", String(255), ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("user_id", String(255), ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False),
     Column("type", String(100), nullable=False),
     Column("title", String(200), nullable=False),
     Column("message", Text, nullable=False),
@@ -86,9 +84,7 @@ notifications = Table(
     Column("seen_at", Timestamp),
     Column("read_at", Timestamp),
     Column("archived_at", Timestamp),
-    Column(
-        "forced_unread", Boolean, nullable=False, default=False, server_default=text("false")
-    ),
+    Column("forced_unread", Boolean, nullable=False, default=False, server_default=text("false")),
     # Only notifications sent to the in_app channel are part of the inbox and its counts.
     Column("inbox", Boolean, nullable=False, default=True, server_default=text("true")),
     Index("ix_notifications_user_id_id", "user_id", "id"),
@@ -213,9 +209,7 @@ push_subscriptions = Table(
     "push_subscriptions",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column(
-        "user_id", String(255), ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("user_id", String(255), ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False),
     Column("endpoint", String(2000), nullable=False),
     Column("p256dh", String(200), nullable=False),
     Column("auth", String(100), nullable=False),
@@ -268,4 +262,75 @@ batching_rules = Table(
     Column("type", String(100), primary_key=True),
     Column("rule", JSON, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
+)
+
+# --- the send pipeline (issue 6): batches (digests) and scheduled sends -----------------
+
+# A batch holds notifications of one (user, type, group_key) until its rule releases it.
+# At most ONE open batch per key: a unique partial index (SQLite and PostgreSQL both
+# have them), so two concurrent first items cannot open two batches. ``group_key`` is
+# '' for "none" (NULLs are never equal in a unique index).
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("key", Text, nullable=False),  # domain.batching.batch_key, for humans and logs
+    Column("user_id", String(255), nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("group_key", String(200), nullable=False, default="", server_default=text("''")),
+    Column("status", String(10), nullable=False),  # open | flushed | dropped
+    Column("rule", JSON, nullable=False),  # BatchRule.to_json() the batch was opened under
+    Column("locale", String(35)),
+    Column("opened_at", Timestamp, nullable=False),
+    Column("flush_at", Timestamp),  # NULL: a count rule below its count
+    Column("closed_at", Timestamp),
+    Column("item_count", Integer, nullable=False, default=0, server_default=text("0")),
+    Column("notification_id", BigInteger),  # the folded notification, once flushed
+    Index(
+        "uq_batches_open",
+        "user_id",
+        "type",
+        "group_key",
+        unique=True,
+        postgresql_where=text("status = 'open'"),
+        sqlite_where=text("status = 'open'"),
+    ),
+    Index("ix_batches_status_flush_at", "status", "flush_at"),
+)
+
+# One held notification: what folding needs, and the send command it came from (so the
+# folded notification goes to the same channels with the same kind and priority).
+batch_items = Table(
+    "batch_items",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("batch_id", String(36), ForeignKey("batches.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("actor", JSON),  # {"id", "name"} or NULL
+    Column("command", JSON, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("folded_into", BigInteger),  # the notification id it was folded into
+    Index("ix_batch_items_batch_id", "batch_id"),
+)
+
+# A send with a future ``scheduled_for``: one row per recipient, written as a
+# notification only when due, in the transaction that marks the row sent.
+scheduled_sends = Table(
+    "scheduled_sends",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(255), nullable=False),
+    Column("due_at", Timestamp, nullable=False),
+    Column("cancellation_key", String(255)),
+    Column("status", String(10), nullable=False),  # scheduled | sent | cancelled | failed
+    Column("command", JSON, nullable=False),  # SendCommand.to_json() without recipients
+    Column("notification_id", BigInteger),
+    Column("error", Text),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Index("ix_scheduled_sends_status_due_at", "status", "due_at"),
+    Index("ix_scheduled_sends_user_id_due_at", "user_id", "due_at"),
+    Index("ix_scheduled_sends_cancellation_key", "cancellation_key"),
 )

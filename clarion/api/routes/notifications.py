@@ -36,7 +36,11 @@ async def send_notification(
     principal: ServerDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Json:
-    """Accept a notification for one user (``user_id``) or many (``user_ids``)."""
+    """Accept a notification for one user (``user_id``) or many (``user_ids``).
+
+    Written at once (``ids``), held in a batch (``batched``: batch ids, docs/batching.md),
+    or stored for later when ``scheduled_for`` is given (``scheduled``: ids,
+    docs/scheduling.md). ``accepted`` counts recipients in every case."""
     idem = None
     if idempotency_key is not None:
         assert principal.api_key_id is not None
@@ -56,6 +60,9 @@ async def send_notification(
         content=body.content,
         data=body.data,
         group_key=body.group_key,
+        template_key=body.template_key,
+        scheduled_for=body.scheduled_for,
+        cancellation_key=body.cancellation_key,
     )
     accepted = await services.sending.send(cmd, idem)
     headers = {"Idempotent-Replayed": "true"} if accepted.replayed else None

@@ -1,0 +1,66 @@
+"""``/api/v1/notifications/batches``: open batches (digests) — list, flush now, drop.
+
+Listing works with an API key (every user, or ``user_id``) or a user's own token;
+flushing and dropping need an API key. See docs/batching.md."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel
+
+from clarion.api.deps import PrincipalDep, ServerDep, ServicesDep
+from clarion.api.responses import Json
+from clarion.api.routes import ERROR_RESPONSES
+from clarion.api.schemas import UserId
+
+router = APIRouter(
+    prefix="/api/v1/notifications/batches", tags=["batching"], responses=ERROR_RESPONSES
+)
+
+BatchId = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[0-9a-f\-]+$")]
+
+
+class BatchOut(BaseModel):
+    id: str
+    key: str
+    user_id: str
+    type: str
+    group_key: str | None
+    status: str
+    rule: dict[str, Any]
+    item_count: int
+    opened_at: str
+    flush_at: str | None
+    notification_id: int | None
+
+
+class BatchPage(BaseModel):
+    items: list[BatchOut]
+    next_cursor: str | None
+
+
+@router.get("", response_model=BatchPage)
+async def list_batches(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    user_id: Annotated[UserId | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=36)] = None,
+) -> Json:
+    """Open batches, oldest id first; a user token sees its own only."""
+    return Json(await services.digests.list_open(principal, user_id, limit=limit, cursor=cursor))
+
+
+@router.post("/{batch_id}/flush", response_model=BatchOut)
+async def flush_batch(batch_id: BatchId, services: ServicesDep, _server: ServerDep) -> Json:
+    """Fold the batch into one notification now (``409`` if no longer open)."""
+    return Json(await services.digests.flush(batch_id))
+
+
+@router.delete("/{batch_id}", status_code=204, response_class=Response)
+async def drop_batch(batch_id: BatchId, services: ServicesDep, _server: ServerDep) -> Response:
+    """Discard the batch and everything it holds (``409`` if no longer open)."""
+    await services.digests.drop(batch_id)
+    return Response(status_code=204)

@@ -1,0 +1,55 @@
+"""The pipeline's background loop: flush due batches and send due scheduled sends.
+
+Runs next to the delivery worker (``clarion serve``'s embedded worker and ``clarion
+worker``), polling every ``pipeline_poll_seconds`` (0.5 s by default), so a scheduled
+send goes out within about a second of its time. Any number of these loops may run on
+any number of machines: each batch and each scheduled send is claimed and written in one
+transaction (``SKIP LOCKED`` on PostgreSQL, the write lock on SQLite), so it happens once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from clarion.errors import ClarionError
+from clarion.services.digests import DigestService
+from clarion.services.scheduling import SchedulingService
+
+log = logging.getLogger("clarion.scheduler")
+
+
+class PipelineLoop:
+    def __init__(
+        self, digests: DigestService, scheduling: SchedulingService, *, poll_seconds: float = 0.5
+    ) -> None:
+        self.digests = digests
+        self.scheduling = scheduling
+        self.poll_seconds = poll_seconds
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run_once(self) -> int:
+        """One round; returns how many batches and scheduled sends were handled."""
+        done = 0
+        for step in (self.digests.flush_due, self.scheduling.run_due):
+            try:
+                done += await step()
+            except ClarionError as exc:
+                log.warning("%s failed: %s", step.__qualname__, exc)
+            except Exception:
+                log.exception("%s crashed", step.__qualname__)
+        return done
+
+    async def run(self) -> None:
+        log.info("pipeline loop started: poll=%.2fs", self.poll_seconds)
+        while not self._stop.is_set():
+            busy = await self.run_once()
+            if busy:
+                continue  # more may be due right away
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.poll_seconds)
+        log.info("pipeline loop stopped")
