@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from clarion.domain.types import EventType
 from clarion.errors import BadCursor, NotFound
 from clarion.services.auth import Principal
@@ -172,14 +175,7 @@ class InboxService:
         """read / unread / seen / archive / unarchive; idempotent (repeating changes nothing)."""
         now = utcnow()
         async with self._db.begin() as conn:
-            owner = await store.owner_of(conn, notification_id)
-            if owner is None:
-                raise NotFound("no such notification")
-            principal.check_owner(owner)
-            marks = await user_store.lock_marks(conn, owner)
-            row = await store.get(conn, notification_id, for_update=True)
-            if marks is None or row is None:
-                raise NotFound("no such notification")
+            owner, marks, row = await _locked(conn, principal, notification_id)
             values, du, ds, event = _transition(row, marks, action, now)
             if values:
                 await store.update_row(conn, notification_id, **values)
@@ -247,14 +243,7 @@ class InboxService:
     async def delete(self, principal: Principal, notification_id: int) -> None:
         now = utcnow()
         async with self._db.begin() as conn:
-            owner = await store.owner_of(conn, notification_id)
-            if owner is None:
-                raise NotFound("no such notification")
-            principal.check_owner(owner)
-            marks = await user_store.lock_marks(conn, owner)
-            row = await store.get(conn, notification_id, for_update=True)
-            if marks is None or row is None:
-                raise NotFound("no such notification")
+            owner, marks, row = await _locked(conn, principal, notification_id)
             if row["inbox"] and row["archived_at"] is None:
                 du = -1 if not store.is_read(row, marks) else 0
                 ds = -1 if not store.is_seen(row, marks) else 0
@@ -303,6 +292,22 @@ class InboxService:
                 await listener.notification_changed(user_id, change, item, notification_id, counts)
             except Exception:  # a hint lost is recovered by the client's resume
                 log.exception("inbox listener failed")
+
+
+async def _locked(
+    conn: AsyncConnection, principal: Principal, notification_id: int
+) -> tuple[str, InboxMarks, RowMapping]:
+    """The notification and its user's marks, both locked (user row first, as every
+    inbox change does, so that they can never deadlock each other)."""
+    owner = await store.owner_of(conn, notification_id)
+    if owner is None:
+        raise NotFound("no such notification")
+    principal.check_owner(owner)
+    marks = await user_store.lock_marks(conn, owner)
+    row = await store.get(conn, notification_id, for_update=True)
+    if marks is None or row is None:
+        raise NotFound("no such notification")
+    return owner, marks, row
 
 
 def _transition(

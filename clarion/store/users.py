@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -61,42 +61,27 @@ async def upsert_profile(
     return row
 
 
+def _marks_query(user_id: str) -> Select[Any]:
+    return select(
+        users.c.unread_count,
+        users.c.unseen_count,
+        users.c.read_watermark,
+        users.c.seen_watermark,
+        users.c.read_all_at,
+        users.c.seen_all_at,
+    ).where(users.c.user_id == user_id)
+
+
 async def lock_marks(conn: AsyncConnection, user_id: str) -> InboxMarks | None:
     """Read the counters under a row lock: every inbox change of one user is serialised
     here, which keeps the counters exact under concurrent requests (SQLite serialises all
     writers anyway; ``FOR UPDATE`` is a no-op there)."""
-    row = (
-        await conn.execute(
-            select(
-                users.c.unread_count,
-                users.c.unseen_count,
-                users.c.read_watermark,
-                users.c.seen_watermark,
-                users.c.read_all_at,
-                users.c.seen_all_at,
-            )
-            .where(users.c.user_id == user_id)
-            .with_for_update()
-        )
-    ).first()
-    if row is None:
-        return None
-    return InboxMarks(*row)
+    row = (await conn.execute(_marks_query(user_id).with_for_update())).first()
+    return None if row is None else InboxMarks(*row)
 
 
 async def read_marks(conn: AsyncConnection, user_id: str) -> InboxMarks | None:
-    row = (
-        await conn.execute(
-            select(
-                users.c.unread_count,
-                users.c.unseen_count,
-                users.c.read_watermark,
-                users.c.seen_watermark,
-                users.c.read_all_at,
-                users.c.seen_all_at,
-            ).where(users.c.user_id == user_id)
-        )
-    ).first()
+    row = (await conn.execute(_marks_query(user_id))).first()
     return None if row is None else InboxMarks(*row)
 
 
