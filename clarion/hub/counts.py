@@ -76,7 +76,8 @@ class CountCache:
         if raw is None:
             return None
         try:
-            unread, unseen = raw.split(b":", 1)
+            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+            unread, unseen = text.split(":", 1)
             return int(unread), int(unseen)
         except ValueError:
             log.warning("ignoring malformed count for %r: %r", user_id, raw)

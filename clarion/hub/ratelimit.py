@@ -89,7 +89,8 @@ class RateLimiter:
                 implementation="redispy",
                 key_prefix=link.key("rl"),
                 wrap_exceptions=True,
-                connection_pool=link.client.connection_pool,
+                # limits types its storage options as scalars; a pool is accepted.
+                connection_pool=link.client.connection_pool,  # type: ignore[arg-type]
             )
             self._redis = cls(storage)
 

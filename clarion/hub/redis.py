@@ -118,7 +118,7 @@ class RedisTransport(Transport):
             finally:
                 self._subscribed.clear()
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[attr-defined,unused-ignore]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
             self._kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), delay)

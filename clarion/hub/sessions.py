@@ -23,6 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -191,8 +192,7 @@ class SessionRegistry:
                 if self._resync:
                     pipe.delete(self._node_key)
                     if self._local:
-                        fields: dict[str | bytes, bytes | float | int | str] = {}
-                        fields.update(self._local)
+                        fields: dict[Any, Any] = dict(self._local)
                         pipe.hset(self._node_key, mapping=fields)
                 pipe.expire(self._node_key, int(self.ttl))
                 pipe.zadd(self._nodes_key, {self.node_id: now})
