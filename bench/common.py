@@ -52,6 +52,22 @@ def git_commit() -> str:
         return "unknown"
 
 
+def dirty_files() -> list[str]:
+    """Uncommitted changes under clarion/ at run time: the tree is shared with other work,
+    so a result says exactly which code it measured (HEAD plus these files)."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--", "clarion"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return [line[3:] for line in out.stdout.splitlines() if line.strip()]
+
+
 def user_token(user: str, ttl: float = 7200) -> str:
     """A user token as ``POST /users/{id}/token`` mints it, signed with the bench secret."""
     now = time.time()
@@ -350,6 +366,7 @@ def write_result(scenario: str, data: dict[str, Any]) -> dict[str, Any]:
     data = {
         "scenario": scenario,
         "commit": git_commit(),
+        "uncommitted_clarion_files": dirty_files(),
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
         **data,

@@ -91,7 +91,7 @@ def _bulk(procs: Procs, env: dict[str, str], seconds: float) -> dict[str, Any]:
 
 
 def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
-    seconds = 5 if quick else 15
+    seconds = 4 if quick else 15
     pg = fresh_db(DB)
     pg_async = pg.replace("postgresql://", "postgresql+asyncpg://")
     try:

@@ -142,7 +142,7 @@ def _mark_all(url: str, headers: dict[str, str]) -> dict[str, Any]:
 def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
     total = 100_000 if quick else 1_000_000
     users = 1_000 if quick else 10_000
-    seconds = 4 if quick else 10
+    seconds = 3 if quick else 10
     result: dict[str, Any] = {
         "notifications": total,
         "users": users,

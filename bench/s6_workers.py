@@ -19,7 +19,7 @@ from bench.common import BENCH, PY, RESULTS, Procs, cpu_seconds, rss_kib
 
 
 def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
-    n = 2_000 if quick else 10_000
+    n = 1_000 if quick else 10_000
     limit = 240 if quick else 600
     script = BENCH / "worker_throughput.py"
     # worker_throughput.py writes bench/results/worker.json, its author's file: put it back

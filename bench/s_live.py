@@ -135,7 +135,7 @@ def _merge_latency(stats: list[dict[str, Any]]) -> dict[str, Any]:
 
 def s2(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
     users = 1000 if quick else 5000
-    seconds = 5 if quick else 15
+    seconds = 4 if quick else 15
     rate = 500
     result: dict[str, Any] = {"connected_users": users, "target_rate_per_s": rate}
     env = _pg_env()
