@@ -48,16 +48,22 @@ def _query_names(dependant: Any) -> Iterator[str]:
         yield from _query_names(sub)
 
 
-def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
+
+
+async def get_services(request: Request) -> Services:
+    """Async on purpose: FastAPI runs plain ``def`` dependencies in a thread pool, a
+    thread hop per request for a dictionary lookup."""
+    return services_of(request)
 
 
 async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    services = get_services(request)
+    services = services_of(request)
     token = credentials.credentials if credentials is not None else None
     principal = await services.auth.authenticate(token)
     request.state.principal = principal

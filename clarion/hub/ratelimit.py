@@ -76,7 +76,12 @@ def parse_limit(limit: str) -> RateLimitItem:
 
 
 class RateLimiter:
-    def __init__(self, link: RedisLink | None, *, strategy: Strategy = "moving-window") -> None:
+    def __init__(
+        self, link: RedisLink | None, *, strategy: Strategy = "sliding-window-counter"
+    ) -> None:
+        # Sliding-window counters: two counters per key whatever the limit, where a moving
+        # window keeps every hit (6,000 entries for "6000/minute") and costs a thread hop
+        # per expiry sweep in the in-memory storage.
         self.link = link
         self.strategy = strategy
         cls = _STRATEGIES[strategy]

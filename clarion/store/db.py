@@ -50,10 +50,20 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 10}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            # No pre-ping: it costs a round trip per checkout; a dead connection raises,
+            # SQLAlchemy invalidates it, and the request gets a clean StorageError.
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         # Writers are marked so that SQLite can take its write lock at BEGIN.
         self._writer = self.engine.execution_options(clarion_write=True)
+        # Reads on PostgreSQL run in autocommit: each statement is its own snapshot, and
+        # the BEGIN/ROLLBACK round trips around a one-query read (two of its three round
+        # trips) disappear. SQLite keeps plain reads (its BEGIN is local and cheap).
+        self._reader = (
+            self.engine
+            if url.startswith("sqlite")
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         # One writer at a time inside this process: SQLite has one write lock anyway, and
         # queueing here is cheaper than spinning on SQLITE_BUSY.
         self._write_lock: asyncio.Lock | None = None
@@ -83,9 +93,10 @@ class Database:
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads (autocommit-free, no explicit transaction)."""
+        """A connection for reads. On PostgreSQL each statement sees its own snapshot:
+        a read that needs one consistent view of several statements uses ``begin()``."""
         try:
-            async with self.engine.connect() as conn:
+            async with self._reader.connect() as conn:
                 yield conn
         except ClarionError:
             raise
