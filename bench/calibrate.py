@@ -121,4 +121,8 @@ def starlette(procs: Procs, quick: bool) -> dict[str, Any]:
 
 
 def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
-    return {"redis": redis(procs, quick), "pgbench": pgbench(quick), "starlette": starlette(procs, quick)}
+    return {
+        "redis": redis(procs, quick),
+        "pgbench": pgbench(quick),
+        "starlette": starlette(procs, quick),
+    }

@@ -13,13 +13,12 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import calibrate, s1_ingest, s5_inbox, s6_workers, s_live  # noqa: E402
-from bench.common import RESULTS, Procs, git_commit, write_result  # noqa: E402
-from bench.summary import write_summary  # noqa: E402
+from bench import calibrate, s1_ingest, s5_inbox, s6_workers, s_live
+from bench.common import RESULTS, Procs, git_commit, write_result
+from bench.summary import write_summary
 
 SCENARIOS = {
     "calibration": calibrate.run,
@@ -59,7 +58,7 @@ def main() -> int:
                 write_result(name, data)
                 brief = {k: v for k, v in data.items() if k != "profile"}
                 print(json.dumps(brief, default=str)[:1500], flush=True)
-            except Exception:  # noqa: BLE001 - one broken scenario must not hide the others
+            except Exception:
                 failures += 1
                 traceback.print_exc()
                 write_result(name, {"mode": mode, "error": traceback.format_exc()[-2000:]})

@@ -45,7 +45,8 @@ def _seed_clarion(total: int, users: int) -> float:
         f"""
         INSERT INTO users (user_id, data, unread_count, unseen_count, read_watermark,
                            seen_watermark, created_at, updated_at)
-        SELECT 'u' || g, '{{}}'::json, 0, 0, 0, 0, now(), now() FROM generate_series(0, {others - 1}) g
+        SELECT 'u' || g, '{{}}'::json, 0, 0, 0, 0, now(), now()
+        FROM generate_series(0, {others - 1}) g
         UNION ALL SELECT 'heavy', '{{}}'::json, 0, 0, 0, 0, now(), now();
         INSERT INTO notifications (user_id, type, title, message, template, priority, channels,
                                    content, data, created_at, forced_unread, inbox)
@@ -168,11 +169,7 @@ def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
         }
         for t in templates.values():
             t["headers"] = auth
-        spy = (
-            profiling.start(procs, server.proc.pid, "s5_inbox", seconds * 3)
-            if profile
-            else None
-        )
+        spy = profiling.start(procs, server.proc.pid, "s5_inbox", seconds * 3) if profile else None
         clarion = _measure(
             procs, [server.proc.pid], templates, {"users": users - 1, "user_prefix": "u"}, seconds
         )
@@ -261,7 +258,11 @@ def _django(
                 "url": f"{base}/api/unread_count/",
                 "headers": heavy,
             },
-            "first_page": {"method": "GET", "url": f"{base}/api/unread_list/?max=20", "headers": hdr},
+            "first_page": {
+                "method": "GET",
+                "url": f"{base}/api/unread_list/?max=20",
+                "headers": hdr,
+            },
             "first_page_heavy": {
                 "method": "GET",
                 "url": f"{base}/api/unread_list/?max=20",
@@ -269,7 +270,11 @@ def _django(
             },
         }
         out = _measure(
-            procs, pids, templates, {"users": users - 1, "user_prefix": "", "user_offset": 1}, seconds
+            procs,
+            pids,
+            templates,
+            {"users": users - 1, "user_prefix": "", "user_offset": 1},
+            seconds,
         )
         out["mark_all_read_heavy_first"] = _mark_all(f"{base}/mark-all-as-read/", heavy)
         out["mark_all_read_heavy_again"] = _mark_all(f"{base}/mark-all-as-read/", heavy)

@@ -144,9 +144,7 @@ def s2(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
         drivers = _drivers(procs, "clarion", server.ws, users, users)
         result["clarion_connect"] = _connect(drivers)
         headers = {"Authorization": f"Bearer {server.key}", "Content-Type": "application/json"}
-        spy = (
-            profiling.start(procs, server.proc.pid, "s2_latency", seconds) if profile else None
-        )
+        spy = profiling.start(procs, server.proc.pid, "s2_latency", seconds) if profile else None
         usage = Usage([server.proc.pid]).start()
         result["clarion"] = _latency_run(
             procs,
@@ -168,7 +166,9 @@ def s2(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
         drop_db(DB)
     if PEERS_PY.exists():
         url, proc = _start_sio(procs)
-        drivers = _drivers(procs, "socketio", url.replace("http", "ws") + "/socket.io/", users, users)
+        drivers = _drivers(
+            procs, "socketio", url.replace("http", "ws") + "/socket.io/", users, users
+        )
         result["socketio_connect"] = _connect(drivers)
         usage = Usage([proc.pid]).start()
         result["socketio"] = _latency_run(
@@ -187,9 +187,7 @@ def s2(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
 
 async def _post_all(url: str, headers: dict[str, str], bodies: list[str]) -> list[int]:
     async with httpx.AsyncClient(timeout=60) as client:
-        rs = await asyncio.gather(
-            *(client.post(url, content=b, headers=headers) for b in bodies)
-        )
+        rs = await asyncio.gather(*(client.post(url, content=b, headers=headers) for b in bodies))
     return [r.status_code for r in rs]
 
 

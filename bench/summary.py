@@ -44,7 +44,14 @@ def write_summary(mode: str, commit: str) -> str:
     cal = _load("calibration")
     s1, s2, s3, s4, s5, s6 = (
         _load(n)
-        for n in ("s1_ingest", "s2_latency", "s3_fanout", "s4_connections", "s5_inbox", "s6_workers")
+        for n in (
+            "s1_ingest",
+            "s2_latency",
+            "s3_fanout",
+            "s4_connections",
+            "s5_inbox",
+            "s6_workers",
+        )
     )
     pg_tps = _g(cal, "pgbench", "tps")
     hello = _g(cal, "starlette", "ok_per_s")
@@ -64,51 +71,114 @@ def write_summary(mode: str, commit: str) -> str:
         rows.append((scen, what, _fmt(value, unit), target, verdict, ceiling, peer))
 
     v = _g(s1, "postgres", "ok_per_s")
-    row("S1 ingest", "POST /notifications, PostgreSQL", v, "/s", ">= 3,000/s",
-        _verdict(v, 3000, True), f"{_fmt(ratio(v, pg_tps))} of pgbench -N, "
-        f"{_fmt(ratio(v, hello))} of bare Starlette")
+    row(
+        "S1 ingest",
+        "POST /notifications, PostgreSQL",
+        v,
+        "/s",
+        ">= 3,000/s",
+        _verdict(v, 3000, True),
+        f"{_fmt(ratio(v, pg_tps))} of pgbench -N, {_fmt(ratio(v, hello))} of bare Starlette",
+    )
     v = _g(s1, "postgres", "p99_ms")
-    row("S1 ingest", "p99 at that load (32 in flight)", v, " ms", "<= 25 ms", _verdict(v, 25, False))
+    row(
+        "S1 ingest", "p99 at that load (32 in flight)", v, " ms", "<= 25 ms", _verdict(v, 25, False)
+    )
     v = _g(s1, "sqlite", "ok_per_s")
-    row("S1 ingest", "POST /notifications, SQLite", v, "/s", ">= 1,500/s",
-        _verdict(v, 1500, True), f"{_fmt(ratio(v, hello))} of bare Starlette")
+    row(
+        "S1 ingest",
+        "POST /notifications, SQLite",
+        v,
+        "/s",
+        ">= 1,500/s",
+        _verdict(v, 1500, True),
+        f"{_fmt(ratio(v, hello))} of bare Starlette",
+    )
     v = _g(s1, "bulk_postgres", "notifications_per_s")
-    row("S1 ingest", "bulk user_ids of 1,000, PostgreSQL", v, " notif/s", ">= 50,000/s",
-        _verdict(v, 50000, True))
+    row(
+        "S1 ingest",
+        "bulk user_ids of 1,000, PostgreSQL",
+        v,
+        " notif/s",
+        ">= 50,000/s",
+        _verdict(v, 50000, True),
+    )
 
     for key, label, tgt in (("p50_ms", "p50", 5), ("p99_ms", "p99", 25)):
         v = _g(s2, "clarion", key)
         peer = _g(s2, "socketio", key)
-        row("S2 live latency", f"commit -> receipt {label}, 500 sends/s, "
-            f"{_fmt(_g(s2, 'connected_users'))} users", v, " ms", f"<= {tgt} ms",
-            _verdict(v, tgt, False), "—",
-            f"socket.io {_fmt(peer, ' ms')} (x{_fmt(ratio(v, peer, 2))})")
+        row(
+            "S2 live latency",
+            f"commit -> receipt {label}, 500 sends/s, {_fmt(_g(s2, 'connected_users'))} users",
+            v,
+            " ms",
+            f"<= {tgt} ms",
+            _verdict(v, tgt, False),
+            "—",
+            f"socket.io {_fmt(peer, ' ms')} (x{_fmt(ratio(v, peer, 2))})",
+        )
     v = _g(s2, "clarion", "send_rate_achieved_per_s")
-    row("S2 live latency", "send rate achieved (asked 500/s)", v, "/s", "500/s",
-        _verdict(v, 475, True))
+    row(
+        "S2 live latency",
+        "send rate achieved (asked 500/s)",
+        v,
+        "/s",
+        "500/s",
+        _verdict(v, 475, True),
+    )
 
     n3 = _fmt(_g(s3, "connected_users"))
     v = _g(s3, "clarion", "server_cpu_us_per_delivery_fanout_only")
     peer = _g(s3, "socketio", "server_cpu_us_per_delivery")
-    row("S3 fan-out", f"server CPU per delivery (fan-out only), {n3} users", v, " µs",
-        "<= 25 µs", _verdict(v, 25, False), "—",
-        f"socket.io {_fmt(peer, ' µs')} (peer/Clarion x{_fmt(ratio(peer, v, 2))}, target >= 2)")
+    row(
+        "S3 fan-out",
+        f"server CPU per delivery (fan-out only), {n3} users",
+        v,
+        " µs",
+        "<= 25 µs",
+        _verdict(v, 25, False),
+        "—",
+        f"socket.io {_fmt(peer, ' µs')} (peer/Clarion x{_fmt(ratio(peer, v, 2))}, target >= 2)",
+    )
     v = _g(s3, "clarion", "server_cpu_us_per_delivery")
     row("S3 fan-out", "server CPU per delivery incl. the 10 sends", v, " µs", "—", "—")
-    for key, label, tgt in (("last_receipt_p50_ms", "p50", 400), ("last_receipt_p99_ms", "p99", 1000)):
+    for key, label, tgt in (
+        ("last_receipt_p50_ms", "p50", 400),
+        ("last_receipt_p99_ms", "p99", 1000),
+    ):
         v = _g(s3, "clarion", key)
         peer = _g(s3, "socketio", key)
-        row("S3 fan-out", f"last receipt {label}", v, " ms", f"<= {tgt:,} ms",
-            _verdict(v, tgt, False), "—", f"socket.io {_fmt(peer, ' ms')}")
+        row(
+            "S3 fan-out",
+            f"last receipt {label}",
+            v,
+            " ms",
+            f"<= {tgt:,} ms",
+            _verdict(v, tgt, False),
+            "—",
+            f"socket.io {_fmt(peer, ' ms')}",
+        )
     v = _g(s3, "clarion", "api_probe_during_broadcasts", "p99_ms")
     row("S3 fan-out", "API p99 during broadcasts", v, " ms", "<= 50 ms", _verdict(v, 50, False))
 
     v = _g(s4, "open_after_hold")
-    row("S4 connections", "idle authenticated WebSockets held (2 serve processes)", v, "",
-        ">= 20,000", _verdict(v, 20000, True))
+    row(
+        "S4 connections",
+        "idle authenticated WebSockets held (2 serve processes)",
+        v,
+        "",
+        ">= 20,000",
+        _verdict(v, 20000, True),
+    )
     v = _g(s4, "rss_kib_per_connection")
-    row("S4 connections", "server RSS per connection", v, " KiB", "<= 20 KiB",
-        _verdict(v, 20, False))
+    row(
+        "S4 connections",
+        "server RSS per connection",
+        v,
+        " KiB",
+        "<= 20 KiB",
+        _verdict(v, 20, False),
+    )
 
     n5 = _fmt(_g(s5, "notifications"))
     for key, label, tgt in (
@@ -119,29 +189,69 @@ def write_summary(mode: str, commit: str) -> str:
     ):
         v = _g(s5, "clarion", "latency_alone", key, "p99_ms")
         peer = _g(s5, "django", "latency_alone", key, "p99_ms")
-        row("S5 inbox", f"{label} ({n5} rows)", v, " ms", f"<= {tgt} ms",
-            _verdict(v, tgt, False), "—",
-            f"django-notifications {_fmt(peer, ' ms')} (x{_fmt(ratio(peer, v, 1))} faster)")
+        row(
+            "S5 inbox",
+            f"{label} ({n5} rows)",
+            v,
+            " ms",
+            f"<= {tgt} ms",
+            _verdict(v, tgt, False),
+            "—",
+            f"django-notifications {_fmt(peer, ' ms')} (x{_fmt(ratio(peer, v, 1))} faster)",
+        )
     v = _g(s5, "clarion", "mark_all_read_heavy_first", "ms")
     peer = _g(s5, "django", "mark_all_read_heavy_first", "ms")
-    row("S5 inbox", "first mark-all-read, heavy user", v, " ms", "<= 20 ms",
-        _verdict(v, 20, False), "—", f"django-notifications {_fmt(peer, ' ms')}")
+    row(
+        "S5 inbox",
+        "first mark-all-read, heavy user",
+        v,
+        " ms",
+        "<= 20 ms",
+        _verdict(v, 20, False),
+        "—",
+        f"django-notifications {_fmt(peer, ' ms')}",
+    )
     v = _g(s5, "clarion", "reads_per_s")
     peer = _g(s5, "django", "reads_per_s")
-    row("S5 inbox", "reads/s (count + first page, 32 in flight)", v, "/s", ">= 3,000/s",
-        _verdict(v, 3000, True), f"{_fmt(ratio(v, hello))} of bare Starlette",
-        f"django-notifications {_fmt(peer, '/s')} (x{_fmt(ratio(v, peer, 2))}, target >= 5)")
+    row(
+        "S5 inbox",
+        "reads/s (count + first page, 32 in flight)",
+        v,
+        "/s",
+        ">= 3,000/s",
+        _verdict(v, 3000, True),
+        f"{_fmt(ratio(v, hello))} of bare Starlette",
+        f"django-notifications {_fmt(peer, '/s')} (x{_fmt(ratio(v, peer, 2))}, target >= 5)",
+    )
 
     v = _g(s6, "deliveries_per_second")
-    row("S6 workers", f"webhook deliveries/s ({_fmt(_g(s6, 'deliveries'))})", v, "/s",
-        ">= 3,000/s", _verdict(v, 3000, True),
+    row(
+        "S6 workers",
+        f"webhook deliveries/s ({_fmt(_g(s6, 'deliveries'))})",
+        v,
+        "/s",
+        ">= 3,000/s",
+        _verdict(v, 3000, True),
         f"{_fmt(_g(s6, 'ratio_to_raw'))} of raw signed POSTs "
-        f"({_fmt(_g(s6, 'raw_signed_posts_per_second_no_db'), '/s')})")
+        f"({_fmt(_g(s6, 'raw_signed_posts_per_second_no_db'), '/s')})",
+    )
     v = _g(s6, "projected_seconds_for_100000")
-    row("S6 workers", "100,000-recipient send delivered (projected from the rate)", v, " s",
-        "<= 60 s, 0 lost", _verdict(v, 60, False))
-    row("S7 digests", "1,000,000 batch items folded", None, "", "<= 30 s",
-        "pending: batching not built yet")
+    row(
+        "S6 workers",
+        "100,000-recipient send delivered (projected from the rate)",
+        v,
+        " s",
+        "<= 60 s, 0 lost",
+        _verdict(v, 60, False),
+    )
+    row(
+        "S7 digests",
+        "1,000,000 batch items folded",
+        None,
+        "",
+        "<= 30 s",
+        "pending: batching not built yet",
+    )
 
     head = (
         f"# Clarion bench — {mode} run\n\n"

@@ -49,5 +49,10 @@ web = Starlette(
 app = socketio.ASGIApp(sio, other_asgi_app=web)
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
-                ws_per_message_deflate=False)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        log_level="warning",
+        ws_per_message_deflate=False,
+    )

@@ -1,3 +1,5 @@
 from django.urls import include, path
 
-urlpatterns = [path("inbox/notifications/", include("notifications.urls", namespace="notifications"))]
+urlpatterns = [
+    path("inbox/notifications/", include("notifications.urls", namespace="notifications"))
+]
