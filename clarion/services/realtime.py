@@ -29,6 +29,15 @@ log = logging.getLogger("clarion.realtime")
 REINVALIDATE_AFTER = 0.5
 
 
+# One broker message may carry several frames (a notification and the new counts), so a
+# change costs one publish, not two. JSON from orjson never contains a raw newline.
+FRAME_SEPARATOR = b"\n"
+
+
+def split_frames(message: bytes) -> list[bytes]:
+    return message.split(FRAME_SEPARATOR) if FRAME_SEPARATOR in message else [message]
+
+
 def frame(kind: str, ts: float, **fields: Any) -> bytes:
     # "ts" first, always: see the module docstring.
     return orjson.dumps({"ts": ts, "type": kind, **fields})
@@ -84,11 +93,12 @@ class RealtimeService:
         counts = await self.inbox.counts_many(targets)
         broker = self.hub.broker
         for user in targets:
-            for item in by_user[user]:
-                await broker.publish(
-                    user, frame("notification.created", ts, id=item["id"], notification=item)
-                )
-            await broker.publish(user, counts_frame(counts[user], ts))
+            frames = [
+                frame("notification.created", ts, id=item["id"], notification=item)
+                for item in by_user[user]
+            ]
+            frames.append(counts_frame(counts[user], ts))
+            await broker.publish(user, FRAME_SEPARATOR.join(frames))
 
     async def notification_changed(
         self,
@@ -102,17 +112,16 @@ class RealtimeService:
         await self._invalidate([user_id])
         if not await self._reachable([user_id]):
             return
-        await self.hub.broker.publish(
-            user_id,
-            frame(
-                "notification.updated",
-                ts,
-                change=change,
-                id=notification_id,
-                notification=notification,
-            ),
+        updated = frame(
+            "notification.updated",
+            ts,
+            change=change,
+            id=notification_id,
+            notification=notification,
         )
-        await self.hub.broker.publish(user_id, counts_frame(counts, ts))
+        await self.hub.broker.publish(
+            user_id, FRAME_SEPARATOR.join((updated, counts_frame(counts, ts)))
+        )
 
     async def _reachable(self, users: Sequence[str]) -> list[str]:
         """Users worth a push. Only the Redis session registry sees every node; without it
@@ -201,7 +210,7 @@ class LiveStream:
         them together. Raises ``SubscriptionClosed`` when the hub closed the stream (slow
         consumer, shutdown)."""
         first = await self._sub.get()
-        batch = [first, *self._sub.drain()]
+        batch = [f for message in (first, *self._sub.drain()) for f in split_frames(message)]
         if self._backlog_max:
             batch = [
                 f for f in batch if (_created_id(f) or self._backlog_max + 1) > self._backlog_max
