@@ -38,6 +38,15 @@ def reject_unknown_query(request: Request) -> None:
             "unknown query parameter",
             [{"field": f"query.{k}", "problem": "unknown parameter"} for k in unknown],
         )
+    # Every declared parameter is single-valued: ``?user_id=a&user_id=b`` is ambiguous
+    # (the framework would silently take one), so it is refused.
+    keys = [k for k, _ in request.query_params.multi_items()]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise ValidationFailed(
+            "repeated query parameter",
+            [{"field": f"query.{k}", "problem": "given more than once"} for k in repeated],
+        )
 
 
 def _query_names(dependant: Any) -> Iterator[str]:
