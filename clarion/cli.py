@@ -108,6 +108,7 @@ def worker(
     )
 
     async def go(services: Any) -> None:
+        await services.hub.start()  # wake-ups from API nodes arrive through the hub
         worker = await services.start_worker()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

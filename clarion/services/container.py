@@ -26,7 +26,7 @@ from clarion.services.idempotency import IdempotencyService
 from clarion.services.inbox import InboxService
 from clarion.services.pipeline import Planner
 from clarion.services.preferences import PreferenceService
-from clarion.services.realtime import RealtimeService
+from clarion.services.realtime import RealtimeService, WorkerWake
 from clarion.services.scheduling import SchedulingService
 from clarion.services.sending import SendingService
 from clarion.services.status import system_status
@@ -71,12 +71,15 @@ class Services:
         self.scheduling = SchedulingService(self.db, self.sending)
         self.realtime = RealtimeService(self.hub, self.inbox)
         self.sending.listeners.append(self.realtime)
+        self.worker_wake = WorkerWake(self.hub)
+        self.sending.listeners.append(self.worker_wake)
         self.inbox.listeners.append(self.realtime)
         self.deliveries = DeliveryService(self.db, settings, UnsubscribeSigner(secret))
         self.webhooks = WebhookService(self.db, settings)
         self.push_subscriptions = PushSubscriptionService(self.db, settings)
         self.worker: Worker | None = None
         self._worker_task: asyncio.Task[Any] | None = None
+        self._wake_task: asyncio.Task[None] | None = None
         self.pipeline_loop: PipelineLoop | None = None
         self._pipeline_task: asyncio.Task[Any] | None = None
 
@@ -107,6 +110,10 @@ class Services:
         self.deliveries.wake_callbacks.append(worker.wake)
         self.worker = worker
         self._worker_task = asyncio.create_task(worker.run(), name="clarion-worker")
+        # Sends committed by other processes wake this worker through the hub.
+        self._wake_task = asyncio.create_task(
+            self.worker_wake.listen(worker.wake), name="clarion-worker-wake"
+        )
         # Batches and scheduled sends are released by the same processes that deliver.
         loop = PipelineLoop(self.digests, self.scheduling, poll_seconds=s.pipeline_poll_seconds)
         self.pipeline_loop = loop
@@ -129,6 +136,11 @@ class Services:
             except Exception:
                 log.exception("pipeline loop failed")
             self.pipeline_loop = self._pipeline_task = None
+        if self._wake_task is not None:
+            self._wake_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._wake_task
+            self._wake_task = None
         worker, task = self.worker, self._worker_task
         if worker is None or task is None:
             return

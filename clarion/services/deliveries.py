@@ -125,7 +125,7 @@ class DeliveryService:
             if not rows:
                 return []
             notes = await outbox.notifications_by_id(conn, [r["notification_id"] for r in rows])
-            rows = await self._expand_webhooks(conn, rows, notes, now)
+            rows, siblings = await self._expand_webhooks(conn, rows, notes, now)
             user_ids = {r["user_id"] for r in rows}
             profiles = await user_store.get_many(conn, user_ids)
             push_users = [r["user_id"] for r in rows if r["channel"] == "push"]
@@ -139,6 +139,10 @@ class DeliveryService:
                 if r["channel"] == "email" and r["notification_id"] in notes
             }
             opted = await ep_store.opted_out(conn, keys)
+        if siblings:
+            # The other endpoints' rows are due now: claim them without waiting a poll.
+            for wake in self.wake_callbacks:
+                wake()
         jobs = []
         for r in rows:
             n = notes.get(r["notification_id"])
@@ -166,8 +170,11 @@ class DeliveryService:
         rows: list[Any],
         notes: Mapping[int, Mapping[Any, Any]],
         now: datetime,
-    ) -> list[Any]:
+    ) -> tuple[list[Any], int]:
+        """One row per matching endpoint: the claimed row takes the first, new pending
+        rows the rest. Returns the rows to send now and how many rows were added."""
         out = []
+        added = 0
         for r in rows:
             n = notes.get(r["notification_id"])
             if r["channel"] != "webhook" or r["target"] or n is None:
@@ -182,6 +189,7 @@ class DeliveryService:
                 out.append(r)  # no target: the channel reports no_contact -> suppressed
                 continue
             first, rest = matching[0], matching[1:]
+            added += len(rest)
             await outbox.set_target(conn, r["id"], first["id"])
             await outbox.insert_siblings(
                 conn,
@@ -203,7 +211,7 @@ class DeliveryService:
                 ],
             )
             out.append({**r, "target": first["id"]})
-        return out
+        return out, added
 
     async def renew(self, worker: str, ids: Sequence[str], lease_seconds: float) -> int:
         until = utcnow() + timedelta(seconds=lease_seconds)

@@ -16,12 +16,12 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
 
-from clarion.hub.broker import CloseReason
+from clarion.hub.broker import CloseReason, SubscriptionClosed
 from clarion.hub.hub import Hub
 from clarion.services.inbox import Counts, InboxService
 
@@ -151,6 +151,42 @@ class RealtimeService:
         counts = await self.inbox.counts(user_id)
         await self.hub.counts.set(user_id, counts.unread, counts.unseen)
         return counts
+
+
+# No user id contains "/" (the API refuses it), so this name never meets a user's stream.
+WORKER_WAKE_CHANNEL = "/clarion/workers"
+
+
+class WorkerWake:
+    """Wakes delivery workers in every process after a commit that created deliveries.
+
+    The hub carries the wake-up across nodes (Redis or NOTIFY); a worker that misses one
+    finds the work at its next poll, so this only shortens the wait."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    async def notifications_created(self, items: Sequence[dict[str, Any]]) -> None:
+        if any(channel != "in_app" for item in items for channel in item["channels"]):
+            await self.hub.broker.publish(WORKER_WAKE_CHANNEL, b"wake")
+
+    async def notification_changed(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    async def listen(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` for every wake-up until cancelled; many queued count as one."""
+        while True:
+            sub = self.hub.broker.subscribe(WORKER_WAKE_CHANNEL, queue_size=64)
+            try:
+                while True:
+                    await sub.get()
+                    sub.drain()
+                    wake()
+            except SubscriptionClosed as closed:
+                if closed.reason is not CloseReason.SLOW_CONSUMER:
+                    return
+            finally:
+                self.hub.broker.unsubscribe(sub)
 
 
 class LiveStream:
