@@ -15,9 +15,7 @@ async def insert(
     conn: AsyncConnection, *, id: str, name: str, prefix: str, key_hash: str, now: datetime
 ) -> None:
     await conn.execute(
-        api_keys.insert().values(
-            id=id, name=name, prefix=prefix, key_hash=key_hash, created_at=now
-        )
+        api_keys.insert().values(id=id, name=name, prefix=prefix, key_hash=key_hash, created_at=now)
     )
 
 

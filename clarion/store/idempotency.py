@@ -51,7 +51,11 @@ async def release(conn: AsyncConnection, api_key_id: str, key: str) -> None:
 
 
 async def take_over(
-    conn: AsyncConnection, api_key_id: str, key: str, request_hash: str, stale_before: datetime,
+    conn: AsyncConnection,
+    api_key_id: str,
+    key: str,
+    request_hash: str,
+    stale_before: datetime,
     now: datetime,
 ) -> bool:
     """Take an in-progress record whose owner died (older than ``stale_before``)."""

@@ -27,7 +27,8 @@ def test_worker_woken_across_processes(tmp_path: Path, pg_url: str, with_redis: 
         CLARION_EMBEDDED_WORKER="false",
         CLARION_WORKER_POLL_SECONDS=str(POLL),
         CLARION_WEBHOOK_ALLOW_PRIVATE="true",
-        CLARION_REDIS_PREFIX=f"wake{int(time.time() * 1000)}", CLARION_LOG_LEVEL="info",
+        CLARION_REDIS_PREFIX=f"wake{int(time.time() * 1000)}",
+        CLARION_LOG_LEVEL="info",
         **extra,
     )
     key = run_cli(env, "api-key", "create", "--name", "wake", cwd=tmp_path).strip()
