@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     rate_limit_channels: dict[str, str] = Field(
         default_factory=lambda: {"push": "5/hour", "sms": "10/hour", "email": "30/hour"}
     )
+    rate_limit_overflow: Literal["suppress", "digest"] = Field(
+        default="suppress",
+        description="A delivery over the user's channel limit: `suppress` it (reason "
+        "rate_limited), or hold it (status scheduled, reason rate_limited) and send ONE "
+        "delivery folding everything held once the limiter's window reopens.",
+    )
 
     # --- delivery ---------------------------------------------------------------------
     embedded_worker: bool = Field(default=True, description="`serve` also runs a worker.")

@@ -101,7 +101,10 @@ def _url_of(n: Mapping[Any, Any]) -> str | None:
 
 def render(job: Job) -> RenderedMessage:
     """The notification rendered for every channel (stored templates render upstream and
-    store their parts in ``content.rendered`` when present)."""
+    store their parts in ``content.rendered`` when present).
+
+    A delivery with ``content`` of its own (a released channel digest: ``title``,
+    ``message``, ``count``, ...) says that instead of its notification, in every part."""
     n = job.notification
     assert n is not None
     content = n.get("content") or {}
@@ -109,6 +112,12 @@ def render(job: Job) -> RenderedMessage:
     parts = parts if isinstance(parts, Mapping) else {}
     title, text = str(n["title"]), str(n["message"] or "")
     url = _url_of(n)
+    digest = job.delivery.get("content")
+    payload = webhook_payload(job.id, n)
+    if isinstance(digest, Mapping) and "title" in digest:
+        title, text = str(digest["title"]), str(digest.get("message") or "")
+        parts = {}  # the notification's own renderings describe one item, not the digest
+        payload["digest"] = dict(digest)
 
     def part(name: str, default: str | None) -> str | None:
         value = parts.get(name)
@@ -133,7 +142,7 @@ def render(job: Job) -> RenderedMessage:
         push_body=part("push.body", text),
         sms_text=part("sms.text", f"{title}: {text}" if text else title),
         url=url,
-        payload=webhook_payload(job.id, n),
+        payload=payload,
         unsubscribe_url=job.unsubscribe_url,
     )
 

@@ -1,4 +1,5 @@
-"""The pipeline's background loop: flush due batches and send due scheduled sends.
+"""The pipeline's background loop: flush due batches, release due channel digests (held
+over a user's channel rate limit) and send due scheduled sends.
 
 Runs next to the delivery worker (``clarion serve``'s embedded worker and ``clarion
 worker``), polling every ``pipeline_poll_seconds`` (0.5 s by default), so a scheduled
@@ -33,9 +34,13 @@ class PipelineLoop:
         self._stop.set()
 
     async def run_once(self) -> int:
-        """One round; returns how many batches and scheduled sends were handled."""
+        """One round; returns how many batches, digests and scheduled sends were handled."""
         done = 0
-        for step in (self.digests.flush_due, self.scheduling.run_due):
+        for step in (
+            self.digests.flush_due,
+            self.digests.flush_channel_digests,
+            self.scheduling.run_due,
+        ):
             try:
                 done += await step()
             except ClarionError as exc:

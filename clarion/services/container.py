@@ -75,6 +75,8 @@ class Services:
         self.sending.listeners.append(self.worker_wake)
         self.inbox.listeners.append(self.realtime)
         self.deliveries = DeliveryService(self.db, settings, UnsubscribeSigner(secret))
+        # Released channel digests wake the embedded worker (the same list object).
+        self.digests.release_callbacks = self.deliveries.wake_callbacks
         self.webhooks = WebhookService(self.db, settings)
         self.push_subscriptions = PushSubscriptionService(self.db, settings)
         self.worker: Worker | None = None

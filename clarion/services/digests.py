@@ -5,11 +5,19 @@ writes it with ``SendingService.write`` in the same transaction that marks the b
 ``flushed``: with several flushers (each claims with ``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL, or under SQLite's write lock) a batch flushes exactly once, and a crash
 before the commit leaves it open for the next try. Nothing is held in memory.
+
+Channel digests (``rate_limit_overflow = "digest"``) are the same idea one level down:
+deliveries held over a user's per-channel rate limit wait in the open ``channel_digests``
+row of (user, channel); :meth:`DigestService.flush_channel_digests` claims due rows the
+same way and, in that transaction, releases the most recent held delivery carrying the
+fold of all of them (``deliveries.content``) and marks the others ``suppressed`` with
+reason ``batched`` and an event naming the delivery that carried them.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -17,11 +25,16 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.domain.folding import Actor, BatchItem, fold, phrase_for
+from clarion.domain.types import EventType, SuppressionReason
 from clarion.errors import ClarionError, Conflict, NotFound
 from clarion.services.auth import Principal
 from clarion.services.clock import as_utc, utcnow
-from clarion.services.sending import SendCommand, SendingService, Written
+from clarion.services.sending import SendCommand, SendingService, Written, actor_of
 from clarion.store import batches as store
+from clarion.store import channel_digests as digest_store
+from clarion.store import events as event_store
+from clarion.store import outbox
+from clarion.store import users as user_store
 from clarion.store.db import Database
 
 log = logging.getLogger("clarion.digests")
@@ -43,10 +56,47 @@ def batch_json(row: Any) -> dict[str, Any]:
     }
 
 
+_NEUTRAL = {
+    "en": "You have {n} new notifications",
+    "pt": "Você tem {n} novas notificações",
+    "es": "Tienes {n} notificaciones nuevas",
+}
+MAX_DIGEST_MESSAGE = 1000
+
+
+def digest_content(items: list[BatchItem], types: set[str], locale: str) -> dict[str, Any]:
+    """What one released channel digest says: the fold ("Ana and 2 others started
+    following you") when every item has an actor and one type, else a neutral
+    "You have N new notifications" with their titles. Stored as the delivery's
+    ``content`` and rendered by ``dispatch.render`` instead of its notification."""
+    the_type = next(iter(types)) if len(types) == 1 else None
+    folded = fold(items, locale, phrase=None if the_type is None else phrase_for(the_type, locale))
+    if the_type is not None and all(i.actor is not None for i in items):
+        title, message = folded.title, folded.message
+    else:
+        language = (locale or "en").replace("_", "-").split("-")[0].lower()
+        title = _NEUTRAL.get(language, _NEUTRAL["en"]).format(n=folded.count)
+        titles = [i.title for i in sorted(items, key=lambda i: i.created_at, reverse=True)]
+        message = "; ".join(titles)
+        if len(message) > MAX_DIGEST_MESSAGE:
+            message = message[: MAX_DIGEST_MESSAGE - 1] + "…"
+    return {
+        "title": title,
+        "message": message,
+        "count": folded.count,
+        "actors": [{"id": a.id, "name": a.name} for a in folded.actors],
+        "notification_ids": [int(x) for x in folded.notification_ids],
+        "first_at": folded.first_at.isoformat(),
+        "last_at": folded.last_at.isoformat(),
+    }
+
+
 class DigestService:
     def __init__(self, db: Database, sending: SendingService) -> None:
         self._db = db
         self._sending = sending
+        #: Called after channel digests were released (wakes embedded workers).
+        self.release_callbacks: list[Callable[[], None]] = []
 
     async def list_open(
         self, principal: Principal, user_id: str | None, *, limit: int, cursor: str | None
@@ -60,6 +110,30 @@ class DigestService:
         return {
             "items": [batch_json(r) for r in rows],
             "next_cursor": rows[-1]["id"] if more else None,
+        }
+
+    async def get(self, principal: Principal, batch_id: str) -> dict[str, Any]:
+        """One batch (any status) with its items and, once flushed, the notification they
+        were folded into. ``404`` when unknown or another user's (with a user token)."""
+        async with self._db.connect() as conn:
+            row = await store.get(conn, batch_id)
+            if row is None or (not principal.is_server and row["user_id"] != principal.user_id):
+                raise NotFound(f"no batch {batch_id!r}")
+            items = await store.items(conn, batch_id)
+        return {
+            **batch_json(row),
+            "items": [
+                {
+                    "id": int(i["id"]),
+                    "title": i["title"],
+                    "message": i["message"],
+                    "actor": i["actor"] or None,
+                    "data": i["data"] or {},
+                    "created_at": as_utc(i["created_at"]).isoformat(),
+                    "folded_into": i["folded_into"],
+                }
+                for i in items
+            ],
         }
 
     async def flush(self, batch_id: str) -> dict[str, Any]:
@@ -91,6 +165,86 @@ class DigestService:
                 written.created.extend(one.created)
         await self._sending.notify(written)
         return len(rows)
+
+    async def flush_channel_digests(self, now: datetime | None = None, *, limit: int = 50) -> int:
+        """Release every due channel digest (up to ``limit``): ONE delivery per digest
+        carries the fold of everything held, the rest are ``batched`` into it — in one
+        transaction under the digest rows' locks, so each is released exactly once."""
+        now = now or utcnow()
+        async with self._db.begin() as conn:
+            rows = await digest_store.claim_due(conn, now, limit)
+            for row in rows:
+                await self._release(conn, row, now)
+        if rows:
+            for wake in self.release_callbacks:
+                wake()
+        return len(rows)
+
+    async def _release(self, conn: AsyncConnection, row: Any, now: datetime) -> None:
+        held = await digest_store.held(conn, row["id"])
+        if not held:
+            await digest_store.close(conn, row["id"], now, None)
+            return
+        notes = await outbox.notifications_by_id(conn, [h["notification_id"] for h in held])
+        profiles = await user_store.get_many(conn, [row["user_id"]])
+        profile = profiles.get(row["user_id"])
+        locale = (profile["locale"] if profile is not None else None) or "en"
+        items, types = [], set()
+        for h in held:
+            n = notes.get(h["notification_id"])
+            if n is None:  # deleted meanwhile: cascades remove its delivery too
+                continue
+            data = n["data"] or {}
+            actor = actor_of(data)
+            types.add(str(n["type"]))
+            items.append(
+                BatchItem(
+                    notification_id=str(n["id"]),
+                    title=n["title"],
+                    message=n["message"] or "",
+                    created_at=as_utc(n["created_at"]),
+                    actor=None if actor is None else Actor(**actor),
+                    data=data,
+                )
+            )
+        leader = held[-1]  # the most recent: its notification is the latest item
+        others = [str(h["id"]) for h in held[:-1]]
+        content = None
+        if len(items) > 1:
+            content = {
+                **digest_content(items, types, locale),
+                "channel_digest_id": row["id"],
+                "delivery_ids": [str(h["id"]) for h in held],
+            }
+        await digest_store.release(conn, str(leader["id"]), others, content, now)
+        await digest_store.close(conn, row["id"], now, str(leader["id"]))
+        await event_store.append(
+            conn,
+            [
+                {
+                    "type": EventType.SUPPRESSED,
+                    "notification_id": h["notification_id"],
+                    "user_id": h["user_id"],
+                    "channel": h["channel"],
+                    "data": {
+                        "reason": str(SuppressionReason.BATCHED),
+                        "delivery_id": str(h["id"]),
+                        "digest_delivery_id": str(leader["id"]),
+                        "channel_digest_id": row["id"],
+                    },
+                    "created_at": now,
+                }
+                for h in held[:-1]
+            ],
+        )
+        log.info(
+            "channel digest %s (%s/%s) released: %d held -> delivery %s",
+            row["id"],
+            row["user_id"],
+            row["channel"],
+            len(held),
+            leader["id"],
+        )
 
     async def next_due(self) -> datetime | None:
         async with self._db.connect() as conn:

@@ -14,7 +14,10 @@ Decisions, per recipient:
 * otherwise, per channel, ``domain.preferences.decide``: suppressed (reason
   ``preference``), deferred to the end of quiet hours (status ``scheduled``, reason
   ``quiet_hours``) or sent now — and a send-now on a channel with a limit in
-  ``rate_limit_channels`` that is over it is suppressed with reason ``rate_limited``.
+  ``rate_limit_channels`` that is over it is suppressed with reason ``rate_limited`` —
+  or, with ``rate_limit_overflow = "digest"``, held for the user's channel digest
+  (status ``scheduled``, reason ``rate_limited``, ``digest=True``, due when the
+  limiter's window lets the next one through; see ``DigestService.flush_channel_digests``).
   ``urgent`` skips quiet hours, batching and the channel rate limits.
 """
 
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from clarion.config import Settings
@@ -49,6 +52,7 @@ class PlannedDelivery:
     status: str  # pending | scheduled | suppressed
     reason: str | None
     next_attempt_at: datetime
+    digest: bool = False  # held over the rate limit for the (user, channel) digest
 
 
 @dataclass(frozen=True)
@@ -211,19 +215,21 @@ class Planner:
                 out.append(
                     PlannedDelivery(str(channel), "scheduled", str(decision.reason), decision.until)
                 )
-            elif await self._over_limit(uid, str(channel), priority):
-                out.append(
-                    PlannedDelivery(
-                        str(channel), "suppressed", str(SuppressionReason.RATE_LIMITED), now
-                    )
-                )
+            elif (reset := await self._over_limit(uid, str(channel), priority)) is not None:
+                reason = str(SuppressionReason.RATE_LIMITED)
+                if self._settings.rate_limit_overflow == "digest":
+                    until = now + timedelta(seconds=max(reset, 0.0))
+                    out.append(PlannedDelivery(str(channel), "scheduled", reason, until, True))
+                else:
+                    out.append(PlannedDelivery(str(channel), "suppressed", reason, now))
             else:
                 out.append(PlannedDelivery(str(channel), "pending", None, now))
         return inbox, in_app_reason, out
 
-    async def _over_limit(self, uid: str, channel: str, priority: Priority) -> bool:
+    async def _over_limit(self, uid: str, channel: str, priority: Priority) -> float | None:
+        """None when within the limit; else seconds until the window lets one through."""
         limit = self._settings.rate_limit_channels.get(channel)
         if not limit or priority is Priority.URGENT:
-            return False
+            return None
         decision = await self._limiter.hit("channel", f"{uid}:{channel}", limit)
-        return not decision.allowed
+        return None if decision.allowed else decision.reset_after

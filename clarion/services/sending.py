@@ -33,6 +33,7 @@ from clarion.services.idempotency import IdempotencyRequest, IdempotencyService
 from clarion.services.inbox import InboxListener, notification_json
 from clarion.services.pipeline import Planner, RecipientPlan
 from clarion.store import batches as batch_store
+from clarion.store import channel_digests as digest_store
 from clarion.store import deliveries as delivery_store
 from clarion.store import events as event_store
 from clarion.store import idempotency as idem_store
@@ -371,6 +372,11 @@ class SendingService:
                     )
                 )
             for d in p.deliveries:
+                digest_id = None
+                when = d.next_attempt_at
+                if d.digest:  # held for the (user, channel) digest: joins the open one
+                    digest = await digest_store.hold(conn, p.user_id, d.channel, when, now)
+                    digest_id, when = str(digest["id"]), digest["due_at"]
                 deliveries.append(
                     {
                         "id": str(uuid.uuid4()),
@@ -381,7 +387,8 @@ class SendingService:
                         "reason": d.reason,
                         "priority": rank,
                         "attempts": 0,
-                        "next_attempt_at": d.next_attempt_at,
+                        "next_attempt_at": when,
+                        "digest_id": digest_id,
                         "created_at": now,
                         "updated_at": now,
                     }
@@ -389,7 +396,9 @@ class SendingService:
                 if d.reason is not None:
                     data: dict[str, Any] = {"type": cmd.type, "reason": d.reason}
                     if d.status == "scheduled":
-                        data["deferred_until"] = as_utc(d.next_attempt_at).isoformat()
+                        data["deferred_until"] = as_utc(when).isoformat()
+                    if digest_id is not None:
+                        data["channel_digest_id"] = digest_id
                     events.append(
                         _event(EventType.SUPPRESSED, nid, p.user_id, d.channel, data, now)
                     )

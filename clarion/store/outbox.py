@@ -1,7 +1,8 @@
 """The outbox as a work queue: claim due deliveries under a lease, renew, complete.
 
 One predicate says "due": ``status IN (scheduled, pending, failed, sending) AND
-next_attempt_at <= now`` (``scheduled``: deferred by quiet hours).
+next_attempt_at <= now`` (``scheduled``: deferred by quiet hours), except ``scheduled``
+rows held for a channel digest (``digest_id`` set), which only their digest releases.
 Claiming a row sets ``next_attempt_at`` to the lease's end, so a lease that runs out
 (its worker was SIGKILLed) simply makes the row due again, with no second query shape
 and no sweeper process.
@@ -21,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,8 +32,17 @@ from clarion.store.schema import deliveries, notifications
 CLAIMABLE = ("scheduled", "pending", "failed", "sending")
 
 
+def _claimable() -> Any:
+    # A ``scheduled`` row held for a channel digest (``digest_id``) is released by the
+    # digest (services/digests.py), never claimed on its own.
+    return and_(
+        deliveries.c.status.in_(CLAIMABLE),
+        or_(deliveries.c.status != "scheduled", deliveries.c.digest_id.is_(None)),
+    )
+
+
 def _due(now: datetime) -> Any:
-    return and_(deliveries.c.status.in_(CLAIMABLE), deliveries.c.next_attempt_at <= now)
+    return and_(_claimable(), deliveries.c.next_attempt_at <= now)
 
 
 async def claim(
@@ -181,7 +191,7 @@ async def backlog_due(conn: AsyncConnection, now: datetime) -> int:
 
 async def next_due(conn: AsyncConnection) -> datetime | None:
     """When the earliest claimable delivery becomes due (to sleep exactly that long)."""
-    stmt = select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status.in_(CLAIMABLE))
+    stmt = select(func.min(deliveries.c.next_attempt_at)).where(_claimable())
     value: datetime | None = (await conn.execute(stmt)).scalar_one_or_none()
     return value
 

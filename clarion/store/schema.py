@@ -121,7 +121,14 @@ deliveries = Table(
     Column("last_error", Text),
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
+    # Held over the user's channel rate limit for a channel digest (issue 6): the open
+    # ``channel_digests`` row it waits in; a held row is not claimable by workers.
+    Column("digest_id", String(36)),
+    # Per-delivery content overriding the notification's (a released channel digest:
+    # {"title", "message", "count", "items"}); NULL: render the notification.
+    Column("content", JSON),
     Index("ix_deliveries_notification_id", "notification_id"),
+    Index("ix_deliveries_digest_id", "digest_id"),
     # The claim query: due work of the highest priority first.
     Index(
         "ix_deliveries_due",
@@ -313,6 +320,32 @@ batch_items = Table(
     Column("created_at", Timestamp, nullable=False),
     Column("folded_into", BigInteger),  # the notification id it was folded into
     Index("ix_batch_items_batch_id", "batch_id"),
+)
+
+# Deliveries held over a user's per-channel rate limit (rate_limit_overflow=digest):
+# one open row per (user, channel) collects them (deliveries.digest_id); when due it is
+# released as ONE delivery folding them all (``delivery_id``), exactly once.
+channel_digests = Table(
+    "channel_digests",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(255), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("status", String(10), nullable=False),  # open | flushed
+    Column("opened_at", Timestamp, nullable=False),
+    Column("due_at", Timestamp, nullable=False),
+    Column("closed_at", Timestamp),
+    Column("item_count", Integer, nullable=False, default=0, server_default=text("0")),
+    Column("delivery_id", String(36)),  # the delivery that carried the fold, once flushed
+    Index(
+        "uq_channel_digests_open",
+        "user_id",
+        "channel",
+        unique=True,
+        postgresql_where=text("status = 'open'"),
+        sqlite_where=text("status = 'open'"),
+    ),
+    Index("ix_channel_digests_status_due_at", "status", "due_at"),
 )
 
 # A send with a future ``scheduled_for``: one row per recipient, written as a

@@ -1,7 +1,9 @@
-"""``/api/v1/notifications/batches``: open batches (digests) — list, flush now, drop.
+"""``/api/v1/notifications/batches``: open batches (digests) — list, read one with its
+items, flush now, drop.
 
-Listing works with an API key (every user, or ``user_id``) or a user's own token;
-flushing and dropping need an API key. See docs/batching.md."""
+Listing and reading work with an API key (every user, or ``user_id``) or a user's own
+token (another user's batch is a 404); flushing and dropping need an API key. See
+docs/batching.md."""
 
 from __future__ import annotations
 
@@ -36,6 +38,20 @@ class BatchOut(BaseModel):
     notification_id: int | None
 
 
+class BatchItemOut(BaseModel):
+    id: int
+    title: str
+    message: str
+    actor: dict[str, str] | None
+    data: dict[str, Any]
+    created_at: str
+    folded_into: int | None
+
+
+class BatchDetail(BatchOut):
+    items: list[BatchItemOut]
+
+
 class BatchPage(BaseModel):
     items: list[BatchOut]
     next_cursor: str | None
@@ -51,6 +67,13 @@ async def list_batches(
 ) -> Json:
     """Open batches, oldest id first; a user token sees its own only."""
     return Json(await services.digests.list_open(principal, user_id, limit=limit, cursor=cursor))
+
+
+@router.get("/{batch_id}", response_model=BatchDetail)
+async def get_batch(batch_id: BatchId, services: ServicesDep, principal: PrincipalDep) -> Json:
+    """A batch in any state with its held items (oldest first); once flushed,
+    ``notification_id`` is the folded notification and each item's ``folded_into``."""
+    return Json(await services.digests.get(principal, batch_id))
 
 
 @router.post("/{batch_id}/flush", response_model=BatchOut)

@@ -1,0 +1,122 @@
+"""Channel digests: deliveries held over a user's per-channel rate limit, and their release.
+
+Holding and releasing serialise on the digest row, like batches: a send locks the open
+(user, channel) row ``FOR UPDATE`` before inserting its held delivery; the releaser claims
+due open rows ``FOR UPDATE SKIP LOCKED`` (PostgreSQL) and reads the held deliveries under
+that lock, so a held delivery is either in the fold or waits in a digest opened after the
+release commits — never both, never neither. SQLite: every writer holds the write lock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.store.dialect import insert_ignore
+from clarion.store.schema import channel_digests, deliveries
+
+cd = channel_digests
+
+
+def _lock(stmt: Any, conn: AsyncConnection, *, skip_locked: bool = False) -> Any:
+    if conn.dialect.name == "postgresql":
+        return stmt.with_for_update(skip_locked=skip_locked)
+    return stmt
+
+
+async def _open(conn: AsyncConnection, user_id: str, channel: str) -> RowMapping | None:
+    stmt = select(cd).where(cd.c.user_id == user_id, cd.c.channel == channel, cd.c.status == "open")
+    row = (await conn.execute(_lock(stmt, conn))).first()
+    return None if row is None else row._mapping
+
+
+async def hold(
+    conn: AsyncConnection, user_id: str, channel: str, due_at: datetime, now: datetime
+) -> RowMapping:
+    """The open digest of (user, channel), locked and counted one more; created (due at
+    ``due_at``) if none is open."""
+    row = await _open(conn, user_id, channel)
+    if row is None:
+        await conn.execute(
+            insert_ignore(conn, cd),
+            {
+                "id": str(uuid.uuid4()),
+                "user_id": user_id,
+                "channel": channel,
+                "status": "open",
+                "opened_at": now,
+                "due_at": due_at,
+                "item_count": 0,
+            },
+        )
+        row = await _open(conn, user_id, channel)
+        assert row is not None
+    await conn.execute(
+        update(cd).where(cd.c.id == row["id"]).values(item_count=cd.c.item_count + 1)
+    )
+    return row
+
+
+async def claim_due(conn: AsyncConnection, now: datetime, limit: int) -> list[RowMapping]:
+    """Open digests due at ``now``, locked; other releasers skip them (PostgreSQL)."""
+    stmt = (
+        select(cd)
+        .where(cd.c.status == "open", cd.c.due_at <= now)
+        .order_by(cd.c.due_at)
+        .limit(limit)
+    )
+    return [r._mapping for r in await conn.execute(_lock(stmt, conn, skip_locked=True))]
+
+
+async def held(conn: AsyncConnection, digest_id: str) -> list[RowMapping]:
+    """The deliveries still held in a digest (locked on PostgreSQL), oldest first."""
+    d = deliveries
+    stmt = (
+        select(d)
+        .where(d.c.digest_id == digest_id, d.c.status == "scheduled")
+        .order_by(d.c.created_at, d.c.id)
+    )
+    return [r._mapping for r in await conn.execute(_lock(stmt, conn))]
+
+
+async def release(
+    conn: AsyncConnection,
+    leader: str,
+    others: Sequence[str],
+    content: Mapping[str, Any] | None,
+    now: datetime,
+) -> None:
+    """The leader goes out now (carrying ``content``); the others are ``batched`` into it."""
+    d = deliveries
+    await conn.execute(
+        update(d)
+        .where(d.c.id == leader)
+        .values(status="pending", reason=None, next_attempt_at=now, content=content, updated_at=now)
+    )
+    if others:
+        await conn.execute(
+            update(d)
+            .where(d.c.id.in_(list(others)))
+            .values(status="suppressed", reason="batched", updated_at=now)
+        )
+
+
+async def close(
+    conn: AsyncConnection, digest_id: str, now: datetime, delivery_id: str | None
+) -> None:
+    await conn.execute(
+        update(cd)
+        .where(cd.c.id == digest_id)
+        .values(status="flushed", closed_at=now, delivery_id=delivery_id)
+    )
+
+
+async def get(conn: AsyncConnection, digest_id: str) -> RowMapping | None:
+    row = (await conn.execute(select(cd).where(cd.c.id == digest_id))).first()
+    return None if row is None else row._mapping
