@@ -3,6 +3,8 @@ buffers and costs a task per request)."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from typing import Any
 
@@ -42,14 +44,20 @@ class BodyLimit:
         rejected = False
         started = False
 
+        chunks: list[bytes] = []
+
         async def limited_receive() -> Message:
             nonlocal seen, rejected
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+                body = message.get("body", b"")
+                seen += len(body)
                 if seen > self.max_bytes:
                     rejected = True
                     raise _TooLarge(self.max_bytes)
+                chunks.append(body)
+                if not message.get("more_body", False):
+                    _check_text(b"".join(chunks) if len(chunks) > 1 else body)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -81,6 +89,46 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+# JSON escapes that decode to text no database can store: a UTF-16 surrogate (valid only
+# in pairs) or NUL (PostgreSQL text refuses it). Checked only when the raw body has one.
+_SUSPECT = re.compile(rb"\\u(?:[dD][89a-fA-F][0-9a-fA-F]{2}|0000)")
+
+
+def _check_text(body: bytes) -> None:
+    """Refuse a JSON body whose strings cannot be stored or echoed (422, not a 500)."""
+    if b"\\u" not in body or not _SUSPECT.search(body):
+        return
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return  # malformed JSON is the parser's to report
+    if not _text_ok(document):
+        raise _BadTextError
+
+
+def _text_ok(value: Any) -> bool:
+    if isinstance(value, str):
+        if "\x00" in value:
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_text_ok(k) and _text_ok(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_text_ok(v) for v in value)
+    return True
+
+
+class _BadTextError(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(
+            422, "text must be valid Unicode without NUL characters or lone surrogates"
+        )
 
 
 class _TooLarge(HTTPException):

@@ -322,3 +322,35 @@ async def test_health_and_metrics(client: httpx.AsyncClient, authed: httpx.Async
     assert 'clarion_notifications_accepted_total{type="metric_probe"}' in text
     assert 'route="/api/v1/notifications"' in text
     assert "clarion_http_request_duration_seconds_bucket" in text
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"user_id": "ana", "type": "t", "title": "\\udc00 lone"}',
+        b'{"user_id": "ana", "type": "t", "title": "t", "data": {"k": "\\ud83d"}}',
+        b'{"user_id": "ana", "type": "t", "title": "t", "data": {"\\u0000": 1}}',
+        b'{"user_id": "ana", "type": "t", "title": "nul \\u0000 inside"}',
+    ],
+)
+async def test_text_that_cannot_be_stored_is_refused(authed: httpx.AsyncClient, raw: bytes) -> None:
+    r = await authed.post(N, content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and err(r)["code"] == "validation_failed"
+    r = await authed.put(
+        "/api/v1/users/ana",
+        content=b'{"name": "\\udfff"}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422
+    assert (await authed.get(f"{N}/unread-count", params={"user_id": "ana"})).json()["unread"] == 0
+
+
+async def test_astral_characters_pass(authed: httpx.AsyncClient) -> None:
+    raw = (
+        b'{"user_id": "ana", "type": "t", "title": "party \\ud83c\\udf89",'
+        b' "data": {"e": "\\u00e9"}}'
+    )
+    r = await authed.post(N, content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 202, r.text
+    item = (await authed.get(N, params={"user_id": "ana"})).json()["items"][0]
+    assert item["title"] == "party \U0001f389" and item["data"] == {"e": "é"}
