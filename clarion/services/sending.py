@@ -254,7 +254,14 @@ class SendingService:
         out = Written(accepted=len(plans))
         if not plans:
             return out
-        await user_store.ensure(conn, sorted({p.user_id for p in plans}), now)
+        # Users are created and counted in one statement, BEFORE the notification ids are
+        # drawn: the count takes the user's row lock, so a concurrent mark-all-read cannot
+        # move the watermark past an id not yet committed.
+        await user_store.ensure_counted(
+            conn,
+            {p.user_id: (1, 1) if p.hold is None and p.inbox else (0, 0) for p in plans},
+            now,
+        )
         for p in plans:
             if p.hold is not None:
                 out.batched.append(await self._hold(conn, cmd, p, p.hold, now))
@@ -349,12 +356,7 @@ class SendingService:
             }
             for p in plans
         ]
-        counted = {p.user_id: (1, 1) for p in plans if p.inbox}
-        if counted:
-            # Lock the users (by counting) BEFORE the ids are drawn: a concurrent
-            # mark-all-read then cannot move the watermark past an id not yet committed.
-            await user_store.add_counts(conn, counted)
-        ids = await inbox_store.insert(conn, rows)
+        ids = await inbox_store.insert(conn, rows)  # users counted and locked in write()
         rank = Priority(cmd.priority).rank
         deliveries = []
         events: list[dict[str, Any]] = []

@@ -14,3 +14,10 @@ def insert_ignore(conn: AsyncConnection, table: Table) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
     return sqlite.insert(table).on_conflict_do_nothing()
+
+
+def upsert(conn: AsyncConnection, table: Table) -> Any:
+    """The dialect's INSERT construct with ``on_conflict_do_update`` and ``excluded``."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

@@ -11,7 +11,7 @@ from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.store.dialect import insert_ignore
+from clarion.store.dialect import insert_ignore, upsert
 from clarion.store.schema import users
 
 PROFILE_FIELDS = ("email", "phone", "locale", "timezone", "name", "data")
@@ -34,6 +34,42 @@ async def ensure(conn: AsyncConnection, user_ids: Iterable[str], now: datetime) 
     rows = [{"user_id": u, "data": {}, "created_at": now, "updated_at": now} for u in user_ids]
     if rows:
         await conn.execute(insert_ignore(conn, users), rows)
+
+
+async def ensure_counted(
+    conn: AsyncConnection, deltas: Mapping[str, tuple[int, int]], now: datetime
+) -> None:
+    """Create missing users and add (unread, unseen) deltas in ONE statement per kind: an
+    upsert for users whose counts move, an insert-or-ignore for the others. Rows go in
+    user_id order, so two sends locking several users can never deadlock each other; the
+    counting upsert also takes each user's row lock, which sending relies on (see
+    ``SendingService.write``)."""
+    moving = sorted(u for u, (du, ds) in deltas.items() if du or ds)
+    still = sorted(u for u, (du, ds) in deltas.items() if not (du or ds))
+    if moving:
+        rows = [
+            {
+                "user_id": u,
+                "data": {},
+                "unread_count": deltas[u][0],
+                "unseen_count": deltas[u][1],
+                "created_at": now,
+                "updated_at": now,
+            }
+            for u in moving
+        ]
+        stmt = upsert(conn, users).values(rows)
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[users.c.user_id],
+                set_={
+                    "unread_count": users.c.unread_count + stmt.excluded.unread_count,
+                    "unseen_count": users.c.unseen_count + stmt.excluded.unseen_count,
+                },
+            )
+        )
+    if still:
+        await ensure(conn, still, now)
 
 
 async def get(conn: AsyncConnection, user_id: str) -> RowMapping | None:
