@@ -3,7 +3,7 @@
 Baseline in the same run: a one-row read with raw asyncpg, and Starlette's /healthz-like
 route through the same client.
 
-    .venv/bin/python -m bench.inprocess [--n 300]
+    .venv/bin/python -m bench.inprocess [--n 300] [--backend postgres|sqlite]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.common import drop_db, fresh_db, write_result
+from bench.common import RESULTS, drop_db, fresh_db, write_result
 from clarion.api.app import create_app
 from clarion.config import Settings
 from clarion.services.container import Services
@@ -59,10 +59,20 @@ async def run(url: str, n: int) -> dict[str, Any]:
         out["first_page"] = await timed(lambda: c.get("/api/v1/notifications?user_id=ana"), n)
         out["send"] = await timed(lambda: c.post("/api/v1/notifications", json=body), n)
     await services.close()
+    sql = "SELECT unread_count FROM users WHERE user_id = "
+    if url.startswith("sqlite"):
+        import aiosqlite
+
+        async with aiosqlite.connect(url.split("///", 1)[1]) as db:
+
+            async def row() -> Any:
+                async with db.execute(sql + "?", ("ana",)) as cur:
+                    return await cur.fetchone()
+
+            out["raw_driver_row"] = await timed(row, n)
+        return out
     conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-    out["raw_asyncpg_row"] = await timed(
-        lambda: conn.fetchrow("SELECT unread_count FROM users WHERE user_id = $1", "ana"), n
-    )
+    out["raw_driver_row"] = await timed(lambda: conn.fetchrow(sql + "$1", "ana"), n)
     await conn.close()
     return out
 
@@ -70,16 +80,24 @@ async def run(url: str, n: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
     args = parser.parse_args()
     db = "clarion_bench_inprocess"
     try:
-        url = fresh_db(db).replace("postgresql://", "postgresql+asyncpg://")
+        if args.backend == "sqlite":
+            path = RESULTS / "inprocess.db.tmp"
+            for leftover in RESULTS.glob("inprocess.db.tmp*"):
+                leftover.unlink()
+            url = f"sqlite+aiosqlite:///{path}"
+        else:
+            url = fresh_db(db).replace("postgresql://", "postgresql+asyncpg://")
         result = asyncio.run(run(url, args.n))
-        write_result("inprocess", {"n": args.n, "routes": result})
+        write_result(f"inprocess_{args.backend}", {"n": args.n, "routes": result})
         for name, figures in result.items():
             print(f"{name:16} {figures['cpu_ms']:7.3f} ms CPU  {figures['wall_ms']:7.3f} ms wall")
     finally:
-        drop_db(db)
+        if args.backend == "postgres":
+            drop_db(db)
 
 
 if __name__ == "__main__":

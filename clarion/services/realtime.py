@@ -124,8 +124,12 @@ class RealtimeService:
         )
 
     async def _reachable(self, users: Sequence[str]) -> list[str]:
-        """Users worth a push. Only the Redis session registry sees every node; without it
-        everyone is published to and each node drops users it does not hold."""
+        """Users worth a push. A single process knows its own subscribers; across nodes
+        only the Redis session registry sees every node, and without it everyone is
+        published to and each node drops users it does not hold."""
+        broker = self.hub.broker
+        if broker.backend == "memory":  # one process: its own subscribers are everyone's
+            return [u for u in users if broker.has_local_subscribers(u)]
         link = self.hub.redis
         if link is None or not link.healthy:
             return list(users)
