@@ -128,8 +128,7 @@ class RedisLink:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        # types-redis 4.6 predates aclose(); redis>=5 ships it and deprecates close().
-        await self.client.aclose()  # type: ignore[attr-defined,unused-ignore]
+        await self.client.aclose()
         self._healthy = False
         self._reason = "closed"
 
