@@ -37,9 +37,9 @@ async def test_critical_type_cannot_be_opted_out(
     assert (await deliveries(authed, nid))["email"]["status"] == "pending"
 
 
-def _quiet_now() -> dict[str, object]:
+def _quiet_now(now: datetime | None = None) -> dict[str, object]:
     """Quiet hours that contain the present moment, ending in about an hour (UTC)."""
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     start = (now - timedelta(hours=1)).strftime("%H:%M")
     end = (now + timedelta(hours=1)).strftime("%H:%M")
     return {"quiet_hours": {"start": start, "end": end, "timezone": "UTC"}}
@@ -48,13 +48,14 @@ def _quiet_now() -> dict[str, object]:
 async def test_quiet_hours_defer_email_and_urgent_goes_through(
     authed: httpx.AsyncClient, services: Services
 ) -> None:
-    await authed.put("/api/v1/notifications/preferences/u1", json=_quiet_now())
+    set_at = datetime.now(UTC)  # the quiet hours end at this minute, an hour on
+    await authed.put("/api/v1/notifications/preferences/u1", json=_quiet_now(set_at))
     [nid] = (await post(authed, channels=["in_app", "email"]))["ids"]
     email = (await deliveries(authed, nid))["email"]
     assert email["status"] == "scheduled" and email["reason"] == "quiet_hours"
     until = datetime.fromisoformat(email["next_attempt_at"])
     assert timedelta(minutes=55) < until - datetime.now(UTC) < timedelta(minutes=62)
-    assert until.second == 0 and until.minute == (datetime.now(UTC) + timedelta(hours=1)).minute
+    assert until.second == 0 and until.minute == (set_at + timedelta(hours=1)).minute
     # Not claimable before its time; the inbox got it at once.
     assert await services.deliveries.claim("w", 10, 30) == []
     assert (await authed.get("/api/v1/notifications?user_id=u1")).json()["items"][0]["id"] == nid
