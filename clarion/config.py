@@ -25,6 +25,9 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL; SQLite file in the working directory by default.",
     )
     redis_url: str | None = Field(default=None, description="Unset: no Redis at all.")
+    db_pool_size: int = Field(
+        default=20, ge=1, description="PostgreSQL connections kept per process (+50% overflow)."
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Signs user tokens. Unset: generated once and kept next to the database.",

@@ -44,7 +44,7 @@ log = logging.getLogger("clarion.services")
 class Services:
     def __init__(self, settings: Settings, db: Database | None = None) -> None:
         self.settings = settings
-        self.db = db or Database(settings.database_url)
+        self.db = db or Database(settings.database_url, pool_size=settings.db_pool_size)
         secret = resolve_secret(settings)
         self.auth = AuthService(self.db, settings, secret)
         self.idempotency = IdempotencyService(self.db, settings.idempotency_ttl_seconds)

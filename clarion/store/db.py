@@ -43,7 +43,7 @@ def _sqlite_begin(conn: Any) -> None:
 class Database:
     """Owns the engine. Created in ``main()`` or a test from a URL, closed with ``dispose``."""
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
@@ -52,7 +52,10 @@ class Database:
         else:
             # No pre-ping: it costs a round trip per checkout; a dead connection raises,
             # SQLAlchemy invalidates it, and the request gets a clean StorageError.
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+            # Overflow connections are closed when returned, so a pool smaller than the
+            # requests in flight churns connections (TCP, TLS probe, auth: milliseconds of
+            # CPU each) under load: the steady pool is sized for a busy node.
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size // 2)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         # Writers are marked so that SQLite can take its write lock at BEGIN.
         self._writer = self.engine.execution_options(clarion_write=True)

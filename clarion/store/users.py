@@ -36,6 +36,28 @@ async def ensure(conn: AsyncConnection, user_ids: Iterable[str], now: datetime) 
         await conn.execute(insert_ignore(conn, users), rows)
 
 
+_COUNTING_UPSERT: dict[str, Any] = {}
+
+
+def _counting_upsert(conn: AsyncConnection) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE adding the deltas, built once per dialect: a
+    statement rebuilt per call (``excluded`` makes new column objects) is compiled anew
+    every time instead of coming from SQLAlchemy's cache."""
+    name = conn.dialect.name
+    stmt = _COUNTING_UPSERT.get(name)
+    if stmt is None:
+        base = upsert(conn, users)
+        stmt = base.on_conflict_do_update(
+            index_elements=[users.c.user_id],
+            set_={
+                "unread_count": users.c.unread_count + base.excluded.unread_count,
+                "unseen_count": users.c.unseen_count + base.excluded.unseen_count,
+            },
+        )
+        _COUNTING_UPSERT[name] = stmt
+    return stmt
+
+
 async def ensure_counted(
     conn: AsyncConnection, deltas: Mapping[str, tuple[int, int]], now: datetime
 ) -> None:
@@ -58,16 +80,7 @@ async def ensure_counted(
             }
             for u in moving
         ]
-        stmt = upsert(conn, users).values(rows)
-        await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[users.c.user_id],
-                set_={
-                    "unread_count": users.c.unread_count + stmt.excluded.unread_count,
-                    "unseen_count": users.c.unseen_count + stmt.excluded.unseen_count,
-                },
-            )
-        )
+        await conn.execute(_counting_upsert(conn), rows[0] if len(rows) == 1 else rows)
     if still:
         await ensure(conn, still, now)
 
