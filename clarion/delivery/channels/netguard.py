@@ -14,6 +14,13 @@ localhost and report the status back. The guard therefore:
   rewritten to the IP, with ``Host`` and TLS SNI set to the original name). That closes
   the DNS-rebinding window between "check" and "connect".
 
+Resolutions are cached per (host, port) for ``dns_ttl`` seconds (10 s by default): a
+webhook endpoint receives thousands of deliveries a minute and one ``getaddrinfo`` each
+was a visible part of the cost. The cache holds the resolver's raw answer, never a
+verdict: every check still runs the address rules on it, and the caller still connects to
+the address that was checked, so caching changes neither what is refused nor where the
+request goes. Failed resolutions are not cached.
+
 Residual risk (documented in docs/channels.md): an HTTP proxy configured through the
 environment would re-resolve the name, so channels create their clients with
 ``trust_env=False``.
@@ -24,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -158,14 +166,70 @@ class UrlGuard:
     without touching the internet.
     """
 
-    def __init__(self, *, allow_private: bool = False, resolver: Resolver | None = None) -> None:
+    #: Parsed URLs kept (parsing is a visible cost per delivery); cleared when full.
+    URL_CACHE_SIZE = 4096
+
+    def __init__(
+        self,
+        *,
+        allow_private: bool = False,
+        resolver: Resolver | None = None,
+        dns_ttl: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.allow_private = allow_private
         self._resolver: Resolver = resolver or system_resolver
+        self.dns_ttl = dns_ttl
+        self._clock = clock
+        self._resolved: dict[tuple[str, int], tuple[float, Sequence[str]]] = {}
+        self._resolving: dict[tuple[str, int], asyncio.Future[Sequence[str]]] = {}
+        self._urls: dict[str, httpx.URL] = {}
+
+    def _parse(self, url: str | httpx.URL) -> httpx.URL:
+        if not isinstance(url, str):
+            return url
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = httpx.URL(url)
+            if len(self._urls) >= self.URL_CACHE_SIZE:
+                self._urls.clear()
+            self._urls[url] = parsed
+        return parsed
+
+    async def _resolve(self, host: str, port: int) -> Sequence[str]:
+        """The resolver's answer, from the cache while younger than ``dns_ttl``.
+
+        Concurrent checks of one uncached name share a single resolution."""
+        key = (host, port)
+        now = self._clock()
+        hit = self._resolved.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        pending = self._resolving.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Sequence[str]] = asyncio.get_running_loop().create_future()
+        self._resolving[key] = future
+        try:
+            answer = tuple(await self._resolver(host, port))
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        else:
+            future.set_result(answer)
+            if self.dns_ttl > 0:
+                if len(self._resolved) >= self.URL_CACHE_SIZE:
+                    self._resolved.clear()
+                self._resolved[key] = (self._clock() + self.dns_ttl, answer)
+            return answer
+        finally:
+            del self._resolving[key]
 
     async def check(self, url: str | httpx.URL) -> CheckedTarget:
         """Validate ``url`` and pick the address to dial; raise :class:`BlockedURL`."""
         try:
-            parsed = httpx.URL(url) if isinstance(url, str) else url
+            parsed = self._parse(url)
         except (httpx.InvalidURL, ValueError, TypeError) as exc:
             raise BlockedURL("not a valid URL") from exc
         if parsed.scheme not in ("http", "https"):
@@ -182,7 +246,7 @@ class UrlGuard:
             addresses: list[IPAddress] = [literal]
         else:
             try:
-                resolved = await self._resolver(host, port)
+                resolved = await self._resolve(host, port)
             except (OSError, UnicodeError) as exc:
                 raise BlockedURL(f"cannot resolve host {host!r}") from exc
             addresses = []

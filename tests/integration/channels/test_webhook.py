@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Sequence
+import ssl
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
@@ -230,8 +231,9 @@ async def test_guard_accepts_public_name_and_pins_its_address() -> None:
     assert request.extensions["sni_hostname"] == "hooks.test"
 
 
-class PublicInternet(httpx.AsyncBaseTransport):
-    """Plays "the internet" for one public address by forwarding to a local port.
+class PublicInternet:
+    """Plays "the internet" for one public address by forwarding to a local port: a
+    dialer for the webhook channel's connection pool.
 
     Any other destination is refused, so a test using it cannot leave the machine.
     """
@@ -240,24 +242,29 @@ class PublicInternet(httpx.AsyncBaseTransport):
         self.public_ip = public_ip
         self.local_port = local_port
         self.dialled: list[str] = []
-        self._inner = httpx.AsyncHTTPTransport()
+        self.server_names: list[str | None] = []
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.dialled.append(request.url.host)
-        if request.url.host != self.public_ip:
-            raise httpx.ConnectError(f"test network: {request.url.host} unreachable")
-        request.url = request.url.copy_with(host="127.0.0.1", port=self.local_port)
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+    async def __call__(
+        self,
+        factory: Callable[[], asyncio.Protocol],
+        address: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        server_hostname: str | None,
+    ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
+        self.dialled.append(address)
+        self.server_names.append(server_hostname)
+        if address != self.public_ip:
+            raise ConnectionRefusedError(f"test network: {address} unreachable")
+        loop = asyncio.get_running_loop()
+        return await loop.create_connection(factory, "127.0.0.1", self.local_port)
 
 
 async def test_public_hop_redirecting_to_loopback_is_refused(receiver: Receiver) -> None:
     receiver.reply("/hook", 302, {"Location": receiver.url("/internal-admin")})
     internet = PublicInternet("93.184.216.34", receiver.port)
     guard = UrlGuard(resolver=resolver_for({"hooks.test": ["93.184.216.34"]}))
-    channel = WebhookChannel(guard=guard, timeout=5, transport=internet)
+    channel = WebhookChannel(guard=guard, timeout=5, dialer=internet)
     try:
         result = await channel.send(make_message(), contact("http://hooks.test/hook"))
     finally:

@@ -1,0 +1,312 @@
+"""A lean HTTP/1.1 client for webhook POSTs: keep-alive connections pooled per pinned
+destination, responses parsed by ``httptools`` (llhttp, in C).
+
+Why not httpx here: a webhook POST through httpx/httpcore costs several hundred µs of
+Python per request (anyio locks and events, h11 in pure Python, a library sniff per
+request), which capped raw signed POSTs at ~300-400/s on the 2-core bench machine. This
+client does one ``transport.write`` per request and parses the answer in C.
+
+What it keeps from the httpx path (docs/channels.md, SSRF rules):
+
+* it dials exactly the address it is given (the one :class:`UrlGuard` checked); the
+  ``Host`` header and the TLS SNI/certificate name are the URL's host name;
+* redirects are never followed (it returns the 3xx; the caller classifies it);
+* no proxy from the environment is ever consulted.
+
+Connections are reused only for the same ``(scheme, address, port, host name)``: a TLS
+session verified for one name is never used for another name, and a name that now
+resolves elsewhere gets new connections to the new (checked) address. Idle connections
+expire after ``keepalive_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httptools
+
+#: Bytes of a response body kept for diagnostics (error details).
+BODY_KEEP = 300
+#: A response body larger than this is not read to the end: the connection is closed.
+BODY_DRAIN_LIMIT = 64 * 1024
+
+PoolKey = tuple[str, str, int, str]  # scheme, address dialled, port, host name (SNI/Host)
+Dialer = Callable[
+    [Callable[[], asyncio.Protocol], str, int, ssl.SSLContext | None, str | None],
+    Awaitable[tuple[asyncio.BaseTransport, asyncio.Protocol]],
+]
+
+
+class HttpError(Exception):
+    """The request did not produce a response; ``kind`` is ``timeout`` or ``connect``."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"{kind} ({name})")
+        self.kind = kind
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    headers: dict[str, str]  # lower-case names; a repeated header keeps its last value
+    body: bytes  # the first BODY_KEEP bytes
+
+
+async def _dial(
+    factory: Callable[[], asyncio.Protocol],
+    address: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    server_hostname: str | None,
+) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
+    loop = asyncio.get_running_loop()
+    return await loop.create_connection(
+        factory, address, port, ssl=ssl_context, server_hostname=server_hostname
+    )
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    """Certificate verification against the host name, like httpx's default (certifi)."""
+    try:
+        import certifi
+
+        return ssl.create_default_context(cafile=certifi.where())
+    except ImportError:  # pragma: no cover - certifi comes with httpx
+        return ssl.create_default_context()
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection, one request at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.waiter: asyncio.Future[bool] | None = None
+        self.closed = False
+        self.got_bytes = False
+        self.headers_done = False
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.body = bytearray()
+        self.body_seen = 0
+        self.idle_since = 0.0
+        self.uses = 0
+
+    # --- asyncio.Protocol -------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.waiter is None or self.waiter.done():
+            # Bytes while idle (or after the answer): the stream is out of step; never
+            # reuse it.
+            self.close()
+            return
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(HttpError("connect", "UnexpectedUpgrade"))
+        except httptools.HttpParserError:
+            self._fail(HttpError("connect", "RemoteProtocolError"))
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            if self.headers_done:
+                # A body delimited by the end of the connection (no length): complete.
+                waiter.set_result(False)
+            else:
+                name = type(exc).__name__ if exc is not None else "RemoteDisconnected"
+                waiter.set_exception(HttpError("connect", name))
+
+    # --- httptools callbacks ----------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        self.headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        if len(self.body) < BODY_KEEP:
+            self.body += body[: BODY_KEEP - len(self.body)]
+        self.body_seen += len(body)
+        if self.body_seen > BODY_DRAIN_LIMIT and self.waiter is not None:
+            # Enough: answer with what we have and drop the connection.
+            if not self.waiter.done():
+                self.waiter.set_result(False)
+            self.close()
+
+    def on_message_complete(self) -> None:
+        if 100 <= self.status < 200:
+            # An interim answer (100 Continue, 103 Early Hints): the real one follows.
+            self.headers_done = False
+            self.headers = {}
+            return
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(self.parser.should_keep_alive())
+
+    # --- client side ------------------------------------------------------------------
+    def _fail(self, exc: Exception) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc)
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def usable(self) -> bool:
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
+
+    async def request(self, data: bytes) -> tuple[Response, bool]:
+        """Write one request, wait for its answer; returns it and whether to keep-alive."""
+        assert self.transport is not None
+        loop = asyncio.get_running_loop()
+        self.waiter = waiter = loop.create_future()
+        self.got_bytes = self.headers_done = False
+        self.status = self.body_seen = 0
+        self.headers = {}
+        self.body = bytearray()
+        self.uses += 1
+        self.transport.write(data)
+        try:
+            keep = await waiter
+        finally:
+            self.waiter = None
+        return Response(self.status, self.headers, bytes(self.body)), keep and not self.closed
+
+
+class Http1Pool:
+    """Keep-alive HTTP/1.1 connections per destination; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 10.0,
+        keepalive_seconds: float = 5.0,
+        max_idle_per_key: int = 128,
+        dialer: Dialer | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.keepalive_seconds = keepalive_seconds
+        self.max_idle_per_key = max_idle_per_key
+        self._dial: Dialer = dialer or _dial
+        self._ssl = ssl_context
+        self._idle: dict[PoolKey, list[_Connection]] = {}
+        self._next_sweep = 0.0
+        self.opened = 0  # connections dialled (for tests and metrics)
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = default_ssl_context()
+        return self._ssl
+
+    def idle_count(self, key: PoolKey | None = None) -> int:
+        if key is not None:
+            return len(self._idle.get(key, ()))
+        return sum(len(v) for v in self._idle.values())
+
+    async def _open(self, key: PoolKey) -> _Connection:
+        scheme, address, port, host = key
+        tls = self._ssl_context() if scheme == "https" else None
+        _transport, protocol = await self._dial(
+            _Connection, address, port, tls, host if tls is not None else None
+        )
+        assert isinstance(protocol, _Connection)
+        self.opened += 1
+        return protocol
+
+    def _take_idle(self, key: PoolKey, now: float) -> _Connection | None:
+        idle = self._idle.get(key)
+        while idle:
+            conn = idle.pop()  # most recently used first: the likeliest to be alive
+            if conn.usable() and now - conn.idle_since < self.keepalive_seconds:
+                return conn
+            conn.close()
+        return None
+
+    def _put_idle(self, key: PoolKey, conn: _Connection, now: float) -> None:
+        idle = self._idle.setdefault(key, [])
+        if len(idle) >= self.max_idle_per_key:
+            conn.close()
+            return
+        conn.idle_since = now
+        idle.append(conn)
+        if now >= self._next_sweep:
+            self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + self.keepalive_seconds
+        for k in list(self._idle):
+            keep = []
+            for conn in self._idle[k]:
+                if conn.usable() and now - conn.idle_since < self.keepalive_seconds:
+                    keep.append(conn)
+                else:
+                    conn.close()
+            if keep:
+                self._idle[k] = keep
+            else:
+                del self._idle[k]
+
+    async def request(self, key: PoolKey, data: bytes) -> Response:
+        """Send the serialised request ``data`` to ``key``'s address; raise HttpError."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._request(key, data)
+        except TimeoutError as exc:
+            raise HttpError("timeout", "ReadTimeout") from exc
+
+    async def _request(self, key: PoolKey, data: bytes) -> Response:
+        for attempt in (0, 1):
+            conn = self._take_idle(key, time.monotonic())
+            reused = conn is not None
+            if conn is None:
+                try:
+                    conn = await self._open(key)
+                except HttpError:
+                    raise
+                except ssl.SSLError as exc:
+                    raise HttpError("connect", type(exc).__name__) from exc
+                except (OSError, ValueError) as exc:
+                    raise HttpError("connect", type(exc).__name__) from exc
+            try:
+                response, keep = await conn.request(data)
+            except HttpError:
+                conn.close()
+                # A kept-alive connection the server closed while idle fails before any
+                # byte of an answer: try once more on a fresh connection (receivers dedupe
+                # on webhook-id anyway).
+                if reused and not conn.got_bytes and attempt == 0:
+                    continue
+                raise
+            except BaseException:
+                conn.close()  # cancelled or timed out mid-request: the stream is unusable
+                raise
+            if keep:
+                self._put_idle(key, conn, time.monotonic())
+            else:
+                conn.close()
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def aclose(self) -> None:
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+        self._idle.clear()
