@@ -125,14 +125,26 @@ class DeliveryService:
             if not rows:
                 return []
             notes = await outbox.notifications_by_id(conn, [r["notification_id"] for r in rows])
-            rows, siblings = await self._expand_webhooks(conn, rows, notes, now)
-            user_ids = {r["user_id"] for r in rows}
-            profiles = await user_store.get_many(conn, user_ids)
+            rows, siblings, expanded = await self._expand_webhooks(conn, rows, notes, now)
+            # Webhooks need no profile (the endpoint is the address): load profiles only
+            # for the rows of other channels.
+            profiles = await user_store.get_many(
+                conn, {r["user_id"] for r in rows if r["channel"] != "webhook"}
+            )
             push_users = [r["user_id"] for r in rows if r["channel"] == "push"]
             subs = await ep_store.subscriptions_for(conn, push_users)
-            endpoints = await ep_store.endpoints_by_id(
-                conn, [r["target"] for r in rows if r["channel"] == "webhook" and r["target"]]
+            endpoints: dict[str, Mapping[Any, Any]] = {}
+            endpoints.update(
+                await ep_store.endpoints_by_id(
+                    conn,
+                    [
+                        r["target"]
+                        for r in rows
+                        if r["channel"] == "webhook" and r["target"] and r["target"] not in expanded
+                    ],
+                )
             )
+            endpoints.update(expanded)
             keys = {
                 (r["user_id"], notes[r["notification_id"]]["type"], r["channel"])
                 for r in rows
@@ -170,48 +182,56 @@ class DeliveryService:
         rows: list[Any],
         notes: Mapping[int, Mapping[Any, Any]],
         now: datetime,
-    ) -> tuple[list[Any], int]:
+    ) -> tuple[list[Any], int, dict[str, Mapping[Any, Any]]]:
         """One row per matching endpoint: the claimed row takes the first, new pending
-        rows the rest. Returns the rows to send now and how many rows were added."""
+        rows the rest. Returns the rows to send now, how many rows were added, and the
+        endpoints the claimed rows now target (already read: no second query).
+
+        One endpoint query, one target update and one insert per claimed batch."""
+        fresh = [
+            r
+            for r in rows
+            if r["channel"] == "webhook" and not r["target"] and r["notification_id"] in notes
+        ]
+        if not fresh:
+            return rows, 0, {}
+        per_user = await ep_store.enabled_endpoints_for_users(conn, [r["user_id"] for r in fresh])
         out = []
-        added = 0
+        targets: list[tuple[str, str]] = []
+        siblings: list[dict[str, Any]] = []
+        chosen: dict[str, Mapping[Any, Any]] = {}
         for r in rows:
             n = notes.get(r["notification_id"])
             if r["channel"] != "webhook" or r["target"] or n is None:
                 out.append(r)
                 continue
-            matching = [
-                e
-                for e in await ep_store.enabled_endpoints_for(conn, r["user_id"])
-                if _matches(e, n["type"])
-            ]
+            matching = [e for e in per_user[r["user_id"]] if _matches(e, n["type"])]
             if not matching:
                 out.append(r)  # no target: the channel reports no_contact -> suppressed
                 continue
             first, rest = matching[0], matching[1:]
-            added += len(rest)
-            await outbox.set_target(conn, r["id"], first["id"])
-            await outbox.insert_siblings(
-                conn,
-                [
-                    {
-                        "id": str(uuid.uuid4()),
-                        "notification_id": r["notification_id"],
-                        "user_id": r["user_id"],
-                        "channel": "webhook",
-                        "target": e["id"],
-                        "status": "pending",
-                        "priority": r["priority"],
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for e in rest
-                ],
+            targets.append((r["id"], first["id"]))
+            chosen[first["id"]] = first
+            siblings.extend(
+                {
+                    "id": str(uuid.uuid4()),
+                    "notification_id": r["notification_id"],
+                    "user_id": r["user_id"],
+                    "channel": "webhook",
+                    "target": e["id"],
+                    "status": "pending",
+                    "priority": r["priority"],
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for e in rest
             )
             out.append({**r, "target": first["id"]})
-        return out, added
+        await outbox.set_targets(conn, targets)
+        await outbox.insert_siblings(conn, siblings)
+        return out, len(siblings), chosen
 
     async def renew(self, worker: str, ids: Sequence[str], lease_seconds: float) -> int:
         until = utcnow() + timedelta(seconds=lease_seconds)
@@ -248,32 +268,40 @@ class DeliveryService:
 
     async def record(self, worker: str, results: Sequence[Result]) -> list[tuple[Result, str]]:
         """Write a batch of results in one transaction; returns each result with the status
-        it produced (``lost`` when another worker had taken the delivery over)."""
+        it produced (``lost`` when another worker had taken the delivery over).
+
+        A handful of statements per batch, whatever its size: the status updates grouped
+        by identical values (``outbox.finish_many``), one insert of attempts, one of
+        events."""
         now = utcnow()
+        ordered = sorted(results, key=lambda r: r.job.id)  # one lock order
+        decided = [(res, self.decide(res, now)) for res in ordered]
+        attempts = [
+            {
+                "delivery_id": res.job.id,
+                "attempt": int(res.job.delivery["attempts"]),
+                "started_at": res.started_at,
+                "outcome": str(res.outcome),
+                "latency_ms": res.latency_ms,
+                "provider": (res.provider or "")[:40] or None,
+                "error": None if res.outcome is Outcome.DELIVERED else res.detail,
+                "worker": worker[:100],
+            }
+            for res, _ in decided
+            if res.outcome is not None
+        ]
         done: list[tuple[Result, str]] = []
-        attempts: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         async with self._db.begin() as conn:
-            for res in sorted(results, key=lambda r: r.job.id):  # one lock order
+            written = await outbox.finish_many(
+                conn, worker=worker, items=[(res.job.id, values) for res, values in decided]
+            )
+            for res, values in decided:
                 job = res.job
-                values = self.decide(res, now)
-                status = str(values["status"])
-                if res.outcome is not None:
-                    attempts.append(
-                        {
-                            "delivery_id": job.id,
-                            "attempt": int(job.delivery["attempts"]),
-                            "started_at": res.started_at,
-                            "outcome": str(res.outcome),
-                            "latency_ms": res.latency_ms,
-                            "provider": (res.provider or "")[:40] or None,
-                            "error": None if res.outcome is Outcome.DELIVERED else res.detail,
-                            "worker": worker[:100],
-                        }
-                    )
-                if not await outbox.finish(conn, delivery_id=job.id, worker=worker, values=values):
+                if job.id not in written:
                     done.append((res, "lost"))
                     continue
+                status = str(values["status"])
                 done.append((res, status))
                 events.append(self._event(res, status, now))
                 if res.gone_subscriptions:

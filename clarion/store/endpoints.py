@@ -86,6 +86,30 @@ async def enabled_endpoints_for(conn: AsyncConnection, user_id: str) -> list[Row
     return [r._mapping for r in await conn.execute(stmt)]
 
 
+async def enabled_endpoints_for_users(
+    conn: AsyncConnection, user_ids: Iterable[str]
+) -> dict[str, list[RowMapping]]:
+    """``enabled_endpoints_for`` for many users in one query (one per claimed batch
+    instead of one per delivery); every user gets a list, in endpoint order."""
+    wanted = sorted(set(user_ids))
+    out: dict[str, list[RowMapping]] = {u: [] for u in wanted}
+    if not wanted:
+        return out
+    stmt = (
+        select(webhook_endpoints)
+        .where(
+            webhook_endpoints.c.enabled.is_(True),
+            (webhook_endpoints.c.user_id.is_(None)) | (webhook_endpoints.c.user_id.in_(wanted)),
+        )
+        .order_by(webhook_endpoints.c.created_at, webhook_endpoints.c.id)
+    )
+    for row in await conn.execute(stmt):
+        owner = row.user_id
+        for user in wanted if owner is None else (owner,):
+            out[user].append(row._mapping)
+    return out
+
+
 async def delete_endpoint(conn: AsyncConnection, endpoint_id: str) -> bool:
     result = await conn.execute(
         delete(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id)

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -121,6 +121,37 @@ async def finish(
     return bool(result.rowcount)
 
 
+async def finish_many(
+    conn: AsyncConnection, *, worker: str, items: Sequence[tuple[str, Mapping[str, Any]]]
+) -> set[str]:
+    """Write many outcomes, each only if this worker still holds its lease; returns the
+    ids written (the others were lost to another worker).
+
+    Results that set the same values (every ``delivered`` of a batch, the same ``dead``
+    reason, ...) share one ``UPDATE ... WHERE id IN (...) RETURNING id``: a statement per
+    result was the worker's main database cost. Retries carry their own
+    ``next_attempt_at``, so each is a group of its own (rare next to successes).
+    """
+    groups: dict[tuple[tuple[str, Any], ...], list[str]] = {}
+    for delivery_id, values in items:
+        groups.setdefault(tuple(sorted(values.items())), []).append(delivery_id)
+    written: set[str] = set()
+    for key, ids in groups.items():
+        ids.sort()  # a stable order to lock rows in
+        stmt = (
+            update(deliveries)
+            .where(
+                deliveries.c.id.in_(ids),
+                deliveries.c.leased_by == worker,
+                deliveries.c.status == "sending",
+            )
+            .values(**dict(key), lease_until=None, leased_by=None)
+            .returning(deliveries.c.id)
+        )
+        written.update(r[0] for r in await conn.execute(stmt))
+    return written
+
+
 async def release(conn: AsyncConnection, *, worker: str, ids: Sequence[str], now: datetime) -> int:
     """Hand back claimed rows that were never started (shutdown): due again at once."""
     if not ids:
@@ -171,6 +202,18 @@ async def get(conn: AsyncConnection, delivery_id: str) -> RowMapping | None:
 async def insert_siblings(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
         await conn.execute(deliveries.insert(), list(rows))
+
+
+async def set_targets(conn: AsyncConnection, targets: Sequence[tuple[str, str]]) -> None:
+    """Many ``(delivery id, target)`` in one executemany (webhook fan-out at claim)."""
+    if not targets:
+        return
+    stmt = (
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("b_id"))
+        .values(target=bindparam("b_target"))
+    )
+    await conn.execute(stmt, [{"b_id": i, "b_target": t} for i, t in targets])
 
 
 async def set_target(conn: AsyncConnection, delivery_id: str, target: str) -> None:
