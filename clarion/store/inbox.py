@@ -10,11 +10,23 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Select, and_, delete, func, not_, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from clarion.store import fast
 from clarion.store.schema import notifications
 from clarion.store.users import InboxMarks
 
@@ -75,16 +87,42 @@ async def owner_of(conn: AsyncConnection, notification_id: int) -> str | None:
     ).scalar_one_or_none()
 
 
-def _read_condition(marks: InboxMarks) -> ColumnElement[bool]:
-    return or_(
-        n.c.read_at.is_not(None), and_(n.c.id <= marks.read_watermark, not_(n.c.forced_unread))
-    )
+def _read_condition(read_watermark: int | BindParameter[int]) -> ColumnElement[bool]:
+    return or_(n.c.read_at.is_not(None), and_(n.c.id <= read_watermark, not_(n.c.forced_unread)))
 
 
-def _unread_condition(marks: InboxMarks) -> ColumnElement[bool]:
+def _unread_condition(read_watermark: int | BindParameter[int]) -> ColumnElement[bool]:
     # Written so that PostgreSQL can range-scan (user_id, id) above the watermark and pick
     # the few forced-unread rows below it from their partial index.
-    return and_(n.c.read_at.is_(None), or_(n.c.id > marks.read_watermark, n.c.forced_unread))
+    return and_(n.c.read_at.is_(None), or_(n.c.id > read_watermark, n.c.forced_unread))
+
+
+def _page_select(
+    user_id: Any,
+    read_watermark: Any,
+    *,
+    status: ReadFilter,
+    archived: ArchivedFilter,
+    type_: Any,
+    before_id: Any,
+    limit: Any,
+) -> Select[Any]:
+    """The page statement; each value is a literal or a bind parameter (see ``_PAGE_SQL``).
+    ``type_`` and ``before_id`` of ``None`` leave their condition out."""
+    conds: list[ColumnElement[bool]] = [n.c.user_id == user_id, n.c.inbox]
+    if status == "unread":
+        conds.append(_unread_condition(read_watermark))
+    elif status == "read":
+        conds.append(_read_condition(read_watermark))
+    if archived == "false":
+        conds.append(n.c.archived_at.is_(None))
+    elif archived == "true":
+        conds.append(n.c.archived_at.is_not(None))
+    if type_ is not None:
+        conds.append(n.c.type == type_)
+    if before_id is not None:
+        conds.append(n.c.id < before_id)
+    return select(n).where(*conds).order_by(n.c.id.desc()).limit(limit)
 
 
 def page_query(
@@ -98,20 +136,20 @@ def page_query(
     limit: int,
 ) -> Select[Any]:
     """One page, newest first, strictly older than ``before_id`` (keyset pagination)."""
-    conds: list[ColumnElement[bool]] = [n.c.user_id == user_id, n.c.inbox]
-    if status == "unread":
-        conds.append(_unread_condition(marks))
-    elif status == "read":
-        conds.append(_read_condition(marks))
-    if archived == "false":
-        conds.append(n.c.archived_at.is_(None))
-    elif archived == "true":
-        conds.append(n.c.archived_at.is_not(None))
-    if type_ is not None:
-        conds.append(n.c.type == type_)
-    if before_id is not None:
-        conds.append(n.c.id < before_id)
-    return select(n).where(*conds).order_by(n.c.id.desc()).limit(limit)
+    return _page_select(
+        user_id,
+        marks.read_watermark,
+        status=status,
+        archived=archived,
+        type_=type_,
+        before_id=before_id,
+        limit=limit,
+    )
+
+
+# (status, archived, has type, has cursor) -> PostgreSQL text and parameter order: at most
+# 36 shapes, each compiled once per process (see clarion.store.fast).
+_PAGE_SQL: dict[tuple[str, str, bool, bool], tuple[str, tuple[str, ...]]] = {}
 
 
 async def list_page(
@@ -124,17 +162,43 @@ async def list_page(
     type_: str | None,
     before_id: int | None,
     limit: int,
-) -> list[RowMapping]:
-    stmt = page_query(
-        user_id,
-        marks,
-        status=status,
-        archived=archived,
-        type_=type_,
-        before_id=before_id,
-        limit=limit,
-    )
-    return [r._mapping for r in await conn.execute(stmt)]
+) -> Sequence[Mapping[str, Any]]:
+    """Rows of one page (mappings by column name, whichever path read them)."""
+    driver = await fast.autocommit_driver(conn)
+    if driver is None:
+        stmt = page_query(
+            user_id,
+            marks,
+            status=status,
+            archived=archived,
+            type_=type_,
+            before_id=before_id,
+            limit=limit,
+        )
+        return [r._mapping for r in await conn.execute(stmt)]
+    shape = (status, archived, type_ is not None, before_id is not None)
+    cached = _PAGE_SQL.get(shape)
+    if cached is None:
+        stmt = _page_select(
+            bindparam("uid"),
+            bindparam("rw"),
+            status=status,
+            archived=archived,
+            type_=bindparam("type") if type_ is not None else None,
+            before_id=bindparam("before") if before_id is not None else None,
+            limit=bindparam("lim"),
+        )
+        cached = _PAGE_SQL[shape] = fast.compile_sql(conn, stmt)
+    sql, order = cached
+    values = {
+        "uid": user_id,
+        "rw": marks.read_watermark,
+        "type": type_,
+        "before": before_id,
+        "lim": limit,
+    }
+    result: Sequence[Mapping[str, Any]] = await driver.fetch(sql, *(values[k] for k in order))
+    return result
 
 
 async def newer_than(

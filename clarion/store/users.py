@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import BindParameter, Select, bindparam, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.store import fast
 from clarion.store.dialect import insert_ignore, upsert
 from clarion.store.schema import users
 
@@ -110,7 +111,7 @@ async def upsert_profile(
     return row
 
 
-def _marks_query(user_id: str) -> Select[Any]:
+def _marks_query(user_id: str | BindParameter[str]) -> Select[Any]:
     return select(
         users.c.unread_count,
         users.c.unseen_count,
@@ -129,7 +130,20 @@ async def lock_marks(conn: AsyncConnection, user_id: str) -> InboxMarks | None:
     return None if row is None else InboxMarks(*row)
 
 
+_MARKS_SQL: dict[str, str] = {}
+
+
 async def read_marks(conn: AsyncConnection, user_id: str) -> InboxMarks | None:
+    """The user's counters and watermarks: every count and every page asks for them, so
+    on a PostgreSQL read connection this goes straight to the driver (see
+    :func:`clarion.store.fast.autocommit_driver`)."""
+    driver = await fast.autocommit_driver(conn)
+    if driver is not None:
+        sql = _MARKS_SQL.get("pg")
+        if sql is None:
+            sql = _MARKS_SQL["pg"] = fast.compile_sql(conn, _marks_query(bindparam("uid")))[0]
+        record = await driver.fetchrow(sql, user_id)
+        return None if record is None else InboxMarks(*record)
     row = (await conn.execute(_marks_query(user_id))).first()
     return None if row is None else InboxMarks(*row)
 
