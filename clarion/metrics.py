@@ -19,6 +19,11 @@ HTTP_LATENCY = Histogram(
 NOTIFICATIONS_ACCEPTED = Counter(
     "clarion_notifications_accepted_total", "Notifications accepted, by type", ["type"]
 )
+SEND_GROUP_SIZE = Histogram(
+    "clarion_send_group_size",
+    "Sends written together in one transaction by the group commit",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 
 # --- delivery pipeline ---------------------------------------------------------------------
 DELIVERIES = Counter(

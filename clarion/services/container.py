@@ -162,6 +162,7 @@ class Services:
         return await system_status(self.db, self.hub)
 
     async def close(self) -> None:
+        await self.sending.close()
         await self.stop_worker()
         await self.actions.close()
         await self.realtime.close()

@@ -23,7 +23,7 @@ Decisions, per recipient:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -53,6 +53,15 @@ class PlannedDelivery:
     reason: str | None
     next_attempt_at: datetime
     digest: bool = False  # held over the rate limit for the (user, channel) digest
+
+
+@dataclass(frozen=True)
+class Recipients:
+    """What planning reads about recipients: profile rows (absent for users never seen)
+    and preferences (defaults for users without any)."""
+
+    profiles: Mapping[str, Mapping[Any, Any]]
+    preferences: Mapping[str, Preferences]
 
 
 @dataclass(frozen=True)
@@ -109,9 +118,31 @@ class Planner:
     ) -> list[RecipientPlan]:
         """One plan per recipient. Raises ``NotFound`` (unknown template) or
         ``TemplateInvalid`` (render error) before anything is written."""
+        known = await self.recipients(user_ids)
+        return await self.plan_for(known, cmd, user_ids, content, now, allow_hold=allow_hold)
+
+    async def recipients(self, user_ids: Iterable[str]) -> Recipients:
+        """Profiles and preferences of ``user_ids``, two queries on one connection: the
+        only reads planning needs. A group of sends reads its recipients together."""
+        ids = list(dict.fromkeys(user_ids))
         async with self._db.connect() as conn:
-            profiles = await user_store.get_many(conn, user_ids)
-        prefs = await self._prefs.get_many(user_ids)
+            profiles = await user_store.get_many(conn, ids)
+            prefs = await self._prefs.read_many(conn, ids)
+        return Recipients(profiles, prefs)
+
+    async def plan_for(
+        self,
+        known: Recipients,
+        cmd: SendCommand,
+        user_ids: Sequence[str],
+        content: Mapping[str, Any],
+        now: datetime,
+        *,
+        allow_hold: bool = True,
+    ) -> list[RecipientPlan]:
+        """:meth:`plan` with the recipients already read (every id of ``user_ids`` must
+        be among ``known``)."""
+        profiles, prefs = known.profiles, known.preferences
         rules = await self._rules.rules() if allow_hold else {}
         priority = Priority(cmd.priority)
         plans = []

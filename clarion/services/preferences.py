@@ -11,6 +11,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from clarion.domain.preferences import Preferences
 from clarion.errors import ValidationFailed
 from clarion.services.clock import utcnow
@@ -45,9 +47,16 @@ class PreferenceService:
     async def get_many(self, user_ids: Iterable[str]) -> dict[str, Preferences]:
         """Preferences of every user in ``user_ids`` (defaults for those with none), read
         in one query."""
-        ids = list(dict.fromkeys(user_ids))
         async with self._db.connect() as conn:
-            documents = await store.get_many(conn, ids)
+            return await self.read_many(conn, user_ids)
+
+    async def read_many(
+        self, conn: AsyncConnection, user_ids: Iterable[str]
+    ) -> dict[str, Preferences]:
+        """:meth:`get_many` on the caller's connection (the planner reads profiles and
+        preferences on one connection)."""
+        ids = list(dict.fromkeys(user_ids))
+        documents = await store.get_many(conn, ids)
         return {
             uid: _parse_stored(uid, documents[uid]) if uid in documents else DEFAULTS for uid in ids
         }

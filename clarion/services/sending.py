@@ -14,8 +14,10 @@ decides per recipient (template, batch, preferences, quiet hours, rate limits).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -26,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from clarion.domain.batching import BatchRule, batch_key, flush_at
 from clarion.domain.content import validate_content
 from clarion.domain.types import ChannelName, EventType, Priority, SuppressionReason, TemplateKind
-from clarion.errors import ValidationFailed
-from clarion.metrics import NOTIFICATIONS_ACCEPTED
+from clarion.errors import StorageError, ValidationFailed
+from clarion.metrics import NOTIFICATIONS_ACCEPTED, SEND_GROUP_SIZE
 from clarion.services.clock import as_utc, utcnow
 from clarion.services.idempotency import IdempotencyRequest, IdempotencyService
 from clarion.services.inbox import InboxListener, notification_json
@@ -46,6 +48,10 @@ from clarion.store.users import InboxMarks
 log = logging.getLogger("clarion.sending")
 _FRESH = InboxMarks(0, 0, 0, 0, None, None)
 
+#: Most recipients one group commit writes (a bulk send of 1,000 is a group of its own).
+GROUP_RECIPIENTS = 1000
+#: Groups in flight at once: one being planned while another commits.
+GROUP_WRITERS = 2
 SCHEDULE_SKEW = timedelta(seconds=5)  # a scheduled_for this far in the past is still "now"
 SCHEDULE_HORIZON = timedelta(days=366)
 
@@ -88,6 +94,17 @@ class SendCommand:
         values["scheduled_for"] = None
         known = set(cls.__dataclass_fields__) - {"user_ids"}
         return cls(user_ids=tuple(user_ids), **{k: v for k, v in values.items() if k in known})
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One send waiting for the group writer."""
+
+    cmd: SendCommand
+    user_ids: list[str]
+    content: dict[str, Any]
+    idempotency: IdempotencyRequest | None
+    future: asyncio.Future[Written]
 
 
 @dataclass(frozen=True)
@@ -146,6 +163,9 @@ class SendingService:
         self.planner = planner
         self._max_recipients = max_recipients
         self.listeners: list[InboxListener] = []
+        self._queue: deque[_Job] = deque()
+        self._writers = 0
+        self._writer_tasks: set[asyncio.Task[None]] = set()
 
     def content_of(self, cmd: SendCommand) -> dict[str, Any]:
         """The validated in-app payload (``ValidationFailed`` listing every problem). With a
@@ -180,25 +200,139 @@ class SendingService:
             replay = await self._idem.begin(idempotency)
             if replay is not None:
                 return Accepted(replay.status_code, replay.body, replayed=True)
+        if cmd.scheduled_for is None:
+            # From here the group writer owns the send: it completes or releases the
+            # idempotency key with the outcome, even if this request goes away meanwhile.
+            job = _Job(
+                cmd, user_ids, content, idempotency, asyncio.get_running_loop().create_future()
+            )
+            written = await self._submit(job)
+            return Accepted(202, written.body())
         try:
-            if cmd.scheduled_for is not None:
-                body: dict[str, Any] = await self._schedule(cmd, user_ids, idempotency, now)
-                written = Written()
-            else:
-                plans = await self.planner.plan(cmd, user_ids, content, now)
-                async with self._db.begin() as conn:
-                    written = await self.write(conn, cmd, plans, now)
-                    body = written.body()
-                    if idempotency is not None:
-                        await idem_store.complete(
-                            conn, idempotency.api_key_id, idempotency.key, 202, body
-                        )
+            body = await self._schedule(cmd, user_ids, idempotency, now)
         except BaseException:
             if idempotency is not None:
                 await self._idem.release(idempotency)
             raise
-        await self.notify(written)
         return Accepted(202, body)
+
+    # -- group commit -------------------------------------------------------------------
+    #
+    # Concurrent sends are written together: a send joins a queue, and a writer task takes
+    # everything queued (up to GROUP_RECIPIENTS recipients), reads all their recipients in
+    # one round trip, plans each send, and writes them in ONE transaction with one
+    # statement per table. Nothing waits for a group to fill: a send arriving at an idle
+    # service is written at once; under load the sends that arrive while a group is being
+    # written form the next one. That turns one commit (and a dozen round trips) per send
+    # into one per group, which is what lets ingest pass the database's commits-per-second
+    # ceiling. Each send still gets its own outcome: a planning error fails that send only,
+    # and a group the database refuses is retried one send at a time, so an error always
+    # belongs to the send that caused it.
+
+    async def _submit(self, job: _Job) -> Written:
+        self._queue.append(job)
+        if self._writers < GROUP_WRITERS:
+            self._writers += 1
+            task = asyncio.create_task(self._drain(), name="clarion-send-writer")
+            self._writer_tasks.add(task)
+            task.add_done_callback(self._writer_tasks.discard)
+        # Shielded: the send is written (or fails) as a whole even if this caller is
+        # cancelled; a retry with the same Idempotency-Key then replays its outcome.
+        return await asyncio.shield(job.future)
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                group = [self._queue.popleft()]
+                size = len(group[0].user_ids)
+                while self._queue and size + len(self._queue[0].user_ids) <= GROUP_RECIPIENTS:
+                    job = self._queue.popleft()
+                    group.append(job)
+                    size += len(job.user_ids)
+                try:
+                    await self._write_group(group)
+                except Exception as exc:  # a bug; never leave a caller waiting
+                    log.exception("group commit failed")
+                    for job in group:
+                        await self._fail(job, exc)
+                except asyncio.CancelledError as exc:
+                    for job in [*group, *self._queue]:
+                        await self._fail(job, exc)
+                    self._queue.clear()
+                    raise
+        finally:
+            self._writers -= 1
+
+    async def _write_group(self, group: list[_Job]) -> None:
+        now = utcnow()
+        try:
+            known = await self.planner.recipients(u for job in group for u in job.user_ids)
+        except Exception as exc:
+            for job in group:
+                await self._fail(job, exc)
+            return
+        planned: list[tuple[_Job, list[RecipientPlan]]] = []
+        for job in group:
+            try:
+                plans = await self.planner.plan_for(known, job.cmd, job.user_ids, job.content, now)
+            except Exception as exc:
+                await self._fail(job, exc)
+                continue
+            planned.append((job, plans))
+        if not planned:
+            return
+        done: list[tuple[_Job, Written]] = []
+        try:
+            done = list(zip([j for j, _ in planned], await self._commit(planned, now), strict=True))
+        except Exception as exc:
+            if len(planned) == 1:
+                await self._fail(planned[0][0], exc)
+                return
+            for one in planned:
+                try:
+                    done.append((one[0], (await self._commit([one], now))[0]))
+                except Exception as exc_one:
+                    await self._fail(one[0], exc_one)
+        merged = Written()
+        for _, written in done:
+            merged.created.extend(written.created)
+        # Listeners first, answers second: a client that reads its unread count right
+        # after the 202 must not get a count cached from before the send.
+        await self.notify(merged)
+        for job, written in done:
+            if not job.future.done():
+                job.future.set_result(written)
+
+    async def _commit(
+        self, planned: Sequence[tuple[_Job, list[RecipientPlan]]], now: datetime
+    ) -> list[Written]:
+        SEND_GROUP_SIZE.observe(len(planned))
+        async with self._db.begin() as conn:
+            outs = await self.write_many(conn, [(job.cmd, plans) for job, plans in planned], now)
+            for (job, _), written in zip(planned, outs, strict=True):
+                if job.idempotency is not None:
+                    req = job.idempotency
+                    await idem_store.complete(conn, req.api_key_id, req.key, 202, written.body())
+        return outs
+
+    async def _fail(self, job: _Job, exc: BaseException) -> None:
+        if job.future.done():
+            return
+        if job.idempotency is not None:
+            try:
+                await self._idem.release(job.idempotency)
+            except Exception:  # the key expires by itself; the send's own error matters
+                log.exception("could not release an idempotency key")
+        if isinstance(exc, asyncio.CancelledError):
+            exc = StorageError("the service is shutting down")
+        job.future.set_exception(exc)
+        # The caller may be gone (cancelled): mark the exception retrieved either way.
+        job.future.exception()
+
+    async def close(self) -> None:
+        """Let queued sends finish (the server stops taking requests first)."""
+        if self._writer_tasks:
+            await asyncio.gather(*self._writer_tasks, return_exceptions=True)
 
     async def notify(self, written: Written) -> None:
         """After commit: count, and tell the listeners (live inboxes, worker wake-ups)."""
@@ -251,24 +385,40 @@ class SendingService:
         """Write the planned recipients inside the caller's transaction: held ones into
         their open batch, the others as notification + delivery rows + events. Listeners
         are NOT told here; the caller calls :meth:`notify` after its commit."""
-        out = Written(accepted=len(plans))
-        if not plans:
-            return out
+        return (await self.write_many(conn, [(cmd, plans)], now))[0]
+
+    async def write_many(
+        self,
+        conn: AsyncConnection,
+        jobs: Sequence[tuple[SendCommand, Sequence[RecipientPlan]]],
+        now: datetime,
+    ) -> list[Written]:
+        """:meth:`write` for several sends at once, one statement per table for all of
+        them (a group commit, a page of due batches): a statement's round trip and its
+        SQLAlchemy overhead are paid once per group instead of once per send."""
+        outs = [Written(accepted=len(plans)) for _, plans in jobs]
+        deltas: dict[str, tuple[int, int]] = {}
+        for _, plans in jobs:
+            for p in plans:
+                unread, unseen = deltas.get(p.user_id, (0, 0))
+                step = 1 if p.hold is None and p.inbox else 0
+                deltas[p.user_id] = (unread + step, unseen + step)
+        if not deltas:
+            return outs
         # Users are created and counted in one statement, BEFORE the notification ids are
         # drawn: the count takes the user's row lock, so a concurrent mark-all-read cannot
         # move the watermark past an id not yet committed.
-        await user_store.ensure_counted(
-            conn,
-            {p.user_id: (1, 1) if p.hold is None and p.inbox else (0, 0) for p in plans},
-            now,
-        )
-        for p in plans:
-            if p.hold is not None:
-                out.batched.append(await self._hold(conn, cmd, p, p.hold, now))
-        sent = [p for p in plans if p.hold is None]
+        await user_store.ensure_counted(conn, deltas, now)
+        sent: list[tuple[SendCommand, RecipientPlan, Written]] = []
+        for (cmd, plans), out in zip(jobs, outs, strict=True):
+            for p in plans:
+                if p.hold is not None:
+                    out.batched.append(await self._hold(conn, cmd, p, p.hold, now))
+                else:
+                    sent.append((cmd, p, out))
         if sent:
-            await self._write_rows(conn, cmd, sent, now, out)
-        return out
+            await self._write_rows(conn, sent, now)
+        return outs
 
     async def _hold(
         self,
@@ -332,35 +482,36 @@ class SendingService:
     async def _write_rows(
         self,
         conn: AsyncConnection,
-        cmd: SendCommand,
-        plans: Sequence[RecipientPlan],
+        sent: Sequence[tuple[SendCommand, RecipientPlan, Written]],
         now: datetime,
-        out: Written,
     ) -> None:
-        channels = [str(c) for c in cmd.channels]
-        rows = [
-            {
-                "user_id": p.user_id,
-                "type": cmd.type,
-                "title": p.title,
-                "message": p.message,
-                "template": str(cmd.template),
-                "priority": str(cmd.priority),
-                "channels": channels,
-                "content": p.content,
-                "data": dict(cmd.data),
-                "group_key": cmd.group_key,
-                "created_at": now,
-                "forced_unread": False,
-                "inbox": p.inbox,
-            }
-            for p in plans
-        ]
-        ids = await inbox_store.insert(conn, rows)  # users counted and locked in write()
-        rank = Priority(cmd.priority).rank
+        channels_of: dict[int, list[str]] = {}
+        rows = []
+        for cmd, p, _ in sent:
+            channels = channels_of.get(id(cmd))
+            if channels is None:
+                channels = channels_of[id(cmd)] = [str(c) for c in cmd.channels]
+            rows.append(
+                {
+                    "user_id": p.user_id,
+                    "type": cmd.type,
+                    "title": p.title,
+                    "message": p.message,
+                    "template": str(cmd.template),
+                    "priority": str(cmd.priority),
+                    "channels": channels,
+                    "content": p.content,
+                    "data": dict(cmd.data),
+                    "group_key": cmd.group_key,
+                    "created_at": now,
+                    "forced_unread": False,
+                    "inbox": p.inbox,
+                }
+            )
+        ids = await inbox_store.insert(conn, rows)  # users counted and locked in write_many()
         deliveries = []
         events: list[dict[str, Any]] = []
-        for nid, p in zip(ids, plans, strict=True):
+        for nid, (cmd, p, _) in zip(ids, sent, strict=True):
             events.append(_event(EventType.ACCEPTED, nid, p.user_id, None, {"type": cmd.type}, now))
             if p.suppressed_in_app:
                 events.append(
@@ -373,6 +524,7 @@ class SendingService:
                         now,
                     )
                 )
+            rank = Priority(cmd.priority).rank
             for d in p.deliveries:
                 digest_id = None
                 when = d.next_attempt_at
@@ -406,13 +558,14 @@ class SendingService:
                     )
         await delivery_store.insert(conn, deliveries)
         await event_store.append(conn, events)
-        out.ids.extend(ids)
-        out.created.extend(
-            notification_json(
-                {**row, "id": nid, "seen_at": None, "read_at": None, "archived_at": None}, _FRESH
+        for nid, row, (_, _, out) in zip(ids, rows, sent, strict=True):
+            out.ids.append(nid)
+            out.created.append(
+                notification_json(
+                    {**row, "id": nid, "seen_at": None, "read_at": None, "archived_at": None},
+                    _FRESH,
+                )
             )
-            for nid, row in zip(ids, rows, strict=True)
-        )
 
 
 def _event(
