@@ -1,9 +1,13 @@
 """The delivery worker: claim due deliveries under a lease, send them concurrently, record.
 
-Loop, in one asyncio task::
+Two loops::
 
-    clear wake-up -> claim up to (free slots, batch size) -> start one task per job
-    -> if the claim came back short: sleep until woken, polled, or stopped
+    claimer: keep up to ``batch_size`` claimed jobs ready -> claim what is missing
+             -> if the claim came back short: sleep until woken, polled, or stopped
+    starter: start ready jobs while fewer than ``concurrency`` are in flight
+
+The claimer works one batch ahead of the sends, so a claim's round trips overlap with the
+sends of the previous batch instead of leaving the slots empty while it runs.
 
 * Sends run concurrently, at most ``concurrency`` at a time. Results go to a queue that
   one recorder task writes in batches (one transaction for many results): with SQLite's
@@ -14,7 +18,8 @@ Loop, in one asyncio task::
 * Wake-ups: in-process, ``wake()`` (called by a SendingService listener after commit);
   across processes, a poll every ``poll_seconds`` (one indexed query, so idle costs
   nothing noticeable).
-* ``stop()`` (SIGTERM): claim nothing more, finish in-flight sends, record them, return.
+* ``stop()`` (SIGTERM): claim nothing more, hand back claimed jobs not yet started (due
+  again at once, the attempt not counted), finish in-flight sends, record them, return.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import os
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,6 +86,8 @@ class Worker:
         self._min_claim = max(1, min(self.batch_size, self.concurrency) // 4)
         self._wake = asyncio.Event()
         self._slot = asyncio.Event()
+        self._space = asyncio.Event()
+        self._ready: deque[Job] = deque()  # claimed, not started yet
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._leased: set[str] = set()  # claimed, not yet recorded
@@ -97,6 +105,7 @@ class Worker:
         self._stopping = True
         self._wake.set()
         self._slot.set()
+        self._space.set()
 
     @property
     def stopping(self) -> bool:
@@ -116,27 +125,23 @@ class Worker:
         recorder = asyncio.create_task(self._record_loop(), name="clarion-worker-recorder")
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="clarion-worker-heartbeat")
         sampler = asyncio.create_task(self._backlog_loop(), name="clarion-worker-backlog")
+        claimer = asyncio.create_task(self._claim_loop(), name="clarion-worker-claimer")
         try:
             while not self._stopping:
-                free = self.concurrency - len(self._inflight)
-                # Claim in chunks: one transaction per freed slot would make the outbox,
-                # not the providers, the bottleneck.
-                if free <= 0 or (self._inflight and free < self._min_claim):
-                    self._slot.clear()
-                    await self._slot.wait()
-                    continue
-                want = min(free, self.batch_size)
-                self._wake.clear()
-                try:
-                    jobs = await self.deliveries.claim(self.worker_id, want, self.lease_seconds)
-                except ClarionError as exc:
-                    log.warning("claim failed (%s); retrying in %.1fs", exc, self.poll_seconds)
-                    jobs = []
-                for job in jobs:
-                    self._start(job)
-                if len(jobs) < want:
-                    await self._sleep(self.poll_seconds)
+                self._slot.clear()
+                started = 0
+                while self._ready and len(self._inflight) < self.concurrency:
+                    self._start(self._ready.popleft())
+                    started += 1
+                if started:
+                    self._space.set()
+                await self._slot.wait()  # a send finished, jobs arrived, or stop()
         finally:
+            self._stopping = True
+            self._space.set()
+            self._wake.set()
+            await asyncio.gather(claimer, return_exceptions=True)
+            await self._release_ready()
             if self._inflight:
                 await asyncio.gather(*self._inflight, return_exceptions=True)
             await self._results.put(None)
@@ -145,6 +150,41 @@ class Worker:
             sampler.cancel()
             await asyncio.gather(heartbeat, sampler, return_exceptions=True)
             log.info("worker %s stopped after %d deliveries", self.worker_id, self.processed)
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            want = self.batch_size - len(self._ready)
+            # Claim in chunks: one transaction per freed slot would make the outbox, not
+            # the providers, the bottleneck.
+            if want < self._min_claim:
+                self._space.clear()
+                await self._space.wait()
+                continue
+            self._wake.clear()
+            try:
+                jobs = await self.deliveries.claim(self.worker_id, want, self.lease_seconds)
+            except ClarionError as exc:
+                log.warning("claim failed (%s); retrying in %.1fs", exc, self.poll_seconds)
+                jobs = []
+            for job in jobs:
+                self._leased.add(job.id)
+                self._ready.append(job)
+            if jobs:
+                self._slot.set()
+            if len(jobs) < want:
+                await self._sleep(self.poll_seconds)
+
+    async def _release_ready(self) -> None:
+        """Stopping: claimed jobs that never started are due again at once."""
+        ids = [job.id for job in self._ready]
+        self._ready.clear()
+        if not ids:
+            return
+        try:
+            await self.deliveries.release(self.worker_id, ids)
+        except ClarionError as exc:  # their leases run out instead
+            log.warning("releasing %d unstarted deliveries failed: %s", len(ids), exc)
+        self._leased.difference_update(ids)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
