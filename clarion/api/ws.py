@@ -8,9 +8,14 @@ Close codes (WebSocket):
 4002  token expired (at connect, or while connected)
 4003  forbidden: a server API key cannot open a user stream
 4008  slow consumer: the client did not keep up; reconnect with your cursor
-4009  heartbeat timeout: no ``pong`` to two ``ping`` in a row
 1001  the server is shutting down; reconnect with your cursor
 ====  =======================================================================
+
+Liveness is the WebSocket protocol's own ping/pong, which uvicorn runs for every socket
+(a ping every 20 s, closed with 1011 when unanswered for 20 s; browsers answer by
+themselves). An application-level ``ping`` frame on top of it would cost one more frame,
+timer and wake-up per socket for nothing (20,000 idle sockets per process). Clients may
+still send ``{"type": "ping"}`` (answered ``pong``) and ``{"type": "pong"}`` (ignored).
 """
 
 from __future__ import annotations
@@ -40,10 +45,9 @@ CLOSE_UNAUTHENTICATED = 4001
 CLOSE_TOKEN_EXPIRED = 4002
 CLOSE_FORBIDDEN = 4003
 CLOSE_SLOW_CONSUMER = 4008
-CLOSE_HEARTBEAT = 4009
 CLOSE_GOING_AWAY = 1001
 AUTH_TIMEOUT = 10.0
-PING_INTERVAL = 25.0
+PING_INTERVAL = 25.0  # Server-Sent Events only: keeps proxies from closing an idle stream
 CLOSE_TIMEOUT = 30.0
 ACTIONS = {"read", "unread", "seen", "archive", "unarchive"}
 
@@ -104,81 +108,63 @@ async def _serve(
     cursor: int | None,
     expires_at: float,
 ) -> None:
+    """One connection, two tasks: this one writes (live frames, and the token's expiry
+    deadline), a reader task handles the client's messages. Anything that must end the
+    connection wakes the writer through the stream, so no other task waits per socket."""
     assert principal.user_id is not None
     stream = LiveStream(services.realtime, principal.user_id, cursor)
     close: tuple[int, str] = (CLOSE_GOING_AWAY, "server closing")
-    pong = asyncio.Event()
-    tasks: list[asyncio.Task[Any]] = []
+    reader: asyncio.Task[None] | None = None
+    expiry: asyncio.TimerHandle | None = None
     try:
-        initial = await stream.open()
-        await _send(ws, stream, initial)
+        await _send(ws, stream, await stream.open())
+        reader = asyncio.create_task(_read(ws, services, principal))
+        # Both end the wait below: a done reader (client gone, or its socket failed)
+        # and the token's expiry.
+        reader.add_done_callback(lambda _: stream.wake())
+        expired = False
 
-        async def writer() -> tuple[int, str]:
-            while True:
-                try:
-                    frames = await stream.next_frames()
-                except SubscriptionClosed as closed:
-                    if closed.reason is CloseReason.SLOW_CONSUMER:
-                        return CLOSE_SLOW_CONSUMER, "slow consumer: resume with your cursor"
-                    return CLOSE_GOING_AWAY, "stream closed"
-                await _send(ws, stream, frames)
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            stream.wake()
 
-        async def reader() -> tuple[int, str]:
-            while True:
-                message = await ws.receive_text()
-                reply = await _handle_client_message(services, principal, message, pong)
-                if reply is not None:
-                    await ws.send_text(reply.decode())
-
-        async def heartbeat() -> tuple[int, str]:
-            missed = 0
-            while True:
-                await asyncio.sleep(PING_INTERVAL)
-                if pong.is_set():
-                    missed = 0
+        expiry = asyncio.get_running_loop().call_later(max(0.0, expires_at - time.time()), expire)
+        while True:
+            try:
+                frames = stream.take()
+            except SubscriptionClosed as closed:
+                if closed.reason is CloseReason.SLOW_CONSUMER:
+                    close = (CLOSE_SLOW_CONSUMER, "slow consumer: resume with your cursor")
                 else:
-                    missed += 1
-                    if missed >= 2:
-                        return CLOSE_HEARTBEAT, "heartbeat timeout"
-                pong.clear()
-                await ws.send_text(frame("ping", time.time()).decode())
-
-        async def expiry() -> tuple[int, str]:
-            await asyncio.sleep(max(0.0, expires_at - time.time()))
-            return CLOSE_TOKEN_EXPIRED, "token expired"
-
-        async def overflow_watch() -> tuple[int, str]:
-            # A writer blocked on a client that stopped reading never reaches the closed
-            # subscription; this notices the overflow on its own.
-            if await stream.wait_closed() is CloseReason.SLOW_CONSUMER:
-                return CLOSE_SLOW_CONSUMER, "slow consumer: resume with your cursor"
-            return CLOSE_GOING_AWAY, "stream closed"
-
-        tasks = [
-            asyncio.create_task(t()) for t in (writer, reader, heartbeat, expiry, overflow_watch)
-        ]
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            exc = task.exception()
-            if exc is None:
-                close = task.result()
-            elif isinstance(exc, WebSocketDisconnect):
-                close = (0, "")
-            else:
-                close = (CLOSE_GOING_AWAY, "error")
-                if not isinstance(exc, (OSError, RuntimeError)):
-                    log.warning("live connection failed: %r", exc)
+                    close = (CLOSE_GOING_AWAY, "stream closed")
+                break
+            if frames:
+                # A client that stopped reading blocks this send once its buffers are
+                # full; an overflow meanwhile shows up as a closed stream right after.
+                await _send(ws, stream, frames)
+                continue
+            if reader.done():
+                close = _reader_close(reader)
+                break
+            if expired:
+                close = (CLOSE_TOKEN_EXPIRED, "token expired")
+                break
+            await stream.wait()
     except WebSocketDisconnect:
         close = (0, "")
     except asyncio.CancelledError:
         close = (CLOSE_GOING_AWAY, "server shutting down")
         raise
+    except (OSError, RuntimeError):  # the socket went away under a send
+        close = (0, "")
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
+        if expiry is not None:
+            expiry.cancel()
+        if reader is not None:
+            reader.cancel()
             with contextlib.suppress(BaseException):
-                await task
+                await reader
         await stream.close()
         if close[0]:
             with contextlib.suppress(Exception):
@@ -188,14 +174,36 @@ async def _serve(
                 await asyncio.wait_for(ws.close(close[0], close[1]), CLOSE_TIMEOUT)
 
 
+def _reader_close(reader: asyncio.Task[None]) -> tuple[int, str]:
+    if reader.cancelled():
+        return CLOSE_GOING_AWAY, "server closing"
+    exc = reader.exception()
+    if exc is None or isinstance(exc, WebSocketDisconnect):
+        return 0, ""
+    if not isinstance(exc, (OSError, RuntimeError)):
+        log.warning("live connection failed: %r", exc)
+    return CLOSE_GOING_AWAY, "error"
+
+
+async def _read(ws: WebSocket, services: Services, principal: Principal) -> None:
+    """The client's messages, until it goes away (``WebSocketDisconnect``)."""
+    while True:
+        message = await ws.receive_text()
+        reply = await _handle_client_message(services, principal, message)
+        if reply is not None:
+            await ws.send_text(reply.decode())
+
+
 async def _send(ws: WebSocket, stream: LiveStream, frames: list[bytes]) -> None:
+    # A plain loop: each frame is one WebSocket text message (the protocol's unit).
+    send = ws.send_text
     for f in frames:
-        await ws.send_text(f.decode())
+        await send(f.decode())
     stream.observe_sent(frames)
 
 
 async def _handle_client_message(
-    services: Services, principal: Principal, raw: str, pong: asyncio.Event
+    services: Services, principal: Principal, raw: str
 ) -> bytes | None:
     """``pong``, ``ping``, or an inbox action ``{"type": "read", "id": 12}``."""
     try:
@@ -205,8 +213,7 @@ async def _handle_client_message(
     if not isinstance(message, dict):
         return frame("error", time.time(), code="validation_failed", message="not an object")
     kind = message.get("type")
-    if kind == "pong":
-        pong.set()
+    if kind == "pong":  # answers to the pings older servers sent; nothing to do
         return None
     if kind == "ping":
         return frame("pong", time.time())

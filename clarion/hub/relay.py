@@ -9,7 +9,11 @@ own echoes, which is what makes the switch-over lossless and duplicate-free in t
 case. The edges are described in ``docs/realtime.md``.
 
 Envelope: ``{"n": origin node, "i": sequence, "u": [user ids]}`` as JSON, ``\\n``, then the
-message bytes untouched.
+message bytes untouched (one message for all those users). A batch (a different message
+per user, :meth:`RelayBroker.publish_batch`) is ``{"n", "i", "b": [user ids], "l": [byte
+length of each user's message]}``, ``\\n``, then the messages back to back. A batch names
+its users ``b``, not ``u``, so that a node still running the older code drops it as
+malformed rather than handing every user the whole concatenation.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Container, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -64,14 +68,33 @@ class Transport(ABC):
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
+    """One message for ``user_ids`` or, with ``lengths``, a batch: ``message`` is then the
+    users' messages back to back, ``lengths[k]`` bytes for ``user_ids[k]``."""
+
     node: str
     seq: int
     user_ids: list[str]
     message: bytes
+    lengths: list[int] | None = None
 
     def encode(self) -> bytes:
-        header = orjson.dumps({"n": self.node, "i": self.seq, "u": self.user_ids})
+        if self.lengths is None:
+            header = orjson.dumps({"n": self.node, "i": self.seq, "u": self.user_ids})
+        else:
+            header = orjson.dumps(
+                {"n": self.node, "i": self.seq, "b": self.user_ids, "l": self.lengths}
+            )
         return header + b"\n" + self.message
+
+    @classmethod
+    def batch(cls, node: str, seq: int, messages: Sequence[tuple[str, bytes]]) -> Envelope:
+        return cls(
+            node=node,
+            seq=seq,
+            user_ids=[u for u, _ in messages],
+            message=b"".join(m for _, m in messages),
+            lengths=[len(m) for _, m in messages],
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> Envelope:
@@ -79,7 +102,28 @@ class Envelope:
         if not sep:
             raise ValueError("envelope without header separator")
         h = orjson.loads(header)
+        if "b" in h:
+            users, lengths = list(h["b"]), [int(n) for n in h["l"]]
+            if (
+                len(users) != len(lengths)
+                or sum(lengths) != len(message)
+                or min(lengths, default=0) < 0
+            ):
+                raise ValueError("batch lengths do not match its messages")
+            return cls(str(h["n"]), int(h["i"]), users, message, lengths)
         return cls(node=str(h["n"]), seq=int(h["i"]), user_ids=list(h["u"]), message=message)
+
+    def messages(self) -> list[tuple[str, bytes]]:
+        """``(user_id, message)`` pairs: the batch split up, or the one message per user."""
+        if self.lengths is None:
+            return [(u, self.message) for u in self.user_ids]
+        out = []
+        view = memoryview(self.message)
+        at = 0
+        for user, n in zip(self.user_ids, self.lengths, strict=True):
+            out.append((user, bytes(view[at : at + n])))
+            at += n
+        return out
 
 
 class RelayBroker(Broker):
@@ -110,6 +154,9 @@ class RelayBroker(Broker):
         self._primary_up = True
         self._recovered_at = float("-inf")
         self._active = ""
+        # Our own envelopes come back from the transport; recognise them by their first
+        # bytes (orjson keeps key order) without parsing a header of thousands of users.
+        self._echo_prefix = orjson.dumps({"n": node_id})[:-1] + b","
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -153,7 +200,24 @@ class RelayBroker(Broker):
         if not self.transports:
             self.metrics.messages_published.labels(transport="local").inc()
             return
-        data = Envelope(self.node_id, next(self._seq), users, message).encode()
+        await self._relay(Envelope(self.node_id, next(self._seq), users, message).encode())
+
+    async def publish_batch(
+        self, messages: Sequence[tuple[str, bytes]], *, cross_node: Container[str] | None = None
+    ) -> None:
+        if not messages:
+            return
+        await self.deliver_local_batch(messages)
+        if self.transports:
+            if cross_node is not None:
+                messages = [(u, m) for u, m in messages if u in cross_node]
+            if messages:
+                await self._relay(Envelope.batch(self.node_id, next(self._seq), messages).encode())
+                return
+        self.metrics.messages_published.labels(transport="local").inc()
+
+    async def _relay(self, data: bytes) -> None:
+        """Hand an encoded envelope to the transport(s) the route picks."""
         targets, fallback = self._route()
         self._note_active(targets)
         sent = False
@@ -197,6 +261,8 @@ class RelayBroker(Broker):
 
     # --- receiving ----------------------------------------------------------------------
     async def _on_envelope(self, data: bytes) -> None:
+        if data.startswith(self._echo_prefix):
+            return  # our own, delivered locally at publish time
         try:
             env = Envelope.decode(data)
         except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
@@ -210,4 +276,7 @@ class RelayBroker(Broker):
         self._seen[key] = None
         if len(self._seen) > self._dedup_size:
             self._seen.popitem(last=False)
-        await self.deliver_local(env.user_ids, env.message)
+        if env.lengths is None:
+            await self.deliver_local(env.user_ids, env.message)
+        else:
+            await self.deliver_local_batch(env.messages())

@@ -48,6 +48,9 @@ class SessionRegistry:
         self._local: dict[str, int] = {}
         self._resync = True
         self._task: asyncio.Task[None] | None = None
+        # After Redis comes back (maybe restarted empty) every node rewrites its hash at
+        # its next beat; until then an absent user may be connected somewhere.
+        self._unsure_until = float("-inf")
         if link is not None:
             self._node_key = link.key("sess", "node", node_id)
             self._nodes_key = link.key("sess", "nodes")
@@ -124,6 +127,36 @@ class SessionRegistry:
         counts = await self._gather_fields(users)
         return {u for u in users if counts.get(u, 0) > 0}
 
+    async def connected_elsewhere(self, user_ids: Iterable[str]) -> set[str] | None:
+        """The subset of ``user_ids`` with a live connection on ANOTHER node, or ``None``
+        when that cannot be known (Redis down or failing): a publisher then sends to
+        every node. Also ``None`` for a heartbeat after Redis came back, while the other
+        nodes may not have rewritten their hashes yet. This node's own subscribers are the
+        broker's to know."""
+        users = list(dict.fromkeys(user_ids))
+        if not self._usable() or time.monotonic() < self._unsure_until:
+            return None
+        if not users:
+            return set()
+        assert self.link is not None
+        try:
+            nodes = [n for n in await self._live_nodes() if n != self.node_id]
+            if not nodes:
+                return set()
+            async with self.link.client.pipeline(transaction=False) as pipe:
+                for node in nodes:
+                    pipe.hmget(self.link.key("sess", "node", node), users)
+                rows = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self.link.report_error("sessions", exc)
+            return None
+        found: set[str] = set()
+        for values in rows:
+            found.update(
+                u for u, v in zip(users, values, strict=True) if v is not None and int(v) > 0
+            )
+        return found
+
     async def per_node(self) -> dict[str, int]:
         """Connections per live node, for the status page."""
         if not self._usable():
@@ -178,6 +211,7 @@ class SessionRegistry:
     async def _on_link_change(self, up: bool) -> None:
         if up:
             self._resync = True  # Redis may have restarted empty
+            self._unsure_until = time.monotonic() + self.heartbeat + 2.0
             await self.beat()
 
     async def beat(self) -> None:
