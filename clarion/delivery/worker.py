@@ -6,12 +6,15 @@ Two loops::
              -> if the claim came back short: sleep until woken, polled, or stopped
     starter: start ready jobs while fewer than ``concurrency`` are in flight
 
-The claimer works one batch ahead of the sends, so a claim's round trips overlap with the
-sends of the previous batch instead of leaving the slots empty while it runs.
+The claimers (two, so one claim's round trips overlap another's) keep up to two batches
+ahead of the sends, so claiming never leaves the slots empty. A worker is bound by the
+latency of its transactions far more than by their CPU: overlapping them is what lets one
+process use its core.
 
 * Sends run concurrently, at most ``concurrency`` at a time. Results go to a queue that
-  one recorder task writes in batches (one transaction for many results): with SQLite's
-  single writer and PostgreSQL's commit cost, batching is what makes throughput.
+  the recorder writes in batches (one transaction for many results, up to
+  ``RECORD_PARALLEL`` such transactions in flight; they touch disjoint rows): with
+  SQLite's single writer and PostgreSQL's commit cost, batching is what makes throughput.
 * A heartbeat renews the leases of claimed-but-unrecorded deliveries every third of the
   lease, so a slow provider call is not taken over; a SIGKILLed worker stops renewing, its
   leases run out and the rows are due again for any worker (at least once).
@@ -44,6 +47,10 @@ from clarion.services.deliveries import DeliveryService
 log = logging.getLogger("clarion.worker")
 
 RECORD_BATCH = 500
+#: Record transactions in flight at once (PostgreSQL; SQLite serialises them anyway).
+RECORD_PARALLEL = 3
+#: Claim transactions in flight at once.
+CLAIMERS = 2
 BACKLOG_SAMPLE_SECONDS = 10.0
 
 
@@ -88,6 +95,7 @@ class Worker:
         self._slot = asyncio.Event()
         self._space = asyncio.Event()
         self._ready: deque[Job] = deque()  # claimed, not started yet
+        self._claiming = 0  # rows asked for by claims in flight
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._leased: set[str] = set()  # claimed, not yet recorded
@@ -125,7 +133,10 @@ class Worker:
         recorder = asyncio.create_task(self._record_loop(), name="clarion-worker-recorder")
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="clarion-worker-heartbeat")
         sampler = asyncio.create_task(self._backlog_loop(), name="clarion-worker-backlog")
-        claimer = asyncio.create_task(self._claim_loop(), name="clarion-worker-claimer")
+        claimers = [
+            asyncio.create_task(self._claim_loop(), name=f"clarion-worker-claimer-{i}")
+            for i in range(CLAIMERS)
+        ]
         try:
             while not self._stopping:
                 self._slot.clear()
@@ -140,7 +151,7 @@ class Worker:
             self._stopping = True
             self._space.set()
             self._wake.set()
-            await asyncio.gather(claimer, return_exceptions=True)
+            await asyncio.gather(*claimers, return_exceptions=True)
             await self._release_ready()
             if self._inflight:
                 await asyncio.gather(*self._inflight, return_exceptions=True)
@@ -153,7 +164,8 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
-            want = self.batch_size - len(self._ready)
+            # Up to two batches ready or being claimed, at most one batch per claim.
+            want = min(self.batch_size, 2 * self.batch_size - len(self._ready) - self._claiming)
             # Claim in chunks: one transaction per freed slot would make the outbox, not
             # the providers, the bottleneck.
             if want < self._min_claim:
@@ -161,11 +173,15 @@ class Worker:
                 await self._space.wait()
                 continue
             self._wake.clear()
+            self._claiming += want
             try:
                 jobs = await self.deliveries.claim(self.worker_id, want, self.lease_seconds)
             except ClarionError as exc:
                 log.warning("claim failed (%s); retrying in %.1fs", exc, self.poll_seconds)
                 jobs = []
+            finally:
+                self._claiming -= want
+            self._space.set()  # the other claimer may go now
             for job in jobs:
                 self._leased.add(job.id)
                 self._ready.append(job)
@@ -209,6 +225,15 @@ class Worker:
     # --- recording ----------------------------------------------------------------------
     async def _record_loop(self) -> None:
         finished = False
+        slots = asyncio.Semaphore(RECORD_PARALLEL)
+        writing: set[asyncio.Task[None]] = set()
+
+        async def write(batch: list[Result]) -> None:
+            try:
+                await self._record(batch)
+            finally:
+                slots.release()
+
         while not finished:
             first = await self._results.get()
             batch: list[Result] = []
@@ -216,6 +241,7 @@ class Worker:
                 finished = True
             else:
                 batch.append(first)
+            await slots.acquire()  # results keep queueing meanwhile: bigger batches
             while len(batch) < RECORD_BATCH and not self._results.empty():
                 item = self._results.get_nowait()
                 if item is None:
@@ -223,7 +249,13 @@ class Worker:
                 else:
                     batch.append(item)
             if batch:
-                await self._record(batch)
+                task = asyncio.create_task(write(batch))
+                writing.add(task)
+                task.add_done_callback(writing.discard)
+            else:
+                slots.release()
+        if writing:
+            await asyncio.gather(*writing)
 
     async def _record(self, batch: list[Result]) -> None:
         delay = 0.5

@@ -12,6 +12,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.store.dialect import insert_ignore
+from clarion.store.outbox import one_of
 from clarion.store.schema import (
     channel_opt_outs,
     deliveries,
@@ -61,7 +62,7 @@ async def endpoints_by_id(conn: AsyncConnection, ids: Iterable[str]) -> dict[str
     wanted = list(set(ids))
     if not wanted:
         return {}
-    stmt = select(webhook_endpoints).where(webhook_endpoints.c.id.in_(wanted))
+    stmt = select(webhook_endpoints).where(one_of(conn, webhook_endpoints.c.id, wanted))
     return {r.id: r._mapping for r in await conn.execute(stmt)}
 
 
@@ -99,7 +100,8 @@ async def enabled_endpoints_for_users(
         select(webhook_endpoints)
         .where(
             webhook_endpoints.c.enabled.is_(True),
-            (webhook_endpoints.c.user_id.is_(None)) | (webhook_endpoints.c.user_id.in_(wanted)),
+            (webhook_endpoints.c.user_id.is_(None))
+            | one_of(conn, webhook_endpoints.c.user_id, wanted),
         )
         .order_by(webhook_endpoints.c.created_at, webhook_endpoints.c.id)
     )

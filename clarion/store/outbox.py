@@ -22,14 +22,29 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import BigInteger, String, and_, any_, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from clarion.store.schema import deliveries, notifications
 
 # ``scheduled``: deferred by quiet hours to ``next_attempt_at`` (issue 6).
 CLAIMABLE = ("scheduled", "pending", "failed", "sending")
+
+
+def one_of(conn: AsyncConnection, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN (values)``, as ``column = ANY($1)`` on PostgreSQL.
+
+    An ``IN`` list renders one placeholder per value, so every batch size is a new SQL
+    text: asyncpg's statement cache misses and PostgreSQL parses and plans it again (an
+    extra round trip per statement on the worker's hot path). One array parameter keeps
+    the text, and so the prepared statement, the same for every batch."""
+    if conn.dialect.name == "postgresql":
+        item = BigInteger() if isinstance(column.type, BigInteger) else String()
+        return column == any_(bindparam(None, list(values), type_=ARRAY(item)))  # type: ignore[no-any-return]
+    return column.in_(list(values))  # type: ignore[no-any-return]
 
 
 def _claimable() -> Any:
@@ -87,7 +102,7 @@ async def renew(
     if not ids:
         return 0
     mine = select(deliveries.c.id).where(
-        deliveries.c.id.in_(list(ids)),
+        one_of(conn, deliveries.c.id, ids),
         deliveries.c.leased_by == worker,
         deliveries.c.status == "sending",
     )
@@ -141,7 +156,7 @@ async def finish_many(
         stmt = (
             update(deliveries)
             .where(
-                deliveries.c.id.in_(ids),
+                one_of(conn, deliveries.c.id, ids),
                 deliveries.c.leased_by == worker,
                 deliveries.c.status == "sending",
             )
@@ -243,5 +258,6 @@ async def notifications_by_id(conn: AsyncConnection, ids: Sequence[int]) -> dict
     wanted = list(set(ids))
     if not wanted:
         return {}
-    rows = await conn.execute(select(notifications).where(notifications.c.id.in_(wanted)))
+    stmt = select(notifications).where(one_of(conn, notifications.c.id, wanted))
+    rows = await conn.execute(stmt)
     return {int(r.id): r._mapping for r in rows}
