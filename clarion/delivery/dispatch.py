@@ -147,6 +147,30 @@ def render(job: Job) -> RenderedMessage:
     )
 
 
+def render_webhook(job: Job) -> RenderedMessage:
+    """What the webhook channel reads of a rendering (the JSON payload and the ids), without
+    the email/push/SMS parts it never uses: a webhook delivery is worth rendering lean."""
+    n = job.notification
+    assert n is not None
+    title, text = str(n["title"]), str(n["message"] or "")
+    payload = webhook_payload(job.id, n)
+    digest = job.delivery.get("content")
+    if isinstance(digest, Mapping) and "title" in digest:
+        title, text = str(digest["title"]), str(digest.get("message") or "")
+        payload["digest"] = dict(digest)
+    return RenderedMessage(
+        delivery_id=job.id,
+        notification_id=int(n["id"]),
+        user_id=str(n["user_id"]),
+        type=str(n["type"]),
+        priority=str(n["priority"]),
+        title=title,
+        text=text or title,
+        url=_url_of(n),
+        payload=payload,
+    )
+
+
 def contact(job: Job) -> Contact:
     p = job.profile or {}
     data = p.get("data") or {}
@@ -194,7 +218,8 @@ async def dispatch(job: Job, registry: ChannelRegistry) -> Result:
         )
     t0 = time.perf_counter()
     try:
-        result: SendResult = await channel.send(render(job), contact(job))
+        message = render_webhook(job) if job.channel == "webhook" else render(job)
+        result: SendResult = await channel.send(message, contact(job))
     except Exception as exc:  # channels classify, but one bug must not kill the worker
         result = SendResult(Outcome.TRANSIENT, job.channel, f"channel raised {type(exc).__name__}")
     latency = int((time.perf_counter() - t0) * 1000)

@@ -16,10 +16,11 @@ localhost and report the status back. The guard therefore:
 
 Resolutions are cached per (host, port) for ``dns_ttl`` seconds (10 s by default): a
 webhook endpoint receives thousands of deliveries a minute and one ``getaddrinfo`` each
-was a visible part of the cost. The cache holds the resolver's raw answer, never a
-verdict: every check still runs the address rules on it, and the caller still connects to
-the address that was checked, so caching changes neither what is refused nor where the
-request goes. Failed resolutions are not cached.
+was a visible part of the cost. A URL that passed is remembered with the resolution it
+passed on and only as long as that resolution is cached (a literal address for good: its
+verdict cannot change); the caller still connects to the address that was checked, so
+caching changes neither what is refused nor where the request goes. Refusals and failed
+resolutions are never cached: a blocked URL is checked afresh every time.
 
 Residual risk (documented in docs/channels.md): an HTTP proxy configured through the
 environment would re-resolve the name, so channels create their clients with
@@ -184,6 +185,7 @@ class UrlGuard:
         self._resolved: dict[tuple[str, int], tuple[float, Sequence[str]]] = {}
         self._resolving: dict[tuple[str, int], asyncio.Future[Sequence[str]]] = {}
         self._urls: dict[str, httpx.URL] = {}
+        self._passed: dict[str, tuple[float, CheckedTarget]] = {}
 
     def _parse(self, url: str | httpx.URL) -> httpx.URL:
         if not isinstance(url, str):
@@ -228,6 +230,19 @@ class UrlGuard:
 
     async def check(self, url: str | httpx.URL) -> CheckedTarget:
         """Validate ``url`` and pick the address to dial; raise :class:`BlockedURL`."""
+        if isinstance(url, str):
+            hit = self._passed.get(url)
+            if hit is not None and hit[0] > self._clock():
+                return hit[1]
+        checked, until = await self._check(url)
+        if isinstance(url, str) and until > self._clock():
+            if len(self._passed) >= self.URL_CACHE_SIZE:
+                self._passed.clear()
+            self._passed[url] = (until, checked)
+        return checked
+
+    async def _check(self, url: str | httpx.URL) -> tuple[CheckedTarget, float]:
+        """The check itself, and until when its verdict holds (the resolution's expiry)."""
         try:
             parsed = self._parse(url)
         except (httpx.InvalidURL, ValueError, TypeError) as exc:
@@ -244,11 +259,14 @@ class UrlGuard:
         literal = parse_literal_host(host)
         if literal is not None:
             addresses: list[IPAddress] = [literal]
+            until = float("inf")
         else:
             try:
                 resolved = await self._resolve(host, port)
             except (OSError, UnicodeError) as exc:
                 raise BlockedURL(f"cannot resolve host {host!r}") from exc
+            cached = self._resolved.get((host, port))
+            until = cached[0] if cached is not None and cached[1] == resolved else 0.0
             addresses = []
             for raw in resolved:
                 ip = parse_literal_host(raw)
@@ -264,4 +282,4 @@ class UrlGuard:
                     # Refuse if *any* address is internal: a name resolving to both a public
                     # and an internal address is a classic rebinding trick.
                     raise BlockedURL(f"address {ip} of {host!r} is not a public address")
-        return CheckedTarget(url=parsed, address=str(addresses[0]), host=host)
+        return CheckedTarget(url=parsed, address=str(addresses[0]), host=host), until
