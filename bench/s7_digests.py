@@ -84,7 +84,10 @@ async def measure(url: str, items: int, per_batch: int) -> dict[str, Any]:
         async with services.db.connect() as conn:
             unfolded = (
                 await conn.execute(
-                    text("SELECT count(*) FROM batch_items WHERE folded_into IS NULL")
+                    text(
+                        "SELECT count(*) FROM batch_items i JOIN batches b ON b.id = i.batch_id"
+                        " WHERE b.status <> 'flushed' OR b.notification_id IS NULL"
+                    )
                 )
             ).scalar_one()
             notifications = (

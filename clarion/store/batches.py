@@ -11,11 +11,12 @@ which gives the same order.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -94,26 +95,84 @@ async def items(conn: AsyncConnection, batch_id: str) -> list[RowMapping]:
     return [r._mapping for r in await conn.execute(stmt)]
 
 
-async def close(
-    conn: AsyncConnection,
-    batch_id: str,
-    *,
-    status: str,
-    now: datetime,
-    notification_id: int | None = None,
-) -> bool:
-    """Mark an open batch flushed or dropped; False if it was not open any more."""
+@dataclass(frozen=True, slots=True)
+class FoldItem:
+    """The columns of a batch item that folding reads. The actor comes out as two text
+    columns and ``data``/``command`` are read only for each batch's latest item: decoding
+    JSON for every item of a page of batches was most of the CPU of a flush."""
+
+    id: int
+    title: str
+    message: str
+    actor_id: str | None
+    actor_name: str | None
+    created_at: datetime
+
+
+async def fold_items(conn: AsyncConnection, batch_ids: Sequence[str]) -> dict[str, list[FoldItem]]:
+    """The items of several batches in one query, per batch in id order."""
+    out: dict[str, list[FoldItem]] = {}
+    if not batch_ids:
+        return out
+    i = batch_items.c
+    stmt = (
+        select(
+            i.batch_id,
+            i.id,
+            i.title,
+            i.message,
+            i.actor["id"].as_string(),
+            i.actor["name"].as_string(),
+            i.created_at,
+        )
+        .where(i.batch_id.in_(batch_ids))
+        .order_by(i.batch_id, i.id)
+    )
+    for batch_id, *fields in await conn.execute(stmt):
+        out.setdefault(batch_id, []).append(FoldItem(*fields))
+    return out
+
+
+async def item_details(
+    conn: AsyncConnection, item_ids: Sequence[int]
+) -> dict[int, tuple[dict[str, Any], dict[str, Any]]]:
+    """``(data, command)`` of the given items, by id."""
+    if not item_ids:
+        return {}
+    i = batch_items.c
+    rows = await conn.execute(select(i.id, i.data, i.command).where(i.id.in_(item_ids)))
+    return {int(r.id): (r.data or {}, r.command) for r in rows}
+
+
+async def close_many(
+    conn: AsyncConnection, flushed: Sequence[tuple[str, int]], dropped: Sequence[str], now: datetime
+) -> None:
+    """Close a page of claimed batches: each ``(batch_id, notification_id)`` flushed, each
+    of ``dropped`` dropped. One statement per kind for all of them. The items are not
+    touched: every item of a flushed batch was folded into the batch's notification."""
+    if flushed:
+        params = [{"bid": bid, "nid": nid} for bid, nid in flushed]
+        await conn.execute(
+            update(b)
+            .where(b.c.id == bindparam("bid"), b.c.status == "open")
+            .values(status="flushed", closed_at=now, notification_id=bindparam("nid")),
+            params,
+        )
+    if dropped:
+        await conn.execute(
+            update(b)
+            .where(b.c.id.in_(dropped), b.c.status == "open")
+            .values(status="dropped", closed_at=now)
+        )
+
+
+async def close(conn: AsyncConnection, batch_id: str, *, status: str, now: datetime) -> bool:
+    """Mark an open batch closed with ``status`` (dropped); False if it was not open."""
     result = await conn.execute(
         update(b)
         .where(b.c.id == batch_id, b.c.status == "open")
-        .values(status=status, closed_at=now, notification_id=notification_id)
+        .values(status=status, closed_at=now)
     )
-    if notification_id is not None:
-        await conn.execute(
-            update(batch_items)
-            .where(batch_items.c.batch_id == batch_id)
-            .values(folded_into=notification_id)
-        )
     return bool(result.rowcount)
 
 

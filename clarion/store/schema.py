@@ -318,7 +318,6 @@ batch_items = Table(
     Column("actor", JSON),  # {"id", "name"} or NULL
     Column("command", JSON, nullable=False),
     Column("created_at", Timestamp, nullable=False),
-    Column("folded_into", BigInteger),  # the notification id it was folded into
     Index("ix_batch_items_batch_id", "batch_id"),
 )
 
