@@ -219,13 +219,20 @@ async def insert_siblings(conn: AsyncConnection, rows: Sequence[Mapping[str, Any
         await conn.execute(deliveries.insert(), list(rows))
 
 
-async def set_targets(conn: AsyncConnection, targets: Sequence[tuple[str, str]]) -> None:
-    """Many ``(delivery id, target)`` in one executemany (webhook fan-out at claim)."""
+async def set_targets(
+    conn: AsyncConnection, worker: str, targets: Sequence[tuple[str, str]]
+) -> None:
+    """Many ``(delivery id, target)`` in one executemany (webhook fan-out at claim), on
+    rows this worker still holds."""
     if not targets:
         return
     stmt = (
         update(deliveries)
-        .where(deliveries.c.id == bindparam("b_id"))
+        .where(
+            deliveries.c.id == bindparam("b_id"),
+            deliveries.c.leased_by == worker,
+            deliveries.c.status == "sending",
+        )
         .values(target=bindparam("b_target"))
     )
     await conn.execute(stmt, [{"b_id": i, "b_target": t} for i, t in targets])
