@@ -25,13 +25,9 @@ def reject_unknown_query(request: Request) -> None:
     if not request.query_params:
         return
     route = request.scope.get("route")
-    dependant = getattr(route, "dependant", None)
-    if dependant is None:
+    if getattr(route, "dependant", None) is None:
         return
-    names = _QUERY_NAMES.get(id(route))
-    if names is None:
-        names = frozenset(_query_names(dependant))
-        _QUERY_NAMES[id(route)] = names
+    names = route_query_names(route)
     unknown = sorted(set(request.query_params) - names)
     if unknown:
         raise ValidationFailed(
@@ -47,6 +43,15 @@ def reject_unknown_query(request: Request) -> None:
             "repeated query parameter",
             [{"field": f"query.{k}", "problem": "given more than once"} for k in repeated],
         )
+
+
+def route_query_names(route: Any) -> frozenset[str]:
+    """The query parameters a route declares (its own and its dependencies'), cached."""
+    names = _QUERY_NAMES.get(id(route))
+    if names is None:
+        names = frozenset(_query_names(route.dependant))
+        _QUERY_NAMES[id(route)] = names
+    return names
 
 
 def _query_names(dependant: Any) -> Iterator[str]:

@@ -64,6 +64,11 @@ def _clean(errors: Any) -> list[dict[str, Any]]:
 
 async def _clarion_error(_request: Request, exc: Exception) -> Json:
     assert isinstance(exc, ClarionError)
+    return clarion_error_response(exc)
+
+
+def clarion_error_response(exc: ClarionError) -> Json:
+    """The response for one of Clarion's errors (the app's handler, and api/fastpath)."""
     headers = None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after))), **exc.headers}

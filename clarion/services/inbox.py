@@ -111,9 +111,7 @@ class InboxService:
         self.listeners: list[InboxListener] = []
 
     async def counts(self, user_id: str) -> Counts:
-        async with self._db.connect() as conn:
-            marks = await user_store.read_marks(conn, user_id)
-        marks = marks or _NO_MARKS
+        marks = await user_store.read_marks_fast(self._db, user_id) or _NO_MARKS
         return Counts(user_id, marks.unread, marks.unseen)
 
     async def counts_many(self, user_ids: Sequence[str]) -> dict[str, Counts]:
@@ -132,20 +130,17 @@ class InboxService:
         cursor: str | None = None,
     ) -> dict[str, Any]:
         before = decode_cursor(cursor) if cursor else None
-        async with self._db.connect() as conn:
-            marks = await user_store.read_marks(conn, user_id)
-            if marks is None:
-                return {"items": [], "next_cursor": None}
-            rows = await store.list_page(
-                conn,
-                user_id,
-                marks,
-                status=status,
-                archived=archived,
-                type_=type_,
-                before_id=before,
-                limit=limit + 1,
-            )
+        marks, rows = await store.read_page(
+            self._db,
+            user_id,
+            status=status,
+            archived=archived,
+            type_=type_,
+            before_id=before,
+            limit=limit + 1,
+        )
+        if marks is None:
+            return {"items": [], "next_cursor": None}
         more = len(rows) > limit
         rows = rows[:limit]
         return {

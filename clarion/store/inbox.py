@@ -27,6 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from clarion.store import fast
+from clarion.store import users as user_store
+from clarion.store.db import Database
 from clarion.store.schema import notifications
 from clarion.store.users import InboxMarks
 
@@ -58,7 +60,7 @@ def effective_times(
     return seen_at, read_at
 
 
-async def insert(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+async def insert(conn: AsyncConnection, rows: Sequence[Mapping[Any, Any]]) -> list[int]:
     """Insert notification rows; returns their ids in the order given."""
     if not rows:
         return []
@@ -162,43 +164,74 @@ async def list_page(
     type_: str | None,
     before_id: int | None,
     limit: int,
-) -> Sequence[Mapping[str, Any]]:
-    """Rows of one page (mappings by column name, whichever path read them)."""
-    driver = await fast.autocommit_driver(conn)
-    if driver is None:
-        stmt = page_query(
-            user_id,
-            marks,
-            status=status,
-            archived=archived,
-            type_=type_,
-            before_id=before_id,
-            limit=limit,
-        )
-        return [r._mapping for r in await conn.execute(stmt)]
-    shape = (status, archived, type_ is not None, before_id is not None)
-    cached = _PAGE_SQL.get(shape)
-    if cached is None:
-        stmt = _page_select(
-            bindparam("uid"),
-            bindparam("rw"),
-            status=status,
-            archived=archived,
-            type_=bindparam("type") if type_ is not None else None,
-            before_id=bindparam("before") if before_id is not None else None,
-            limit=bindparam("lim"),
-        )
-        cached = _PAGE_SQL[shape] = fast.compile_sql(conn, stmt)
-    sql, order = cached
-    values = {
-        "uid": user_id,
-        "rw": marks.read_watermark,
-        "type": type_,
-        "before": before_id,
-        "lim": limit,
-    }
-    result: Sequence[Mapping[str, Any]] = await driver.fetch(sql, *(values[k] for k in order))
-    return result
+) -> list[RowMapping]:
+    stmt = page_query(
+        user_id,
+        marks,
+        status=status,
+        archived=archived,
+        type_=type_,
+        before_id=before_id,
+        limit=limit,
+    )
+    return [r._mapping for r in await conn.execute(stmt)]
+
+
+async def read_page(
+    db: Database,
+    user_id: str,
+    *,
+    status: ReadFilter,
+    archived: ArchivedFilter,
+    type_: str | None,
+    before_id: int | None,
+    limit: int,
+) -> tuple[InboxMarks | None, Sequence[Mapping[Any, Any]]]:
+    """The user's marks and one page of rows (``(None, [])`` for an unknown user), on a
+    connection of its own: through the driver on PostgreSQL (see ``store.fast``), rows
+    as mappings by column name whichever path read them."""
+    async with fast.driver(db) as driver:
+        if driver is None:
+            async with db.connect() as conn:
+                marks = await user_store.read_marks(conn, user_id)
+                if marks is None:
+                    return None, []
+                return marks, await list_page(
+                    conn,
+                    user_id,
+                    marks,
+                    status=status,
+                    archived=archived,
+                    type_=type_,
+                    before_id=before_id,
+                    limit=limit,
+                )
+        marks = await user_store.fetch_marks(db, driver, user_id)
+        if marks is None:
+            return None, []
+        shape = (status, archived, type_ is not None, before_id is not None)
+        cached = _PAGE_SQL.get(shape)
+        if cached is None:
+            stmt = _page_select(
+                bindparam("uid"),
+                bindparam("rw"),
+                status=status,
+                archived=archived,
+                type_=bindparam("type") if type_ is not None else None,
+                before_id=bindparam("before") if before_id is not None else None,
+                limit=bindparam("lim"),
+            )
+            cached = _PAGE_SQL[shape] = fast.compile_sql(db, stmt)
+        sql, order = cached
+        values = {
+            "uid": user_id,
+            "rw": marks.read_watermark,
+            "type": type_,
+            "before": before_id,
+            "lim": limit,
+        }
+        rows: Sequence[Mapping[Any, Any]] = await driver.fetch(sql, *(values[k] for k in order))
+        return marks, rows
 
 
 async def newer_than(

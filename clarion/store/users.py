@@ -12,6 +12,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.store import fast
+from clarion.store.db import Database
 from clarion.store.dialect import insert_ignore, upsert
 from clarion.store.schema import users
 
@@ -130,22 +131,31 @@ async def lock_marks(conn: AsyncConnection, user_id: str) -> InboxMarks | None:
     return None if row is None else InboxMarks(*row)
 
 
+async def read_marks(conn: AsyncConnection, user_id: str) -> InboxMarks | None:
+    row = (await conn.execute(_marks_query(user_id))).first()
+    return None if row is None else InboxMarks(*row)
+
+
 _MARKS_SQL: dict[str, str] = {}
 
 
-async def read_marks(conn: AsyncConnection, user_id: str) -> InboxMarks | None:
-    """The user's counters and watermarks: every count and every page asks for them, so
-    on a PostgreSQL read connection this goes straight to the driver (see
-    :func:`clarion.store.fast.autocommit_driver`)."""
-    driver = await fast.autocommit_driver(conn)
-    if driver is not None:
-        sql = _MARKS_SQL.get("pg")
-        if sql is None:
-            sql = _MARKS_SQL["pg"] = fast.compile_sql(conn, _marks_query(bindparam("uid")))[0]
-        record = await driver.fetchrow(sql, user_id)
-        return None if record is None else InboxMarks(*record)
-    row = (await conn.execute(_marks_query(user_id))).first()
-    return None if row is None else InboxMarks(*row)
+async def read_marks_fast(db: Database, user_id: str) -> InboxMarks | None:
+    """:func:`read_marks` on a connection of its own: every count and every page asks for
+    the marks, so on PostgreSQL this runs through the driver (see ``store.fast``)."""
+    async with fast.driver(db) as driver:
+        if driver is None:
+            async with db.connect() as conn:
+                return await read_marks(conn, user_id)
+        return await fetch_marks(db, driver, user_id)
+
+
+async def fetch_marks(db: Database, driver: Any, user_id: str) -> InboxMarks | None:
+    """:func:`read_marks` on an asyncpg connection from :func:`clarion.store.fast.driver`."""
+    sql = _MARKS_SQL.get("pg")
+    if sql is None:
+        sql = _MARKS_SQL["pg"] = fast.compile_sql(db, _marks_query(bindparam("uid")))[0]
+    record = await driver.fetchrow(sql, user_id)
+    return None if record is None else InboxMarks(*record)
 
 
 async def add_counts(conn: AsyncConnection, deltas: Mapping[str, tuple[int, int]]) -> None:
