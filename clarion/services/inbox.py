@@ -206,18 +206,7 @@ class InboxService:
             marks = await user_store.lock_marks(conn, user_id)
             if marks is None:
                 return Counts(user_id, 0, 0)
-            top = await store.max_id(conn, user_id)
-            await store.clear_forced_unread(conn, user_id)
-            await user_store.set_marks(
-                conn,
-                user_id,
-                read_watermark=max(top, marks.read_watermark),
-                seen_watermark=max(top, marks.seen_watermark),
-                read_all_at=now,
-                seen_all_at=now,
-                unread_count=0,
-                unseen_count=0,
-            )
+            top = await store.mark_all_read(conn, user_id, marks, now)
             await event_store.append(
                 conn,
                 [

@@ -16,20 +16,20 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
-    func,
     not_,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from clarion.store import fast
+from clarion.store import bulk, fast
 from clarion.store import users as user_store
 from clarion.store.db import Database
-from clarion.store.schema import notifications
+from clarion.store.schema import Timestamp, notifications
 from clarion.store.users import InboxMarks
 
 n = notifications
@@ -61,16 +61,9 @@ def effective_times(
 
 
 async def insert(conn: AsyncConnection, rows: Sequence[Mapping[Any, Any]]) -> list[int]:
-    """Insert notification rows; returns their ids in the order given."""
-    if not rows:
-        return []
-    if len(rows) == 1:
-        result = await conn.execute(n.insert().returning(n.c.id), rows[0])
-        return [result.scalar_one()]
-    result = await conn.execute(
-        n.insert().returning(n.c.id, sort_by_parameter_order=True), list(rows)
-    )
-    return [r[0] for r in result]
+    """Insert notification rows (inside a transaction); returns their ids in the order
+    given."""
+    return await bulk.insert_with_ids(conn, n, rows)
 
 
 async def get(
@@ -256,8 +249,16 @@ async def delete_row(conn: AsyncConnection, notification_id: int) -> None:
 
 
 async def max_id(conn: AsyncConnection, user_id: str) -> int:
+    # Ordered as the (user_id, id) index is: with a bare max(id) PostgreSQL may walk the
+    # primary key backwards until it meets this user's newest row, the whole table for a
+    # user who has had nothing new for a long time.
     value = (
-        await conn.execute(select(func.max(n.c.id)).where(n.c.user_id == user_id, n.c.inbox))
+        await conn.execute(
+            select(n.c.id)
+            .where(n.c.user_id == user_id, n.c.inbox)
+            .order_by(n.c.user_id.desc(), n.c.id.desc())
+            .limit(1)
+        )
     ).scalar_one_or_none()
     return int(value or 0)
 
@@ -266,3 +267,51 @@ async def clear_forced_unread(conn: AsyncConnection, user_id: str) -> None:
     await conn.execute(
         update(n).where(n.c.user_id == user_id, n.c.forced_unread).values(forced_unread=False)
     )
+
+
+# PostgreSQL: the newest inbox id, the forced-unread flags and the user's watermarks in ONE
+# statement (its snapshot is taken after the caller locked the user row, so every
+# notification committed before the lock is seen). SQLite cannot modify rows in a WITH.
+_MARK_ALL_READ_PG = text(
+    """
+    WITH top AS (
+        SELECT coalesce((SELECT id FROM notifications
+                         WHERE user_id = :uid AND inbox
+                         ORDER BY user_id DESC, id DESC LIMIT 1), 0) AS id
+    ), cleared AS (
+        UPDATE notifications SET forced_unread = false
+        WHERE user_id = :uid AND forced_unread
+    )
+    UPDATE users SET
+        read_watermark = greatest(users.read_watermark, top.id),
+        seen_watermark = greatest(users.seen_watermark, top.id),
+        read_all_at = :now, seen_all_at = :now, unread_count = 0, unseen_count = 0
+    FROM top
+    WHERE users.user_id = :uid
+    RETURNING top.id
+    """
+).bindparams(bindparam("now", type_=Timestamp))
+
+
+async def mark_all_read(
+    conn: AsyncConnection, user_id: str, marks: InboxMarks, now: datetime
+) -> int:
+    """Move the user's read and seen watermarks to their newest inbox notification, clear
+    the forced-unread flags and zero the counters; returns that newest id. The caller
+    holds the user's row lock (``users.lock_marks``) in the same transaction."""
+    if conn.dialect.name == "postgresql":
+        top = (await conn.execute(_MARK_ALL_READ_PG, {"uid": user_id, "now": now})).scalar_one()
+        return int(top)
+    top = await max_id(conn, user_id)
+    await clear_forced_unread(conn, user_id)
+    await user_store.set_marks(
+        conn,
+        user_id,
+        read_watermark=max(top, marks.read_watermark),
+        seen_watermark=max(top, marks.seen_watermark),
+        read_all_at=now,
+        seen_all_at=now,
+        unread_count=0,
+        unseen_count=0,
+    )
+    return top
