@@ -144,6 +144,9 @@ class Planner:
         be among ``known``)."""
         profiles, prefs = known.profiles, known.preferences
         rules = await self._rules.rules() if allow_hold else {}
+        # Without a template every recipient gets the same content: one dict for all of
+        # them, which the write encodes to JSON once.
+        content = dict(content)
         priority = Priority(cmd.priority)
         plans = []
         for uid in user_ids:
@@ -183,10 +186,10 @@ class Planner:
         cmd: SendCommand,
         uid: str,
         profile: Mapping[Any, Any] | None,
-        content: Mapping[str, Any],
+        content: dict[str, Any],
     ) -> tuple[str, str, dict[str, Any]]:
         if not cmd.template_key:
-            return cmd.title, cmd.message, dict(content)
+            return cmd.title, cmd.message, content
         user = {"user_id": uid}
         if profile is not None:
             for k in ("email", "phone", "locale", "timezone", "name", "data"):

@@ -485,12 +485,19 @@ class SendingService:
         sent: Sequence[tuple[SendCommand, RecipientPlan, Written]],
         now: datetime,
     ) -> None:
-        channels_of: dict[int, list[str]] = {}
+        # Values shared by every recipient of a send are one object each, so the JSON
+        # columns are encoded once per send (see store/bulk.py), not once per row.
+        shared: dict[int, tuple[list[str], dict[str, Any], dict[str, Any]]] = {}
         rows = []
         for cmd, p, _ in sent:
-            channels = channels_of.get(id(cmd))
-            if channels is None:
-                channels = channels_of[id(cmd)] = [str(c) for c in cmd.channels]
+            per_cmd = shared.get(id(cmd))
+            if per_cmd is None:
+                per_cmd = shared[id(cmd)] = (
+                    [str(c) for c in cmd.channels],
+                    dict(cmd.data),
+                    {"type": cmd.type},
+                )
+            channels, common_data, _ = per_cmd
             rows.append(
                 {
                     "user_id": p.user_id,
@@ -501,7 +508,7 @@ class SendingService:
                     "priority": str(cmd.priority),
                     "channels": channels,
                     "content": p.content,
-                    "data": dict(cmd.data),
+                    "data": common_data,
                     "group_key": cmd.group_key,
                     "created_at": now,
                     "forced_unread": False,
@@ -512,7 +519,8 @@ class SendingService:
         deliveries = []
         events: list[dict[str, Any]] = []
         for nid, (cmd, p, _) in zip(ids, sent, strict=True):
-            events.append(_event(EventType.ACCEPTED, nid, p.user_id, None, {"type": cmd.type}, now))
+            accepted = shared[id(cmd)][2]
+            events.append(_event(EventType.ACCEPTED, nid, p.user_id, None, accepted, now))
             if p.suppressed_in_app:
                 events.append(
                     _event(

@@ -9,12 +9,13 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.store import bulk
 from clarion.store.schema import deliveries
 
 
 async def insert(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-    if rows:
-        await conn.execute(deliveries.insert(), list(rows))
+    """Insert delivery rows (inside a transaction)."""
+    await bulk.insert(conn, deliveries, rows)
 
 
 async def for_notification(conn: AsyncConnection, notification_id: int) -> list[RowMapping]:

@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.store import bulk
 from clarion.store.schema import events
 
 
 async def append(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-    if rows:
-        await conn.execute(events.insert(), list(rows))
+    """Append events (inside a transaction)."""
+    await bulk.insert(conn, events, rows)
