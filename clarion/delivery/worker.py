@@ -1,15 +1,15 @@
 """The delivery worker: claim due deliveries under a lease, send them concurrently, record.
 
-Two loops::
+Two kinds of loop::
 
-    claimer: keep up to ``batch_size`` claimed jobs ready -> claim what is missing
-             -> if the claim came back short: sleep until woken, polled, or stopped
-    starter: start ready jobs while fewer than ``concurrency`` are in flight
+    claimers (2): keep jobs ready -> claim what is missing (at most one batch)
+                  -> if the claim came back short: sleep until woken, polled, or stopped
+    starter:      start ready jobs while fewer than ``concurrency`` are in flight
 
-The claimers (two, so one claim's round trips overlap another's) keep up to two batches
-ahead of the sends, so claiming never leaves the slots empty. A worker is bound by the
-latency of its transactions far more than by their CPU: overlapping them is what lets one
-process use its core.
+The claimers keep up to ``max(batch_size, 2 * concurrency)`` jobs ready ahead of the
+sends, so claiming never leaves the slots empty, and two of them let one claim's round
+trips overlap another's. A worker is bound by the latency of its transactions far more
+than by their CPU: overlapping them is what lets one process use its core.
 
 * Sends run concurrently, at most ``concurrency`` at a time. Results go to a queue that
   the recorder writes in batches (one transaction for many results, up to
@@ -96,6 +96,7 @@ class Worker:
         self._space = asyncio.Event()
         self._ready: deque[Job] = deque()  # claimed, not started yet
         self._claiming = 0  # rows asked for by claims in flight
+        self._high_water = max(self.batch_size, 2 * self.concurrency)
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._leased: set[str] = set()  # claimed, not yet recorded
@@ -164,8 +165,10 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
-            # Up to two batches ready or being claimed, at most one batch per claim.
-            want = min(self.batch_size, 2 * self.batch_size - len(self._ready) - self._claiming)
+            # Ready or being claimed: up to one batch, or two rounds of the send slots,
+            # whichever is more; at most one batch per claim. (Not more: rows this worker
+            # holds are rows other workers cannot take while a slow endpoint stalls it.)
+            want = min(self.batch_size, self._high_water - len(self._ready) - self._claiming)
             # Claim in chunks: one transaction per freed slot would make the outbox, not
             # the providers, the bottleneck.
             if want < self._min_claim:
