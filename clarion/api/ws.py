@@ -30,6 +30,8 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
 from starlette.responses import StreamingResponse
+from starlette.routing import WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
 from clarion.api.routes import ERROR_RESPONSES
 from clarion.errors import ClarionError, Forbidden, TokenExpired, Unauthenticated
@@ -72,8 +74,7 @@ def authenticate_user(services: Services, token: str | None) -> tuple[Principal,
     return principal, services.auth.token_expiry(token)
 
 
-@router.websocket("/api/v1/ws")
-async def websocket_endpoint(websocket: WebSocket) -> None:
+async def websocket_endpoint(websocket: WebSocket, send: Send | None = None) -> None:
     services: Services = websocket.app.state.services
     await websocket.accept()
     token = websocket.query_params.get("token")
@@ -98,108 +99,149 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await websocket.close(CLOSE_UNAUTHENTICATED, "unauthenticated")
         return
     assert principal.user_id is not None
-    await _serve(websocket, services, principal, cursor, expires_at)
+    await _serve(websocket, send or websocket.send, services, principal, cursor, expires_at)
+
+
+class _LiveSocketApp:
+    """The ASGI app of ``/api/v1/ws``, mounted as a plain Starlette route.
+
+    Why not ``@router.websocket``: FastAPI's route keeps a dependency-solving context
+    (exit stacks, their frames) alive for the whole life of every socket, and Starlette's
+    session wrapper passes each frame through an exception-tracking ``send``. Neither
+    does anything for this endpoint (it takes no dependencies and handles its own
+    errors), and with 20,000 sockets per process both show up in memory and CPU."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await websocket_endpoint(WebSocket(scope, receive=receive, send=send), send)
+
+
+router.routes.append(WebSocketRoute("/api/v1/ws", _LiveSocketApp(), name="websocket_endpoint"))
+
+
+class _Live:
+    """The writing side of one connection. No task waits per idle socket: a writer task
+    starts when the stream has something (frames, a close, the token's expiry) and
+    ends once it wrote everything. The endpoint's own task is the reader."""
+
+    __slots__ = ("closing", "expired", "send", "stream", "timer", "writer", "ws")
+
+    def __init__(self, ws: WebSocket, send: Send, stream: LiveStream) -> None:
+        self.ws = ws
+        self.send = send
+        self.stream = stream
+        self.writer: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.expired = False
+        self.closing = False
+
+    def start(self, expires_at: float) -> None:
+        """After the first frames went out: live frames from now on (earlier ones stay
+        queued until then, so they never overtake the replay)."""
+        self.timer = asyncio.get_running_loop().call_later(
+            max(0.0, expires_at - time.time()), self._expire
+        )
+        self.stream.listen(self.kick)
+        if self.stream.pending:
+            self.kick()
+
+    def _expire(self) -> None:
+        self.timer = None
+        self.expired = True
+        self.kick()
+
+    def kick(self) -> None:
+        if self.writer is None and not self.closing:
+            self.writer = asyncio.create_task(self._write())
+
+    async def stop(self) -> None:
+        self.stream.listen(None)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        writer = self.writer
+        if writer is not None and writer is not asyncio.current_task():
+            writer.cancel()
+            with contextlib.suppress(BaseException):
+                await writer
+
+    async def _write(self) -> None:
+        try:
+            while not self.closing:
+                try:
+                    frames = self.stream.take()
+                except SubscriptionClosed as closed:
+                    if closed.reason is CloseReason.SLOW_CONSUMER:
+                        await self.close(
+                            CLOSE_SLOW_CONSUMER, "slow consumer: resume with your cursor"
+                        )
+                    else:
+                        await self.close(CLOSE_GOING_AWAY, "stream closed")
+                    return
+                if frames:
+                    # A client that stopped reading blocks this send once its buffers
+                    # are full; an overflow meanwhile shows up as a closed stream next.
+                    await self.write(frames)
+                    continue
+                if self.expired:
+                    await self.close(CLOSE_TOKEN_EXPIRED, "token expired")
+                return
+        except (OSError, RuntimeError, WebSocketDisconnect):
+            return  # the socket went away under a send; the reader sees it too
+        except Exception as exc:  # a writer must not die silently
+            log.warning("live connection writer failed: %r", exc)
+        finally:
+            self.writer = None
+
+    async def write(self, frames: list[bytes]) -> None:
+        # A plain loop, straight to the server's ``send``: each frame is one WebSocket
+        # text message (the protocol's unit).
+        send = self.send
+        for f in frames:
+            await send({"type": "websocket.send", "text": f.decode()})
+        self.stream.observe_sent(frames)
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        with contextlib.suppress(Exception):
+            # A stalled client's socket buffers are full: the close frame waits for
+            # room. Once it reads again it gets the code after what was in flight; one
+            # that never reads is dropped by the server's ping timeout.
+            await asyncio.wait_for(self.ws.close(code, reason), CLOSE_TIMEOUT)
 
 
 async def _serve(
     ws: WebSocket,
+    send: Send,
     services: Services,
     principal: Principal,
     cursor: int | None,
     expires_at: float,
 ) -> None:
-    """One connection, two tasks: this one writes (live frames, and the token's expiry
-    deadline), a reader task handles the client's messages. Anything that must end the
-    connection wakes the writer through the stream, so no other task waits per socket."""
+    """One connection: this task reads the client's messages; a short-lived writer task
+    (``_Live``) pushes frames when there are some. Closing from the server side (slow
+    consumer, expiry, shutdown) makes the server queue a disconnect for this reader."""
     assert principal.user_id is not None
     stream = LiveStream(services.realtime, principal.user_id, cursor)
-    close: tuple[int, str] = (CLOSE_GOING_AWAY, "server closing")
-    reader: asyncio.Task[None] | None = None
-    expiry: asyncio.TimerHandle | None = None
+    live = _Live(ws, send, stream)
     try:
-        await _send(ws, stream, await stream.open())
-        reader = asyncio.create_task(_read(ws, services, principal))
-        # Both end the wait below: a done reader (client gone, or its socket failed)
-        # and the token's expiry.
-        reader.add_done_callback(lambda _: stream.wake())
-        expired = False
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            stream.wake()
-
-        expiry = asyncio.get_running_loop().call_later(max(0.0, expires_at - time.time()), expire)
+        await live.write(await stream.open())
+        live.start(expires_at)
         while True:
-            try:
-                frames = stream.take()
-            except SubscriptionClosed as closed:
-                if closed.reason is CloseReason.SLOW_CONSUMER:
-                    close = (CLOSE_SLOW_CONSUMER, "slow consumer: resume with your cursor")
-                else:
-                    close = (CLOSE_GOING_AWAY, "stream closed")
-                break
-            if frames:
-                # A client that stopped reading blocks this send once its buffers are
-                # full; an overflow meanwhile shows up as a closed stream right after.
-                await _send(ws, stream, frames)
-                continue
-            if reader.done():
-                close = _reader_close(reader)
-                break
-            if expired:
-                close = (CLOSE_TOKEN_EXPIRED, "token expired")
-                break
-            await stream.wait()
-    except WebSocketDisconnect:
-        close = (0, "")
+            message = await ws.receive_text()
+            reply = await _handle_client_message(services, principal, message)
+            if reply is not None and not live.closing:
+                await send({"type": "websocket.send", "text": reply.decode()})
+    except (WebSocketDisconnect, OSError, RuntimeError):
+        pass  # the client left, or the writer closed the socket
     except asyncio.CancelledError:
-        close = (CLOSE_GOING_AWAY, "server shutting down")
+        await live.stop()
+        await live.close(CLOSE_GOING_AWAY, "server shutting down")
         raise
-    except (OSError, RuntimeError):  # the socket went away under a send
-        close = (0, "")
     finally:
-        if expiry is not None:
-            expiry.cancel()
-        if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(BaseException):
-                await reader
+        await live.stop()
         await stream.close()
-        if close[0]:
-            with contextlib.suppress(Exception):
-                # A stalled client's socket buffers are full: the close frame waits for
-                # room. Once it reads again it gets 4008 after what was in flight; one
-                # that never reads is dropped by the server's ping timeout.
-                await asyncio.wait_for(ws.close(close[0], close[1]), CLOSE_TIMEOUT)
-
-
-def _reader_close(reader: asyncio.Task[None]) -> tuple[int, str]:
-    if reader.cancelled():
-        return CLOSE_GOING_AWAY, "server closing"
-    exc = reader.exception()
-    if exc is None or isinstance(exc, WebSocketDisconnect):
-        return 0, ""
-    if not isinstance(exc, (OSError, RuntimeError)):
-        log.warning("live connection failed: %r", exc)
-    return CLOSE_GOING_AWAY, "error"
-
-
-async def _read(ws: WebSocket, services: Services, principal: Principal) -> None:
-    """The client's messages, until it goes away (``WebSocketDisconnect``)."""
-    while True:
-        message = await ws.receive_text()
-        reply = await _handle_client_message(services, principal, message)
-        if reply is not None:
-            await ws.send_text(reply.decode())
-
-
-async def _send(ws: WebSocket, stream: LiveStream, frames: list[bytes]) -> None:
-    # A plain loop: each frame is one WebSocket text message (the protocol's unit).
-    send = ws.send_text
-    for f in frames:
-        await send(f.decode())
-    stream.observe_sent(frames)
 
 
 async def _handle_client_message(

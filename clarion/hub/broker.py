@@ -53,6 +53,7 @@ class Subscription:
     __slots__ = (
         "_closed_waiters",
         "_items",
+        "_listener",
         "_on_overflow",
         "_reason",
         "_waiter",
@@ -77,6 +78,7 @@ class Subscription:
         self._items: list[bytes] = []
         self._waiter: asyncio.Future[None] | None = None
         self._closed_waiters: list[asyncio.Future[None]] | None = None
+        self._listener: Callable[[], None] | None = None
         self._reason: CloseReason | None = None
         self._on_overflow = on_overflow
 
@@ -108,9 +110,18 @@ class Subscription:
         self.wake()
         return True
 
+    def listen(self, listener: Callable[[], None] | None) -> None:
+        """Call ``listener()`` (synchronously, on the loop) on every :meth:`wake`: a
+        message queued, the subscription closed, or a wake-up from its owner. For an
+        owner that starts a writer only when there is something to write, rather than
+        keeping a task parked on :meth:`wait` for every idle connection."""
+        self._listener = listener
+
     def wake(self) -> None:
-        """Wake whoever waits in :meth:`wait` (a writer with other reasons to look up:
-        a deadline, its reader gone)."""
+        """Wake whoever waits in :meth:`wait`, and the listener (a writer with other
+        reasons to look up: a deadline, its reader gone)."""
+        if self._listener is not None:
+            self._listener()
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None

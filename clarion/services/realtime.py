@@ -298,6 +298,16 @@ class LiveStream:
     def wake(self) -> None:
         self._sub.wake()
 
+    def listen(self, listener: Callable[[], None] | None) -> None:
+        """Have ``listener()`` called when frames are queued or the stream closes (see
+        ``Subscription.listen``)."""
+        self._sub.listen(listener)
+
+    @property
+    def pending(self) -> bool:
+        """Frames are queued, or the stream closed: a writer has something to do."""
+        return self._sub.qsize() > 0 or self._sub.closed
+
     async def next_frames(self) -> list[bytes]:
         """Wait for live frames; everything queued comes at once so a writer can flush
         them together. Raises ``SubscriptionClosed`` when the hub closed the stream (slow
