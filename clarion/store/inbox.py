@@ -6,15 +6,20 @@ helpers here take the user's :class:`~clarion.store.users.InboxMarks` and comput
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 from sqlalchemy import (
+    JSON,
     BindParameter,
     Select,
+    Text,
     and_,
     bindparam,
+    cast,
     delete,
     not_,
     or_,
@@ -101,6 +106,7 @@ def _page_select(
     type_: Any,
     before_id: Any,
     limit: Any,
+    columns: Sequence[Any] = (n,),
 ) -> Select[Any]:
     """The page statement; each value is a literal or a bind parameter (see ``_PAGE_SQL``).
     ``type_`` and ``before_id`` of ``None`` leave their condition out."""
@@ -117,7 +123,7 @@ def _page_select(
         conds.append(n.c.type == type_)
     if before_id is not None:
         conds.append(n.c.id < before_id)
-    return select(n).where(*conds).order_by(n.c.id.desc()).limit(limit)
+    return select(*columns).where(*conds).order_by(n.c.id.desc()).limit(limit)
 
 
 def page_query(
@@ -213,6 +219,7 @@ async def read_page(
                 type_=bindparam("type") if type_ is not None else None,
                 before_id=bindparam("before") if before_id is not None else None,
                 limit=bindparam("lim"),
+                columns=_TEXT_JSON_COLUMNS,
             )
             cached = _PAGE_SQL[shape] = fast.compile_sql(db, stmt)
         sql, order = cached
@@ -223,8 +230,28 @@ async def read_page(
             "before": before_id,
             "lim": limit,
         }
-        rows: Sequence[Mapping[Any, Any]] = await driver.fetch(sql, *(values[k] for k in order))
-        return marks, rows
+        records = await driver.fetch(sql, *(values[k] for k in order))
+        return marks, [_decoded(r) for r in records]
+
+
+# The page's JSON columns come as text and are decoded with orjson: the driver's codec
+# (the stdlib json) was a tenth of a page's CPU, three documents per row.
+_JSON_COLUMNS = tuple(c.name for c in n.columns if isinstance(c.type, JSON))
+_TEXT_JSON_COLUMNS = tuple(
+    cast(c, Text).label(c.name) if c.name in _JSON_COLUMNS else c for c in n.columns
+)
+
+
+def _decoded(record: Any) -> dict[str, Any]:
+    row = dict(record.items())
+    for name in _JSON_COLUMNS:
+        text_value = row[name]
+        if text_value is not None:
+            try:
+                row[name] = orjson.loads(text_value)
+            except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits
+                row[name] = json.loads(text_value)
+    return row
 
 
 async def newer_than(
