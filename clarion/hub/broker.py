@@ -25,7 +25,10 @@ from clarion.hub.metrics import HubMetrics, hub_metrics
 #: WebSocket close code for "slow consumer: reconnect and resume from your cursor".
 SLOW_CONSUMER_CLOSE_CODE = 4008
 DEFAULT_QUEUE_SIZE = 1000
-DEFAULT_YIELD_EVERY = 500
+# Each delivery wakes a socket writer that runs in the loop iteration after the yield:
+# 100 of them are a few milliseconds of writes, which is what an API request running on
+# the same process may wait behind.
+DEFAULT_YIELD_EVERY = 100
 
 
 class CloseReason(StrEnum):
@@ -212,6 +215,9 @@ class Broker(ABC):
         self.yield_every = max(1, yield_every)
         self.metrics = metrics or hub_metrics()
         self._subs: dict[str, set[Subscription]] = {}
+        # Big fan-outs take turns between their yields: ten concurrent sends to 1,000
+        # users each would otherwise wake ten chunks of writers in the same iteration.
+        self._turn = asyncio.Lock()
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:  # noqa: B027 - optional hook, memory needs nothing
@@ -297,25 +303,10 @@ class Broker(ABC):
         """Queue ``message`` to this node's subscribers of ``user_ids``; returns how many.
 
         A plain loop (no gather): ``offer`` never blocks. Every ``yield_every`` deliveries
-        it yields to the loop; it iterates over snapshots so (un)subscribes meanwhile are
-        safe.
+        it yields to the loop, one big fan-out at a time; it iterates over snapshots so
+        (un)subscribes meanwhile are safe.
         """
-        delivered = 0
-        budget = self.yield_every
-        for user_id in user_ids:
-            subs = self._subs.get(user_id)
-            if not subs:
-                continue
-            for sub in tuple(subs):
-                if sub.offer(message):
-                    delivered += 1
-                budget -= 1
-                if budget <= 0:
-                    budget = self.yield_every
-                    await asyncio.sleep(0)
-        if delivered:
-            self.metrics.messages_pushed.inc(delivered)
-        return delivered
+        return await self.deliver_local_batch((u, message) for u in user_ids)
 
     async def deliver_local_batch(self, messages: Iterable[tuple[str, bytes]]) -> int:
         """Queue each ``(user_id, message)`` to this node's subscribers of that user only;
@@ -324,22 +315,30 @@ class Broker(ABC):
         delivered = 0
         budget = self.yield_every
         subs_of = self._subs.get
-        for user_id, message in messages:
-            subs = subs_of(user_id)
-            if not subs:
-                continue
-            if len(subs) == 1:  # the common case, without a snapshot
-                if next(iter(subs)).offer(message):
-                    delivered += 1
-                budget -= 1
-            else:
-                for sub in tuple(subs):
-                    if sub.offer(message):
+        turn = False
+        try:
+            for user_id, message in messages:
+                subs = subs_of(user_id)
+                if not subs:
+                    continue
+                if len(subs) == 1:  # the common case, without a snapshot
+                    if next(iter(subs)).offer(message):
                         delivered += 1
                     budget -= 1
-            if budget <= 0:
-                budget = self.yield_every
-                await asyncio.sleep(0)
+                else:
+                    for sub in tuple(subs):
+                        if sub.offer(message):
+                            delivered += 1
+                        budget -= 1
+                if budget <= 0:
+                    budget = self.yield_every
+                    if not turn:  # a small fan-out never waits for a big one
+                        await self._turn.acquire()
+                        turn = True
+                    await asyncio.sleep(0)
+        finally:
+            if turn:
+                self._turn.release()
         if delivered:
             self.metrics.messages_pushed.inc(delivered)
         return delivered

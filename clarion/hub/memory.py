@@ -3,6 +3,7 @@ process (tests, and the contract suite's two-node checks). Nothing leaves the pr
 
 from __future__ import annotations
 
+from clarion.hub.broker import DEFAULT_YIELD_EVERY
 from clarion.hub.metrics import HubMetrics
 from clarion.hub.relay import EnvelopeHandler, RelayBroker, Transport, TransportError
 
@@ -60,7 +61,7 @@ class MemoryBroker(RelayBroker):
         bus: MemoryBus | None = None,
         node_id: str = "memory",
         queue_size: int = 1000,
-        yield_every: int = 500,
+        yield_every: int = DEFAULT_YIELD_EVERY,
         metrics: HubMetrics | None = None,
     ) -> None:
         super().__init__(

@@ -29,6 +29,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped,unused-ignore]  # no stubs shipped
 
+from clarion.hub.broker import DEFAULT_YIELD_EVERY
 from clarion.hub.metrics import HubMetrics
 from clarion.hub.relay import EnvelopeHandler, RelayBroker, Transport, TransportError
 
@@ -272,7 +273,7 @@ class PostgresBroker(RelayBroker):
         node_id: str,
         channel: str = DEFAULT_CHANNEL,
         queue_size: int = 1000,
-        yield_every: int = 500,
+        yield_every: int = DEFAULT_YIELD_EVERY,
         metrics: HubMetrics | None = None,
     ) -> None:
         self.pg_transport = PostgresTransport(dsn, channel=channel)

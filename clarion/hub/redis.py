@@ -22,6 +22,7 @@ import logging
 
 from redis.exceptions import RedisError
 
+from clarion.hub.broker import DEFAULT_YIELD_EVERY
 from clarion.hub.metrics import HubMetrics
 from clarion.hub.redis_link import RedisLink
 from clarion.hub.relay import EnvelopeHandler, RelayBroker, Transport, TransportError
@@ -138,7 +139,7 @@ class RedisBroker(RelayBroker):
         fallback: Transport | None = None,
         recovery_grace: float = 5.0,
         queue_size: int = 1000,
-        yield_every: int = 500,
+        yield_every: int = DEFAULT_YIELD_EVERY,
         metrics: HubMetrics | None = None,
     ) -> None:
         self.redis_transport = RedisTransport(link, channel=channel)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import orjson
 
 from clarion.errors import DependencyError
-from clarion.hub.broker import Broker, unique
+from clarion.hub.broker import DEFAULT_YIELD_EVERY, Broker, unique
 from clarion.hub.metrics import HubMetrics
 
 log = logging.getLogger("clarion.hub.relay")
@@ -138,7 +138,7 @@ class RelayBroker(Broker):
         recovery_grace: float = 5.0,
         dedup_size: int = 20_000,
         queue_size: int = 1000,
-        yield_every: int = 500,
+        yield_every: int = DEFAULT_YIELD_EVERY,
         metrics: HubMetrics | None = None,
     ) -> None:
         super().__init__(queue_size=queue_size, yield_every=yield_every, metrics=metrics)
