@@ -4,11 +4,16 @@ the documented shape, idempotency, limits and user tokens."""
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 
+from clarion.api.app import create_app
+from clarion.config import Settings
 from clarion.services.container import Services
 
 N = "/api/v1/notifications"
@@ -180,6 +185,160 @@ async def test_revoked_key_stops_working(client: httpx.AsyncClient, services: Se
     assert (await client.get(f"{N}/unread-count", params={"user_id": "a"})).status_code == 200
     await services.auth.revoke_api_key(key_id)
     assert (await client.get(f"{N}/unread-count", params={"user_id": "a"})).status_code == 401
+
+
+async def test_key_revoked_on_another_node_stops_within_the_cache_time(
+    settings: Settings,
+) -> None:
+    """A verified key is trusted for ``api_key_cache_seconds`` without a lookup; a key
+    revoked elsewhere (another node, the CLI) stops working once that time has passed."""
+    fast_expiry = settings.model_copy(update={"api_key_cache_seconds": 0.5})
+    async with serving(fast_expiry) as (client, _node):
+        other = Services(settings)  # the node (or CLI) that revokes
+        await other.start()
+        try:
+            key_id, key = await other.auth.create_api_key("temp")
+            client.headers["Authorization"] = f"Bearer {key}"
+            for path in (f"{N}/unread-count", N):
+                assert (await client.get(path, params={"user_id": "a"})).status_code == 200
+            await other.auth.revoke_api_key(key_id)
+            revoked_at = time.monotonic()
+            statuses = []
+            while time.monotonic() - revoked_at < 2.0:
+                r = await client.get(f"{N}/unread-count", params={"user_id": "a"})
+                statuses.append((time.monotonic() - revoked_at, r.status_code))
+                if r.status_code == 401:
+                    break
+                await asyncio.sleep(0.05)
+            elapsed, status = statuses[-1]
+            assert status == 401 and elapsed <= 0.5 + 0.3, statuses
+            assert err(r)["code"] == "unauthenticated"
+            assert (await client.get(N, params={"user_id": "a"})).status_code == 401
+        finally:
+            await other.close()
+
+
+@asynccontextmanager
+async def serving(
+    settings: Settings,
+) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
+    """An app over services of its own, for settings the shared fixtures do not use."""
+    services = Services(settings)
+    await services.start()
+    try:
+        transport = httpx.ASGITransport(app=create_app(settings, services))
+        async with httpx.AsyncClient(transport=transport, base_url="http://clarion.test") as c:
+            yield c, services
+    finally:
+        await services.close()
+
+
+class TestHotReads:
+    """Unread count and pages are answered by api/fastpath for plainly valid requests;
+    everything else must get exactly the FastAPI route's answer."""
+
+    async def test_same_answer_as_the_route(self, authed: httpx.AsyncClient) -> None:
+        ids = (await post(authed, user_ids=["ana"] * 1)).json()["ids"]
+        ids += (await post(authed, user_id="ana", type="mention")).json()["ids"]
+        # ``cursor=`` (empty) is declined by the fast path; the route reads it as none.
+        fast = await authed.get(N, params={"user_id": "ana"})
+        routed = await authed.get(N, params={"user_id": "ana", "cursor": ""})
+        assert fast.status_code == routed.status_code == 200
+        assert fast.json() == routed.json()
+        assert [i["id"] for i in fast.json()["items"]] == sorted(ids, reverse=True)
+        for h in ("content-type", "ratelimit-limit", "ratelimit-reset"):
+            assert fast.headers[h] == routed.headers[h], h
+        assert (
+            int(fast.headers["ratelimit-remaining"])
+            == int(routed.headers["ratelimit-remaining"]) + 1
+        )
+        r = await authed.get(N, params={"user_id": "ana", "limit": "1", "type": "follow"})
+        assert [i["type"] for i in r.json()["items"]] == ["follow"]
+        r = await authed.get(N, params={"user_id": "ana", "limit": "1", "status": "unread"})
+        page2 = await authed.get(
+            N, params={"user_id": "ana", "status": "unread", "cursor": r.json()["next_cursor"]}
+        )
+        assert [i["id"] for i in r.json()["items"] + page2.json()["items"]] == sorted(
+            ids, reverse=True
+        )
+        r = await authed.get(f"{N}/unread-count", params={"user_id": "ana"})
+        assert r.json() == {"user_id": "ana", "unread": 2, "unseen": 2}
+        assert "ratelimit-remaining" in r.headers
+        text = (await authed.get("/metrics")).text
+        assert 'route="/api/v1/notifications/unread-count"' in text
+
+    @pytest.mark.parametrize(
+        ("path", "params", "status", "code"),
+        [
+            (f"{N}/unread-count", {"user_id": "ana", "bogus": "1"}, 422, "validation_failed"),
+            (
+                f"{N}/unread-count",
+                [("user_id", "ana"), ("user_id", "bo")],
+                422,
+                "validation_failed",
+            ),
+            (f"{N}/unread-count", {}, 422, "validation_failed"),
+            (f"{N}/unread-count", {"user_id": ""}, 422, "validation_failed"),
+            (f"{N}/unread-count", {"user_id": "a/b"}, 422, "validation_failed"),
+            (N, {"user_id": "ana", "limit": "0"}, 422, "validation_failed"),
+            (N, {"user_id": "ana", "limit": "101"}, 422, "validation_failed"),
+            (N, {"user_id": "ana", "limit": "x"}, 422, "validation_failed"),
+            (N, {"user_id": "ana", "status": "seen"}, 422, "validation_failed"),
+            (N, {"user_id": "ana", "archived": "yes"}, 422, "validation_failed"),
+            (N, {"user_id": "ana", "type": "a b"}, 422, "validation_failed"),
+            (N, {"user_id": "ana", "cursor": "c" * 65}, 422, "validation_failed"),
+            (N, {"user_id": "ana", "cursor": "garbage"}, 400, "bad_cursor"),
+            (N, {"user_id": "ana", "statu": "unread"}, 422, "validation_failed"),
+        ],
+    )
+    async def test_refusals_are_the_routes(
+        self,
+        authed: httpx.AsyncClient,
+        path: str,
+        params: Any,
+        status: int,
+        code: str,
+    ) -> None:
+        r = await authed.get(path, params=params)
+        assert r.status_code == status, r.text
+        assert err(r)["code"] == code
+
+    async def test_unicode_user_ids_take_the_route(self, authed: httpx.AsyncClient) -> None:
+        await post(authed, user_id="анна")
+        r = await authed.get(f"{N}/unread-count", params={"user_id": "анна"})
+        assert r.json() == {"user_id": "анна", "unread": 1, "unseen": 1}
+        assert len((await authed.get(N, params={"user_id": "анна"})).json()["items"]) == 1
+
+    @pytest.mark.parametrize("redis", ["up", "unreachable"])
+    async def test_rate_limited_with_headers(self, settings: Settings, redis: str) -> None:
+        """429 + Retry-After + RateLimit-* from the one-round-trip limiter on Redis, and
+        from the in-memory fallback when Redis cannot be reached."""
+        from tests.conftest import REDIS_URL
+
+        url = REDIS_URL if redis == "up" else "redis://127.0.0.1:9/0"  # discard port
+        limited = settings.model_copy(
+            update={
+                "rate_limit_api": "3/minute",
+                "redis_url": url,
+                "redis_prefix": f"clarion-test-{time.monotonic_ns()}",
+            }
+        )
+        async with serving(limited) as (client, services):
+            if redis == "up" and not services.hub.limiter.link.healthy:  # type: ignore[union-attr]
+                pytest.skip("Redis at 127.0.0.1:6379 is not reachable")
+            _id, key = await services.auth.create_api_key("limited")
+            client.headers["Authorization"] = f"Bearer {key}"
+            paths = [f"{N}/unread-count", N, f"{N}/unread-count", N]
+            answers = [await client.get(p, params={"user_id": "ana"}) for p in paths]
+            assert [a.status_code for a in answers] == [200, 200, 200, 429]
+            assert [a.headers["ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
+            denied = answers[-1]
+            assert err(denied)["code"] == "rate_limited"
+            assert 1 <= int(denied.headers["retry-after"]) <= 60
+            assert denied.headers["ratelimit-limit"] == "3"
+            storage = "redis" if redis == "up" else "memory"
+            decision = await services.hub.limiter.hit("api", "probe", "3/minute")
+            assert decision.storage == storage
 
 
 class TestIdempotency:
