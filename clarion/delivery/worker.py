@@ -6,7 +6,7 @@ Two kinds of loop::
                   -> if the claim came back short: sleep until woken, polled, or stopped
     starter:      start ready jobs while fewer than ``concurrency`` are in flight
 
-The claimers keep up to ``max(batch_size, 2 * concurrency)`` jobs ready ahead of the
+The claimers keep up to ``2 * max(batch_size, concurrency)`` jobs ready ahead of the
 sends, so claiming never leaves the slots empty, and two of them let one claim's round
 trips overlap another's. A worker is bound by the latency of its transactions far more
 than by their CPU: overlapping them is what lets one process use its core.
@@ -96,7 +96,7 @@ class Worker:
         self._space = asyncio.Event()
         self._ready: deque[Job] = deque()  # claimed, not started yet
         self._claiming = 0  # rows asked for by claims in flight
-        self._high_water = max(self.batch_size, 2 * self.concurrency)
+        self._high_water = 2 * max(self.batch_size, self.concurrency)
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._leased: set[str] = set()  # claimed, not yet recorded
@@ -165,7 +165,7 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
-            # Ready or being claimed: up to one batch, or two rounds of the send slots,
+            # Ready or being claimed: up to two batches, or two rounds of the send slots,
             # whichever is more; at most one batch per claim. (Not more: rows this worker
             # holds are rows other workers cannot take while a slow endpoint stalls it.)
             want = min(self.batch_size, self._high_water - len(self._ready) - self._claiming)

@@ -112,9 +112,9 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._fail(HttpError("connect", "UnexpectedUpgrade"))
+            self.fail(HttpError("connect", "UnexpectedUpgrade"))
         except httptools.HttpParserError:
-            self._fail(HttpError("connect", "RemoteProtocolError"))
+            self.fail(HttpError("connect", "RemoteProtocolError"))
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -159,7 +159,7 @@ class _Connection(asyncio.Protocol):
             waiter.set_result(self.parser.should_keep_alive())
 
     # --- client side ------------------------------------------------------------------
-    def _fail(self, exc: Exception) -> None:
+    def fail(self, exc: Exception) -> None:
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(exc)
         self.close()
@@ -209,6 +209,12 @@ class Http1Pool:
         self._ssl = ssl_context
         self._idle: dict[PoolKey, list[_Connection]] = {}
         self._next_sweep = 0.0
+        # Deadlines of requests in flight, checked by one timer that re-arms itself while
+        # any are in flight: a timer per request (asyncio.timeout) was a visible cost.
+        self._busy: dict[_Connection, float] = {}
+        self._reaper: asyncio.TimerHandle | None = None
+        self._reaper_loop: asyncio.AbstractEventLoop | None = None
+        self._tick = max(0.01, min(0.25, timeout / 4))
         self.opened = 0  # connections dialled (for tests and metrics)
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -264,40 +270,50 @@ class Http1Pool:
             else:
                 del self._idle[k]
 
-    async def request(self, key: PoolKey, data: bytes) -> Response:
-        """Send the serialised request ``data`` to ``key``'s address; raise HttpError."""
-        try:
-            async with asyncio.timeout(self.timeout):
-                return await self._request(key, data)
-        except TimeoutError as exc:
-            raise HttpError("timeout", "ReadTimeout") from exc
+    def _arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._reaper is None or self._reaper_loop is not loop:  # (a pool outliving a loop)
+            self._reaper_loop = loop
+            self._reaper = loop.call_later(self._tick, self._reap)
 
-    async def _request(self, key: PoolKey, data: bytes) -> Response:
+    def _reap(self) -> None:
+        self._reaper = None
+        now = time.monotonic()
+        for conn, deadline in list(self._busy.items()):
+            if now >= deadline:
+                del self._busy[conn]
+                conn.fail(HttpError("timeout", "ReadTimeout"))
+        if self._busy:
+            self._arm()
+
+    async def request(self, key: PoolKey, data: bytes) -> Response:
+        """Send the serialised request ``data`` to ``key``'s address; raise HttpError.
+
+        ``timeout`` bounds the whole exchange (connect, write, answer), give or take the
+        reaper's tick."""
+        deadline = time.monotonic() + self.timeout
         for attempt in (0, 1):
             conn = self._take_idle(key, time.monotonic())
             reused = conn is not None
             if conn is None:
-                try:
-                    conn = await self._open(key)
-                except HttpError:
-                    raise
-                except ssl.SSLError as exc:
-                    raise HttpError("connect", type(exc).__name__) from exc
-                except (OSError, ValueError) as exc:
-                    raise HttpError("connect", type(exc).__name__) from exc
+                conn = await self._connect(key, deadline)
+            self._busy[conn] = deadline
+            self._arm()
             try:
                 response, keep = await conn.request(data)
-            except HttpError:
+            except HttpError as exc:
                 conn.close()
                 # A kept-alive connection the server closed while idle fails before any
                 # byte of an answer: try once more on a fresh connection (receivers dedupe
-                # on webhook-id anyway).
-                if reused and not conn.got_bytes and attempt == 0:
+                # on webhook-id anyway). Never after a timeout.
+                if exc.kind == "connect" and reused and not conn.got_bytes and attempt == 0:
                     continue
                 raise
             except BaseException:
-                conn.close()  # cancelled or timed out mid-request: the stream is unusable
+                conn.close()  # cancelled mid-request: the stream is unusable
                 raise
+            finally:
+                self._busy.pop(conn, None)
             if keep:
                 self._put_idle(key, conn, time.monotonic())
             else:
@@ -305,7 +321,20 @@ class Http1Pool:
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _connect(self, key: PoolKey, deadline: float) -> _Connection:
+        try:
+            return await asyncio.wait_for(self._open(key), max(0.0, deadline - time.monotonic()))
+        except TimeoutError as exc:
+            raise HttpError("timeout", "ConnectTimeout") from exc
+        except ssl.SSLError as exc:
+            raise HttpError("connect", type(exc).__name__) from exc
+        except (OSError, ValueError) as exc:
+            raise HttpError("connect", type(exc).__name__) from exc
+
     async def aclose(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
         for idle in self._idle.values():
             for conn in idle:
                 conn.close()
