@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from typing import Annotated, Any
 
 import typer
@@ -51,10 +52,21 @@ async def _with_services(settings: Settings, fn: Any) -> Any:
         await services.close()
 
 
+def app_from_environment() -> Any:
+    """The app of one ``serve --workers N`` process: each builds its own from the
+    environment (uvicorn imports this by name in every worker process)."""
+    from clarion.api.app import create_app
+
+    return create_app(_settings())
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address")] = None,
     port: Annotated[int | None, typer.Option(help="Port")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes sharing the port (CLARION_WORKERS)", min=1)
+    ] = None,
 ) -> None:
     """Run the API, the WebSocket endpoint and an embedded worker."""
     import uvicorn
@@ -66,6 +78,20 @@ def serve(
         settings.host = host
     if port is not None:
         settings.port = port
+    if workers is not None:
+        settings.workers = workers
+    if (
+        settings.workers > 1
+        and not settings.redis_url
+        and settings.database_url.startswith("sqlite")
+    ):
+        # Live updates travel between processes over Redis or PostgreSQL NOTIFY; with
+        # SQLite and no Redis each process would only reach its own sockets.
+        _err(
+            "--workers above 1 needs CLARION_REDIS_URL (or PostgreSQL): live updates "
+            "must reach every process"
+        )
+        raise typer.Exit(2)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
@@ -80,15 +106,24 @@ def serve(
             )
 
     _run(_with_services(settings, bootstrap))
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        proxy_headers=False,
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "proxy_headers": False,
         # Compression costs CPU per socket per frame: a broadcast to N clients would
         # deflate the same frame N times (see PERFORMANCE-NOTES).
-        ws_per_message_deflate=False,
+        "ws_per_message_deflate": False,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    # N processes accept on one socket (uvicorn's supervisor binds it and restarts a
+    # process that dies); each has its own services, embedded worker included: claims,
+    # batches and schedules are safe with any number of processes.
+    os.environ["CLARION_HOST"], os.environ["CLARION_PORT"] = settings.host, str(settings.port)
+    uvicorn.run(
+        "clarion.cli:app_from_environment", factory=True, workers=settings.workers, **options
     )
 
 

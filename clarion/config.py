@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="`clarion serve` processes sharing the port (one per core is typical). "
+        "More than one needs Redis or PostgreSQL to carry live updates between them.",
+    )
     log_level: str = "info"
     public_url: str = Field(
         default="http://127.0.0.1:8000",
