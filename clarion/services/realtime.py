@@ -97,7 +97,10 @@ class RealtimeService:
         targets, elsewhere = await self._reachable(inbox_users)
         if not targets:
             return
-        counts = await self.inbox.counts_many(targets)
+        if len(targets) == 1:  # the common send; the single-user read has a fast path
+            counts = {targets[0]: await self.inbox.counts(targets[0])}
+        else:
+            counts = await self.inbox.counts_many(targets)
         head = b'{"ts":' + orjson.dumps(ts) + b","
         created = head + b'"type":"notification.created","id":'
         counted = head + b'"type":"unread_count","user_id":'
