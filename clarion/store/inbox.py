@@ -25,6 +25,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.engine import RowMapping
@@ -34,7 +35,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from clarion.store import bulk, fast
 from clarion.store import users as user_store
 from clarion.store.db import Database
-from clarion.store.schema import Timestamp, notifications
+from clarion.store.schema import Timestamp, notifications, users
 from clarion.store.users import InboxMarks
 
 n = notifications
@@ -205,33 +206,52 @@ async def read_page(
                     before_id=before_id,
                     limit=limit,
                 )
-        marks = await user_store.fetch_marks(db, driver, user_id)
-        if marks is None:
-            return None, []
         shape = (status, archived, type_ is not None, before_id is not None)
         cached = _PAGE_SQL.get(shape)
         if cached is None:
-            stmt = _page_select(
-                bindparam("uid"),
-                bindparam("rw"),
-                status=status,
-                archived=archived,
-                type_=bindparam("type") if type_ is not None else None,
-                before_id=bindparam("before") if before_id is not None else None,
-                limit=bindparam("lim"),
-                columns=_TEXT_JSON_COLUMNS,
-            )
-            cached = _PAGE_SQL[shape] = fast.compile_sql(db, stmt)
+            cached = _PAGE_SQL[shape] = fast.compile_sql(db, _marks_and_page(shape))
         sql, order = cached
-        values = {
-            "uid": user_id,
-            "rw": marks.read_watermark,
-            "type": type_,
-            "before": before_id,
-            "lim": limit,
-        }
+        values = {"uid": user_id, "type": type_, "before": before_id, "lim": limit}
         records = await driver.fetch(sql, *(values[k] for k in order))
-        return marks, [_decoded(r) for r in records]
+        if not records:
+            return None, []
+        marks = InboxMarks(*(records[0][m] for m in _MARKS))
+        return marks, [_decoded(r) for r in records if r["id"] is not None]
+
+
+_MARKS = ("m_unread", "m_unseen", "m_rw", "m_sw", "m_rat", "m_sat")
+
+
+def _marks_and_page(shape: tuple[str, str, bool, bool]) -> Select[Any]:
+    """The user's marks and one page in ONE statement (one round trip, not two): the
+    page is a LATERAL subquery that reads the watermark from the user's row, outer-joined
+    so that a user with no matching notification still returns their marks (one row of
+    NULL notification columns). No user, no row."""
+    status, archived, has_type, has_before = shape
+    page = _page_select(
+        bindparam("uid"),
+        users.c.read_watermark,
+        status=status,  # type: ignore[arg-type]
+        archived=archived,  # type: ignore[arg-type]
+        type_=bindparam("type") if has_type else None,
+        before_id=bindparam("before") if has_before else None,
+        limit=bindparam("lim"),
+        columns=_TEXT_JSON_COLUMNS,
+    ).lateral("p")
+    marks = [
+        users.c.unread_count,
+        users.c.unseen_count,
+        users.c.read_watermark,
+        users.c.seen_watermark,
+        users.c.read_all_at,
+        users.c.seen_all_at,
+    ]
+    return (
+        select(*(c.label(name) for c, name in zip(marks, _MARKS, strict=True)), *page.c)
+        .select_from(users.outerjoin(page, true()))
+        .where(users.c.user_id == bindparam("uid"))
+        .order_by(page.c.id.desc())
+    )
 
 
 # The page's JSON columns come as text and are decoded with orjson: the driver's codec
