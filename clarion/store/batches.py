@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.store.dialect import insert_ignore
+from clarion.store.dialect import insert_ignore, one_of
 from clarion.store.schema import batch_items, batches
 
 b = batches
@@ -125,7 +125,7 @@ async def fold_items(conn: AsyncConnection, batch_ids: Sequence[str]) -> dict[st
             i.actor["name"].as_string(),
             i.created_at,
         )
-        .where(i.batch_id.in_(batch_ids))
+        .where(one_of(conn, i.batch_id, batch_ids))
         .order_by(i.batch_id, i.id)
     )
     for batch_id, *fields in await conn.execute(stmt):
@@ -140,7 +140,7 @@ async def item_details(
     if not item_ids:
         return {}
     i = batch_items.c
-    rows = await conn.execute(select(i.id, i.data, i.command).where(i.id.in_(item_ids)))
+    rows = await conn.execute(select(i.id, i.data, i.command).where(one_of(conn, i.id, item_ids)))
     return {int(r.id): (r.data or {}, r.command) for r in rows}
 
 

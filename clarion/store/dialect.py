@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import BigInteger, String, Table, any_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 
 def insert_ignore(conn: AsyncConnection, table: Table) -> Any:
@@ -21,3 +24,16 @@ def upsert(conn: AsyncConnection, table: Table) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def one_of(conn: AsyncConnection, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN (values)``, as ``column = ANY($1)`` on PostgreSQL.
+
+    An ``IN`` list renders one placeholder per value, so every list length is a new SQL
+    text: SQLAlchemy expands it on every call, asyncpg's statement cache misses and
+    PostgreSQL parses and plans it again. One array parameter keeps the text, and so the
+    prepared statement, the same for every length."""
+    if conn.dialect.name == "postgresql":
+        item = BigInteger() if isinstance(column.type, BigInteger) else String()
+        return column == any_(bindparam(None, list(values), type_=ARRAY(item)))  # type: ignore[no-any-return]
+    return column.in_(list(values))  # type: ignore[no-any-return]

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.store.dialect import insert_ignore
+from clarion.store.dialect import insert_ignore, one_of
 from clarion.store.schema import preferences
 
 p = preferences
@@ -27,7 +27,9 @@ async def get_many(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, 
     ids = list(dict.fromkeys(user_ids))
     if not ids:
         return {}
-    rows = await conn.execute(select(p.c.user_id, p.c.document).where(p.c.user_id.in_(ids)))
+    rows = await conn.execute(
+        select(p.c.user_id, p.c.document).where(one_of(conn, p.c.user_id, ids))
+    )
     return {r.user_id: dict(r.document) for r in rows}
 
 
