@@ -136,3 +136,49 @@ async def test_health_is_reported(cluster: Cluster) -> None:
     a = await cluster.node()
     assert a.healthy
     assert a.reason is None
+
+
+async def test_publish_batch_gives_each_user_only_their_own_message(cluster: Cluster) -> None:
+    """One call, a different message per user: each subscriber of a user gets that user's
+    message once, on every node; nobody gets another user's; users with no subscriber
+    anywhere are skipped."""
+    a, b = await cluster.node(), await cluster.node()
+    subs = {u: (a.subscribe(u), a.subscribe(u), b.subscribe(u)) for u in ("u1", "u2", "u3")}
+    bystander_a, bystander_b = a.subscribe("u4"), b.subscribe("u4")
+    batch = [(u, f'{{"for":"{u}"}}'.encode()) for u in ("u1", "u2", "nobody", "u3")]
+
+    await a.publish_batch(batch)
+
+    for u, pair in subs.items():
+        for sub in pair:
+            assert await recv(sub, 1) == [f'{{"for":"{u}"}}'.encode()]
+    await settle()
+    for sub in (*[s for pair in subs.values() for s in pair], bystander_a, bystander_b):
+        assert sub.qsize() == 0, "exactly once, and nobody else's"
+    await a.publish_batch([])  # no-op, no error
+
+
+async def test_publish_batch_crosses_only_for_users_connected_elsewhere(cluster: Cluster) -> None:
+    """``cross_node`` (from the session registry) limits what travels: local subscribers
+    always get theirs, other nodes only the listed users' messages."""
+    a, b = await cluster.node(), await cluster.node()
+    local_ana, remote_ana, remote_bob = a.subscribe("ana"), b.subscribe("ana"), b.subscribe("bob")
+
+    await a.publish_batch([("ana", b"a1"), ("bob", b"b1")], cross_node=set())
+    assert await recv(local_ana, 1) == [b"a1"]
+    await a.publish_batch([("ana", b"a2"), ("bob", b"b2")], cross_node={"bob"})
+    assert await recv(local_ana, 1) == [b"a2"]
+    assert await recv(remote_bob, 1) == [b"b2"]
+    await settle()
+    assert remote_ana.qsize() == 0, "ana was not listed as connected elsewhere"
+    assert remote_bob.qsize() == 0 and local_ana.qsize() == 0
+
+
+async def test_publish_batch_keeps_order_with_single_publishes(cluster: Cluster) -> None:
+    a, b = await cluster.node(), await cluster.node()
+    local, remote = a.subscribe("ana"), b.subscribe("ana")
+    await a.publish("ana", b"1")
+    await a.publish_batch([("bob", b"x"), ("ana", b"2")])
+    await a.publish("ana", b"3")
+    assert await recv(local, 3) == [b"1", b"2", b"3"]
+    assert await recv(remote, 3) == [b"1", b"2", b"3"]

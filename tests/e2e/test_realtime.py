@@ -162,6 +162,38 @@ async def test_users_only_get_their_own(live: Server) -> None:
         assert err["code"] == "not_found"
 
 
+async def test_one_send_to_many_reaches_each_socket_with_its_own_frames(live: Server) -> None:
+    """A multi-user send is one hub batch: each socket gets its user's notification and
+    counts, never another user's, and a socket whose user was not listed gets nothing."""
+    ana_id, bo_id, cy_id, dee_id = names("ana", "bo", "cy", "dee")
+    async with (
+        websockets.connect(ws_url(live, token_for(ana_id))) as ana,
+        websockets.connect(ws_url(live, token_for(bo_id))) as bo,
+        websockets.connect(ws_url(live, token_for(cy_id))) as cy,
+    ):
+        for ws in (ana, bo, cy):
+            await recv(ws)  # the counts on connect
+        ids = send(live, user_ids=[ana_id, bo_id, dee_id], title="to several")
+        stored = httpx.get(
+            f"{live.url}/api/v1/notifications?user_id={ana_id}",
+            headers={"Authorization": f"Bearer {live.key}"},
+        ).json()["items"]
+        for ws, user in ((ana, ana_id), (bo, bo_id)):
+            created = await recv(ws)
+            assert created["type"] == "notification.created"
+            assert created["notification"]["user_id"] == user
+            assert created["id"] in ids and created["notification"]["title"] == "to several"
+            counts = await recv(ws)
+            assert counts["type"] == "unread_count"
+            assert (counts["user_id"], counts["unread"]) == (user, 1)
+        assert stored[0]["id"] in ids
+        with pytest.raises(TimeoutError):
+            await recv(cy, timeout=0.5)
+        for ws in (ana, bo):
+            with pytest.raises(TimeoutError):
+                await recv(ws, timeout=0.3)
+
+
 @pytest.mark.parametrize(
     ("token", "code"),
     [(None, 4001), ("garbage", 4001), ("expired", 4002), ("api_key", 4003)],

@@ -63,3 +63,29 @@ async def test_without_redis_this_node_only() -> None:
     await reg.disconnected("ana")  # extra disconnects never go negative
     assert await reg.count_for("ana") == 0
     await reg.close()
+
+
+async def test_connected_elsewhere_names_other_nodes_users_only(shared_link: RedisLink) -> None:
+    """What a publisher sends across nodes: users connected on ANOTHER node; ``None``
+    (send everything) right after Redis came back, before every node rewrote its hash."""
+    here = SessionRegistry(shared_link, "here", ttl=5, heartbeat=1)
+    there = SessionRegistry(shared_link, "there", ttl=5, heartbeat=1)
+    await here.start()
+    await there.start()
+    try:
+        await here.connected("ana")
+        await there.connected("bob")
+        assert await here.connected_elsewhere(["ana", "bob", "carl"]) == {"bob"}
+        assert await there.connected_elsewhere(["ana", "bob"]) == {"ana"}
+        assert await here.connected_elsewhere([]) == set()
+        await here._on_link_change(True)  # as after a Redis restart
+        assert await here.connected_elsewhere(["bob"]) is None
+    finally:
+        await here.close()
+        await there.close()
+
+
+async def test_connected_elsewhere_is_unknown_without_redis() -> None:
+    reg = SessionRegistry(None, "solo")
+    await reg.connected("ana")
+    assert await reg.connected_elsewhere(["ana"]) is None

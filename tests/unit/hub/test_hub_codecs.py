@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
@@ -82,3 +84,21 @@ async def test_factory_picks_the_backend() -> None:
     finally:
         await link.close()
     assert "secret" not in repr(RedisLink("redis://:secret@h:6379/0"))
+
+
+@given(st.lists(st.tuples(st.text(min_size=1), st.binary(max_size=2_000)), max_size=8))
+def test_batch_envelope_round_trip(messages: list[tuple[str, bytes]]) -> None:
+    env = Envelope.batch("node:1:80", 7, messages)
+    back = Envelope.decode(env.encode())
+    assert back == env
+    assert back.messages() == messages
+
+
+def test_batch_envelope_is_not_mistaken_for_a_single_message() -> None:
+    """Older nodes read ``u`` as the users of ONE message: a batch must not carry it, or
+    they would hand every user the whole concatenation."""
+    data = Envelope.batch("n", 1, [("ana", b"A"), ("bob", b"B")]).encode()
+    header = orjson.loads(data.partition(b"\n")[0])
+    assert "u" not in header and header["b"] == ["ana", "bob"]
+    with pytest.raises(ValueError):  # lengths that do not add up are refused
+        Envelope.decode(data[:-1])
