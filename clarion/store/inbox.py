@@ -207,30 +207,55 @@ async def read_page(
                     limit=limit,
                 )
         shape = (status, archived, type_ is not None, before_id is not None)
+        values: dict[str, Any] = {"uid": user_id, "type": type_, "before": before_id, "lim": limit}
+        if status == "all":
+            cached = _PAGE_SQL.get(shape)
+            if cached is None:
+                cached = _PAGE_SQL[shape] = fast.compile_sql(db, _marks_and_page(shape))
+            sql, order = cached
+            records = await driver.fetch(sql, *(values[k] for k in order))
+            if not records:
+                return None, []
+            marks = InboxMarks(*(records[0][m] for m in _MARKS))
+            return marks, [_decoded(r) for r in records if r["id"] is not None]
+        # A read/unread filter depends on the watermark: as a parameter PostgreSQL plans
+        # with its value (a range scan above it, the forced-unread rows from their partial
+        # index); read from the joined row it would walk every row below it instead.
+        marks = await user_store.fetch_marks(db, driver, user_id)
+        if marks is None:
+            return None, []
         cached = _PAGE_SQL.get(shape)
         if cached is None:
-            cached = _PAGE_SQL[shape] = fast.compile_sql(db, _marks_and_page(shape))
+            stmt = _page_select(
+                bindparam("uid"),
+                bindparam("rw"),
+                status=status,
+                archived=archived,
+                type_=bindparam("type") if type_ is not None else None,
+                before_id=bindparam("before") if before_id is not None else None,
+                limit=bindparam("lim"),
+                columns=_TEXT_JSON_COLUMNS,
+            )
+            cached = _PAGE_SQL[shape] = fast.compile_sql(db, stmt)
         sql, order = cached
-        values = {"uid": user_id, "type": type_, "before": before_id, "lim": limit}
+        values["rw"] = marks.read_watermark
         records = await driver.fetch(sql, *(values[k] for k in order))
-        if not records:
-            return None, []
-        marks = InboxMarks(*(records[0][m] for m in _MARKS))
-        return marks, [_decoded(r) for r in records if r["id"] is not None]
+        return marks, [_decoded(r) for r in records]
 
 
 _MARKS = ("m_unread", "m_unseen", "m_rw", "m_sw", "m_rat", "m_sat")
 
 
 def _marks_and_page(shape: tuple[str, str, bool, bool]) -> Select[Any]:
-    """The user's marks and one page in ONE statement (one round trip, not two): the
-    page is a LATERAL subquery that reads the watermark from the user's row, outer-joined
+    """The user's marks and one page of every status in ONE statement (one round trip,
+    not two): the page is a LATERAL subquery, outer-joined
     so that a user with no matching notification still returns their marks (one row of
     NULL notification columns). No user, no row."""
     status, archived, has_type, has_before = shape
+    assert status == "all", "a read/unread page needs the watermark as a parameter"
     page = _page_select(
         bindparam("uid"),
-        users.c.read_watermark,
+        None,
         status=status,  # type: ignore[arg-type]
         archived=archived,  # type: ignore[arg-type]
         type_=bindparam("type") if has_type else None,
