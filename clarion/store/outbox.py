@@ -22,16 +22,31 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, String, and_, any_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    String,
+    and_,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from clarion.domain.types import Priority
 from clarion.store.schema import deliveries, notifications
 
 # ``scheduled``: deferred by quiet hours to ``next_attempt_at`` (issue 6).
 CLAIMABLE = ("scheduled", "pending", "failed", "sending")
+# Every value ``deliveries.priority`` takes (``Priority.rank``), highest first.
+PRIORITY_RANKS = tuple(sorted({p.rank for p in Priority}, reverse=True))
 
 
 def one_of(conn: AsyncConnection, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
@@ -60,6 +75,38 @@ def _due(now: datetime) -> Any:
     return and_(_claimable(), deliveries.c.next_attempt_at <= now)
 
 
+def _pick_pg(now: datetime, limit: int) -> Select[Any]:
+    """The ids to claim on PostgreSQL: one ordered index range per (status, priority).
+
+    ``ORDER BY priority DESC, next_attempt_at ... FOR UPDATE SKIP LOCKED LIMIT n`` over
+    the whole outbox cannot stop early (rows may be skipped while locking), so PostgreSQL
+    sorted every due row on every claim: ~85 ms, spilling to disk, with 100,000 pending.
+    Each branch here walks ``ix_deliveries_due`` (status, priority, next_attempt_at) in
+    order and stops after ``limit`` rows; the few branch results are then ordered. Rows a
+    branch locks but the final LIMIT drops are unlocked when the statement commits."""
+    branches = []
+    for status in CLAIMABLE:
+        for rank in PRIORITY_RANKS:
+            cond = [
+                deliveries.c.status == status,
+                deliveries.c.priority == rank,
+                deliveries.c.next_attempt_at <= now,
+            ]
+            if status == "scheduled":
+                cond.append(deliveries.c.digest_id.is_(None))  # held for a digest
+            branch = (
+                select(deliveries.c.id, deliveries.c.priority, deliveries.c.next_attempt_at)
+                .where(*cond)
+                .order_by(deliveries.c.next_attempt_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                .subquery()
+            )
+            branches.append(select(branch))
+    due = union_all(*branches).subquery("due")
+    return select(due.c.id).order_by(due.c.priority.desc(), due.c.next_attempt_at).limit(limit)
+
+
 async def claim(
     conn: AsyncConnection, *, worker: str, now: datetime, lease_until: datetime, limit: int
 ) -> list[RowMapping]:
@@ -68,27 +115,35 @@ async def claim(
     Each claim counts as an attempt (``attempts + 1``), so a delivery that kills its worker
     every time still runs out of attempts instead of looping forever.
     """
-    pick = (
-        select(deliveries.c.id)
-        .where(_due(now))
-        .order_by(deliveries.c.priority.desc(), deliveries.c.next_attempt_at)
-        .limit(limit)
+    claimed = dict(
+        status="sending",
+        lease_until=lease_until,
+        next_attempt_at=lease_until,
+        leased_by=worker,
+        attempts=deliveries.c.attempts + 1,
+        updated_at=now,
     )
     if conn.dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    stmt = (
-        update(deliveries)
-        .where(deliveries.c.id.in_(pick.scalar_subquery()))
-        .values(
-            status="sending",
-            lease_until=lease_until,
-            next_attempt_at=lease_until,
-            leased_by=worker,
-            attempts=deliveries.c.attempts + 1,
-            updated_at=now,
+        picked = _pick_pg(now, limit).cte("picked")
+        stmt = (
+            update(deliveries)
+            .where(deliveries.c.id == picked.c.id)
+            .values(**claimed)
+            .returning(*deliveries.c)
         )
-        .returning(*deliveries.c)
-    )
+    else:
+        pick = (
+            select(deliveries.c.id)
+            .where(_due(now))
+            .order_by(deliveries.c.priority.desc(), deliveries.c.next_attempt_at)
+            .limit(limit)
+        )
+        stmt = (
+            update(deliveries)
+            .where(deliveries.c.id.in_(pick.scalar_subquery()))
+            .values(**claimed)
+            .returning(*deliveries.c)
+        )
     rows = [r._mapping for r in await conn.execute(stmt)]
     # RETURNING does not keep the subquery's order.
     rows.sort(key=lambda r: (-r["priority"], r["created_at"], r["id"]))
