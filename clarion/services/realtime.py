@@ -90,11 +90,22 @@ class RealtimeService:
                 by_user[item["user_id"]] = [item]
             else:
                 mine.append(item)
-        await self._invalidate(by_user)
         inbox_users = [u for u, its in by_user.items() if "in_app" in its[0]["channels"]]
-        if not inbox_users:
-            return
-        targets, elsewhere = await self._reachable(inbox_users)
+        link = self.hub.redis
+        if not inbox_users or link is None or not link.healthy:
+            await self._invalidate(by_user)
+            if not inbox_users:
+                return
+            targets, elsewhere = await self._reachable(inbox_users)
+        else:
+            # Two independent Redis round trips (count invalidation, who is connected
+            # where) at once: the push waits for the slower, not for both in a row. The
+            # invalidation still completes before anything is pushed.
+            invalidated = asyncio.ensure_future(self._invalidate(by_user))
+            try:
+                targets, elsewhere = await self._reachable(inbox_users)
+            finally:
+                await invalidated
         if not targets:
             return
         if len(targets) == 1:  # the common send; the single-user read has a fast path
