@@ -145,6 +145,8 @@ class Metrics:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Bounded by routes x methods x statuses (templates, not raw paths).
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -170,6 +172,15 @@ class Metrics:
         finally:
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            HTTP_REQUESTS.labels(method, template, str(status)).inc()
-            HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - start)
+            key = (scope["method"], template, status)
+            children = self._children.get(key)
+            if children is None:
+                # labels() takes a lock and builds a tuple key per call: the children
+                # of a (method, route, status) are looked up once and kept.
+                children = (
+                    HTTP_REQUESTS.labels(key[0], template, str(status)),
+                    HTTP_LATENCY.labels(key[0], template),
+                )
+                self._children[key] = children
+            children[0].inc()
+            children[1].observe(time.perf_counter() - start)
