@@ -51,6 +51,8 @@ class SessionRegistry:
         # After Redis comes back (maybe restarted empty) every node rewrites its hash at
         # its next beat; until then an absent user may be connected somewhere.
         self._unsure_until = float("-inf")
+        # Only an "up" after a "down" is Redis returning; the first is this node starting.
+        self._was_down = False
         if link is not None:
             self._node_key = link.key("sess", "node", node_id)
             self._nodes_key = link.key("sess", "nodes")
@@ -209,9 +211,15 @@ class SessionRegistry:
         return self.link is not None and self.link.healthy
 
     async def _on_link_change(self, up: bool) -> None:
-        if up:
+        if not up:
+            self._was_down = True
+        else:
+            if self._was_down:
+                # Back after an outage: Redis may have restarted empty, and the other
+                # nodes rewrite their hashes only as they notice.
+                self._unsure_until = time.monotonic() + self.heartbeat + 2.0
+                self._was_down = False
             self._resync = True  # Redis may have restarted empty
-            self._unsure_until = time.monotonic() + self.heartbeat + 2.0
             await self.beat()
 
     async def beat(self) -> None:

@@ -78,7 +78,8 @@ async def test_connected_elsewhere_names_other_nodes_users_only(shared_link: Red
         assert await here.connected_elsewhere(["ana", "bob", "carl"]) == {"bob"}
         assert await there.connected_elsewhere(["ana", "bob"]) == {"ana"}
         assert await here.connected_elsewhere([]) == set()
-        await here._on_link_change(True)  # as after a Redis restart
+        await here._on_link_change(False)  # Redis lost, then back (maybe empty)
+        await here._on_link_change(True)
         assert await here.connected_elsewhere(["bob"]) is None
     finally:
         await here.close()
