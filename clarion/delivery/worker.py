@@ -65,7 +65,10 @@ class WakeListener:
         self._worker = worker
 
     async def notifications_created(self, items: Sequence[dict[str, Any]]) -> None:
-        self._worker.wake()
+        # Only deliveries need a worker: an in-app-only send (most of them) has no
+        # outbox row, and a wake would cost a claim round for nothing.
+        if any(channel != "in_app" for item in items for channel in item["channels"]):
+            self._worker.wake()
 
     async def notification_changed(self, *args: Any, **kwargs: Any) -> None:
         return None
