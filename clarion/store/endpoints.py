@@ -3,11 +3,13 @@ channel opt-outs (one-click unsubscribe) and the attempt log."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import String, any_, bindparam, delete, select, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -96,20 +98,39 @@ async def enabled_endpoints_for_users(
     out: dict[str, list[RowMapping]] = {u: [] for u in wanted}
     if not wanted:
         return out
-    stmt = (
-        select(webhook_endpoints)
-        .where(
-            webhook_endpoints.c.enabled.is_(True),
-            (webhook_endpoints.c.user_id.is_(None))
-            | one_of(conn, webhook_endpoints.c.user_id, wanted),
+    if conn.dialect.name == "postgresql":
+        result = await conn.execute(_enabled_for_users_pg(), {"e_users": wanted})
+    else:
+        stmt = (
+            select(webhook_endpoints)
+            .where(
+                webhook_endpoints.c.enabled.is_(True),
+                (webhook_endpoints.c.user_id.is_(None))
+                | one_of(conn, webhook_endpoints.c.user_id, wanted),
+            )
+            .order_by(webhook_endpoints.c.created_at, webhook_endpoints.c.id)
         )
-        .order_by(webhook_endpoints.c.created_at, webhook_endpoints.c.id)
-    )
-    for row in await conn.execute(stmt):
+        result = await conn.execute(stmt)
+    for row in result:
         owner = row.user_id
         for user in wanted if owner is None else (owner,):
             out[user].append(row._mapping)
     return out
+
+
+@functools.cache
+def _enabled_for_users_pg() -> Any:
+    """Built once, users bound at execution: the worker runs it on every claim (a new
+    statement object costs SQLAlchemy a cache-key walk per execution)."""
+    users = bindparam("e_users", type_=ARRAY(String()))
+    return (
+        select(webhook_endpoints)
+        .where(
+            webhook_endpoints.c.enabled.is_(True),
+            (webhook_endpoints.c.user_id.is_(None)) | (webhook_endpoints.c.user_id == any_(users)),
+        )
+        .order_by(webhook_endpoints.c.created_at, webhook_endpoints.c.id)
+    )
 
 
 async def delete_endpoint(conn: AsyncConnection, endpoint_id: str) -> bool:

@@ -365,6 +365,16 @@ async def notifications_by_id(conn: AsyncConnection, ids: Sequence[int]) -> dict
     wanted = list(set(ids))
     if not wanted:
         return {}
-    stmt = select(notifications).where(one_of(conn, notifications.c.id, wanted))
-    rows = await conn.execute(stmt)
+    if conn.dialect.name == "postgresql":
+        rows = await conn.execute(_notifications_pg(), {"n_ids": wanted})
+    else:
+        stmt = select(notifications).where(one_of(conn, notifications.c.id, wanted))
+        rows = await conn.execute(stmt)
     return {int(r.id): r._mapping for r in rows}
+
+
+@functools.cache
+def _notifications_pg() -> Any:
+    """Built once (see ``_claim_pg``): the worker runs it on every claim."""
+    ids = bindparam("n_ids", type_=ARRAY(BigInteger()))
+    return select(notifications).where(notifications.c.id == any_(ids))
