@@ -279,4 +279,19 @@ class RelayBroker(Broker):
         if env.lengths is None:
             await self.deliver_local(env.user_ids, env.message)
         else:
-            await self.deliver_local_batch(env.messages())
+            await self.deliver_local_batch(self._local_part(env))
+
+    def _local_part(self, env: Envelope) -> list[tuple[str, bytes]]:
+        """A batch's messages for users with a subscriber on this node only: with several
+        processes per node each holds a share of the sockets, and slicing out the other
+        processes' users' messages would be wasted copying."""
+        assert env.lengths is not None
+        out = []
+        view = memoryview(env.message)
+        at = 0
+        subs = self._subs
+        for user, n in zip(env.user_ids, env.lengths, strict=True):
+            if user in subs:
+                out.append((user, bytes(view[at : at + n])))
+            at += n
+        return out
