@@ -4,10 +4,16 @@ allows: the write side of sends, group commits and digest pages.
 Through SQLAlchemy an ``INSERT`` of N rows costs Python work per row and per column
 (parameter processing, one ``json.dumps`` per JSON value, a statement text per N):
 ~130 µs per notification of a 1,000-recipient send, most of that send's CPU. On
-PostgreSQL these rows go through the driver instead, with binary ``COPY``: asyncpg
-encodes the records in C, and one statement loads any number of rows. Notification ids
-are drawn from the table's sequence first (one round trip) so that ``COPY`` — which
-cannot return anything — still gives each row its id, in the order given.
+PostgreSQL these rows go through the driver instead, as ONE statement whatever N is::
+
+    INSERT INTO t (a, b, ...) SELECT * FROM unnest($1::type_a[], $2::type_b[], ...)
+
+one array parameter per column, encoded by asyncpg in C. The text depends only on the
+table and its columns, so it is prepared once per connection and every later insert is a
+single round trip (round trips, not bytes, are what costs on these machines: ``COPY``
+needs three, and a sequence fetch for ids one more). Notification ids come back from
+``RETURNING``; ``unnest`` feeds rows in array order and ``nextval`` runs row by row, so
+the ids ascend in the order of the rows given.
 
 JSON values are encoded once per distinct object: the rows of one send share their
 ``channels``, ``data`` and usually ``content``.
@@ -22,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Table
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
@@ -52,9 +59,8 @@ def _records(
     table: Table,
     names: Sequence[str],
     rows: Sequence[Mapping[str, Any]],
-    ids: Sequence[int] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """One tuple per row in ``names`` order (``ids``, when given, go first)."""
+    """One tuple per row in ``names`` order."""
     defaults = {
         c.name: getattr(c.default, "arg", None)
         for c in table.columns
@@ -73,13 +79,38 @@ def _records(
 
     plan = [(name, name in json_cols, name in defaults) for name in names]
     out = []
-    for i, row in enumerate(rows):
-        record: list[Any] = [] if ids is None else [ids[i]]
+    for row in rows:
+        record: list[Any] = []
         for name, is_json, has_default in plan:
             value = row[name] if not has_default or name in row else defaults[name]
             record.append(as_json(value) if is_json else value)
         out.append(tuple(record))
     return out
+
+
+_SQL: dict[tuple[str, tuple[str, ...], bool], str] = {}
+
+
+def _unnest_sql(table: Table, names: Sequence[str], returning: bool) -> str:
+    key = (table.name, tuple(names), returning)
+    sql = _SQL.get(key)
+    if sql is None:
+        pg = postgresql.dialect()  # type: ignore[no-untyped-call]
+        casts = ", ".join(
+            f"${i}::{table.c[name].type.compile(dialect=pg)}[]" for i, name in enumerate(names, 1)
+        )
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({casts})"
+        if returning:
+            sql += " RETURNING id"
+        _SQL[key] = sql
+    return sql
+
+
+def _arrays(
+    table: Table, names: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> list[list[Any]]:
+    """The rows as one list per column (``unnest``'s parameters)."""
+    return [list(col) for col in zip(*_records(table, names, rows), strict=True)]
 
 
 async def insert(conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -91,9 +122,7 @@ async def insert(conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str
         await conn.execute(table.insert(), list(rows))
         return
     names = _columns(table, rows[0])
-    await driver.copy_records_to_table(
-        table.name, records=_records(table, names, rows), columns=names
-    )
+    await driver.execute(_unnest_sql(table, names, False), *_arrays(table, names, rows))
 
 
 async def insert_with_ids(
@@ -112,14 +141,6 @@ async def insert_with_ids(
             table.insert().returning(table.c.id, sort_by_parameter_order=True), list(rows)
         )
         return [r[0] for r in result]
-    drawn = await driver.fetch(
-        "SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2)",
-        table.name,
-        len(rows),
-    )
-    ids = sorted(r[0] for r in drawn)
     names = _columns(table, rows[0])
-    await driver.copy_records_to_table(
-        table.name, records=_records(table, names, rows, ids), columns=["id", *names]
-    )
-    return ids
+    got = await driver.fetch(_unnest_sql(table, names, True), *_arrays(table, names, rows))
+    return sorted(r[0] for r in got)
