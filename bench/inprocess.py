@@ -3,13 +3,17 @@
 Baseline in the same run: a one-row read with raw asyncpg, and Starlette's /healthz-like
 route through the same client.
 
-    .venv/bin/python -m bench.inprocess [--n 300] [--backend postgres|sqlite]
+    .venv/bin/python -m bench.inprocess [--n 300] [--backend postgres|sqlite] [--redis URL]
+
+``--redis`` runs the API rate limiter on Redis as ``clarion serve`` does in the bench (one
+round trip per request); without it the limiter counts in memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,10 +40,15 @@ async def timed(fn: Callable[[], Awaitable[Any]], n: int) -> dict[str, float]:
     }
 
 
-async def run(url: str, n: int) -> dict[str, Any]:
+async def run(url: str, n: int, redis_url: str | None = None) -> dict[str, Any]:
     await asyncio.to_thread(upgrade_sync, url)
     settings = Settings(
-        database_url=url, secret_key="b" * 40, embedded_worker=False, _env_file=None
+        database_url=url,
+        secret_key="b" * 40,
+        embedded_worker=False,
+        redis_url=redis_url,
+        redis_prefix=f"clarion-inprocess-{os.getpid()}",
+        _env_file=None,
     )  # type: ignore[call-arg]
     services = Services(settings)
     await services.start()
@@ -81,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--redis", default=None, help="e.g. redis://127.0.0.1:6379/0")
     args = parser.parse_args()
     db = "clarion_bench_inprocess"
     try:
@@ -91,8 +101,9 @@ def main() -> None:
             url = f"sqlite+aiosqlite:///{path}"
         else:
             url = fresh_db(db).replace("postgresql://", "postgresql+asyncpg://")
-        result = asyncio.run(run(url, args.n))
-        write_result(f"inprocess_{args.backend}", {"n": args.n, "routes": result})
+        result = asyncio.run(run(url, args.n, args.redis))
+        name = f"inprocess_{args.backend}" + ("_redis" if args.redis else "")
+        write_result(name, {"n": args.n, "redis": bool(args.redis), "routes": result})
         for name, figures in result.items():
             print(f"{name:16} {figures['cpu_ms']:7.3f} ms CPU  {figures['wall_ms']:7.3f} ms wall")
     finally:
