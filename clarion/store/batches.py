@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.store import bulk
 from clarion.store.dialect import insert_ignore, one_of
 from clarion.store.schema import batch_items, batches
 
@@ -109,14 +110,26 @@ class FoldItem:
     created_at: datetime
 
 
+_FOLD_ITEMS_PG = (
+    "SELECT batch_id, id, title, message, actor->>'id', actor->>'name', created_at"
+    " FROM batch_items WHERE batch_id = ANY($1::varchar[])"
+)
+
+
 async def fold_items(conn: AsyncConnection, batch_ids: Sequence[str]) -> dict[str, list[FoldItem]]:
-    """The items of several batches in one query, per batch in id order."""
+    """The items of several batches in one query, per batch in id order (oldest first)."""
     out: dict[str, list[FoldItem]] = {}
     if not batch_ids:
         return out
-    i = batch_items.c
-    stmt = (
-        select(
+    driver = await bulk.driver_in_transaction(conn)
+    if driver is not None:
+        # Tens of thousands of rows per page: asyncpg's records as they come, without
+        # SQLAlchemy's per-row result processing (a third of a flush's CPU).
+        for r in await driver.fetch(_FOLD_ITEMS_PG, list(batch_ids)):
+            out.setdefault(r[0], []).append(FoldItem(r[1], r[2], r[3], r[4], r[5], r[6]))
+    else:
+        i = batch_items.c
+        stmt = select(
             i.batch_id,
             i.id,
             i.title,
@@ -124,12 +137,13 @@ async def fold_items(conn: AsyncConnection, batch_ids: Sequence[str]) -> dict[st
             i.actor["id"].as_string(),
             i.actor["name"].as_string(),
             i.created_at,
-        )
-        .where(one_of(conn, i.batch_id, batch_ids))
-        .order_by(i.batch_id, i.id)
-    )
-    for batch_id, *fields in await conn.execute(stmt):
-        out.setdefault(batch_id, []).append(FoldItem(*fields))
+        ).where(one_of(conn, i.batch_id, batch_ids))
+        for batch_id, *fields in await conn.execute(stmt):
+            out.setdefault(batch_id, []).append(FoldItem(*fields))
+    # Sorted here, not by the database: PostgreSQL would sort the whole page (tens of
+    # thousands of rows by a text key) where each batch's short list is cheap to sort.
+    for items in out.values():
+        items.sort(key=lambda item: item.id)
     return out
 
 

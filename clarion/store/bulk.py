@@ -32,7 +32,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
-async def _driver(conn: AsyncConnection) -> Any | None:
+async def driver_in_transaction(conn: AsyncConnection) -> Any | None:
     """The asyncpg connection under ``conn`` when it is inside ``conn``'s transaction
     (SQLAlchemy opens it with the transaction's first statement); else ``None`` and the
     caller goes through SQLAlchemy, which opens it."""
@@ -117,7 +117,7 @@ async def insert(conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str
     """Insert ``rows`` (all with the same keys) into ``table``."""
     if not rows:
         return
-    driver = await _driver(conn)
+    driver = await driver_in_transaction(conn)
     if driver is None:
         await conn.execute(table.insert(), list(rows))
         return
@@ -132,7 +132,7 @@ async def insert_with_ids(
     ids in the order given."""
     if not rows:
         return []
-    driver = await _driver(conn)
+    driver = await driver_in_transaction(conn)
     if driver is None:
         if len(rows) == 1:
             result = await conn.execute(table.insert().returning(table.c.id), rows[0])
