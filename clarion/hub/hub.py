@@ -15,7 +15,6 @@ from prometheus_client import CollectorRegistry
 
 from clarion.config import Settings
 from clarion.hub.broker import Broker
-from clarion.hub.counts import CountCache
 from clarion.hub.factory import build_broker
 from clarion.hub.metrics import HubMetrics, hub_metrics
 from clarion.hub.ratelimit import RateLimiter
@@ -29,7 +28,6 @@ class Hub:
     node_id: str
     redis: RedisLink | None
     broker: Broker
-    counts: CountCache
     limiter: RateLimiter
     sessions: SessionRegistry
     metrics: HubMetrics
@@ -64,8 +62,6 @@ class Hub:
                 # Same prefix, same NOTIFY channel: deployments sharing a database apart.
                 pg_channel=re.sub(r"\W", "_", prefix) + "_hub",
             ),
-            # Without Redis, a per-process count cache is only safe for one process.
-            counts=CountCache(link, local=settings.is_sqlite()),
             limiter=RateLimiter(link),
             sessions=SessionRegistry(link, node),
             metrics=metrics,

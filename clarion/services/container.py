@@ -165,6 +165,5 @@ class Services:
         await self.sending.close()
         await self.stop_worker()
         await self.actions.close()
-        await self.realtime.close()
         await self.hub.close()
         await self.db.dispose()

@@ -12,10 +12,9 @@ invalidation bounds that window.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -25,7 +24,6 @@ from clarion.hub.hub import Hub
 from clarion.services.inbox import Counts, InboxService
 
 log = logging.getLogger("clarion.realtime")
-REINVALIDATE_AFTER = 0.5
 
 
 # One broker message may carry several frames (a notification and the new counts), so a
@@ -64,17 +62,11 @@ def counts_frame(counts: Counts, ts: float | None = None) -> bytes:
 
 
 class RealtimeService:
-    """An inbox listener that publishes to the hub, and the count cache in front of the
-    database."""
+    """An inbox listener that publishes every committed change to the hub."""
 
     def __init__(self, hub: Hub, inbox: InboxService) -> None:
         self.hub = hub
         self.inbox = inbox
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
 
     # --- after commit -------------------------------------------------------------------
     async def notifications_created(self, items: Sequence[dict[str, Any]]) -> None:
@@ -91,21 +83,9 @@ class RealtimeService:
             else:
                 mine.append(item)
         inbox_users = [u for u, its in by_user.items() if "in_app" in its[0]["channels"]]
-        link = self.hub.redis
-        if not inbox_users or link is None or not link.healthy:
-            await self._invalidate(by_user)
-            if not inbox_users:
-                return
-            targets, elsewhere = await self._reachable(inbox_users)
-        else:
-            # Two independent Redis round trips (count invalidation, who is connected
-            # where) at once: the push waits for the slower, not for both in a row. The
-            # invalidation still completes before anything is pushed.
-            invalidated = asyncio.ensure_future(self._invalidate(by_user))
-            try:
-                targets, elsewhere = await self._reachable(inbox_users)
-            finally:
-                await invalidated
+        if not inbox_users:
+            return
+        targets, elsewhere = await self._reachable(inbox_users)
         if not targets:
             return
         if len(targets) == 1:  # the common send; the single-user read has a fast path
@@ -139,7 +119,6 @@ class RealtimeService:
         counts: Counts,
     ) -> None:
         ts = time.time()
-        await self._invalidate([user_id])
         targets, elsewhere = await self._reachable([user_id])
         if not targets:
             return
@@ -169,26 +148,6 @@ class RealtimeService:
         if elsewhere is None:
             return list(users), None
         return [u for u in users if u in elsewhere or local(u)], elsewhere
-
-    async def _invalidate(self, users: Iterable[str]) -> None:
-        users = list(users)
-        await self.hub.counts.invalidate(users)
-        task = asyncio.create_task(self._invalidate_later(users))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _invalidate_later(self, users: list[str]) -> None:
-        await asyncio.sleep(REINVALIDATE_AFTER)
-        await self.hub.counts.invalidate(users)
-
-    # --- reads ----------------------------------------------------------------------------
-    async def counts(self, user_id: str) -> Counts:
-        cached = await self.hub.counts.get(user_id)
-        if cached is not None:
-            return Counts(user_id, *cached)
-        counts = await self.inbox.counts(user_id)
-        await self.hub.counts.set(user_id, counts.unread, counts.unseen)
-        return counts
 
 
 # No user id contains "/" (the API refuses it), so this name never meets a user's stream.

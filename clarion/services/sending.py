@@ -294,14 +294,11 @@ class SendingService:
                 except Exception as exc_one:
                     await self._fail(one[0], exc_one)
         merged = Written()
-        for _, written in done:
-            merged.created.extend(written.created)
-        # Listeners first, answers second: a client that reads its unread count right
-        # after the 202 must not get a count cached from before the send.
-        await self.notify(merged)
         for job, written in done:
+            merged.created.extend(written.created)
             if not job.future.done():
-                job.future.set_result(written)
+                job.future.set_result(written)  # committed: the 202 need not wait
+        await self.notify(merged)
 
     async def _commit(
         self, planned: Sequence[tuple[_Job, list[RecipientPlan]]], now: datetime

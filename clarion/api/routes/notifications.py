@@ -94,9 +94,8 @@ async def unread_count(
     principal: PrincipalDep,
     user_id: Annotated[UserId | None, Query()] = None,
 ) -> Json:
-    """Unread and unseen counts: one primary-key read of the user's row. Not through the
-    Redis count cache: a Redis GET costs as much as that read, and a miss costs both plus
-    a SET, while the row is always exact."""
+    """Unread and unseen counts: one primary-key read of the user's row (kept exact in
+    every change's transaction; a cache in Redis would cost as much as the read)."""
     counts = await services.inbox.counts(principal.scope_user(user_id))
     return Json(counts.to_json())
 
