@@ -163,13 +163,16 @@ class DigestService:
     async def flush_due(
         self, now: datetime | None = None, *, limit: int = FLUSH_PAGE, pages: int = FLUSH_PAGES
     ) -> int:
-        """Flush due batches: ``pages`` transactions at once, each claiming up to ``limit``
-        batches; returns how many were claimed. Two pages in flight let one fold (CPU
-        here) while the other waits on the database; ``SKIP LOCKED`` gives them disjoint
-        batches (SQLite's write lock runs them one after the other)."""
+        """Flush due batches, up to ``limit`` per transaction; returns how many were
+        claimed. When a full page shows a backlog, ``pages`` more run at once: one folds
+        (CPU here) while another waits on the database, and ``SKIP LOCKED`` gives them
+        disjoint batches (SQLite's write lock runs them one after the other)."""
         now = now or utcnow()
+        first = await self._flush_due_page(now, limit)
+        if first < limit:  # the usual poll: nothing (or little) due, one transaction
+            return first
         counts = await asyncio.gather(*(self._flush_due_page(now, limit) for _ in range(pages)))
-        return sum(counts)
+        return first + sum(counts)
 
     async def _flush_due_page(self, now: datetime, limit: int) -> int:
         """One page in bulk: one query for all its items, one for the latest items'
