@@ -100,6 +100,7 @@ class Worker:
         self._ready: deque[Job] = deque()  # claimed, not started yet
         self._claiming = 0  # rows asked for by claims in flight
         self._high_water = 2 * max(self.batch_size, self.concurrency)
+        self._failure: BaseException | None = None
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._leased: set[str] = set()  # claimed, not yet recorded
@@ -141,6 +142,8 @@ class Worker:
             asyncio.create_task(self._claim_loop(), name=f"clarion-worker-claimer-{i}")
             for i in range(CLAIMERS)
         ]
+        for claimer in claimers:
+            claimer.add_done_callback(self._claimer_done)
         try:
             while not self._stopping:
                 self._slot.clear()
@@ -165,6 +168,15 @@ class Worker:
             sampler.cancel()
             await asyncio.gather(heartbeat, sampler, return_exceptions=True)
             log.info("worker %s stopped after %d deliveries", self.worker_id, self.processed)
+        if self._failure is not None:
+            raise self._failure  # as when the claim ran inside this loop: the owner logs it
+
+    def _claimer_done(self, task: asyncio.Task[None]) -> None:
+        # A claimer dying of an unexpected error must not leave a worker that never
+        # claims again: drain what is in flight and fail the run.
+        if not task.cancelled() and task.exception() is not None and self._failure is None:
+            self._failure = task.exception()
+            self.stop()
 
     async def _claim_loop(self) -> None:
         while not self._stopping:

@@ -31,10 +31,11 @@ async def test_lease_expiry_hands_over_and_stale_worker_cannot_overwrite(
     authed: httpx.AsyncClient, services: Services
 ) -> None:
     nid = await send(authed, "u1", ["webhook"])
-    [job] = await services.deliveries.claim("dead-worker", 10, 0.3)
+    # A lease long enough that a loaded machine cannot outlast it between the two claims.
+    [job] = await services.deliveries.claim("dead-worker", 10, 1.5)
     assert job.delivery["attempts"] == 1
     assert await services.deliveries.claim("w2", 10, 30) == []  # leased: not due
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(1.6)
     [again] = await services.deliveries.claim("w2", 10, 30)
     assert again.id == job.id and again.delivery["attempts"] == 2
 
