@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.datastructures import QueryParams
@@ -56,15 +57,19 @@ class HotReads:
         self._routes: dict[str, Any] = {}
         self._names: dict[str, frozenset[str]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: a request it does not answer (every WebSocket, whose
+        # call lasts as long as the connection) keeps no frame of this middleware alive.
         if (
             scope["type"] != "http"
             or scope["method"] != "GET"
             or scope["path"] not in (COUNT_PATH, LIST_PATH)
             or scope.get("root_path")
         ):
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
+        return self._hot(scope, receive, send)
+
+    async def _hot(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         if path not in self._routes:
             # The first request of each path takes the FastAPI route, which records the
