@@ -125,6 +125,16 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def server_pids(pid: int) -> list[int]:
+    """A ``clarion serve`` and, with ``--workers``, its worker processes (which come up
+    shortly after the supervisor's first answer)."""
+    for _ in range(100):
+        if len(children(pid)) >= 2 or not children(pid):
+            break
+        time.sleep(0.1)
+    return [pid, *children(pid)]
+
+
 @dataclass
 class Usage:
     """CPU seconds and peak RSS of a group of server processes over a measured window."""

@@ -35,6 +35,7 @@ def start(procs: Procs, pid: int, name: str, seconds: float) -> subprocess.Popen
             "--format",
             "raw",
             "--nonblocking",
+            "--subprocesses",  # serve --workers N: the worker processes too
             "-o",
             str(out),
         ],

@@ -5,31 +5,21 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from typing import Any
 
 from bench import profiling
 from bench.common import (
     Procs,
     Usage,
-    children,
     clarion_env,
     drop_db,
     fresh_db,
     loadgen,
+    server_pids,
     start_clarion,
 )
 
 DB = "clarion_bench_s1"
-
-
-def _pids(pid: int) -> list[int]:
-    """The server and, with ``--workers``, its worker processes."""
-    for _ in range(100):  # the workers come up shortly after the supervisor answers
-        if len(children(pid)) >= 2 or not children(pid):
-            break
-        time.sleep(0.1)
-    return [pid, *children(pid)]
 
 
 def _ingest(
@@ -56,7 +46,7 @@ def _ingest(
         ],
     }
     spy = profiling.start(procs, server.proc.pid, profile_name, seconds) if profile_name else None
-    usage = Usage(_pids(server.proc.pid)).start()
+    usage = Usage(server_pids(server.proc.pid)).start()
     res = loadgen(procs, {"jobs": [one]})["jobs"]["one"]
     usage.stop()
     out = {**res, **usage.as_dict()}
@@ -88,7 +78,7 @@ def _bulk(procs: Procs, env: dict[str, str], seconds: float) -> dict[str, Any]:
             }
         ],
     }
-    usage = Usage(_pids(server.proc.pid)).start()
+    usage = Usage(server_pids(server.proc.pid)).start()
     res = loadgen(procs, {"jobs": [job]}, timeout=seconds + 120)["jobs"]["bulk"]
     usage.stop()
     procs.stop(server.proc)

@@ -30,6 +30,7 @@ from bench.common import (
     loadgen,
     psql,
     ratio,
+    server_pids,
     start_clarion,
     wait_http,
 )
@@ -162,7 +163,8 @@ def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
     }
     pg = fresh_db(DB).replace("postgresql://", "postgresql+asyncpg://")
     try:
-        server = start_clarion(procs, clarion_env(pg))
+        # Two processes, one per core, as the peer runs two gunicorn workers.
+        server = start_clarion(procs, {**clarion_env(pg), "CLARION_WORKERS": "2"})
         auth = {"Authorization": f"Bearer {server.key}", "Content-Type": "application/json"}
         httpx.post(
             f"{server.url}/api/v1/notifications",
@@ -182,7 +184,11 @@ def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
             t["headers"] = auth
         spy = profiling.start(procs, server.proc.pid, "s5_inbox", seconds * 3) if profile else None
         clarion = _measure(
-            procs, [server.proc.pid], templates, {"users": users - 1, "user_prefix": "u"}, seconds
+            procs,
+            server_pids(server.proc.pid),
+            templates,
+            {"users": users - 1, "user_prefix": "u"},
+            seconds,
         )
         if spy is not None:
             clarion["profile"] = profiling.finish(procs, spy, "s5_inbox")
