@@ -258,3 +258,29 @@ async def test_error_body_is_kept_short_and_connection_stays_usable(peers: PeerR
     assert boom.outcome is Outcome.TRANSIENT
     assert boom.detail is not None and len(boom.detail) < 300
     assert ok.outcome is Outcome.DELIVERED
+
+
+def test_sends_on_uvloop_as_clarion_serve_runs() -> None:
+    """``clarion serve`` runs on uvloop (through uvicorn), whose transports implement
+    asyncio's interface without subclassing it: the client must not care."""
+    import uvloop
+
+    async def scenario() -> list[Outcome]:
+        receiver = PeerRecorder()
+        await receiver.start()
+        channel = WebhookChannel(
+            guard=UrlGuard(resolver=CountingResolver({"hooks.test": [PUBLIC]})),
+            timeout=5,
+            dialer=Internet(receiver.port),
+        )
+        try:
+            return [
+                (await channel.send(make_message(), contact("http://hooks.test/hook"))).outcome
+                for _ in range(3)
+            ]
+        finally:
+            await channel.aclose()
+            await receiver.stop()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(scenario()) == [Outcome.DELIVERED] * 3
