@@ -13,8 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.store.dialect import insert_ignore
-from clarion.store.outbox import one_of
+from clarion.store.dialect import insert_ignore, one_of
 from clarion.store.schema import (
     channel_opt_outs,
     deliveries,

@@ -40,28 +40,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import ColumnElement
 
 from clarion.domain.types import Priority
+from clarion.store.dialect import one_of
 from clarion.store.schema import deliveries, notifications
 
 # ``scheduled``: deferred by quiet hours to ``next_attempt_at`` (issue 6).
 CLAIMABLE = ("scheduled", "pending", "failed", "sending")
 # Every value ``deliveries.priority`` takes (``Priority.rank``), highest first.
 PRIORITY_RANKS = tuple(sorted({p.rank for p in Priority}, reverse=True))
-
-
-def one_of(conn: AsyncConnection, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
-    """``column IN (values)``, as ``column = ANY($1)`` on PostgreSQL.
-
-    An ``IN`` list renders one placeholder per value, so every batch size is a new SQL
-    text: asyncpg's statement cache misses and PostgreSQL parses and plans it again (an
-    extra round trip per statement on the worker's hot path). One array parameter keeps
-    the text, and so the prepared statement, the same for every batch."""
-    if conn.dialect.name == "postgresql":
-        item = BigInteger() if isinstance(column.type, BigInteger) else String()
-        return column == any_(bindparam(None, list(values), type_=ARRAY(item)))  # type: ignore[no-any-return]
-    return column.in_(list(values))  # type: ignore[no-any-return]
 
 
 def _claimable() -> Any:
