@@ -35,9 +35,16 @@ def _wait_children(pid: int, n: int) -> list[int]:
     return _children(pid)
 
 
-def _still_running(pids: list[int]) -> dict[int, str]:
-    """Those of ``pids`` still running (a reaped or zombie process has no command line)."""
-    return {pid: c for pid in pids if (c := _cmdline(pid))}
+def _still_running(pids: list[int], within: float = 10.0) -> dict[int, str]:
+    """Those of ``pids`` still running after ``within`` seconds (a reaped or zombie
+    process has no command line). multiprocessing's resource tracker, one of the
+    children, exits on its own once the supervisor is gone: give it a moment."""
+    deadline = time.monotonic() + within
+    while True:
+        left = {pid: c for pid in pids if (c := _cmdline(pid))}
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
 
 
 async def test_two_processes_share_the_port_and_the_pushes(tmp_path: Path, pg_url: str) -> None:
