@@ -140,17 +140,8 @@ class SessionRegistry:
             return None
         if not users:
             return set()
-        assert self.link is not None
-        try:
-            nodes = [n for n in await self._live_nodes() if n != self.node_id]
-            if not nodes:
-                return set()
-            async with self.link.client.pipeline(transaction=False) as pipe:
-                for node in nodes:
-                    pipe.hmget(self.link.key("sess", "node", node), users)
-                rows = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            self.link.report_error("sessions", exc)
+        rows = await self._elsewhere(users)
+        if rows is None:
             return None
         found: set[str] = set()
         for values in rows:
@@ -181,17 +172,8 @@ class SessionRegistry:
         local = {u: self._local[u] for u in users if u in self._local}
         if not users or not self._usable():
             return local
-        assert self.link is not None
-        try:
-            nodes = [n for n in await self._live_nodes() if n != self.node_id]
-            if not nodes:
-                return local
-            async with self.link.client.pipeline(transaction=False) as pipe:
-                for node in nodes:
-                    pipe.hmget(self.link.key("sess", "node", node), users)
-                rows = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            self.link.report_error("sessions", exc)
+        rows = await self._elsewhere(users)
+        if rows is None:
             return local
         totals = dict(local)
         for values in rows:
@@ -199,6 +181,22 @@ class SessionRegistry:
                 if value is not None:
                     totals[user] = totals.get(user, 0) + int(value)
         return totals
+
+    async def _elsewhere(self, users: list[str]) -> list[list[Any]] | None:
+        """Each other live node's connection counts of ``users`` (one ``HMGET`` per node,
+        pipelined), or ``None`` when Redis failed."""
+        assert self.link is not None
+        try:
+            nodes = [n for n in await self._live_nodes() if n != self.node_id]
+            if not nodes:
+                return []
+            async with self.link.client.pipeline(transaction=False) as pipe:
+                for node in nodes:
+                    pipe.hmget(self.link.key("sess", "node", node), users)
+                return list(await pipe.execute())
+        except (RedisError, OSError) as exc:
+            self.link.report_error("sessions", exc)
+            return None
 
     async def _live_nodes(self) -> list[str]:
         assert self.link is not None
