@@ -56,6 +56,12 @@ class Database:
             # requests in flight churns connections (TCP, TLS probe, auth: milliseconds of
             # CPU each) under load: the steady pool is sized for a busy node.
             kwargs.update(pool_size=pool_size, max_overflow=pool_size // 2)
+            # Statements are prepared once per connection and reused (asyncpg caches them).
+            # PostgreSQL may then settle on a generic plan made while a table was small
+            # and keep it: a recipients read planned on an empty users table stayed a
+            # sequential scan, 3-4 s per 1,000-recipient send once it held 60,000 users.
+            # Custom plans cost a little planning per execution and are always right.
+            kwargs["connect_args"] = {"server_settings": {"plan_cache_mode": "force_custom_plan"}}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         # Writers are marked so that SQLite can take its write lock at BEGIN.
         self._writer = self.engine.execution_options(clarion_write=True)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.store import fast
 from clarion.store.db import Database
-from clarion.store.dialect import insert_ignore, upsert
+from clarion.store.dialect import insert_ignore, one_of, upsert
 from clarion.store.schema import users
 
 PROFILE_FIELDS = ("email", "phone", "locale", "timezone", "name", "data")
@@ -96,7 +96,11 @@ async def get_many(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, 
     ids = list(user_ids)
     if not ids:
         return {}
-    rows = await conn.execute(select(users).where(users.c.user_id.in_(ids)))
+    # One array parameter, not an IN list of one placeholder per id: the statement text
+    # (and the plan PostgreSQL caches for it) is the same for every length. An IN list of
+    # 1,000 placeholders planned while the table was small stayed a sequential scan
+    # comparing each row with every id: 3-4 s per 1,000-recipient send at 60,000 users.
+    rows = await conn.execute(select(users).where(one_of(conn, users.c.user_id, ids)))
     return {r.user_id: r._mapping for r in rows}
 
 
