@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from clarion.errors import RateLimited, ValidationFailed
+from clarion.hub.ratelimit import RateDecision
 from clarion.services.auth import Principal
 from clarion.services.container import Services
 
@@ -91,6 +92,14 @@ async def _rate_limit(services: Services, api_key_id: str, request: Request) -> 
     """Per API key (``CLARION_RATE_LIMIT_API``), shared across nodes through Redis and
     per process without it. Headers follow the IETF RateLimit fields draft."""
     decision = await services.hub.limiter.hit("api", api_key_id, services.settings.rate_limit_api)
+    # Routes return their own Response objects, so the headers travel in the request
+    # state and the outermost middleware adds them (see api/middleware.Metrics).
+    request.state.extra_headers = admitted(decision)
+
+
+def admitted(decision: RateDecision) -> dict[str, str]:
+    """The API limiter's verdict on one request: its RateLimit-* headers when it may go
+    on, :class:`RateLimited` (429 with the same headers and Retry-After) when not."""
     headers = decision.headers()
     if not decision.allowed:
         raise RateLimited(
@@ -98,9 +107,7 @@ async def _rate_limit(services: Services, api_key_id: str, request: Request) -> 
             retry_after=decision.reset_after,
             headers=headers,
         )
-    # Routes return their own Response objects, so the headers travel in the request
-    # state and the outermost middleware adds them (see api/middleware.Metrics).
-    request.state.extra_headers = headers
+    return headers
 
 
 async def get_server(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:

@@ -28,10 +28,10 @@ from typing import Any
 from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from clarion.api.deps import route_query_names
+from clarion.api.deps import admitted, route_query_names
 from clarion.api.errors import clarion_error_response
 from clarion.api.responses import Json
-from clarion.errors import ClarionError, RateLimited
+from clarion.errors import ClarionError
 from clarion.services.auth import Principal
 from clarion.services.container import Services
 
@@ -111,15 +111,7 @@ class HotReads:
             except ClarionError as exc:
                 body, failure = {}, exc
             if limit is not None:
-                decision = await limit
-                headers = decision.headers()
-                if not decision.allowed:
-                    raise RateLimited(
-                        "too many requests for this API key",
-                        retry_after=decision.reset_after,
-                        headers=headers,
-                    )
-                state["extra_headers"] = headers
+                state["extra_headers"] = admitted(await limit)
             if failure is not None:
                 raise failure
             response = Json(body)
