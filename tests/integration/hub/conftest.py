@@ -115,7 +115,9 @@ async def shared_link() -> AsyncIterator[RedisLink]:
     try:
         yield link
     finally:
-        keys = [k async for k in link.client.scan_iter(match=link.key("*"))]
+        # SCAN walks the whole keyspace: on a Redis that a benchmark filled, the default
+        # 10 keys per call made this teardown take minutes.
+        keys = [k async for k in link.client.scan_iter(match=link.key("*"), count=10_000)]
         if keys:
             await link.client.delete(*keys)
         await link.close()
