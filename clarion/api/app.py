@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from clarion.api import errors, ws
-from clarion.api.fastpath import HotReads
+from clarion.api.fastpath import HotPaths
 from clarion.api.middleware import BodyLimit, Metrics
 from clarion.api.responses import Json
 from clarion.api.routes import (
@@ -76,7 +76,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(unsubscribe.router)
     app.include_router(health.router)
     # Innermost: the hot reads it answers are still limited, counted and timed.
-    app.add_middleware(HotReads)
+    app.add_middleware(HotPaths)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(Metrics)
     return app

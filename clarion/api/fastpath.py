@@ -1,42 +1,53 @@
-"""The two hottest reads (``GET /notifications/unread-count`` and ``GET /notifications``)
-without FastAPI's per-request machinery, for requests that are plainly valid.
+"""The hottest requests without FastAPI's per-request machinery, when they are plainly
+valid: the two reads (``GET /notifications/unread-count`` and ``GET /notifications``) and
+the send (``POST /notifications``).
 
-Why: a bell badge and an inbox page are asked for on every page view. Through FastAPI a
-count spends more CPU on routing (every route is tried in order), dependency solving and
-per-parameter validation than on its database read. This middleware answers the same
-requests with the same code underneath (``AuthService``, the API rate limiter, the inbox
-service, the ``Json`` response, the one error renderer).
+Why: a bell badge and an inbox page are asked for on every page view, and a send for every
+event of the product. Through FastAPI a count spends more CPU on routing (every route is
+tried in order), dependency solving and per-parameter validation than on its database
+read, and a send about a third of its CPU. This middleware answers the same requests with
+the same code underneath (``AuthService``, the API rate limiter, the inbox service, the
+send route's own ``accept``, the ``SendRequest`` model, the ``Json`` response, the one
+error renderer).
 
 Exactness by construction: the fast path only takes a request it can finish. Anything
 unusual — another method or path, an unknown, repeated, empty or out-of-range parameter,
-a value it does not recognise as certainly valid, missing or bad credentials, a user
-token asking for another user — falls through, untouched, to the FastAPI route, which
-answers exactly as it always has (422, 401, 403 ...). Nothing with a side effect runs
-before that decision: the rate limiter's hit comes last, and what happens after it (a
-``429``, a bad cursor, the database being down) is rendered here by the same function
-the app's error handler uses. The routes stay declared in FastAPI, so OpenAPI, the docs
-and every refused request are unchanged.
+a value it does not recognise as certainly valid, a body that is not JSON or that the
+model refuses, missing or bad credentials, a user token asking for another user or trying
+to send — falls through, untouched (a body already read is handed on as it came), to the
+FastAPI route, which answers exactly as it always has (422, 401, 403 ...). Nothing with a
+side effect runs before that decision: the rate limiter's hit comes last, and what happens
+after it (a ``429``, a bad cursor, an unknown template, the database being down) is
+rendered here by the same function the app's error handler uses. The routes stay declared
+in FastAPI, so OpenAPI, the docs and every refused request are unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
+from pydantic import ValidationError
 from starlette.datastructures import QueryParams
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clarion.api.deps import admitted, route_query_names
 from clarion.api.errors import clarion_error_response
 from clarion.api.responses import Json
+from clarion.api.routes.notifications import accept
+from clarion.api.schemas import SendRequest
 from clarion.errors import ClarionError
 from clarion.services.auth import Principal
 from clarion.services.container import Services
 
 COUNT_PATH = "/api/v1/notifications/unread-count"
-LIST_PATH = "/api/v1/notifications"
+LIST_PATH = SEND_PATH = "/api/v1/notifications"
+# The send route's Header(max_length=...) for Idempotency-Key.
+MAX_IDEMPOTENCY_KEY = 255
 
 # Stricter than the declared constraints (schemas.UserId, TypeName, the list route's
 # Query bounds): a value these accept is certainly valid there; any other value takes the
@@ -48,52 +59,63 @@ _STATUS = frozenset({"unread", "read", "all"})
 _ARCHIVED = frozenset({"false", "true", "all"})
 
 
-class HotReads:
-    """Pure ASGI middleware, installed inside ``Metrics`` (which still counts these
-    requests under their route template) and outside the router."""
+_Answer = Callable[[Scope, Receive, Send, Any], Awaitable[None]]
+
+
+class HotPaths:
+    """Pure ASGI middleware, installed inside ``BodyLimit`` (bodies are limited and checked
+    as for any route) and ``Metrics`` (which still counts these requests under their route
+    template), and outside the router."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._routes: dict[str, Any] = {}
+        self._routes: dict[tuple[str, str], Any] = {}
         self._names: dict[str, frozenset[str]] = {}
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # Not a coroutine itself: a request it does not answer (every WebSocket, whose
         # call lasts as long as the connection) keeps no frame of this middleware alive.
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "GET"
-            or scope["path"] not in (COUNT_PATH, LIST_PATH)
-            or scope.get("root_path")
-        ):
+        if scope["type"] != "http" or scope.get("root_path"):
             return self.app(scope, receive, send)
-        return self._hot(scope, receive, send)
+        method, path = scope["method"], scope["path"]
+        if method == "GET" and path in (COUNT_PATH, LIST_PATH):
+            return self._hot(scope, receive, send, self._hot_read)
+        if method == "POST" and path == SEND_PATH:
+            return self._hot(scope, receive, send, self._hot_send)
+        return self.app(scope, receive, send)
 
-    async def _hot(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"]
-        if path not in self._routes:
-            # The first request of each path takes the FastAPI route, which records the
-            # route it matched in the scope: its template (for Metrics) and its declared
-            # query parameters are learned from there, not restated here.
+    async def _hot(self, scope: Scope, receive: Receive, send: Send, answer: _Answer) -> None:
+        key = (scope["method"], scope["path"])
+        route = self._routes.get(key)
+        if route is None:
+            # The first request of each route takes FastAPI, which records the route it
+            # matched in the scope: its template (for Metrics) and its declared query
+            # parameters are learned from there, not restated here.
             await self.app(scope, receive, send)
-            route = scope.get("route")
-            if getattr(route, "dependant", None) is not None:
-                self._names[path] = route_query_names(route)
-                self._routes[path] = route
+            matched = scope.get("route")
+            if getattr(matched, "dependant", None) is not None:
+                self._names[scope["path"]] = route_query_names(matched)
+                self._routes[key] = matched
             return
+        await answer(scope, receive, send, route)
+
+    async def _hot_read(self, scope: Scope, receive: Receive, send: Send, route: Any) -> None:
+        path = scope["path"]
         params = self._params(scope, path)
         if params is None:
             await self.app(scope, receive, send)
             return
         services: Services = scope["app"].state.services
-        principal = await self._principal(services, scope, params.get("user_id"))
+        principal = await self._principal(
+            services, scope, lambda p: p.scope_user(params.get("user_id"))
+        )
         if principal is None:
             await self.app(scope, receive, send)
             return
         user_id = principal.scope_user(params.get("user_id"))
         state = scope.setdefault("state", {})
         state["principal"] = principal
-        scope["route"] = self._routes[path]  # the Metrics label, as routing would set
+        scope["route"] = route  # the Metrics label, as routing would set
         # The rate limiter's Redis round trip runs while the database is read: the two
         # waits overlap instead of adding up. Its verdict still comes first: a denied
         # request answers 429 whatever the read did (a read changes nothing).
@@ -120,6 +142,46 @@ class HotReads:
         finally:
             if limit is not None and not limit.done():  # an unexpected error in the read
                 limit.cancel()
+        await response(scope, receive, send)
+
+    async def _hot_send(self, scope: Scope, receive: Receive, send: Send, route: Any) -> None:
+        headers = _send_headers(scope)
+        if headers is None or not headers[0] or scope.get("query_string"):
+            await self.app(scope, receive, send)
+            return
+        idempotency_key = headers[1]
+        try:
+            messages, raw = await _whole_body(receive)
+        except HTTPException as exc:  # too large, or text no database can store
+            await self.app(scope, _raising(exc), send)
+            return
+        replay = _replaying(messages, receive)
+        if raw is None:
+            await self.app(scope, replay, send)
+            return
+        try:
+            body = SendRequest.model_validate(orjson.loads(raw))
+        except (orjson.JSONDecodeError, ValidationError):
+            await self.app(scope, replay, send)
+            return
+        services: Services = scope["app"].state.services
+        principal = await self._principal(services, scope, Principal.require_server)
+        if principal is None:
+            await self.app(scope, replay, send)
+            return
+        state = scope.setdefault("state", {})
+        state["principal"] = principal
+        scope["route"] = route
+        try:
+            if principal.api_key_id is not None:
+                state["extra_headers"] = admitted(
+                    await services.hub.limiter.hit(
+                        "api", principal.api_key_id, services.settings.rate_limit_api
+                    )
+                )
+            response = await accept(services, principal, body, idempotency_key)
+        except ClarionError as exc:
+            response = clarion_error_response(exc)
         await response(scope, receive, send)
 
     @staticmethod
@@ -166,9 +228,12 @@ class HotReads:
         return params
 
     @staticmethod
-    async def _principal(services: Services, scope: Scope, user_id: str | None) -> Principal | None:
-        """Who is calling, when that is a principal allowed to read ``user_id``'s inbox;
-        ``None`` leaves the refusal (and its exact answer) to the FastAPI route."""
+    async def _principal(
+        services: Services, scope: Scope, admit: Callable[[Principal], object]
+    ) -> Principal | None:
+        """Who is calling, when ``admit`` lets that principal through (it raises what the
+        route's own check would); ``None`` leaves the refusal (and its exact answer) to the
+        FastAPI route."""
         authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -182,7 +247,61 @@ class HotReads:
             return None
         try:
             principal = await services.auth.authenticate(credential)
-            principal.scope_user(user_id)
+            admit(principal)
         except ClarionError:
             return None
         return principal
+
+
+def _send_headers(scope: Scope) -> tuple[bool, str | None] | None:
+    """(JSON content type?, the Idempotency-Key) of a send, or ``None`` when a header is
+    one the route should judge: repeated, or a key longer than it accepts."""
+    json_body = False
+    keys: list[bytes] = []
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            json_body = value.partition(b";")[0].strip().lower() == b"application/json"
+        elif name == b"idempotency-key":
+            keys.append(value)
+    if len(keys) > 1 or (keys and len(keys[0]) > MAX_IDEMPOTENCY_KEY):
+        return None
+    return json_body, keys[0].decode("latin-1") if keys else None
+
+
+async def _whole_body(receive: Receive) -> tuple[list[Message], bytes | None]:
+    """Every message of the request body, and the body when it arrived whole (``None``
+    when the client left first)."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages, None
+        if not message.get("more_body", False):
+            break
+    if len(messages) == 1:
+        return messages, messages[0].get("body", b"")
+    return messages, b"".join(m.get("body", b"") for m in messages)
+
+
+def _replaying(messages: list[Message], receive: Receive) -> Receive:
+    """``receive`` as the route would have seen it: the messages already read, then the
+    rest (a disconnect) from the server."""
+    pending = list(messages)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
+
+
+def _raising(exc: Exception) -> Receive:
+    """A ``receive`` that raises what reading the body raised (``BodyLimit``'s refusals),
+    so the route's own handling answers it."""
+
+    async def receive() -> Message:
+        raise exc
+
+    return receive

@@ -4,6 +4,7 @@ the documented shape, idempotency, limits and user tokens."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -339,6 +340,176 @@ class TestHotReads:
             storage = "redis" if redis == "up" else "memory"
             decision = await services.hub.limiter.hit("api", "probe", "3/minute")
             assert decision.storage == storage
+
+
+# FastAPI reads any ``+json`` media type as JSON; the fast path takes application/json only.
+PLUS_JSON = {"content-type": "application/vnd.clarion+json"}
+
+
+class TestHotSend:
+    """``POST /notifications`` is answered by api/fastpath when it is plainly valid; every
+    other send must get exactly the FastAPI route's answer. Routing leaves ``endpoint`` in
+    the ASGI scope and the fast path does not, which tells the two apart."""
+
+    @pytest.fixture
+    async def observed(
+        self, settings: Settings, services: Services, api_key: str
+    ) -> AsyncIterator[tuple[httpx.AsyncClient, list[dict[str, Any]]]]:
+        app = create_app(settings, services)
+        scopes: list[dict[str, Any]] = []
+
+        async def observe(scope: Any, receive: Any, send: Any) -> None:
+            await app(scope, receive, send)
+            if scope["type"] == "http":
+                scopes.append(scope)
+
+        transport = httpx.ASGITransport(app=observe)
+        async with httpx.AsyncClient(transport=transport, base_url="http://clarion.test") as c:
+            c.headers["Authorization"] = f"Bearer {api_key}"
+            await post(c, user_id="warm-up")  # the first send of a route is always routed
+            yield c, scopes
+
+    @staticmethod
+    def routed(scopes: list[dict[str, Any]]) -> bool:
+        return "endpoint" in scopes[-1]
+
+    async def test_same_answer_as_the_route(
+        self, observed: tuple[httpx.AsyncClient, list[dict[str, Any]]], services: Services
+    ) -> None:
+        client, scopes = observed
+        body = {"user_id": "ana", "type": "follow", "title": "Bo followed you", "data": {"a": 1}}
+        fast = await client.post(N, json=body)
+        assert not self.routed(scopes)
+        routed = await client.post(N, content=json.dumps(body).encode(), headers=PLUS_JSON)
+        assert self.routed(scopes)
+        assert fast.status_code == routed.status_code == 202, (fast.text, routed.text)
+        assert fast.json().keys() == routed.json().keys()
+        assert fast.json()["accepted"] == routed.json()["accepted"] == 1
+        for h in ("content-type", "ratelimit-limit", "ratelimit-reset"):
+            assert fast.headers[h] == routed.headers[h], h
+        assert (
+            int(fast.headers["ratelimit-remaining"])
+            == int(routed.headers["ratelimit-remaining"]) + 1
+        )
+        items = (await client.get(N, params={"user_id": "ana"})).json()["items"]
+        assert [i["id"] for i in items] == [routed.json()["ids"][0], fast.json()["ids"][0]]
+        drop = {"id", "created_at"}
+        first, second = ({k: v for k, v in i.items() if k not in drop} for i in items)
+        assert first == second
+        text = (await client.get("/metrics")).text
+        counted = [
+            line
+            for line in text.splitlines()
+            if 'method="POST"' in line and 'route="/api/v1/notifications"' in line
+        ]
+        assert any('status="202"' in line for line in counted), counted
+
+    async def test_idempotent_replay_on_the_fast_path(
+        self, observed: tuple[httpx.AsyncClient, list[dict[str, Any]]]
+    ) -> None:
+        client, scopes = observed
+        h = {"Idempotency-Key": "order-7"}
+        body = {"user_id": "ana", "type": "follow", "title": "Bo followed you"}
+        first = await client.post(N, json=body, headers=h)
+        again = await client.post(N, json=body, headers=h)
+        assert not self.routed(scopes)
+        assert first.status_code == again.status_code == 202
+        assert again.json() == first.json()
+        assert again.headers["idempotent-replayed"] == "true"
+        reused = await client.post(N, json={**body, "user_id": "bo"}, headers=h)
+        assert reused.status_code == 422 and err(reused)["code"] == "idempotency_key_reused"
+        assert not self.routed(scopes)  # refused by the same service, rendered alike
+        count = await client.get(f"{N}/unread-count", params={"user_id": "ana"})
+        assert count.json()["unread"] == 1
+
+    @pytest.mark.parametrize(
+        ("body", "headers", "status", "code"),
+        [
+            ({"user_id": "ana", "type": "x"}, {}, 422, "validation_failed"),
+            ({"type": "x", "title": "t"}, {}, 422, "validation_failed"),
+            ({"user_id": "a", "type": "x", "title": "t", "bogus": 1}, {}, 422, "validation_failed"),
+            (
+                {"user_id": "a", "type": "x", "title": "t", "channels": ["in_app", "in_app"]},
+                {},
+                422,
+                "validation_failed",
+            ),
+            (
+                {"user_id": "a", "type": "x", "title": "t"},
+                {"idempotency-key": "k" * 256},
+                422,
+                "validation_failed",
+            ),
+            ("not json", {}, 400, "malformed_json"),
+            ("[1, 2]", {}, 422, "validation_failed"),
+            (
+                {"user_id": "a", "type": "x", "title": "t"},
+                {"content-type": "text/plain"},
+                422,
+                "validation_failed",
+            ),
+            ('{"user_id": "a", "type": "x", "title": "t\\u0000"}', {}, 422, "validation_failed"),
+            ({"user_id": "a", "type": "x", "title": "t" * 2_000_000}, {}, 413, "payload_too_large"),
+            (
+                {"user_id": "a", "type": "x", "title": "t"},
+                {"authorization": "Bearer nope"},
+                401,
+                "unauthenticated",
+            ),
+            (
+                {"user_id": "a", "type": "x", "title": "t"},
+                {"authorization": ""},
+                401,
+                "unauthenticated",
+            ),
+        ],
+    )
+    async def test_refusals_are_the_routes(
+        self,
+        observed: tuple[httpx.AsyncClient, list[dict[str, Any]]],
+        body: Any,
+        headers: dict[str, str],
+        status: int,
+        code: str,
+    ) -> None:
+        client, scopes = observed
+        raw = body if isinstance(body, str) else json.dumps(body)
+        sent = {"content-type": "application/json", **headers}
+        key = client.headers["Authorization"]
+        if sent.get("authorization") == "":
+            del sent["authorization"]
+            del client.headers["Authorization"]
+        r = await client.post(N, content=raw.encode(), headers=sent)
+        assert r.status_code == status, r.text
+        assert err(r)["code"] == code
+        assert status == 413 or self.routed(scopes)  # 413 comes before any route
+        client.headers["Authorization"] = key
+        count = await client.get(f"{N}/unread-count", params={"user_id": "a"})
+        assert count.json()["unread"] == 0  # refused means nothing written
+
+    async def test_a_user_token_is_refused_by_the_route(
+        self, observed: tuple[httpx.AsyncClient, list[dict[str, Any]]], services: Services
+    ) -> None:
+        client, scopes = observed
+        token, _ = services.auth.mint_user_token("ana")
+        body = {"user_id": "ana", "type": "follow", "title": "t"}
+        r = await client.post(N, json=body, headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 403 and err(r)["code"] == "forbidden"
+        assert self.routed(scopes)
+
+    async def test_errors_after_validation_are_rendered_alike(
+        self, observed: tuple[httpx.AsyncClient, list[dict[str, Any]]]
+    ) -> None:
+        """A valid body naming a stored template that does not exist: the service refuses
+        it, on the fast path as on the route."""
+        client, scopes = observed
+        body = {"user_id": "ana", "type": "x", "template_key": "no.such.template"}
+        fast = await client.post(N, json=body)
+        assert not self.routed(scopes)
+        routed = await client.post(N, content=json.dumps(body).encode(), headers=PLUS_JSON)
+        assert self.routed(scopes)
+        assert fast.status_code == routed.status_code and fast.status_code >= 400
+        assert fast.json() == routed.json()
 
 
 class TestIdempotency:

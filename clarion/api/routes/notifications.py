@@ -19,6 +19,8 @@ from clarion.api.schemas import (
     UnreadCount,
     UserId,
 )
+from clarion.services.auth import Principal
+from clarion.services.container import Services
 from clarion.services.idempotency import IdempotencyRequest
 from clarion.services.sending import SendCommand
 
@@ -41,6 +43,14 @@ async def send_notification(
     Written at once (``ids``), held in a batch (``batched``: batch ids, docs/batching.md),
     or stored for later when ``scheduled_for`` is given (``scheduled``: ids,
     docs/scheduling.md). ``accepted`` counts recipients in every case."""
+    return await accept(services, principal, body, idempotency_key)
+
+
+async def accept(
+    services: Services, principal: Principal, body: SendRequest, idempotency_key: str | None
+) -> Json:
+    """A validated send from a server key, accepted: this route's work, and api/fastpath's
+    for the plainly valid sends it answers without FastAPI."""
     idem = None
     if idempotency_key is not None:
         assert principal.api_key_id is not None
