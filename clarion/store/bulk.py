@@ -23,10 +23,10 @@ SQLite keeps SQLAlchemy's executemany: it runs in-process, with no round trips t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -74,7 +74,7 @@ def _records(
             return None
         text = encoded.get(id(value))
         if text is None:
-            text = encoded[id(value)] = json.dumps(value)
+            text = encoded[id(value)] = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
         return text
 
     plan = [(name, name in json_cols, name in defaults) for name in names]
