@@ -33,13 +33,29 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 async def driver_in_transaction(conn: AsyncConnection) -> Any | None:
-    """The asyncpg connection under ``conn`` when it is inside ``conn``'s transaction
-    (SQLAlchemy opens it with the transaction's first statement); else ``None`` and the
-    caller goes through SQLAlchemy, which opens it."""
-    if conn.dialect.driver != "asyncpg":
+    """The asyncpg connection under ``conn`` inside ``conn``'s transaction, or ``None``
+    (not PostgreSQL, or ``conn`` is not in a transaction) and the caller goes through
+    SQLAlchemy.
+
+    SQLAlchemy sends BEGIN lazily, with a transaction's first statement. When a bulk
+    write is that first statement, the BEGIN is sent here, by the same adapter method
+    SQLAlchemy would call (its commit and rollback then finish it as usual); without that
+    method (another SQLAlchemy version) the write goes through SQLAlchemy."""
+    if conn.dialect.driver != "asyncpg" or not conn.in_transaction():
         return None
-    raw: Any = (await conn.get_raw_connection()).driver_connection
-    return raw if raw is not None and raw.is_in_transaction() else None
+    fairy: Any = await conn.get_raw_connection()
+    raw: Any = fairy.driver_connection
+    if raw is None:
+        return None
+    if not raw.is_in_transaction():
+        adapter = fairy.dbapi_connection
+        start = getattr(adapter, "_start_transaction", None)
+        mutex = getattr(adapter, "_execute_mutex", None)
+        if start is None or mutex is None:
+            return None
+        async with mutex:
+            await start()
+    return raw if raw.is_in_transaction() else None
 
 
 def _columns(table: Table, row: Mapping[str, Any]) -> list[str]:
@@ -88,11 +104,11 @@ def _records(
     return out
 
 
-_SQL: dict[tuple[str, tuple[str, ...], bool], str] = {}
+_SQL: dict[tuple[str, tuple[str, ...], bool, str], str] = {}
 
 
-def _unnest_sql(table: Table, names: Sequence[str], returning: bool) -> str:
-    key = (table.name, tuple(names), returning)
+def _unnest_sql(table: Table, names: Sequence[str], returning: bool, on_conflict: str = "") -> str:
+    key = (table.name, tuple(names), returning, on_conflict)
     sql = _SQL.get(key)
     if sql is None:
         pg = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -100,10 +116,29 @@ def _unnest_sql(table: Table, names: Sequence[str], returning: bool) -> str:
             f"${i}::{table.c[name].type.compile(dialect=pg)}[]" for i, name in enumerate(names, 1)
         )
         sql = f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({casts})"
+        sql += on_conflict
         if returning:
             sql += " RETURNING id"
         _SQL[key] = sql
     return sql
+
+
+# id(statement) -> (statement, its ON CONFLICT clause); holding the statement keeps its id
+# from being reused. Callers pass statements they build once.
+_CONFLICT: dict[int, tuple[Any, str]] = {}
+
+
+def _on_conflict(statement: Any) -> str:
+    """The ``ON CONFLICT ...`` clause of a PostgreSQL ``INSERT`` construct as SQL text, so
+    that the unnest insert does exactly what the construct says on conflict."""
+    hit = _CONFLICT.get(id(statement))
+    if hit is None:
+        if len(_CONFLICT) > 256:  # a caller building statements per call: do not hoard them
+            _CONFLICT.clear()
+        text = str(statement.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
+        at = text.find(" ON CONFLICT ")
+        hit = _CONFLICT[id(statement)] = (statement, "" if at < 0 else text[at:])
+    return hit[1]
 
 
 def _arrays(
@@ -113,16 +148,24 @@ def _arrays(
     return [list(col) for col in zip(*_records(table, names, rows), strict=True)]
 
 
-async def insert(conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` (all with the same keys) into ``table``."""
+async def insert(
+    conn: AsyncConnection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    statement: Any | None = None,
+) -> None:
+    """Insert ``rows`` (all with the same keys) into ``table``. ``statement``: the dialect's
+    ``INSERT`` construct when conflicts need handling (``ON CONFLICT DO NOTHING`` or
+    ``DO UPDATE``); its clause is applied to the unnest insert on PostgreSQL."""
     if not rows:
         return
     driver = await driver_in_transaction(conn)
     if driver is None:
-        await conn.execute(table.insert(), list(rows))
+        await conn.execute(table.insert() if statement is None else statement, list(rows))
         return
     names = _columns(table, rows[0])
-    await driver.execute(_unnest_sql(table, names, False), *_arrays(table, names, rows))
+    conflict = "" if statement is None else _on_conflict(statement)
+    await driver.execute(_unnest_sql(table, names, False, conflict), *_arrays(table, names, rows))
 
 
 async def insert_with_ids(

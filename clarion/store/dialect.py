@@ -11,12 +11,19 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+_IGNORE: dict[tuple[str, str], Any] = {}
+
 
 def insert_ignore(conn: AsyncConnection, table: Table) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING`` for the connection's dialect."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
+    """``INSERT ... ON CONFLICT DO NOTHING`` for the connection's dialect, built once per
+    table (a construct is immutable, and reusing it keeps SQLAlchemy's and store.bulk's
+    caches hitting)."""
+    key = (conn.dialect.name, table.name)
+    stmt = _IGNORE.get(key)
+    if stmt is None:
+        dialect = postgresql if key[0] == "postgresql" else sqlite
+        stmt = _IGNORE[key] = dialect.insert(table).on_conflict_do_nothing()
+    return stmt
 
 
 def upsert(conn: AsyncConnection, table: Table) -> Any:

@@ -11,7 +11,7 @@ from sqlalchemy import BindParameter, Select, bindparam, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.store import fast
+from clarion.store import bulk, fast
 from clarion.store.db import Database
 from clarion.store.dialect import insert_ignore, one_of, upsert
 from clarion.store.schema import users
@@ -33,9 +33,9 @@ class InboxMarks:
 
 async def ensure(conn: AsyncConnection, user_ids: Iterable[str], now: datetime) -> None:
     """Create the users that do not exist yet (first use creates a user)."""
-    rows = [{"user_id": u, "data": {}, "created_at": now, "updated_at": now} for u in user_ids]
-    if rows:
-        await conn.execute(insert_ignore(conn, users), rows)
+    empty: dict[str, Any] = {}  # one object: encoded once for all rows
+    rows = [{"user_id": u, "data": empty, "created_at": now, "updated_at": now} for u in user_ids]
+    await bulk.insert(conn, users, rows, insert_ignore(conn, users))
 
 
 _COUNTING_UPSERT: dict[str, Any] = {}
@@ -71,10 +71,11 @@ async def ensure_counted(
     moving = sorted(u for u, (du, ds) in deltas.items() if du or ds)
     still = sorted(u for u, (du, ds) in deltas.items() if not (du or ds))
     if moving:
+        empty: dict[str, Any] = {}
         rows = [
             {
                 "user_id": u,
-                "data": {},
+                "data": empty,
                 "unread_count": deltas[u][0],
                 "unseen_count": deltas[u][1],
                 "created_at": now,
@@ -82,7 +83,7 @@ async def ensure_counted(
             }
             for u in moving
         ]
-        await conn.execute(_counting_upsert(conn), rows[0] if len(rows) == 1 else rows)
+        await bulk.insert(conn, users, rows, _counting_upsert(conn))
     if still:
         await ensure(conn, still, now)
 

@@ -10,7 +10,7 @@ from clarion.services.container import Services
 from clarion.store import bulk
 from clarion.store import events as event_store
 from clarion.store import users as user_store
-from clarion.store.schema import events, notifications
+from clarion.store.schema import events, notifications, users
 
 
 def _row(i: int, data: dict[str, object], now: datetime) -> dict[str, object]:
@@ -111,3 +111,28 @@ async def test_constant_defaults_are_filled_in(services: Services) -> None:
             )
         ).all()
     assert [tuple(r) for r in got] == [(False, True)] * 3
+
+
+async def test_conflicts_handled_as_the_statement_says(services: Services) -> None:
+    """``ensure`` ignores existing users, ``ensure_counted`` adds to their counters: the
+    same statements on SQLite and, as one unnest insert, on PostgreSQL."""
+    now = datetime.now(UTC)
+    async with services.db.begin() as conn:
+        await user_store.ensure(conn, ["c0", "c1"], now)
+        await user_store.ensure_counted(conn, {"c1": (2, 1), "c2": (1, 1), "c3": (0, 0)}, now)
+        await user_store.ensure(conn, ["c0", "c1", "c2", "c4"], now)
+        await user_store.ensure_counted(conn, {f"c{i}": (1, 0) for i in range(5)}, now)
+    async with services.db.connect() as conn:
+        rows = {
+            r.user_id: (r.unread_count, r.unseen_count, r.data)
+            for r in await conn.execute(
+                select(users).where(users.c.user_id.in_([f"c{i}" for i in range(6)]))
+            )
+        }
+    assert rows == {
+        "c0": (1, 0, {}),
+        "c1": (3, 1, {}),
+        "c2": (2, 1, {}),
+        "c3": (1, 0, {}),
+        "c4": (1, 0, {}),
+    }
