@@ -118,6 +118,50 @@ class _LiveSocketApp:
 router.routes.append(WebSocketRoute("/api/v1/ws", _LiveSocketApp(), name="websocket_endpoint"))
 
 
+_SansIO: type[Any] | None
+try:  # uvicorn's default WebSocket protocol (websockets' sans-I/O state machine)
+    from uvicorn.protocols.utils import ClientDisconnected
+    from uvicorn.protocols.websockets.websockets_sansio_impl import (
+        WebSocketsSansIOProtocol as _SansIO,
+    )
+    from websockets.exceptions import InvalidState
+except ImportError:  # pragma: no cover - another server version: the ASGI path
+    _SansIO = None
+
+
+def write_at_once(send: Send, frames: list[bytes]) -> bool:
+    """Write ``frames`` as WebSocket text messages in ONE socket write, when ``send`` is
+    uvicorn's sans-I/O protocol in a state where its own ``send`` would write at once
+    (handshake done, not closing, transport not paused); ``False`` leaves them to the
+    ASGI ``send``.
+
+    Why: a delivery is two messages (the notification, then the unread counts) and a
+    broadcast to 10,000 sockets is 20,000 of them; through ASGI each is one syscall, the
+    largest single cost of a fan-out on these machines (~0.2-0.6 ms per syscall). The
+    frames are built by the same websockets protocol object uvicorn uses (so masking,
+    fragmentation rules and its close state stay its own), and sent once."""
+    proto: Any = getattr(send, "__self__", None)
+    if (
+        _SansIO is None
+        or type(proto) is not _SansIO
+        or len(frames) < 2
+        or not proto.writable.is_set()
+        or proto.disconnected
+        or not proto.handshake_complete
+        or proto.close_sent
+        or proto.initial_response is not None
+        or proto.transport.is_closing()
+    ):
+        return False
+    try:
+        for f in frames:
+            proto.conn.send_text(f)
+    except InvalidState as exc:  # what uvicorn's send raises for the same state
+        raise ClientDisconnected() from exc
+    proto.transport.write(b"".join(proto.conn.data_to_send()))
+    return True
+
+
 class _Live:
     """The writing side of one connection. No task waits per idle socket: a writer task
     starts when the stream has something (frames, a close, the token's expiry) and
@@ -193,11 +237,13 @@ class _Live:
             self.writer = None
 
     async def write(self, frames: list[bytes]) -> None:
-        # A plain loop, straight to the server's ``send``: each frame is one WebSocket
-        # text message (the protocol's unit).
-        send = self.send
-        for f in frames:
-            await send({"type": "websocket.send", "text": f.decode()})
+        # Each frame is one WebSocket text message (the protocol's unit). Through ASGI
+        # every message is its own socket write (a syscall); written whole here when the
+        # server allows it, else a plain loop straight to the server's ``send``.
+        if not write_at_once(self.send, frames):
+            send = self.send
+            for f in frames:
+                await send({"type": "websocket.send", "text": f.decode()})
         self.stream.observe_sent(frames)
 
     async def close(self, code: int, reason: str) -> None:
