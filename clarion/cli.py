@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from clarion import heap
 from clarion.config import Settings
 
 app = typer.Typer(help="Clarion, a self-hosted notification service.", no_args_is_help=True)
@@ -145,6 +146,7 @@ def worker(
     async def go(services: Any) -> None:
         await services.hub.start()  # wake-ups from API nodes arrive through the hub
         worker = await services.start_worker()
+        heap.settle()  # see clarion/heap.py
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)

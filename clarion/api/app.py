@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from clarion import heap
 from clarion.api import errors, ws
 from clarion.api.fastpath import HotPaths
 from clarion.api.middleware import BodyLimit, Metrics
@@ -41,6 +42,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.state.services = svc
         if owned:
             await svc.start()
+            heap.settle()  # a process of its own (clarion serve): see clarion/heap.py
         try:
             yield
         finally:
