@@ -3,7 +3,10 @@ the default registry, so several apps built in one test process share them)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Metric
+from prometheus_client.core import CounterMetricFamily
 
 HTTP_REQUESTS = Counter(
     "clarion_http_requests_total",
@@ -40,3 +43,27 @@ DELIVERY_ATTEMPT_LATENCY = Histogram(
 OUTBOX_BACKLOG = Gauge(
     "clarion_outbox_backlog", "Deliveries due and not yet claimed (sampled by workers)"
 )
+
+# --- live sockets --------------------------------------------------------------------------
+# Plain integers, read at scrape time: a Prometheus counter's lock on every socket write of
+# a broadcast to 10,000 sockets would cost more than the write bookkeeping itself.
+WS_WRITES = {"frames": 0, "writes": 0}
+
+
+class _LiveWrites:
+    """``clarion_ws_frames_sent_total`` and ``clarion_ws_socket_writes_total``: frames
+    written to live WebSockets and the socket writes that carried them (fewer writes than
+    frames: batches went out whole, see api/ws.write_at_once)."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "clarion_ws_frames_sent", "Frames written to live WebSockets", WS_WRITES["frames"]
+        )
+        yield CounterMetricFamily(
+            "clarion_ws_socket_writes",
+            "Socket writes that carried live WebSocket frames",
+            WS_WRITES["writes"],
+        )
+
+
+REGISTRY.register(_LiveWrites())

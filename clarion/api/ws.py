@@ -36,6 +36,7 @@ from starlette.types import Receive, Scope, Send
 from clarion.api.routes import ERROR_RESPONSES
 from clarion.errors import ClarionError, Forbidden, TokenExpired, Unauthenticated
 from clarion.hub.broker import CloseReason, SubscriptionClosed
+from clarion.metrics import WS_WRITES
 from clarion.services.auth import KEY_PREFIX, Principal
 from clarion.services.container import Services
 from clarion.services.realtime import LiveStream, frame
@@ -115,7 +116,9 @@ class _LiveSocketApp:
         await websocket_endpoint(WebSocket(scope, receive=receive, send=send), send)
 
 
-router.routes.append(WebSocketRoute("/api/v1/ws", _LiveSocketApp(), name="websocket_endpoint"))
+WS_PATH = "/api/v1/ws"
+live_socket_app = _LiveSocketApp()
+router.routes.append(WebSocketRoute(WS_PATH, live_socket_app, name="websocket_endpoint"))
 
 
 _SansIO: type[Any] | None
@@ -240,10 +243,14 @@ class _Live:
         # Each frame is one WebSocket text message (the protocol's unit). Through ASGI
         # every message is its own socket write (a syscall); written whole here when the
         # server allows it, else a plain loop straight to the server's ``send``.
-        if not write_at_once(self.send, frames):
+        WS_WRITES["frames"] += len(frames)
+        if write_at_once(self.send, frames):
+            WS_WRITES["writes"] += 1
+        else:
             send = self.send
             for f in frames:
                 await send({"type": "websocket.send", "text": f.decode()})
+            WS_WRITES["writes"] += len(frames)
         self.stream.observe_sent(frames)
 
     async def close(self, code: int, reason: str) -> None:

@@ -194,6 +194,31 @@ async def test_one_send_to_many_reaches_each_socket_with_its_own_frames(live: Se
                 await recv(ws, timeout=0.3)
 
 
+def live_writes(server: Server) -> tuple[float, float]:
+    """(frames written to live sockets, socket writes that carried them) from /metrics."""
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith(("clarion_ws_frames_sent_total", "clarion_ws_socket_writes_total"))
+    }
+    return values["clarion_ws_frames_sent_total"], values["clarion_ws_socket_writes_total"]
+
+
+async def test_a_delivery_goes_out_in_one_socket_write(live: Server) -> None:
+    """The notification and its counts are two WebSocket messages, written to the socket
+    at once (api/ws.write_at_once), through the real server."""
+    (ana_id,) = names("ana")
+    async with websockets.connect(ws_url(live, token_for(ana_id))) as ana:
+        await recv(ana)
+        frames0, writes0 = live_writes(live)
+        send(live, user_id=ana_id, title="one write")
+        assert (await recv(ana))["type"] == "notification.created"
+        assert (await recv(ana))["type"] == "unread_count"
+        frames, writes = live_writes(live)
+    assert (frames - frames0, writes - writes0) == (2, 1)
+
+
 @pytest.mark.parametrize(
     ("token", "code"),
     [(None, 4001), ("garbage", 4001), ("expired", 4002), ("api_key", 4003)],
