@@ -73,6 +73,7 @@ def serve(
     import uvicorn
 
     from clarion.api.app import create_app
+    from clarion.api.live_protocol import WS_PROTOCOL
 
     settings = _settings()
     if host is not None:
@@ -115,6 +116,8 @@ def serve(
         # Compression costs CPU per socket per frame: a broadcast to N clients would
         # deflate the same frame N times (see PERFORMANCE-NOTES).
         "ws_per_message_deflate": False,
+        # uvicorn's protocol, keeping less per open socket (api/live_protocol.py).
+        "ws": WS_PROTOCOL,
     }
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **options)

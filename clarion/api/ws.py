@@ -146,7 +146,7 @@ def write_at_once(send: Send, frames: list[bytes]) -> bool:
     proto: Any = getattr(send, "__self__", None)
     if (
         _SansIO is None
-        or type(proto) is not _SansIO
+        or not isinstance(proto, _SansIO)
         or len(frames) < 2
         or not proto.writable.is_set()
         or proto.disconnected
