@@ -36,8 +36,10 @@ class BodyLimit:
         return self._http(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        framed = False
         for name, value in scope["headers"]:
             if name == b"content-length":
+                framed = True
                 try:
                     too_big = int(value) > self.max_bytes
                 except ValueError:
@@ -45,6 +47,14 @@ class BodyLimit:
                 if too_big:
                     await self._reject(send)
                     return
+            elif name == b"transfer-encoding":
+                framed = True
+        if not framed and scope.get("http_version") in ("1.0", "1.1"):
+            # HTTP/1.x (RFC 9112 6.3): a request with neither header has no body. Nothing
+            # to count or check: the hot reads (every unread-count) pass unwrapped. (An
+            # HTTP/2 body need not announce its length, so those are always counted.)
+            await self.app(scope, receive, send)
+            return
         seen = 0
         rejected = False
         started = False
