@@ -132,22 +132,13 @@ except ImportError:  # pragma: no cover - another server version: the ASGI path
     _SansIO = None
 
 
-def write_at_once(send: Send, frames: list[bytes]) -> bool:
-    """Write ``frames`` as WebSocket text messages in ONE socket write, when ``send`` is
-    uvicorn's sans-I/O protocol in a state where its own ``send`` would write at once
-    (handshake done, not closing, transport not paused); ``False`` leaves them to the
-    ASGI ``send``.
-
-    Why: a delivery is two messages (the notification, then the unread counts) and a
-    broadcast to 10,000 sockets is 20,000 of them; through ASGI each is one syscall, the
-    largest single cost of a fan-out on these machines (~0.2-0.6 ms per syscall). The
-    frames are built by the same websockets protocol object uvicorn uses (so masking,
-    fragmentation rules and its close state stay its own), and sent once."""
+def writable_now(send: Send) -> Any | None:
+    """uvicorn's sans-I/O protocol behind ``send`` when its own ``send`` would write at
+    once (handshake done, not closing, transport not paused), else ``None``."""
     proto: Any = getattr(send, "__self__", None)
     if (
         _SansIO is None
         or not isinstance(proto, _SansIO)
-        or len(frames) < 2
         or not proto.writable.is_set()
         or proto.disconnected
         or not proto.handshake_complete
@@ -155,13 +146,36 @@ def write_at_once(send: Send, frames: list[bytes]) -> bool:
         or proto.initial_response is not None
         or proto.transport.is_closing()
     ):
-        return False
+        return None
+    return proto
+
+
+def write_frames(proto: Any, frames: list[bytes]) -> None:
+    """``frames`` as WebSocket text messages, in ONE socket write, through a protocol
+    :func:`writable_now` returned.
+
+    Why: a delivery is two messages (the notification, then the unread counts) and a
+    broadcast to 10,000 sockets is 20,000 of them; through ASGI each is one syscall, the
+    largest single cost of a fan-out on these machines (~0.2-0.6 ms per syscall). The
+    frames are built by the same websockets protocol object uvicorn uses (so masking,
+    fragmentation rules and its close state stay its own), and sent once."""
     try:
         for f in frames:
             proto.conn.send_text(f)
     except InvalidState as exc:  # what uvicorn's send raises for the same state
         raise ClientDisconnected() from exc
     proto.transport.write(b"".join(proto.conn.data_to_send()))
+    WS_WRITES["frames"] += len(frames)
+    WS_WRITES["writes"] += 1
+
+
+def write_at_once(send: Send, frames: list[bytes]) -> bool:
+    """Write several ``frames`` in one socket write when uvicorn allows it now; ``False``
+    leaves them to the ASGI ``send`` (one frame gains nothing by it)."""
+    proto = writable_now(send) if len(frames) > 1 else None
+    if proto is None:
+        return False
+    write_frames(proto, frames)
     return True
 
 
@@ -197,8 +211,23 @@ class _Live:
         self.kick()
 
     def kick(self) -> None:
-        if self.writer is None and not self.closing:
-            self.writer = asyncio.create_task(self._write())
+        if self.writer is not None or self.closing:
+            return
+        # The common case, handled right here: frames queued for a socket uvicorn can
+        # write to now. A writer task per socket and delivery (10,000 tasks for one
+        # broadcast) cost more than the write itself; the tasks ran back to back anyway.
+        if not self.expired and self.stream.closed is None:
+            proto = writable_now(self.send)
+            if proto is not None:
+                frames = self.stream.take()  # the stream is open: cannot raise
+                if frames:
+                    try:
+                        write_frames(proto, frames)
+                    except OSError:
+                        return  # the socket went away; its reader sees it too
+                    self.stream.observe_sent(frames)
+                return
+        self.writer = asyncio.create_task(self._write())
 
     async def stop(self) -> None:
         self.stream.listen(None)
@@ -243,13 +272,11 @@ class _Live:
         # Each frame is one WebSocket text message (the protocol's unit). Through ASGI
         # every message is its own socket write (a syscall); written whole here when the
         # server allows it, else a plain loop straight to the server's ``send``.
-        WS_WRITES["frames"] += len(frames)
-        if write_at_once(self.send, frames):
-            WS_WRITES["writes"] += 1
-        else:
+        if not write_at_once(self.send, frames):
             send = self.send
             for f in frames:
                 await send({"type": "websocket.send", "text": f.decode()})
+            WS_WRITES["frames"] += len(frames)
             WS_WRITES["writes"] += len(frames)
         self.stream.observe_sent(frames)
 
