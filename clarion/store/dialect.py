@@ -41,6 +41,18 @@ def one_of(conn: AsyncConnection, column: Any, values: Sequence[Any]) -> ColumnE
     PostgreSQL parses and plans it again. One array parameter keeps the text, and so the
     prepared statement, the same for every length."""
     if conn.dialect.name == "postgresql":
-        item = BigInteger() if isinstance(column.type, BigInteger) else String()
-        return column == any_(bindparam(None, list(values), type_=ARRAY(item)))  # type: ignore[no-any-return]
+        return column == any_(bindparam(None, list(values), type_=_array_of(column)))  # type: ignore[no-any-return]
     return column.in_(list(values))  # type: ignore[no-any-return]
+
+
+def one_of_param(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
+    """:func:`one_of` for a statement built once and run many times (the worker's claims,
+    results and reads): the values come at execution, as the list parameter ``name``.
+    A new statement object per call costs SQLAlchemy a cache-key walk of it every time."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=_array_of(column)))  # type: ignore[no-any-return]
+    return column.in_(bindparam(name, expanding=True))  # type: ignore[no-any-return]
+
+
+def _array_of(column: Any) -> ARRAY[Any]:
+    return ARRAY(BigInteger() if isinstance(column.type, BigInteger) else String())

@@ -8,12 +8,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, delete, select, tuple_, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.store.dialect import insert_ignore, one_of
+from clarion.store.dialect import insert_ignore, one_of, one_of_param
 from clarion.store.schema import (
     channel_opt_outs,
     deliveries,
@@ -97,19 +96,7 @@ async def enabled_endpoints_for_users(
     out: dict[str, list[RowMapping]] = {u: [] for u in wanted}
     if not wanted:
         return out
-    if conn.dialect.name == "postgresql":
-        result = await conn.execute(_enabled_for_users_pg(), {"e_users": wanted})
-    else:
-        stmt = (
-            select(webhook_endpoints)
-            .where(
-                webhook_endpoints.c.enabled.is_(True),
-                (webhook_endpoints.c.user_id.is_(None))
-                | one_of(conn, webhook_endpoints.c.user_id, wanted),
-            )
-            .order_by(webhook_endpoints.c.created_at, webhook_endpoints.c.id)
-        )
-        result = await conn.execute(stmt)
+    result = await conn.execute(_enabled_for_users(conn.dialect.name), {"e_users": wanted})
     for row in result:
         owner = row.user_id
         for user in wanted if owner is None else (owner,):
@@ -118,15 +105,15 @@ async def enabled_endpoints_for_users(
 
 
 @functools.cache
-def _enabled_for_users_pg() -> Any:
+def _enabled_for_users(dialect: str) -> Any:
     """Built once, users bound at execution: the worker runs it on every claim (a new
     statement object costs SQLAlchemy a cache-key walk per execution)."""
-    users = bindparam("e_users", type_=ARRAY(String()))
     return (
         select(webhook_endpoints)
         .where(
             webhook_endpoints.c.enabled.is_(True),
-            (webhook_endpoints.c.user_id.is_(None)) | (webhook_endpoints.c.user_id == any_(users)),
+            (webhook_endpoints.c.user_id.is_(None))
+            | one_of_param(dialect, webhook_endpoints.c.user_id, "e_users"),
         )
         .order_by(webhook_endpoints.c.created_at, webhook_endpoints.c.id)
     )

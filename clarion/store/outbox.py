@@ -24,12 +24,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Integer,
     Select,
     String,
     and_,
-    any_,
     bindparam,
     func,
     or_,
@@ -37,12 +35,11 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.domain.types import Priority
-from clarion.store.dialect import one_of
+from clarion.store.dialect import one_of, one_of_param
 from clarion.store.schema import deliveries, notifications
 
 # ``scheduled``: deferred by quiet hours to ``next_attempt_at`` (issue 6).
@@ -60,7 +57,7 @@ def _claimable() -> Any:
     )
 
 
-def _due(now: datetime) -> Any:
+def _due(now: Any) -> Any:
     return and_(_claimable(), deliveries.c.next_attempt_at <= now)
 
 
@@ -97,15 +94,14 @@ def _pick_pg(now: Any, limit: Any) -> Select[Any]:
 
 
 @functools.cache
-def _claim_pg() -> Any:
-    """Built once, values bound at execution: SQLAlchemy derives a statement's cache key
-    by walking it on every execution of a new object, ~10 ms for this one."""
+def _claim_stmt(dialect: str) -> Any:
+    """Built once per dialect, values bound at execution: SQLAlchemy derives a statement's
+    cache key by walking it on every execution of a new object, ~10 ms for this one."""
     now = bindparam("c_now", type_=deliveries.c.next_attempt_at.type)
     until = bindparam("c_until", type_=deliveries.c.lease_until.type)
-    picked = _pick_pg(now, bindparam("c_limit", type_=Integer())).cte("picked")
-    return (
+    limit = bindparam("c_limit", type_=Integer())
+    lease = (
         update(deliveries)
-        .where(deliveries.c.id == picked.c.id)
         .values(
             status="sending",
             lease_until=until,
@@ -116,6 +112,18 @@ def _claim_pg() -> Any:
         )
         .returning(*deliveries.c)
     )
+    if dialect == "postgresql":
+        picked = _pick_pg(now, limit).cte("picked")
+        return lease.where(deliveries.c.id == picked.c.id)
+    # SQLite: one writer at a time, so no row locks to skip; its planner sorts the few
+    # due rows of an embedded deployment.
+    pick = (
+        select(deliveries.c.id)
+        .where(_due(now))
+        .order_by(deliveries.c.priority.desc(), deliveries.c.next_attempt_at)
+        .limit(limit)
+    )
+    return lease.where(deliveries.c.id.in_(pick.scalar_subquery()))
 
 
 async def claim(
@@ -126,30 +134,8 @@ async def claim(
     Each claim counts as an attempt (``attempts + 1``), so a delivery that kills its worker
     every time still runs out of attempts instead of looping forever.
     """
-    if conn.dialect.name == "postgresql":
-        params = {"c_now": now, "c_until": lease_until, "c_limit": limit, "c_worker": worker}
-        rows = [r._mapping for r in await conn.execute(_claim_pg(), params)]
-    else:
-        pick = (
-            select(deliveries.c.id)
-            .where(_due(now))
-            .order_by(deliveries.c.priority.desc(), deliveries.c.next_attempt_at)
-            .limit(limit)
-        )
-        stmt = (
-            update(deliveries)
-            .where(deliveries.c.id.in_(pick.scalar_subquery()))
-            .values(
-                status="sending",
-                lease_until=lease_until,
-                next_attempt_at=lease_until,
-                leased_by=worker,
-                attempts=deliveries.c.attempts + 1,
-                updated_at=now,
-            )
-            .returning(*deliveries.c)
-        )
-        rows = [r._mapping for r in await conn.execute(stmt)]
+    params = {"c_now": now, "c_until": lease_until, "c_limit": limit, "c_worker": worker}
+    rows = [r._mapping for r in await conn.execute(_claim_stmt(conn.dialect.name), params)]
     # RETURNING does not keep the subquery's order.
     rows.sort(key=lambda r: (-r["priority"], r["created_at"], r["id"]))
     return rows
@@ -211,37 +197,22 @@ async def finish_many(
     for delivery_id, values in items:
         groups.setdefault(tuple(sorted(values.items())), []).append(delivery_id)
     written: set[str] = set()
-    pg = conn.dialect.name == "postgresql"
     for key, ids in groups.items():
         ids.sort()  # a stable order to lock rows in
-        if pg:
-            stmt = _finish_pg(tuple(k for k, _ in key))
-            params = {f"f_{k}": v for k, v in key}
-            params.update(f_ids=ids, f_worker=worker)
-            written.update(r[0] for r in await conn.execute(stmt, params))
-            continue
-        stmt = (
-            update(deliveries)
-            .where(
-                one_of(conn, deliveries.c.id, ids),
-                deliveries.c.leased_by == worker,
-                deliveries.c.status == "sending",
-            )
-            .values(**dict(key), lease_until=None, leased_by=None)
-            .returning(deliveries.c.id)
-        )
-        written.update(r[0] for r in await conn.execute(stmt))
+        stmt = _finish_stmt(conn.dialect.name, tuple(k for k, _ in key))
+        params = {f"f_{k}": v for k, v in key}
+        params.update(f_ids=ids, f_worker=worker)
+        written.update(r[0] for r in await conn.execute(stmt, params))
     return written
 
 
 @functools.cache
-def _finish_pg(keys: tuple[str, ...]) -> Any:
-    """finish_many's statement for one set of columns, built once (see ``_claim_pg``)."""
-    ids = bindparam("f_ids", type_=ARRAY(String()))
+def _finish_stmt(dialect: str, keys: tuple[str, ...]) -> Any:
+    """finish_many's statement for one set of columns, built once (see ``_claim_stmt``)."""
     return (
         update(deliveries)
         .where(
-            deliveries.c.id == any_(ids),
+            one_of_param(dialect, deliveries.c.id, "f_ids"),
             deliveries.c.leased_by == bindparam("f_worker", type_=String()),
             deliveries.c.status == "sending",
         )
@@ -352,16 +323,11 @@ async def notifications_by_id(conn: AsyncConnection, ids: Sequence[int]) -> dict
     wanted = list(set(ids))
     if not wanted:
         return {}
-    if conn.dialect.name == "postgresql":
-        rows = await conn.execute(_notifications_pg(), {"n_ids": wanted})
-    else:
-        stmt = select(notifications).where(one_of(conn, notifications.c.id, wanted))
-        rows = await conn.execute(stmt)
+    rows = await conn.execute(_notifications_stmt(conn.dialect.name), {"n_ids": wanted})
     return {int(r.id): r._mapping for r in rows}
 
 
 @functools.cache
-def _notifications_pg() -> Any:
-    """Built once (see ``_claim_pg``): the worker runs it on every claim."""
-    ids = bindparam("n_ids", type_=ARRAY(BigInteger()))
-    return select(notifications).where(notifications.c.id == any_(ids))
+def _notifications_stmt(dialect: str) -> Any:
+    """Built once (see ``_claim_stmt``): the worker runs it on every claim."""
+    return select(notifications).where(one_of_param(dialect, notifications.c.id, "n_ids"))
