@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -91,10 +91,15 @@ async def get_principal(
 async def _rate_limit(services: Services, api_key_id: str, request: Request) -> None:
     """Per API key (``CLARION_RATE_LIMIT_API``), shared across nodes through Redis and
     per process without it. Headers follow the IETF RateLimit fields draft."""
-    decision = await services.hub.limiter.hit("api", api_key_id, services.settings.rate_limit_api)
+    decision = await api_limit_hit(services, api_key_id)
     # Routes return their own Response objects, so the headers travel in the request
     # state and the outermost middleware adds them (see api/middleware.Metrics).
     request.state.extra_headers = admitted(decision)
+
+
+def api_limit_hit(services: Services, api_key_id: str) -> Coroutine[Any, Any, RateDecision]:
+    """One request's hit on its API key's limit: the routes' (above) and api/fastpath's."""
+    return services.hub.limiter.hit("api", api_key_id, services.settings.rate_limit_api)
 
 
 def admitted(decision: RateDecision) -> dict[str, str]:

@@ -35,7 +35,7 @@ from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clarion.api.deps import admitted, route_query_names
+from clarion.api.deps import admitted, api_limit_hit, route_query_names
 from clarion.api.errors import clarion_error_response
 from clarion.api.responses import Json
 from clarion.api.routes.notifications import accept
@@ -121,11 +121,7 @@ class HotPaths:
         # request answers 429 whatever the read did (a read changes nothing).
         limit = None
         if principal.api_key_id is not None:
-            limit = asyncio.ensure_future(
-                services.hub.limiter.hit(
-                    "api", principal.api_key_id, services.settings.rate_limit_api
-                )
-            )
+            limit = asyncio.ensure_future(api_limit_hit(services, principal.api_key_id))
         try:
             try:
                 body = await self._read(services, path, user_id, params)
@@ -175,9 +171,7 @@ class HotPaths:
         try:
             if principal.api_key_id is not None:
                 state["extra_headers"] = admitted(
-                    await services.hub.limiter.hit(
-                        "api", principal.api_key_id, services.settings.rate_limit_api
-                    )
+                    await api_limit_hit(services, principal.api_key_id)
                 )
             response = await accept(services, principal, body, idempotency_key)
         except ClarionError as exc:
