@@ -42,7 +42,7 @@ class ClarionApp(FastAPI):
     open, and the exception middleware wraps ``send``. For ``/api/v1/ws`` none of it does
     anything (the endpoint handles its own errors and takes no dependencies), while with
     20,000 sockets per process its frames cost memory, and the wrapped ``send`` kept every
-    frame from going out in one socket write with the others (api/ws.write_at_once).
+    frame from going out in one socket write with the others (api/ws.write_frames).
     Behind a ``root_path`` the socket takes the normal route."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -32,6 +32,9 @@ from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisco
 from starlette.responses import StreamingResponse
 from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.utils import ClientDisconnected
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
 
 from clarion.api.routes import ERROR_RESPONSES
 from clarion.errors import ClarionError, Forbidden, TokenExpired, Unauthenticated
@@ -121,24 +124,12 @@ live_socket_app = _LiveSocketApp()
 router.routes.append(WebSocketRoute(WS_PATH, live_socket_app, name="websocket_endpoint"))
 
 
-_SansIO: type[Any] | None
-try:  # uvicorn's default WebSocket protocol (websockets' sans-I/O state machine)
-    from uvicorn.protocols.utils import ClientDisconnected
-    from uvicorn.protocols.websockets.websockets_sansio_impl import (
-        WebSocketsSansIOProtocol as _SansIO,
-    )
-    from websockets.exceptions import InvalidState
-except ImportError:  # pragma: no cover - another server version: the ASGI path
-    _SansIO = None
-
-
 def writable_now(send: Send) -> Any | None:
     """uvicorn's sans-I/O protocol behind ``send`` when its own ``send`` would write at
     once (handshake done, not closing, transport not paused), else ``None``."""
     proto: Any = getattr(send, "__self__", None)
     if (
-        _SansIO is None
-        or not isinstance(proto, _SansIO)
+        not isinstance(proto, WebSocketsSansIOProtocol)
         or not proto.writable.is_set()
         or proto.disconnected
         or not proto.handshake_complete
