@@ -55,9 +55,46 @@ class Settings(BaseSettings):
         description="Frames buffered per live connection; a client that falls further "
         "behind is disconnected (close code 4008) and resumes by cursor.",
     )
+    ws_max_per_user: int = Field(
+        default=100,
+        ge=1,
+        description="Live connections (WebSocket and SSE) one user may hold open on one "
+        "node; one more is refused (close code 4009, or 429 for SSE).",
+    )
+    ws_actions_per_second: float = Field(
+        default=20.0,
+        gt=0,
+        description="Messages a live connection may send per second (bursts up to twice "
+        "that); beyond it the connection is closed with 4029.",
+    )
 
     # --- API limits -----------------------------------------------------------------------
     max_body_bytes: int = Field(default=1_048_576, description="Larger request bodies get 413.")
+    max_header_bytes: int = Field(
+        default=16_384,
+        ge=1024,
+        description="Most bytes of a request's line and headers together; more gets 431 "
+        "and the connection is closed.",
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A client must send its request line and headers within this time "
+        "after connecting (or after its previous request); slower ones are disconnected.",
+    )
+    max_connections: int = Field(
+        default=30_000,
+        ge=1,
+        description="Open connections (HTTP and WebSocket) per `serve` process; new ones "
+        "beyond it are answered 503 and closed.",
+    )
+    max_json_depth: int = Field(
+        default=32,
+        ge=2,
+        le=200,
+        description="Deepest nesting of objects and arrays in a JSON body (and in the "
+        "free-form fields it carries); deeper gets 422.",
+    )
     max_recipients: int = 1000
     user_token_ttl_seconds: int = 3600
     idempotency_ttl_seconds: int = 24 * 3600
@@ -134,6 +171,11 @@ class Settings(BaseSettings):
 
     # apprise (chat services): URLs that receive every apprise delivery
     apprise_urls: list[str] = Field(default_factory=list)
+    user_apprise_urls: bool = Field(
+        default=False,
+        description="Let a user token set its own profile's `data.apprise_urls` (they "
+        "still pass the address rules). Off: only an API key may set them.",
+    )
 
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
