@@ -5,8 +5,9 @@ read through :meth:`InboxService.apply` (the one place read state changes), and 
 ``action_webhook_url`` is set — tells the application with a POST of
 ``{notification_id, user_id, action_id, action}``. The webhook runs after the response,
 in a tracked task: a slow or down receiver never delays or fails the click, and its
-failures are logged. The URL passes the SSRF guard like every outbound URL
-(``webhook_allow_private`` lets it point at the private network).
+failures are logged. The URL passes the address rules like every outbound URL, the POST
+goes to the checked address and redirects are not followed (``webhook_allow_private`` lets
+it point at the private network).
 """
 
 from __future__ import annotations
@@ -99,7 +100,13 @@ class ActionService:
                 content=orjson.dumps(payload),
             )
             response = await self._http().send(request)
-            if response.status_code >= 300:
+            if 300 <= response.status_code < 400:
+                log.warning(
+                    "action webhook answered %s for notification %s: redirect not followed",
+                    response.status_code,
+                    payload["notification_id"],
+                )
+            elif response.status_code >= 300:
                 log.warning(
                     "action webhook answered %s for notification %s",
                     response.status_code,

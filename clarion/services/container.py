@@ -49,7 +49,7 @@ class Services:
         self.auth = AuthService(self.db, settings, secret)
         self.idempotency = IdempotencyService(self.db, settings.idempotency_ttl_seconds)
         self.inbox = InboxService(self.db)
-        self.users = UserService(self.db)
+        self.users = UserService(self.db, user_apprise_urls=settings.user_apprise_urls)
         # Smart processing (issue 6): stored templates, preferences, batching rules, actions.
         self.templates = TemplateService(self.db)
         self.preferences = PreferenceService(self.db)

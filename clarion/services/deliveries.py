@@ -27,7 +27,13 @@ import httpx
 import jwt
 
 from clarion.config import Settings
-from clarion.delivery.channels.netguard import is_public_address, parse_literal_host
+from clarion.delivery.channels.netguard import (
+    BlockedURL,
+    UrlGuard,
+    is_localhost_name,
+    is_public_address,
+    parse_literal_host,
+)
 from clarion.delivery.channels.webhook import generate_webhook_secret
 from clarion.delivery.dispatch import Job, Result
 from clarion.domain.retry import Outcome, RetryPolicy, policy_for
@@ -481,7 +487,10 @@ def check_target_url(url: str, *, allow_private: bool, field: str) -> str:
             problem = "credentials"
         elif not parsed.host:
             problem = "no_host"
-        elif literal is not None and not allow_private and not is_public_address(literal):
+        elif not allow_private and (
+            is_localhost_name(parsed.host)
+            or (literal is not None and not is_public_address(literal))
+        ):
             problem = "private_address"
     if problem is not None:
         raise ValidationFailed(
@@ -491,12 +500,30 @@ def check_target_url(url: str, *, allow_private: bool, field: str) -> str:
     return url
 
 
+async def admit_target_url(guard: UrlGuard, url: str, *, field: str) -> str:
+    """:func:`check_target_url`, then the full address rules including DNS: a name that
+    resolves to an internal address is refused now, with a 422, rather than at every send.
+
+    A name that does not resolve *now* is accepted (DNS may be down for a moment); every
+    send resolves and checks it again and fails it as blocked if it still does not."""
+    check_target_url(url, allow_private=guard.allow_private, field=field)
+    try:
+        await guard.check(url)
+    except BlockedURL as exc:
+        if exc.problem == "unresolvable":
+            return url
+        raise ValidationFailed(
+            f"{field} is not allowed: {exc}", [{"field": field, "problem": exc.problem}]
+        ) from exc
+    return url
+
+
 class WebhookService:
     """Webhook endpoints (server API keys only): where ``webhook`` deliveries go."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, *, guard: UrlGuard | None = None) -> None:
         self._db = db
-        self._allow_private = settings.webhook_allow_private
+        self._guard = guard or UrlGuard(allow_private=settings.webhook_allow_private)
 
     async def create(
         self,
@@ -507,7 +534,7 @@ class WebhookService:
         description: str | None = None,
     ) -> dict[str, Any]:
         """Returns the endpoint with its ``whsec_`` secret: the only time it is shown."""
-        check_target_url(url, allow_private=self._allow_private, field="url")
+        await admit_target_url(self._guard, url, field="url")
         now = utcnow()
         secret = generate_webhook_secret()
         values = {
@@ -566,16 +593,20 @@ def _subscription_json(row: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 class PushSubscriptionService:
-    """Browsers' push subscriptions (``PushSubscription.toJSON()``) per user."""
+    """Browsers' push subscriptions (``PushSubscription.toJSON()``) per user.
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    Endpoints come from browsers with the user's own token, so they pass the address rules
+    here (422) and again at every send."""
+
+    def __init__(self, db: Database, settings: Settings, *, guard: UrlGuard | None = None) -> None:
         self._db = db
-        self._allow_private = settings.webhook_allow_private
+        self._guard = guard or UrlGuard(allow_private=settings.webhook_allow_private)
 
     async def add(self, user_id: str, endpoint: str, p256dh: str, auth: str) -> dict[str, Any]:
-        check_target_url(endpoint, allow_private=self._allow_private, field="endpoint")
+        check_target_url(endpoint, allow_private=self._guard.allow_private, field="endpoint")
         _b64url_len(p256dh, "keys.p256dh", (65,))
         _b64url_len(auth, "keys.auth", (16,))
+        await admit_target_url(self._guard, endpoint, field="endpoint")
         now = utcnow()
         values = {
             "id": str(uuid.uuid4()),

@@ -28,7 +28,7 @@ async def put_user(
     """Create or update a profile; only the fields given change."""
     uid = principal.scope_user(user_id)
     profile = body.model_dump(exclude_unset=True)
-    return Json(await services.users.put(uid, profile))
+    return Json(await services.users.put(uid, profile, caller_kind=principal.kind))
 
 
 @router.post("/{user_id}/token", response_model=TokenResponse)

@@ -1,4 +1,5 @@
-"""SSRF guard for URLs that users control (webhook URLs, push endpoints).
+"""The address rules for every URL Clarion contacts (webhooks, push endpoints, the action
+webhook, the SMS API, Apprise targets).
 
 A webhook URL is chosen by whoever configures the endpoint; without a guard Clarion would
 happily POST to ``http://169.254.169.254/latest/meta-data/`` or an admin port on
@@ -7,6 +8,8 @@ localhost and report the status back. The guard therefore:
 * parses the host itself, including the odd IPv4 spellings ``inet_aton`` accepts
   (``2130706433``, ``0x7f.1``, ``017700000001``) and IPv4-mapped/compatible, 6to4, Teredo
   and NAT64 IPv6 forms, so the check sees the address the OS will really dial;
+* treats ``localhost`` and every ``*.localhost`` name as loopback without asking DNS
+  (RFC 6761 reserves them; resolvers differ on ``localhost.`` and subdomains);
 * resolves names through an injectable resolver and refuses the URL if *any* resolved
   address is not globally routable (private, loopback, link-local, unique-local, shared,
   multicast, reserved, unspecified, cloud metadata);
@@ -25,6 +28,9 @@ resolutions are never cached: a blocked URL is checked afresh every time.
 Residual risk (documented in docs/channels.md): an HTTP proxy configured through the
 environment would re-resolve the name, so channels create their clients with
 ``trust_env=False``.
+
+Code that dials by itself (Apprise and its plugins) cannot be handed a checked address;
+:mod:`clarion.delivery.channels.dialguard` applies the same rules to the sockets it opens.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+#: The same for code that resolves in a worker thread (the dial-time guard).
+SyncResolver = Callable[[str, int], Sequence[str]]
 
 #: Cloud metadata services, refused even though some are already covered by the
 #: link-local/unique-local rules: being explicit documents intent and survives changes
@@ -57,7 +65,24 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 class BlockedURL(Exception):
-    """The URL is not one Clarion may send to; the message says why (no secrets)."""
+    """The URL is not one Clarion may send to; the message says why (no secrets).
+
+    ``problem`` is a stable token for API errors: ``invalid``, ``scheme``, ``credentials``,
+    ``no_host``, ``unresolvable`` or ``private_address``.
+    """
+
+    def __init__(self, message: str, problem: str = "private_address") -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
+def is_localhost_name(host: str) -> bool:
+    """``localhost``, ``localhost.`` and ``*.localhost``: loopback by definition (RFC 6761).
+
+    Checked by name, because resolvers disagree (some fail ``localhost.``, some send
+    ``*.localhost`` to the network) and the answer must not depend on which one runs."""
+    name = host.rstrip(".").lower()
+    return name == "localhost" or name.endswith(".localhost")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +189,8 @@ class UrlGuard:
     ``allow_private=True`` (``CLARION_WEBHOOK_ALLOW_PRIVATE``) turns the address rules off
     for deployments whose receivers live on the private network; schemes and resolution
     are still checked. ``resolver`` is injectable so tests can exercise "public name" cases
-    without touching the internet.
+    without touching the internet; ``sync_resolver`` is its counterpart for the dial-time
+    guard, which resolves in worker threads (``None``: the OS resolver).
     """
 
     #: Parsed URLs kept (parsing is a visible cost per delivery); cleared when full.
@@ -175,11 +201,13 @@ class UrlGuard:
         *,
         allow_private: bool = False,
         resolver: Resolver | None = None,
+        sync_resolver: SyncResolver | None = None,
         dns_ttl: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.allow_private = allow_private
         self._resolver: Resolver = resolver or system_resolver
+        self.sync_resolver = sync_resolver
         self.dns_ttl = dns_ttl
         self._clock = clock
         self._resolved: dict[tuple[str, int], tuple[float, Sequence[str]]] = {}
@@ -246,16 +274,32 @@ class UrlGuard:
         try:
             parsed = self._parse(url)
         except (httpx.InvalidURL, ValueError, TypeError) as exc:
-            raise BlockedURL("not a valid URL") from exc
+            raise BlockedURL("not a valid URL", "invalid") from exc
         if parsed.scheme not in ("http", "https"):
-            raise BlockedURL(f"scheme {parsed.scheme!r} is not allowed (http/https only)")
+            raise BlockedURL(f"scheme {parsed.scheme!r} is not allowed (http/https only)", "scheme")
         if parsed.userinfo:
-            raise BlockedURL("credentials in the URL are not allowed")
+            raise BlockedURL("credentials in the URL are not allowed", "credentials")
         host = parsed.host
         if not host:
-            raise BlockedURL("URL has no host")
+            raise BlockedURL("URL has no host", "no_host")
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        addresses, until = await self._admit(host, port)
+        return CheckedTarget(url=parsed, address=str(addresses[0]), host=host), until
 
+    async def check_host(self, host: str, port: int) -> str:
+        """Apply the address rules to a bare host (a name or a literal in any spelling).
+
+        For targets that are not http(s) URLs (Apprise services on a host of the user's
+        choosing); returns the first admitted address, raises :class:`BlockedURL`."""
+        if not host:
+            raise BlockedURL("no host", "no_host")
+        addresses, _until = await self._admit(host, port)
+        return str(addresses[0])
+
+    async def _admit(self, host: str, port: int) -> tuple[list[IPAddress], float]:
+        """The addresses ``host`` stands for, all of them allowed, and until when."""
+        if not self.allow_private and is_localhost_name(host):
+            raise BlockedURL(f"{host!r} is a loopback name")
         literal = parse_literal_host(host)
         if literal is not None:
             addresses: list[IPAddress] = [literal]
@@ -264,17 +308,19 @@ class UrlGuard:
             try:
                 resolved = await self._resolve(host, port)
             except (OSError, UnicodeError) as exc:
-                raise BlockedURL(f"cannot resolve host {host!r}") from exc
+                raise BlockedURL(f"cannot resolve host {host!r}", "unresolvable") from exc
             cached = self._resolved.get((host, port))
             until = cached[0] if cached is not None and cached[1] == resolved else 0.0
             addresses = []
             for raw in resolved:
                 ip = parse_literal_host(raw)
                 if ip is None:
-                    raise BlockedURL(f"resolver returned a non-address for {host!r}")
+                    raise BlockedURL(
+                        f"resolver returned a non-address for {host!r}", "unresolvable"
+                    )
                 addresses.append(ip)
             if not addresses:
-                raise BlockedURL(f"host {host!r} has no addresses")
+                raise BlockedURL(f"host {host!r} has no addresses", "unresolvable")
 
         if not self.allow_private:
             for ip in addresses:
@@ -282,4 +328,4 @@ class UrlGuard:
                     # Refuse if *any* address is internal: a name resolving to both a public
                     # and an internal address is a classic rebinding trick.
                     raise BlockedURL(f"address {ip} of {host!r} is not a public address")
-        return CheckedTarget(url=parsed, address=str(addresses[0]), host=host), until
+        return addresses, until

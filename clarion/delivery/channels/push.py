@@ -6,7 +6,8 @@ blocking ``requests`` library, which would stall the event loop of a worker runn
 deliveries at once.
 
 Push endpoints come from browsers via the profile API, i.e. they are user-controlled URLs;
-they pass the same SSRF guard as webhooks.
+they pass the same address rules as webhooks when registered and again at every send
+(the request goes to the checked address, redirects are not followed).
 
 A message counts as delivered when *at least one* of the user's devices accepted it: the
 user has been reached, and retrying the whole fan-out would duplicate the notification on
@@ -245,6 +246,12 @@ class PushChannel(Channel):
             outcome = classify_status(status)
             if outcome is Outcome.DELIVERED:
                 return TargetResult(where, outcome, f"HTTP {status}", status), False, None
+            if 300 <= status < 400:
+                # Never followed: the next hop would be a URL nobody checked.
+                location = response.headers.get("location")
+                shown = redact_url(location) if location else "nowhere"
+                detail = f"HTTP {status}: redirect to {shown} not followed"
+                return TargetResult(where, Outcome.PERMANENT, detail, status), False, None
             retry_after = None
             if outcome is Outcome.TRANSIENT:
                 retry_after = parse_retry_after(response.headers.get("retry-after"))

@@ -160,6 +160,7 @@ def build_registry(settings: Settings) -> ChannelRegistry:
                 account_sid=settings.sms_account_sid,
                 auth_token=settings.sms_auth_token.get_secret_value(),
                 sender=settings.sms_from,
+                guard=guard,
             )
         )
     registry.register(WebhookChannel(guard=guard, timeout=settings.webhook_timeout_seconds))

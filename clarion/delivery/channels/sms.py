@@ -2,15 +2,18 @@
 
 Twilio's ``Messages.json`` shape is the de-facto standard several providers and
 self-hosted gateways imitate, so one implementation covers them all: only
-``CLARION_SMS_BASE_URL`` changes. The base URL is operator configuration, not user input,
-so no SSRF guard applies here.
+``CLARION_SMS_BASE_URL`` changes. The base URL is operator configuration, yet it passes the
+same address rules as every URL Clarion contacts (:class:`UrlGuard`, dialled at the checked
+address, no redirects, no proxy from the environment): a gateway on the private network
+needs ``CLARION_WEBHOOK_ALLOW_PRIVATE=true``.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 from typing import ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 import phonenumbers
@@ -20,7 +23,15 @@ from clarion.delivery.channels._http import (
     parse_retry_after,
     transport_error_detail,
 )
-from clarion.delivery.channels.base import Channel, Contact, Outcome, RenderedMessage, SendResult
+from clarion.delivery.channels.base import (
+    Channel,
+    Contact,
+    Outcome,
+    RenderedMessage,
+    SendResult,
+    redact_url,
+)
+from clarion.delivery.channels.netguard import BlockedURL, UrlGuard
 from clarion.errors import ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -70,6 +81,7 @@ class SmsChannel(Channel):
         sender: str,
         timeout: float = 10.0,
         provider: str = "twilio",
+        guard: UrlGuard | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._url = (
@@ -78,11 +90,12 @@ class SmsChannel(Channel):
         )
         self._sender = sender
         self.provider = provider
+        self._guard = guard or UrlGuard()
+        credentials = f"{account_sid}:{auth_token}".encode()
+        self._authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
+        # trust_env=False: a proxy from the environment would re-resolve the checked name.
         self._client = httpx.AsyncClient(
-            timeout=timeout,
-            auth=httpx.BasicAuth(account_sid, auth_token),
-            follow_redirects=False,
-            transport=transport,
+            timeout=timeout, follow_redirects=False, trust_env=False, transport=transport
         )
 
     def __repr__(self) -> str:
@@ -97,10 +110,26 @@ class SmsChannel(Channel):
             return self._done(Outcome.PERMANENT, f"invalid phone number: {exc.message}")
         form = {"To": to, "From": self._sender, "Body": sms_body(message)}
         try:
-            response = await self._client.post(self._url, data=form)
+            checked = await self._guard.check(self._url)
+        except BlockedURL as exc:
+            return self._done(Outcome.PERMANENT, f"blocked: {exc}")
+        request = checked.pinned_request(
+            "POST",
+            headers={
+                "Authorization": self._authorization,
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            content=urlencode(form).encode(),
+        )
+        try:
+            response = await self._client.send(request)
         except httpx.HTTPError as exc:
             return self._done(Outcome.TRANSIENT, transport_error_detail(exc))
         status = response.status_code
+        if 300 <= status < 400:
+            location = response.headers.get("location")
+            shown = redact_url(location) if location else "nowhere"
+            return self._done(Outcome.PERMANENT, f"HTTP {status}: redirect to {shown} not followed")
         outcome = classify_status(status)
         if outcome is Outcome.DELIVERED:
             sid: str | None = None

@@ -1,9 +1,12 @@
-"""Apprise through its ``json://`` and ``form://`` schemes to a local HTTP server."""
+"""Apprise through its ``json://`` and ``form://`` schemes to a local HTTP server, and the
+address rules on every Apprise target (up front and at dial time)."""
 
 from __future__ import annotations
 
 import json
 from urllib.parse import parse_qs
+
+import pytest
 
 from clarion.delivery.channels.apprise import AppriseChannel
 from clarion.delivery.channels.base import Contact, Outcome
@@ -50,7 +53,9 @@ async def test_failing_target_recorded_as_failed(receiver: Receiver) -> None:
     )
     assert result.outcome is Outcome.DELIVERED
     assert [t.outcome for t in result.targets] == [Outcome.DELIVERED, Outcome.TRANSIENT]
-    assert result.detail == "1/2 targets notified"
+    assert result.detail == (
+        f"1/2 targets notified; json://127.0.0.1:{port}/…: service reported failure"
+    )
 
 
 async def test_all_failing_is_transient(receiver: Receiver) -> None:
@@ -82,6 +87,62 @@ async def test_user_supplied_http_scheme_to_loopback_is_blocked(receiver: Receiv
     )
     assert result.outcome is Outcome.PERMANENT
     assert receiver.requests == []
+
+
+@pytest.mark.parametrize("scheme", ["ntfy", "gotify", "apprise", "kodi", "mmost", "json"])
+async def test_every_scheme_with_a_host_is_checked_operator_urls_too(
+    receiver: Receiver, scheme: str
+) -> None:
+    url = f"{scheme}://127.0.0.1:{receiver.port}/token"
+    for ch, contact in [
+        (channel(allow_private=False), Contact(user_id="u1", apprise_urls=(url,))),
+        (channel((url,), allow_private=False), Contact(user_id="u1")),
+    ]:
+        result = await ch.send(make_message(), contact)
+        [target] = result.targets
+        assert result.outcome is Outcome.PERMANENT
+        assert target.detail == "blocked: address 127.0.0.1 is not a public address"
+    assert receiver.requests == []
+
+
+async def test_a_second_dns_answer_is_caught_when_dialling(receiver: Receiver) -> None:
+    """The name passes the check up front (a public answer), then resolves to loopback in
+    the thread that runs Apprise: the connection is refused there."""
+
+    async def public(host: str, port: int) -> list[str]:
+        return ["93.184.216.34"]
+
+    guard = UrlGuard(resolver=public, sync_resolver=lambda host, port: ["127.0.0.1"])
+    ch = AppriseChannel(guard=guard, timeout=10)
+    urls = (f"json://hooks.example:{receiver.port}/x", "tgram://123456789:AAHsecretBot/987")
+    result = await ch.send(make_message(), Contact(user_id="u1", apprise_urls=urls))
+    await ch.aclose()
+    assert result.outcome is Outcome.PERMANENT
+    assert [t.detail for t in result.targets] == [
+        "blocked: address 127.0.0.1 of 'hooks.example' is not a public address",
+        "blocked: address 127.0.0.1 of 'api.telegram.org' is not a public address",
+    ]
+    assert receiver.requests == []
+
+
+async def test_redirects_are_not_followed(receiver: Receiver) -> None:
+    receiver.reply("/moved", 302, {"Location": receiver.url("/elsewhere")})
+    result = await channel().send(
+        make_message(),
+        Contact(user_id="u1", apprise_urls=(f"json://127.0.0.1:{receiver.port}/moved",)),
+    )
+    assert result.outcome is Outcome.PERMANENT
+    [target] = result.targets
+    assert target.detail == f"blocked: redirect to http://127.0.0.1:{receiver.port}/… not followed"
+    assert [r.path for r in receiver.requests] == ["/moved"]
+
+
+async def test_services_on_this_machine_are_refused_unless_private_is_allowed() -> None:
+    result = await channel(allow_private=False).send(
+        make_message(), Contact(user_id="u1", apprise_urls=("syslog://",))
+    )
+    assert result.outcome is Outcome.PERMANENT
+    assert result.targets[0].detail == "blocked: syslog:// notifies this machine itself"
 
 
 def test_urls_are_redacted_in_repr() -> None:

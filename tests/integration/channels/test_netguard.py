@@ -79,3 +79,52 @@ async def test_public_literal_passes_and_allow_private_lets_internal_through() -
 async def test_unresolvable_host_is_blocked() -> None:
     with pytest.raises(BlockedURL, match="cannot resolve"):
         await UrlGuard(resolver=no_dns).check("https://nowhere.test/")
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost", "localhost.", "LOCALHOST", "api.localhost", "api.localhost."]
+)
+async def test_localhost_names_are_loopback_without_asking_dns(host: str) -> None:
+    with pytest.raises(BlockedURL, match="loopback name") as caught:
+        await UrlGuard(resolver=no_dns).check(f"http://{host}:8080/hook")
+    assert caught.value.problem == "private_address"
+
+    async def loopback(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    allowed = await UrlGuard(allow_private=True, resolver=loopback).check(f"http://{host}:8080/")
+    assert allowed.address == "127.0.0.1"
+
+
+async def test_check_host_applies_the_same_rules_to_bare_hosts() -> None:
+    async def dns(host: str, port: int) -> list[str]:
+        answers = {"chat.example": ["93.184.216.34"], "inside.example": ["10.0.0.7"]}
+        if host not in answers:
+            raise OSError(f"NXDOMAIN {host}")
+        return answers[host]
+
+    guard = UrlGuard(resolver=dns)
+    assert await guard.check_host("chat.example", 443) == "93.184.216.34"
+    assert await guard.check_host("[2606:2800:220:1:248:1893:25c8:1946]", 443) == (
+        "2606:2800:220:1:248:1893:25c8:1946"
+    )
+    for host in ("inside.example", "0x7f.1", "[::1]", "localhost", "169.254.169.254"):
+        with pytest.raises(BlockedURL) as caught:
+            await guard.check_host(host, 80)
+        assert caught.value.problem == "private_address"
+    with pytest.raises(BlockedURL) as caught:
+        await guard.check_host("nowhere.example", 80)
+    assert caught.value.problem == "unresolvable"
+
+
+async def test_problems_are_stable_tokens() -> None:
+    guard = UrlGuard(resolver=no_dns)
+    for url, problem in [
+        ("ftp://example.org/", "scheme"),
+        ("http://u:p@93.184.216.34/", "credentials"),
+        ("http://10.0.0.1/", "private_address"),
+        ("https://nowhere.test/", "unresolvable"),
+    ]:
+        with pytest.raises(BlockedURL) as caught:
+            await guard.check(url)
+        assert caught.value.problem == problem, url

@@ -254,6 +254,25 @@ async def test_private_push_endpoint_is_blocked_without_allow_private(
     assert receiver.requests == []
 
 
+async def test_redirects_are_permanent_and_not_followed(
+    receiver: Receiver, vapid_keys: tuple[str, str]
+) -> None:
+    receiver.reply("/moved", 307, {"Location": receiver.url("/elsewhere")})
+    channel = make_channel(vapid_keys[0])
+    browser = Browser.new(receiver.url("/moved"))
+    try:
+        result = await channel.send(
+            make_message(), Contact(user_id="u1", push_subscriptions=(browser.subscription(),))
+        )
+    finally:
+        await channel.aclose()
+    assert result.outcome is Outcome.PERMANENT
+    [target] = result.targets
+    assert target.detail == f"HTTP 307: redirect to http://127.0.0.1:{receiver.port}/… not followed"
+    assert receiver.at("/elsewhere") == []
+    assert result.gone_subscriptions == ()
+
+
 def test_generated_keys_round_trip(vapid_keys: tuple[str, str]) -> None:
     private, public = vapid_keys
     assert len(unb64url(private)) == 32

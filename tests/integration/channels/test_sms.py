@@ -8,6 +8,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from clarion.delivery.channels.base import Contact, Outcome
+from clarion.delivery.channels.netguard import UrlGuard
 from clarion.delivery.channels.sms import MAX_BODY, SmsChannel, normalize_e164
 from clarion.errors import ValidationFailed
 
@@ -18,9 +19,15 @@ TOKEN = "tok_secret_value"
 PATH = f"/2010-04-01/Accounts/{SID}/Messages.json"
 
 
-def channel(base_url: str) -> SmsChannel:
+def channel(base_url: str, *, allow_private: bool = True) -> SmsChannel:
+    # The local stand-in for the provider is on 127.0.0.1: private targets allowed.
     return SmsChannel(
-        base_url=base_url, account_sid=SID, auth_token=TOKEN, sender="+15005550006", timeout=5
+        base_url=base_url,
+        account_sid=SID,
+        auth_token=TOKEN,
+        sender="+15005550006",
+        timeout=5,
+        guard=UrlGuard(allow_private=allow_private),
     )
 
 
@@ -124,3 +131,14 @@ def test_normalize_e164_rejects(raw: str) -> None:
 
 def test_token_not_in_repr() -> None:
     assert TOKEN not in repr(channel("http://127.0.0.1:1"))
+
+
+async def test_base_url_on_a_private_address_is_blocked(receiver: Receiver) -> None:
+    sms = channel(receiver.url("/"), allow_private=False)
+    try:
+        result = await sms.send(make_message(), Contact(user_id="u1", phone="+14155550123"))
+    finally:
+        await sms.aclose()
+    assert result.outcome is Outcome.PERMANENT
+    assert result.detail is not None and result.detail.startswith("blocked: ")
+    assert receiver.requests == []
