@@ -4,21 +4,36 @@
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+HASH    := $(shell sha1sum pyproject.toml | cut -c1-12)
+# Two stamps: the service alone (make run), and the service with the development tools
+# (make test). The development install includes the service's, so it satisfies both.
+RUN_STAMP := $(VENV)/.service-$(HASH)
+STAMP     := $(VENV)/.installed-$(HASH)
 
-.PHONY: install run test lint typecheck pytest services bench bench-quick bench-setup clean
+.PHONY: install install-service run test lint typecheck pytest services bench bench-quick \
+	bench-setup wheel-check clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Clarion needs Python 3.11 or newer")'
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install -q -e .
+	rm -f $(VENV)/.service-* && touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-* $(VENV)/.service-* && touch $(STAMP) $(RUN_STAMP)
+
+## Only what the service needs to run.
+install-service: $(RUN_STAMP)
+
+## The service and the development tools (tests, linters, type checker).
 install: $(STAMP)
 
 ## Run the service on its embedded default: SQLite file ./clarion.db, no Redis.
-run: install
+run: install-service
 	$(BIN)/clarion serve
 
 ## Lint, type-check and run the whole suite (SQLite, PostgreSQL, Redis, real processes).
@@ -57,6 +72,10 @@ bench: bench-setup services
 ## The same code paths with smaller N, in under 5 minutes.
 bench-quick: bench-setup services
 	$(BIN)/python bench/run.py --quick
+
+## Build the wheel, install it into a fresh virtualenv and run `clarion serve` from it.
+wheel-check:
+	PY=$(PY) scripts/wheel-check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000",
         description="Base URL users' clients reach (unsubscribe links, webhooks pointing back).",
     )
+    media_base_url: str | None = Field(
+        default=None,
+        description='What relative media references (`media.avatar: "ana.jpg"`) '
+        "resolve against in webhook payloads and push notifications. Unset: `public_url`.",
+    )
 
     # --- realtime -------------------------------------------------------------------------
     redis_prefix: str = Field(default="clarion", description="Prefix of every Redis key/channel.")

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from clarion import heap
-from clarion.api import errors, ws
+from clarion.api import docs_ui, errors, ws
 from clarion.api.fastpath import HotPaths
 from clarion.api.middleware import BodyLimit, Metrics
 from clarion.api.responses import Json
@@ -81,10 +81,14 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         "`Authorization: Bearer <API key or user token>`.",
         default_response_class=Json,
         lifespan=lifespan,
+        # Served by docs_ui from local assets: the defaults load their scripts from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     if services is not None:
         app.state.services = services
     errors.install(app)
+    docs_ui.install(app)
     # Literal paths under /notifications (preferences, batching, batches, scheduled) before
     # /{notification_id}.
     app.include_router(ws.router)

@@ -188,7 +188,8 @@ class Metrics:
             await self.app(scope, receive, capture)
         finally:
             route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            # path_format: the template without convertors ({id}, not {id:int}).
+            template = getattr(route, "path_format", None) or "unmatched"
             key = (scope["method"], template, status)
             children = self._children.get(key)
             if children is None:

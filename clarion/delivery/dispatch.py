@@ -24,6 +24,7 @@ from clarion.delivery.channels.base import (
     WebhookTarget,
 )
 from clarion.delivery.channels.registry import ChannelRegistry
+from clarion.domain.content import absolute_media
 from clarion.services.clock import as_utc, utcnow
 
 
@@ -69,9 +70,17 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else as_utc(value).isoformat()
 
 
-def webhook_payload(delivery_id: str, n: Mapping[Any, Any]) -> dict[str, Any]:
-    """The JSON a webhook receiver gets: the notification, plus which delivery this is."""
+def webhook_payload(
+    delivery_id: str, n: Mapping[Any, Any], media_base: str | None = None
+) -> dict[str, Any]:
+    """The JSON a webhook receiver gets: the notification, plus which delivery this is.
+    Relative media references are resolved against ``media_base``: a receiver has no
+    origin to resolve them against."""
     content = n.get("content") or {}
+    media = content.get("media")
+    if media_base is not None and isinstance(media, Mapping):
+        media = absolute_media(media, media_base)
+        content = {**content, "media": media}
     return {
         "delivery_id": delivery_id,
         "event": "notification.created",
@@ -83,7 +92,7 @@ def webhook_payload(delivery_id: str, n: Mapping[Any, Any]) -> dict[str, Any]:
             "message": n["message"],
             "template": n["template"],
             "priority": n["priority"],
-            "media": content.get("media"),
+            "media": media,
             "actions": content.get("actions"),
             "content": content,
             "data": n.get("data") or {},
@@ -99,7 +108,7 @@ def _url_of(n: Mapping[Any, Any]) -> str | None:
     return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
 
 
-def render(job: Job) -> RenderedMessage:
+def render(job: Job, media_base: str | None = None) -> RenderedMessage:
     """The notification rendered for every channel (stored templates render upstream and
     store their parts in ``content.rendered`` when present).
 
@@ -113,7 +122,7 @@ def render(job: Job) -> RenderedMessage:
     title, text = str(n["title"]), str(n["message"] or "")
     url = _url_of(n)
     digest = job.delivery.get("content")
-    payload = webhook_payload(job.id, n)
+    payload = webhook_payload(job.id, n, media_base)
     if isinstance(digest, Mapping) and "title" in digest:
         title, text = str(digest["title"]), str(digest.get("message") or "")
         parts = {}  # the notification's own renderings describe one item, not the digest
@@ -147,13 +156,13 @@ def render(job: Job) -> RenderedMessage:
     )
 
 
-def render_webhook(job: Job) -> RenderedMessage:
+def render_webhook(job: Job, media_base: str | None = None) -> RenderedMessage:
     """What the webhook channel reads of a rendering (the JSON payload and the ids), without
     the email/push/SMS parts it never uses: a webhook delivery is worth rendering lean."""
     n = job.notification
     assert n is not None
     title, text = str(n["title"]), str(n["message"] or "")
-    payload = webhook_payload(job.id, n)
+    payload = webhook_payload(job.id, n, media_base)
     digest = job.delivery.get("content")
     if isinstance(digest, Mapping) and "title" in digest:
         title, text = str(digest["title"]), str(digest.get("message") or "")
@@ -218,7 +227,8 @@ async def dispatch(job: Job, registry: ChannelRegistry) -> Result:
         )
     t0 = time.perf_counter()
     try:
-        message = render_webhook(job) if job.channel == "webhook" else render(job)
+        base = registry.media_base_url
+        message = render_webhook(job, base) if job.channel == "webhook" else render(job, base)
         result: SendResult = await channel.send(message, contact(job))
     except Exception as exc:  # channels classify, but one bug must not kill the worker
         result = SendResult(Outcome.TRANSIENT, job.channel, f"channel raised {type(exc).__name__}")

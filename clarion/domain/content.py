@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from clarion.domain.types import TemplateKind
 from clarion.errors import ValidationFailed
@@ -21,6 +21,7 @@ from clarion.errors import ValidationFailed
 __all__ = [
     "ACTION_STYLES",
     "MEDIA_KEYS",
+    "absolute_media",
     "validate_content",
 ]
 
@@ -39,6 +40,7 @@ MEDIA_KEYS = ("image", "avatar", "video", "thumbnail")
 ACTION_STYLES = ("primary", "secondary", "danger", "link")
 
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_NOT_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
 # C0 controls (but tab and newline), DEL and C1 controls: invisible, break terminals and logs.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -103,6 +105,26 @@ class _Problems:
             self.add(field, "must be an absolute http or https URL")
             return None
         return url
+
+    def media_url(self, value: Any, field: str) -> str | None:
+        """An absolute http(s) URL, or a reference relative to the deployment's media base
+        (``john_avatar.jpg``, ``/avatars/john.jpg``): the product brief's own example
+        sends a bare file name. A relative reference may not carry a scheme or a host of
+        its own (``javascript:x``, ``//evil.example/x`` stay refused), so resolving it
+        against the media base can only ever land on that base's host."""
+        if isinstance(value, str) and not _has_scheme_or_host(value.strip()):
+            ref: str = value.strip()
+            if not ref:
+                self.add(field, "must not be empty")
+                return None
+            if len(ref) > MAX_URL:
+                self.add(field, f"must be at most {MAX_URL} characters")
+                return None
+            if _CONTROL.search(ref) or any(c.isspace() for c in ref) or "\\" in ref:
+                self.add(field, "must not contain spaces, backslashes or control characters")
+                return None
+            return ref
+        return self.url(value, field)
 
     def mapping(self, value: Any, field: str, allowed: Sequence[str]) -> Mapping[str, Any] | None:
         if not isinstance(value, Mapping):
@@ -190,7 +212,7 @@ def _media(p: _Problems, media: Any, *, required: bool) -> dict[str, str]:
     out: dict[str, str] = {}
     for key in MEDIA_KEYS:
         if m.get(key) is not None:
-            url = p.url(m[key], f"media.{key}")
+            url = p.media_url(m[key], f"media.{key}")
             if url is not None:
                 out[key] = url
     if required and not any(m.get(k) is not None for k in MEDIA_KEYS):
@@ -207,6 +229,7 @@ def _actions(p: _Problems, actions: Any, *, required: bool) -> list[dict[str, st
         return []
     out: list[dict[str, str]] = []
     seen: set[str] = set()
+    given = {a.get("id") for a in seq if isinstance(a, Mapping)}
     for i, raw in enumerate(seq):
         f = f"actions[{i}]"
         a = p.mapping(raw, f, ("id", "label", "action", "url", "style"))
@@ -214,6 +237,8 @@ def _actions(p: _Problems, actions: Any, *, required: bool) -> list[dict[str, st
             continue
         item: dict[str, str] = {}
         ident = a.get("id")
+        if ident is None:
+            ident = _derived_id(a, i, seen | {x for x in given if isinstance(x, str)})
         if not isinstance(ident, str) or not _SLUG.match(ident):
             p.add(f"{f}.id", "must be a slug: letters, digits, - and _, at most 64")
         elif ident in seen:
@@ -241,6 +266,53 @@ def _actions(p: _Problems, actions: Any, *, required: bool) -> list[dict[str, st
         else:
             item["style"] = style
         out.append(item)
+    return out
+
+
+def _derived_id(a: Mapping[str, Any], index: int, taken: set[str]) -> str:
+    """The id of an action given without one: a slug of its ``action`` (``view_profile``
+    stays ``view_profile``), else of its label, else ``action-<n>``; made unique among the
+    notification's actions with a ``-2``, ``-3`` suffix. Clicks are recorded by id, so a
+    caller that wants stable ids across sends gives them explicitly."""
+    for source in (a.get("action"), a.get("label")):
+        if isinstance(source, str):
+            slug = _NOT_SLUG.sub("-", source.strip()).strip("-_")[:60]
+            if slug:
+                break
+    else:
+        slug = f"action-{index + 1}"
+    ident, n = slug, 1
+    while ident in taken:
+        n += 1
+        ident = f"{slug}-{n}"
+    return ident
+
+
+def _has_scheme_or_host(ref: str) -> bool:
+    """True for an absolute URL (``https:``, ``javascript:``) or a network-path reference
+    (``//host/x``): what may not pass as a relative media reference."""
+    if ref.startswith(("//", "\\")):
+        return True
+    try:
+        parts = urlsplit(ref)
+    except ValueError:
+        return True  # let the URL check report it
+    return bool(parts.scheme or parts.netloc)
+
+
+def absolute_media(media: Mapping[str, Any] | None, base: str) -> dict[str, Any] | None:
+    """``media`` with relative references resolved against ``base`` (the deployment's
+    ``CLARION_MEDIA_BASE_URL``), for channels whose receivers need absolute URLs (webhook
+    payloads, push notifications). The in-app payload keeps references as sent: the
+    application's own pages resolve them against their origin."""
+    if not media:
+        return None if media is None else {}
+    out: dict[str, Any] = {}
+    for key, value in media.items():
+        if isinstance(value, str) and not _has_scheme_or_host(value):
+            out[key] = urljoin(base if base.endswith("/") else base + "/", value)
+        else:
+            out[key] = value
     return out
 
 

@@ -157,6 +157,10 @@ async def test_unknown_ids_cursors_and_routes(authed: httpx.AsyncClient) -> None
     assert r.status_code == 422
     r = await authed.get("/api/v1/nowhere")
     assert r.status_code == 404 and err(r)["code"] == "not_found"
+    # A path segment that is no notification id names no route (it was 422 int_parsing).
+    for path in (f"{N}/ab-tests", f"{N}/-1", f"{N}/abc/read", f"{N}/x/deliveries"):
+        r = await authed.get(path) if "read" not in path else await authed.post(path)
+        assert r.status_code == 404 and err(r)["code"] == "not_found", path
     r = await authed.put(N)
     assert r.status_code == 405 and err(r)["code"] == "method_not_allowed"
     r = await authed.get(N)  # an API key must say which user

@@ -69,3 +69,20 @@ async def test_paths_that_never_reach_a_provider() -> None:
     assert opted.outcome is None and opted.suppress_reason == "preference"
     missing = await dispatch(job("sms"), registry)
     assert missing.outcome is Outcome.PERMANENT and "not configured" in (missing.detail or "")
+
+
+def test_relative_media_is_absolute_for_receivers() -> None:
+    """Webhook receivers and push payloads have no origin to resolve a relative media
+    reference against: they get it resolved against the deployment's media base."""
+    note = {**NOTE, "content": {"title": "x", "media": {"avatar": "john_avatar.jpg"}}}
+    registry = ChannelRegistry(media_base_url="https://cdn.example/m/")
+    base = registry.media_base_url
+    msg = render(job(notification=note), base)
+    assert msg.payload["notification"]["media"] == {
+        "avatar": "https://cdn.example/m/john_avatar.jpg"
+    }
+    assert msg.payload["notification"]["content"]["media"]["avatar"].startswith("https://")
+    # Without a base (a caller rendering for the inbox) the reference stays as sent.
+    assert render(job(notification=note)).payload["notification"]["media"] == {
+        "avatar": "john_avatar.jpg"
+    }

@@ -20,7 +20,7 @@ NotificationId = Annotated[int, Path(ge=1, le=MAX_ID)]
 ActionId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 
 
-@router.post("/{notification_id}/actions/{action_id}", response_model=Notification)
+@router.post("/{notification_id:int}/actions/{action_id}", response_model=Notification)
 async def click_action(
     notification_id: NotificationId,
     action_id: ActionId,

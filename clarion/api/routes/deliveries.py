@@ -55,7 +55,7 @@ class NotificationDeliveries(BaseModel):
     deliveries: list[Delivery]
 
 
-@router.get("/{notification_id}/deliveries", response_model=NotificationDeliveries)
+@router.get("/{notification_id:int}/deliveries", response_model=NotificationDeliveries)
 async def list_deliveries(
     notification_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     services: ServicesDep,

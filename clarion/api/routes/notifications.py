@@ -121,7 +121,7 @@ async def read_all(
     return Json(counts.to_json())
 
 
-@router.get("/{notification_id}", response_model=Notification)
+@router.get("/{notification_id:int}", response_model=Notification)
 async def get_notification(
     notification_id: NotificationId, services: ServicesDep, principal: PrincipalDep
 ) -> Json:
@@ -137,7 +137,7 @@ def _action_route(action: Literal["read", "unread", "seen", "archive", "unarchiv
     change.__name__ = f"mark_{action}"
     change.__doc__ = f"Mark the notification {action} (repeating it changes nothing)."
     router.add_api_route(
-        f"/{{notification_id}}/{action}",
+        f"/{{notification_id:int}}/{action}",
         change,
         methods=["POST"],
         response_model=Notification,
@@ -149,7 +149,7 @@ for _action in ("read", "unread", "seen", "archive", "unarchive"):
     _action_route(_action)
 
 
-@router.delete("/{notification_id}", status_code=204, response_class=Response)
+@router.delete("/{notification_id:int}", status_code=204, response_class=Response)
 async def delete_notification(
     notification_id: NotificationId, services: ServicesDep, principal: PrincipalDep
 ) -> Response:

@@ -28,8 +28,11 @@ log = logging.getLogger(__name__)
 class ChannelRegistry:
     """Channel name -> channel object."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, media_base_url: str | None = None) -> None:
         self._channels: dict[str, Channel] = {}
+        #: What relative media references resolve against for channels whose receivers
+        #: need absolute URLs (``CLARION_MEDIA_BASE_URL``, else ``CLARION_PUBLIC_URL``).
+        self.media_base_url = media_base_url
 
     def register(self, channel: Channel) -> None:
         name = channel.name
@@ -123,7 +126,7 @@ class FailoverChannel(Channel):
 def build_registry(settings: Settings) -> ChannelRegistry:
     """The channels whose settings are present. ``in_app``/``websocket`` are added by the
     hub's owner, not here."""
-    registry = ChannelRegistry()
+    registry = ChannelRegistry(media_base_url=settings.media_base_url or settings.public_url)
     guard = UrlGuard(allow_private=settings.webhook_allow_private)
     if settings.smtp_host:
         registry.register(

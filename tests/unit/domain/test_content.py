@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from clarion.domain.content import validate_content
+from clarion.domain.content import absolute_media, validate_content
 from clarion.domain.types import TemplateKind
 from clarion.errors import ValidationFailed
 
@@ -165,3 +165,57 @@ def test_all_problems_reported_at_once() -> None:
         "interactive", title="", message=None, actions=[{"id": "ok"}], media={"image": 1}
     )
     assert {"title", "actions[0].label", "actions[0]", "media.image"} <= set(found)
+
+
+def test_relative_media_references_are_kept_as_sent() -> None:
+    """The product brief sends ``media={"avatar": "john_avatar.jpg"}``."""
+    out = validate_content(
+        "rich_media",
+        title="t",
+        message="m",
+        media={"avatar": "john_avatar.jpg", "image": "/img/cover.png?v=2"},
+    )
+    assert out["media"] == {"avatar": "john_avatar.jpg", "image": "/img/cover.png?v=2"}
+    found = problems(
+        "rich_media",
+        media={
+            "avatar": "//evil.example/x.png",  # a host of its own: not relative
+            "image": "a b.png",
+            "video": "\\\\evil.example\\x",
+            "thumbnail": "",
+        },
+    )
+    assert set(found) == {"media.avatar", "media.image", "media.video", "media.thumbnail"}
+
+
+def test_absolute_media_resolves_only_relative_references() -> None:
+    media = {"avatar": "john_avatar.jpg", "image": "/img/c.png", "video": "https://v.example/1"}
+    assert absolute_media(media, "https://app.example/media") == {
+        "avatar": "https://app.example/media/john_avatar.jpg",
+        "image": "https://app.example/img/c.png",
+        "video": "https://v.example/1",
+    }
+    assert absolute_media(None, "https://app.example") is None
+
+
+def test_action_ids_are_derived_when_not_given() -> None:
+    """The product brief's ``actions=[{"label": "View Profile", "action": "view_profile"}]``."""
+    out = validate_content(
+        "interactive",
+        title="t",
+        message="m",
+        actions=[
+            {"label": "View Profile", "action": "view_profile"},
+            {"label": "Open", "url": "https://app.example/x"},
+            {"label": "Again", "action": "view_profile"},
+            {"id": "view_profile-2", "label": "Taken", "action": "x"},
+            {"label": "★", "action": "☆"},
+        ],
+    )
+    assert [a["id"] for a in out["actions"]] == [
+        "view_profile",
+        "Open",
+        "view_profile-3",
+        "view_profile-2",
+        "action-5",
+    ]
