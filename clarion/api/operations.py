@@ -129,7 +129,7 @@ def routed_operations(routes: Iterable[BaseRoute]) -> set[Operation]:
     are the matched route's own (what a request's ``scope["route"]`` holds, which the
     authorization looks up)."""
     found: set[Operation] = set()
-    for route in _flat(routes):
+    for route in flat_routes(routes):
         path: Any = getattr(route, "path", None)
         if path is None or path in NON_API_PATHS:
             continue
@@ -145,12 +145,12 @@ def routed_operations(routes: Iterable[BaseRoute]) -> set[Operation]:
 def table_cells(access: Access) -> tuple[str, str]:
     """(API key scopes, user token) as docs/api.md's table writes them."""
     if access.public:
-        return "none: the link is signed", "no credentials"
+        return "none (signed link)", "not needed"
     scopes = ", ".join(f"`{name}`" for name in access.scope_names()) or "refused"
     return scopes, "yes" if access.user_token else "no"
 
 
-def _flat(routes: Iterable[BaseRoute]) -> Iterable[BaseRoute]:
+def flat_routes(routes: Iterable[BaseRoute]) -> Iterable[BaseRoute]:
     """Every route, included routers opened: newer FastAPI keeps an included router as
     one entry of ``app.routes`` (and walks it with ``iter_route_contexts``)."""
     walk = getattr(fastapi.routing, "iter_route_contexts", None)
