@@ -310,3 +310,34 @@ async def test_a_large_user_is_erased_and_exported_in_batches(
     # The API runs the same erasure with the configured batch size.
     assert (await authed.delete(f"{U}/{BOB}")).status_code == 204
     assert sum((await _held(services, BOB)).values()) == 0
+
+
+async def test_a_delivery_erased_while_in_flight(
+    authed: httpx.AsyncClient, services: Services
+) -> None:
+    """A worker holding a delivery of a user being erased records its result without
+    failing: the other results of its batch are written, the erased one is gone."""
+    from clarion.delivery.dispatch import Result
+    from clarion.domain.retry import Outcome
+
+    for user in (ANA, BOB):
+        await authed.put(f"{U}/{user}", json={"email": f"{user}@example.com"})
+        r = await authed.post(
+            N, json={"user_id": user, "type": "t", "title": "x", "channels": ["email"]}
+        )
+        assert r.status_code == 202
+    jobs = await services.deliveries.claim("w1", 10, 60.0)
+    assert sorted(j.delivery["user_id"] for j in jobs) == [ANA, BOB]
+    assert (await authed.delete(f"{U}/{ANA}")).status_code == 204
+    now = datetime.now(UTC)
+    done = await services.deliveries.record(
+        "w1", [Result(job=j, outcome=Outcome.DELIVERED, started_at=now, latency_ms=5) for j in jobs]
+    )
+    assert sorted((res.job.delivery["user_id"], status) for res, status in done) == [
+        (ANA, "lost"),
+        (BOB, "delivered"),
+    ]
+    assert sum((await _held(services, ANA)).values()) == 0
+    async with services.db.connect() as conn:
+        logged = await conn.execute(select(func.count()).select_from(delivery_attempts))
+        assert logged.scalar_one() == 1  # BOB's
