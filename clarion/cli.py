@@ -183,11 +183,25 @@ def migrate() -> None:
 @api_key_app.command("create")
 def api_key_create(
     name: Annotated[str, typer.Option("--name", help="What the key is for")],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help="send, read or admin; repeatable (default: admin). See docs/api.md.",
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--rate-limit",
+            help="The key's own limit, e.g. 600/minute (default: CLARION_RATE_LIMIT_API)",
+        ),
+    ] = None,
 ) -> None:
     """Create a key and print it alone on stdout (it is shown once)."""
 
     async def go(services: Any) -> str:
-        _key_id, key = await services.auth.create_api_key(name)
+        _key_id, key = await services.auth.create_api_key(name, scope or (), rate_limit)
         return str(key)
 
     typer.echo(_run(_with_services(_settings(), go)))
@@ -195,14 +209,19 @@ def api_key_create(
 
 @api_key_app.command("list")
 def api_key_list() -> None:
-    """List keys (prefix, name, state); the keys themselves are never shown again."""
+    """List keys (id, prefix, state, scopes, own rate limit, name); the keys themselves are
+    never shown again."""
 
     async def go(services: Any) -> list[dict[str, Any]]:
         return list(await services.auth.list_api_keys())
 
     for row in _run(_with_services(_settings(), go)):
         state = "revoked" if row["revoked_at"] else "active"
-        typer.echo(f"{row['id']}  {row['prefix']}…  {state:8}  {row['name']}")
+        scopes = ",".join(row["scopes"]) or "-"
+        limit = row["rate_limit"] or "default"
+        typer.echo(
+            f"{row['id']}  {row['prefix']}…  {state:8}  {scopes:16}  {limit:14}  {row['name']}"
+        )
 
 
 @api_key_app.command("revoke")

@@ -107,8 +107,24 @@ class Settings(BaseSettings):
         default=5.0, description="How long a verified API key is trusted without a lookup."
     )
 
+    # --- a user's data: erasure and export ----------------------------------------------
+    privacy_batch_size: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Rows a user's erasure deletes (and an export reads) per statement, "
+        "each batch in a transaction of its own: a user with 200,000 notifications never "
+        "holds one long transaction or blocks sends for long.",
+    )
+
     # --- rate limits (limits library syntax, e.g. "600/minute") --------------------------
-    rate_limit_api: str = "6000/minute"
+    rate_limit_api: str = Field(
+        default="600000/minute",
+        description="Requests per API key without a limit of its own (`clarion api-key "
+        "create --rate-limit`). A guard against a runaway client, not a quota: one `serve` "
+        "process accepts a few thousand requests/s, and this is several times that "
+        '(docs/api.md, "Rate limits").',
+    )
     rate_limit_channels: dict[str, str] = Field(
         default_factory=lambda: {"push": "5/hour", "sms": "10/hour", "email": "30/hour"}
     )

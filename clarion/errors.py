@@ -15,6 +15,7 @@ shape ``{"error": {"code", "message", "details"}}``.
     ├── Unauthenticated (401 unauthenticated)
     │   └── TokenExpired (401 token_expired)
     ├── Forbidden (403 forbidden)
+    │   └── InsufficientScope (403 insufficient_scope)  the API key lacks the operation's scope
     ├── NotFound (404 not_found)
     ├── Conflict (409 conflict)
     │   └── IdempotencyInProgress (409 idempotency_in_progress)
@@ -69,6 +70,13 @@ class Unauthenticated(ClarionError):
 class Forbidden(ClarionError):
     code = "forbidden"
     status = 403
+
+
+class InsufficientScope(Forbidden):
+    """An API key without the scope an operation needs (docs/api.md, "Scopes"): a
+    distinct code, so a client can tell a key to re-issue from a user it may not act for."""
+
+    code = "insufficient_scope"
 
 
 class NotFound(ClarionError):

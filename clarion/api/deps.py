@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from clarion.api.operations import access
+from clarion.domain.access import Access
 from clarion.errors import RateLimited, ValidationFailed
 from clarion.hub.ratelimit import RateDecision
 from clarion.services.auth import Principal
@@ -82,24 +84,36 @@ async def get_principal(
     token = credentials.credentials if credentials is not None else None
     principal = await services.auth.authenticate(token)
     request.state.principal = principal
+    principal.authorize(route_access(request))
     reject_unknown_query(request)
     if principal.api_key_id is not None:
-        await _rate_limit(services, principal.api_key_id, request)
+        await _rate_limit(services, principal, request)
     return principal
 
 
-async def _rate_limit(services: Services, api_key_id: str, request: Request) -> None:
-    """Per API key (``CLARION_RATE_LIMIT_API``), shared across nodes through Redis and
-    per process without it. Headers follow the IETF RateLimit fields draft."""
-    decision = await api_limit_hit(services, api_key_id)
+def route_access(request: Request) -> Access:
+    """Who may call the matched route (api/operations.py): one dictionary lookup."""
+    route = request.scope.get("route")
+    return access(request.method, getattr(route, "path", ""))
+
+
+async def _rate_limit(services: Services, principal: Principal, request: Request) -> None:
+    """Per API key (its own limit, else ``CLARION_RATE_LIMIT_API``), shared across nodes
+    through Redis and per process without it. Headers follow the IETF RateLimit fields
+    draft."""
+    decision = await api_limit_hit(services, principal)
     # Routes return their own Response objects, so the headers travel in the request
     # state and the outermost middleware adds them (see api/middleware.Metrics).
     request.state.extra_headers = admitted(decision)
 
 
-def api_limit_hit(services: Services, api_key_id: str) -> Coroutine[Any, Any, RateDecision]:
-    """One request's hit on its API key's limit: the routes' (above) and api/fastpath's."""
-    return services.hub.limiter.hit("api", api_key_id, services.settings.rate_limit_api)
+def api_limit_hit(services: Services, principal: Principal) -> Coroutine[Any, Any, RateDecision]:
+    """One request's hit on its API key's limit: the routes' (above) and api/fastpath's.
+    A key created with ``--rate-limit`` counts against its own limit (and its own
+    counters: the limiter keys them by the limit too)."""
+    assert principal.api_key_id is not None
+    limit = principal.rate_limit or services.settings.rate_limit_api
+    return services.hub.limiter.hit("api", principal.api_key_id, limit)
 
 
 def admitted(decision: RateDecision) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """The hottest requests without FastAPI's per-request machinery, when they are plainly
 valid: the two reads (``GET /notifications/unread-count`` and ``GET /notifications``) and
-the send (``POST /notifications``).
+the send (``POST /notifications``), for the principals the routes' own rules admit
+(api/operations.py: an API key's scopes, checked on the cached principal).
 
 Why: a bell badge and an inbox page are asked for on every page view, and a send for every
 event of the product. Through FastAPI a count spends more CPU on routing (every route is
@@ -37,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clarion.api.deps import admitted, api_limit_hit, route_query_names
 from clarion.api.errors import clarion_error_response
+from clarion.api.operations import access
 from clarion.api.responses import Json
 from clarion.api.routes.notifications import accept
 from clarion.api.schemas import SendRequest
@@ -60,6 +62,15 @@ _ARCHIVED = frozenset({"false", "true", "all"})
 
 
 _Answer = Callable[[Scope, Receive, Send, Any], Awaitable[None]]
+
+# The routes' own rules (api/operations.py): a principal they refuse (a key without the
+# scope, a user token sending) falls through to the route, which answers the refusal.
+_READS = {COUNT_PATH: access("GET", COUNT_PATH), LIST_PATH: access("GET", LIST_PATH)}
+_SEND_RULE = access("POST", SEND_PATH)
+
+
+def _admit_send(principal: Principal) -> None:
+    principal.authorize(_SEND_RULE)  # a server key with `send` (user tokens never send)
 
 
 class HotPaths:
@@ -106,9 +117,13 @@ class HotPaths:
             await self.app(scope, receive, send)
             return
         services: Services = scope["app"].state.services
-        principal = await self._principal(
-            services, scope, lambda p: p.scope_user(params.get("user_id"))
-        )
+        rule = _READS[path]
+
+        def admit(p: Principal) -> None:
+            p.authorize(rule)
+            p.scope_user(params.get("user_id"))
+
+        principal = await self._principal(services, scope, admit)
         if principal is None:
             await self.app(scope, receive, send)
             return
@@ -121,7 +136,7 @@ class HotPaths:
         # request answers 429 whatever the read did (a read changes nothing).
         limit = None
         if principal.api_key_id is not None:
-            limit = asyncio.ensure_future(api_limit_hit(services, principal.api_key_id))
+            limit = asyncio.ensure_future(api_limit_hit(services, principal))
         try:
             try:
                 body = await self._read(services, path, user_id, params)
@@ -161,7 +176,7 @@ class HotPaths:
             await self.app(scope, replay, send)
             return
         services: Services = scope["app"].state.services
-        principal = await self._principal(services, scope, Principal.require_server)
+        principal = await self._principal(services, scope, _admit_send)
         if principal is None:
             await self.app(scope, replay, send)
             return
@@ -170,9 +185,7 @@ class HotPaths:
         scope["route"] = route
         try:
             if principal.api_key_id is not None:
-                state["extra_headers"] = admitted(
-                    await api_limit_hit(services, principal.api_key_id)
-                )
+                state["extra_headers"] = admitted(await api_limit_hit(services, principal))
             response = await accept(services, principal, body, idempotency_key)
         except ClarionError as exc:
             response = clarion_error_response(exc)

@@ -76,3 +76,13 @@ class EventType(StrEnum):
     CLICKED = "clicked"
     DISMISSED = "dismissed"
     SUPPRESSED = "suppressed"
+
+
+class ApiScope(StrEnum):
+    """What a server API key may do (docs/api.md, "Scopes"). ``admin`` grants every
+    operation an API key may call; ``send`` also grants the reads of users' own data
+    (clarion/api/operations.py says which, per operation)."""
+
+    SEND = "send"
+    READ = "read"
+    ADMIN = "admin"

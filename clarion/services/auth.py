@@ -14,6 +14,7 @@ import os
 import secrets
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +23,18 @@ from typing import Any, Literal
 import jwt
 
 from clarion.config import Settings
-from clarion.errors import Forbidden, NotFound, TokenExpired, Unauthenticated, ValidationFailed
+from clarion.domain.access import DEFAULT_SCOPES, Access, format_scopes, parse_scopes
+from clarion.domain.types import ApiScope
+from clarion.errors import (
+    ClarionError,
+    Forbidden,
+    InsufficientScope,
+    NotFound,
+    TokenExpired,
+    Unauthenticated,
+    ValidationFailed,
+)
+from clarion.hub.ratelimit import parse_limit
 from clarion.services.clock import utcnow
 from clarion.store import api_keys as key_store
 from clarion.store.db import Database
@@ -36,9 +48,15 @@ TOKEN_ISSUER = "clarion"
 
 @dataclass(frozen=True)
 class Principal:
+    """Who is calling. An API key's ``scopes`` and its own ``rate_limit`` (``None``: the
+    configured default) travel with it: the principal is cached per key, so checking them
+    costs no lookup."""
+
     kind: Literal["api_key", "user"]
     api_key_id: str | None = None
     user_id: str | None = None
+    scopes: frozenset[ApiScope] = frozenset()
+    rate_limit: str | None = None
 
     @property
     def is_server(self) -> bool:
@@ -46,6 +64,17 @@ class Principal:
 
     def require_server(self) -> None:
         if not self.is_server:
+            raise Forbidden("this operation needs a server API key")
+
+    def authorize(self, access: Access) -> None:
+        """Refuse the operation ``access`` describes unless this principal may call it:
+        an API key needs one of the scopes granting it (``insufficient_scope``), a user
+        token needs an operation open to user tokens. Which user a user token may act for
+        is checked by :meth:`scope_user` and :meth:`check_owner`."""
+        if self.kind == "api_key":
+            if self.scopes.isdisjoint(access.granted_by):
+                raise _insufficient(access, self.scopes)
+        elif not access.user_token:
             raise Forbidden("this operation needs a server API key")
 
     def scope_user(self, user_id: str | None) -> str:
@@ -65,8 +94,44 @@ class Principal:
             raise NotFound("no such notification")
 
 
+def _insufficient(access: Access, held: frozenset[ApiScope]) -> ClarionError:
+    if access.scope is None:
+        return Forbidden("an API key cannot call this operation; mint a user token")
+    names = access.scope_names()
+    needed = " or ".join(f"'{n}'" for n in names)
+    also = "" if names == [ApiScope.ADMIN.value] else " (or 'admin')"
+    return InsufficientScope(
+        f"this API key lacks the scope this operation needs: {needed}{also}",
+        {"required": names, "key_scopes": sorted(s.value for s in held)},
+    )
+
+
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def stored_scopes(value: str | None) -> frozenset[ApiScope]:
+    """A key's stored scopes. A word this version does not know grants nothing (a key
+    written by a newer version keeps only what this one understands)."""
+    known = {s.value for s in ApiScope}
+    words = [w for w in (value or "").split() if w in known]
+    return frozenset(ApiScope(w) for w in words) if value is not None else DEFAULT_SCOPES
+
+
+def check_rate_limit(value: str) -> str:
+    """A per-key limit in the limits library's syntax, one rate of at least one request
+    (``"600/minute"``, ``"10 per second"``); :class:`ValidationFailed` otherwise."""
+    value = value.strip()
+    problem = [{"field": "rate_limit", "problem": "expected e.g. 600/minute"}]
+    if not value or ";" in value or "," in value:
+        raise ValidationFailed(f"invalid rate limit {value!r}", problem)
+    try:
+        item = parse_limit(value)
+    except ValidationFailed as exc:
+        raise ValidationFailed(exc.message, problem) from exc
+    if item.amount < 1:
+        raise ValidationFailed(f"invalid rate limit {value!r}: at least 1 request", problem)
+    return value
 
 
 def resolve_secret(settings: Settings) -> str:
@@ -101,16 +166,35 @@ class AuthService:
         self._cache: dict[str, tuple[float, Principal]] = {}
 
     # --- API keys -------------------------------------------------------------------------
-    async def create_api_key(self, name: str) -> tuple[str, str]:
-        """Returns (key id, the key). The key is shown once: only its hash is kept."""
+    async def create_api_key(
+        self,
+        name: str,
+        scopes: Iterable[str] = (),
+        rate_limit: str | None = None,
+    ) -> tuple[str, str]:
+        """Returns (key id, the key). The key is shown once: only its hash is kept.
+        ``scopes``: scope names (none: ``admin``); ``rate_limit``: the key's own limit in
+        the limits library's syntax (``"600/minute"``), ``None`` for the default."""
         name = name.strip()
         if not name or len(name) > 100:
             raise ValidationFailed("name must be 1-100 characters", [{"field": "name"}])
+        try:
+            chosen = parse_scopes(scopes)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), [{"field": "scope", "problem": "unknown"}]) from exc
+        limit = check_rate_limit(rate_limit) if rate_limit is not None else None
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         key_id = str(uuid.uuid4())
         async with self._db.begin() as conn:
             await key_store.insert(
-                conn, id=key_id, name=name, prefix=key[:12], key_hash=hash_key(key), now=utcnow()
+                conn,
+                id=key_id,
+                name=name,
+                prefix=key[:12],
+                key_hash=hash_key(key),
+                now=utcnow(),
+                scopes=format_scopes(chosen),
+                rate_limit=limit,
             )
         return key_id, key
 
@@ -124,6 +208,8 @@ class AuthService:
                 "prefix": r["prefix"],
                 "created_at": r["created_at"],
                 "revoked_at": r["revoked_at"],
+                "scopes": sorted(stored_scopes(r["scopes"])),
+                "rate_limit": r["rate_limit"],
             }
             for r in rows
         ]
@@ -156,7 +242,12 @@ class AuthService:
             row = await key_store.by_hash(conn, digest)
         if row is None or row["revoked_at"] is not None:
             raise Unauthenticated("invalid or revoked API key")
-        principal = Principal(kind="api_key", api_key_id=row["id"])
+        principal = Principal(
+            kind="api_key",
+            api_key_id=row["id"],
+            scopes=stored_scopes(row["scopes"]),
+            rate_limit=row["rate_limit"],
+        )
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (now + self._cache_seconds, principal)

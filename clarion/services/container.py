@@ -26,6 +26,7 @@ from clarion.services.idempotency import IdempotencyService
 from clarion.services.inbox import InboxService
 from clarion.services.pipeline import Planner
 from clarion.services.preferences import PreferenceService
+from clarion.services.privacy import PrivacyService
 from clarion.services.realtime import RealtimeService, WorkerWake
 from clarion.services.scheduling import SchedulingService
 from clarion.services.sending import SendingService
@@ -79,6 +80,9 @@ class Services:
         self.digests.release_callbacks = self.deliveries.wake_callbacks
         self.webhooks = WebhookService(self.db, settings)
         self.push_subscriptions = PushSubscriptionService(self.db, settings)
+        # A user's data: export and erasure (the pseudonyms of erased users derive from
+        # the secret key).
+        self.privacy = PrivacyService(self.db, secret, settings.privacy_batch_size)
         self.worker: Worker | None = None
         self._worker_task: asyncio.Task[Any] | None = None
         self._wake_task: asyncio.Task[None] | None = None

@@ -338,6 +338,13 @@ class DeliveryService:
                     await ep_store.disable_endpoint(
                         conn, str(job.delivery["target"]), res.detail or "410 Gone", now
                     )
+            if len(written) < len(decided):
+                # A delivery erased (or deleted with its notification) while it was being
+                # sent has no row left for its attempt to reference.
+                kept = written | await outbox.existing(
+                    conn, [res.job.id for res, _ in decided if res.job.id not in written]
+                )
+                attempts = [a for a in attempts if a["delivery_id"] in kept]
             await ep_store.add_attempts(conn, attempts)
             await event_store.append(conn, events)
         return done

@@ -1,4 +1,5 @@
-"""Server API keys: only a SHA-256 of the key is stored."""
+"""Server API keys: only a SHA-256 of the key is stored, with its scopes and its own rate
+limit."""
 
 from __future__ import annotations
 
@@ -12,10 +13,28 @@ from clarion.store.schema import api_keys
 
 
 async def insert(
-    conn: AsyncConnection, *, id: str, name: str, prefix: str, key_hash: str, now: datetime
+    conn: AsyncConnection,
+    *,
+    id: str,
+    name: str,
+    prefix: str,
+    key_hash: str,
+    now: datetime,
+    scopes: str,
+    rate_limit: str | None,
 ) -> None:
+    """``scopes``: space-separated scope names; ``rate_limit``: limits syntax, or ``None``
+    for the configured default."""
     await conn.execute(
-        api_keys.insert().values(id=id, name=name, prefix=prefix, key_hash=key_hash, created_at=now)
+        api_keys.insert().values(
+            id=id,
+            name=name,
+            prefix=prefix,
+            key_hash=key_hash,
+            created_at=now,
+            scopes=scopes,
+            rate_limit=rate_limit,
+        )
     )
 
 

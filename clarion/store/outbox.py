@@ -267,6 +267,14 @@ async def requeue(conn: AsyncConnection, delivery_id: str, now: datetime) -> boo
     return bool(result.rowcount)
 
 
+async def existing(conn: AsyncConnection, ids: Sequence[str]) -> set[str]:
+    """Which of these deliveries still exist."""
+    if not ids:
+        return set()
+    stmt = select(deliveries.c.id).where(one_of(conn, deliveries.c.id, ids))
+    return {r[0] for r in await conn.execute(stmt)}
+
+
 async def get(conn: AsyncConnection, delivery_id: str) -> RowMapping | None:
     row = (await conn.execute(select(deliveries).where(deliveries.c.id == delivery_id))).first()
     return None if row is None else row._mapping

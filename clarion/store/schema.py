@@ -161,6 +161,10 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("created_at", Timestamp, nullable=False),
     Column("revoked_at", Timestamp),
+    # Space-separated ApiScope names; keys made before scopes existed are admin keys.
+    Column("scopes", String(100), nullable=False, server_default=text("'admin'")),
+    # The key's own limit (limits syntax, "600/minute"); NULL: CLARION_RATE_LIMIT_API.
+    Column("rate_limit", String(100)),
 )
 
 idempotency_keys = Table(
@@ -303,6 +307,9 @@ batches = Table(
         sqlite_where=text("status = 'open'"),
     ),
     Index("ix_batches_status_flush_at", "status", "flush_at"),
+    # A user's batches in every state (erasure and export; the unique index above holds
+    # open ones only).
+    Index("ix_batches_user_id", "user_id"),
 )
 
 # One held notification: what folding needs, and the send command it came from (so the
@@ -345,6 +352,7 @@ channel_digests = Table(
         sqlite_where=text("status = 'open'"),
     ),
     Index("ix_channel_digests_status_due_at", "status", "due_at"),
+    Index("ix_channel_digests_user_id", "user_id"),  # erasure and export
 )
 
 # A send with a future ``scheduled_for``: one row per recipient, written as a

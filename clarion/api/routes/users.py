@@ -1,10 +1,11 @@
-"""``/api/v1/users``: profiles and user tokens."""
+"""``/api/v1/users``: profiles and user tokens; a user's data exported or erased."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, Path, Response
+from fastapi.responses import StreamingResponse
 
 from clarion.api.deps import PrincipalDep, ServerDep, ServicesDep
 from clarion.api.responses import Json
@@ -41,3 +42,33 @@ async def mint_token(
     """A signed, expiring token that acts for this one user (for browsers and apps)."""
     token, ttl = services.auth.mint_user_token(user_id, body.ttl_seconds if body else None)
     return Json({"token": token, "user_id": user_id, "expires_in": ttl})
+
+
+@router.delete("/{user_id}", status_code=204, response_class=Response)
+async def erase_user(user_id: UserPath, services: ServicesDep, _server: ServerDep) -> Response:
+    """Erase everything Clarion holds about the user (profile, notifications, deliveries,
+    push subscriptions, preferences, scheduled sends, batches); their events are kept,
+    anonymised. ``204`` whether or not anything was held: erasing again is a no-op."""
+    await services.privacy.erase(user_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{user_id}/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/json": {}}, "description": "The user's data"}},
+)
+async def export_user(
+    user_id: UserPath, services: ServicesDep, _server: ServerDep
+) -> StreamingResponse:
+    """Everything Clarion holds about the user as one JSON document, streamed (see
+    docs/api.md, "A user's data"). ``404`` when nothing is held."""
+    pieces = await services.privacy.export(user_id)
+    return StreamingResponse(
+        pieces,
+        media_type="application/json",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": 'attachment; filename="clarion-user-export.json"',
+        },
+    )
