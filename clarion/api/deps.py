@@ -94,7 +94,7 @@ async def get_principal(
 def route_access(request: Request) -> Access:
     """Who may call the matched route (api/operations.py): one dictionary lookup."""
     route = request.scope.get("route")
-    return access(request.method, getattr(route, "path", ""))
+    return access(request.method, getattr(route, "path_format", ""))
 
 
 async def _rate_limit(services: Services, principal: Principal, request: Request) -> None:

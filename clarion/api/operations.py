@@ -29,6 +29,7 @@ NON_API_PATHS: frozenset[str] = frozenset(
         "/readyz",
         "/metrics",
         "/docs",
+        "/docs/assets",
         "/docs/oauth2-redirect",
         "/redoc",
         "/openapi.json",
@@ -126,13 +127,14 @@ def access(method: str, path: str) -> Access:
 def routed_operations(routes: Iterable[BaseRoute]) -> set[Operation]:
     """The operations an app's routes serve (``create_app(...).routes``), outside
     :data:`NON_API_PATHS`: each HTTP method of each route, ``WS`` for WebSockets. Paths
-    are the matched route's own (what a request's ``scope["route"]`` holds, which the
-    authorization looks up)."""
+    are the matched route's templates (of what a request's ``scope["route"]`` holds, which
+    the authorization looks up)."""
     found: set[Operation] = set()
     for route in flat_routes(routes):
-        path: Any = getattr(route, "path", None)
-        if path is None or path in NON_API_PATHS:
-            continue
+        # path_format: the template without convertors ({id}, not {id:int}).
+        path: Any = getattr(route, "path_format", None)
+        if path is None or path in NON_API_PATHS or getattr(route, "path", None) in NON_API_PATHS:
+            continue  # a mount (``/docs/assets``) is named by its path, not its template
         if isinstance(route, WebSocketRoute):
             found.add(("WS", path))
         elif isinstance(route, Route):

@@ -79,7 +79,7 @@ def test_user_token_column_matches_the_routes_dependencies() -> None:
     for route in _flat_api_routes():
         calls = set(_calls(route.dependant))
         for method in route.methods:
-            rule = OPERATIONS[(method, route.path)]
+            rule = OPERATIONS[(method, route.path_format)]
             if get_server in calls:
                 assert not rule.user_token, (method, route.path)
             elif get_principal in calls:
