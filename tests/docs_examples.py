@@ -9,13 +9,14 @@ What runs, by the fence's language:
 - ``sh`` / ``bash``: run with ``bash`` (``set -eo pipefail``) with ``KEY`` (an API key),
   ``API`` (``<base>/api/v1``), ``CLARION`` (the base URL) and ``TOKEN`` (also
   ``USER_TOKEN``: a user token) in the environment. ``curl`` answers with a status >= 400
-  fail the example. A comment line ``# -> <JSON>`` (continued on following ``#`` lines
+  fail the example, and every ``curl`` goes to the test server whatever host it names.
+  A comment line ``# -> <JSON>`` (continued on following ``#`` lines
   while the JSON is incomplete, optionally ``# -> 202 <JSON>``) right after a ``curl``
   says what that call printed, and is checked (see "Comparing" below).
 - ``json``: must parse (a leading status, ``202 {...}``, means "a response with this
   status"). With ``request METHOD PATH`` it is sent as that request's body (with the API
-  key) and must be answered 2xx; with ``response`` it is compared with the answer to the
-  file's previous ``request`` block.
+  key, or the token of the ``user`` directive) and must be answered 2xx; with
+  ``response`` it is compared with the answer to the file's previous ``request`` block.
 - ``python``: run with the project's Python, ``KEY`` and ``TOKEN`` defined as globals,
   20 s at most, and must exit 0 without the server answering any request >= 400.
 - ``js``, ``jinja``, ``text`` and unlabelled blocks are not run.
@@ -33,7 +34,8 @@ Directives: an HTML comment on the line(s) right before the fence,
 - ``response`` (json): the block is the answer to the previous ``request`` block.
 - ``status STATUS`` (sh): the example shows an error on purpose: a ``curl`` answering
   STATUS does not fail it, and at least one must.
-- ``user USER_ID``: ``TOKEN`` and ``eyJ...`` act for this user (default ``ana``).
+- ``user USER_ID``: ``TOKEN``, ``eyJ...`` and a ``request`` act for this user
+  (default: ``ana``, and a ``request`` uses the API key).
 - ``runs-until-stopped`` (python): a listener; it passes when it keeps running while a
   notification is sent to its user and prints that notification's title.
 
@@ -44,7 +46,7 @@ keys, recursively, and equal values, except that
   starting with what comes before (``"eyJ..."``);
 - a key ``"..."`` (``"...": "..."``) says the object has more keys than shown;
 - timestamps (keys ending in ``_at``, and ``ts``) and ``token`` need only the same type
-  (``null`` stays ``null``);
+  (``null`` stays ``null``) unless shown with an ellipsis;
 - lists have the same length and are compared item by item.
 """
 

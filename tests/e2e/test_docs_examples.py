@@ -281,7 +281,8 @@ def test_the_comparison_rules() -> None:
 
 def test_the_runner_fails_wrong_examples(doc_servers: DocServers) -> None:
     """Against a real server: a wrong answer, a refused call, a refused request of a
-    Python example and a refused JSON body each fail their example."""
+    Python example and a refused JSON body each fail their example; a curl naming another
+    host reaches the test server."""
     server = doc_servers.for_file(SELF_TEST)
 
     def block(lang: str, text: str, directive: str = "") -> Block:
@@ -295,6 +296,8 @@ def test_the_runner_fails_wrong_examples(doc_servers: DocServers) -> None:
         _run_shell(
             block("sh", count + '# -> {"user_id": "ana", "unread": 5, "unseen": 0}\n'), server
         )
+    elsewhere = 'curl -s http://elsewhere.invalid/healthz\n# -> {"status": "ok", "...": "..."}\n'
+    _run_shell(block("sh", elsewhere), server)  # reached the test server, not the network
     missing = 'curl -s $API/notifications/999 -H "Authorization: Bearer $KEY"\necho after\n'
     with pytest.raises(AssertionError, match="HTTP 404"):
         _run_shell(block("sh", missing), server)
