@@ -50,7 +50,7 @@ SELF_TEST = "self-test"  # the server the runner's own checks use
 
 @dataclass(frozen=True)
 class KnownBroken:
-    """An example that fails today in a page being edited elsewhere. ``contains`` picks
+    """An example known to fail, in a page whose fix is waiting elsewhere. ``contains`` picks
     the block by its text (line numbers move); ``fix`` says what the page needs."""
 
     file: str
