@@ -177,10 +177,28 @@ async def test_duplicate_api_key_hash_is_a_conflict_not_a_crash(services: Servic
     from clarion.store import api_keys
 
     async with services.db.begin() as conn:
-        await api_keys.insert(conn, id="k1", name="a", prefix="p", key_hash="h", now=utcnow())
+        await api_keys.insert(
+            conn,
+            id="k1",
+            name="a",
+            prefix="p",
+            key_hash="h",
+            now=utcnow(),
+            scopes="admin",
+            rate_limit=None,
+        )
     with pytest.raises(Conflict):
         async with services.db.begin() as conn:
-            await api_keys.insert(conn, id="k2", name="b", prefix="p", key_hash="h", now=utcnow())
+            await api_keys.insert(
+                conn,
+                id="k2",
+                name="b",
+                prefix="p",
+                key_hash="h",
+                now=utcnow(),
+                scopes="admin",
+                rate_limit=None,
+            )
 
 
 async def test_every_page_shape_matches_the_rows(services: Services, server: Principal) -> None:

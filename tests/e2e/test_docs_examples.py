@@ -397,6 +397,11 @@ def _run_shell(block: Block, server: DocServer) -> None:
     (work / "expects").touch()
     path = work / "example.sh"
     path.write_text(PRELUDE + server.fill(script, block.user))
+    # Examples are written for a checkout, where the CLI is .venv/bin/clarion.
+    venv_bin = server.workdir / ".venv" / "bin"
+    if not venv_bin.exists():
+        venv_bin.parent.mkdir(exist_ok=True)
+        venv_bin.symlink_to(Path(sys.executable).parent)
     token = server.token(block.user)
     env = {
         **server.server.env,
