@@ -13,7 +13,8 @@ def err(response: httpx.Response) -> dict[str, Any]:
     """The documented error body, checked for shape."""
     body = response.json()
     assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
+    assert set(body["error"]) == {"code", "message", "details", "doc"}, body
+    assert body["error"]["doc"] == f"/docs/errors#{body['error']['code']}", body
     return dict(body["error"])
 
 
