@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from clarion.api.app import create_app
 from clarion.config import Settings
+from clarion.delivery.channels.live import LiveChannel
 from clarion.delivery.channels.registry import build_registry
 from clarion.delivery.scheduler import PipelineLoop
 from clarion.delivery.worker import WakeListener, Worker
@@ -54,7 +55,9 @@ class Runtime:
             "poll_seconds": s.worker_poll_seconds,
             **overrides,
         }
-        worker = Worker(svc.deliveries, build_registry(s), **options)
+        registry = build_registry(s)
+        registry.register(LiveChannel(svc.hub))  # the hub is ours, not the settings'
+        worker = Worker(svc.deliveries, registry, **options)
         svc.sending.listeners.append(WakeListener(worker))
         svc.deliveries.wake_callbacks.append(worker.wake)
         self.worker = worker

@@ -59,6 +59,7 @@ class SuppressionReason(StrEnum):
     DUPLICATE = "duplicate"
     BATCHED = "batched"
     NO_CONTACT = "no_contact"
+    NOT_CONNECTED = "not_connected"  # a websocket toast with no open connection
 
 
 class EventType(StrEnum):
