@@ -114,7 +114,7 @@ def serve(
         "log_level": settings.log_level,
         "proxy_headers": False,
         # Compression costs CPU per socket per frame: a broadcast to N clients would
-        # deflate the same frame N times (see PERFORMANCE-NOTES).
+        # deflate the same frame N times.
         "ws_per_message_deflate": False,
         # uvicorn's protocol, keeping less per open socket (api/live_protocol.py).
         "ws": WS_PROTOCOL,

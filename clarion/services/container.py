@@ -53,7 +53,7 @@ class Services:
         self.batching = BatchingRuleService(self.db)
         self.actions = ActionService(self.db, self.inbox, settings)
         # The realtime hub: built here, connected in start(); tells live clients of every
-        # committed change and fronts the unread counts with a cache (and rate limits).
+        # committed change, and holds the rate limiters.
         self.hub = Hub.build(settings)
         # The send pipeline: plan per recipient (templates, batches, preferences, quiet
         # hours, channel rate limits), write in one transaction; batches and scheduled
