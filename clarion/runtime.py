@@ -19,7 +19,7 @@ from clarion.api.app import create_app
 from clarion.config import Settings
 from clarion.delivery.channels.live import LiveChannel
 from clarion.delivery.channels.registry import build_registry
-from clarion.delivery.scheduler import PipelineLoop
+from clarion.delivery.pipeline_loop import PipelineLoop
 from clarion.delivery.worker import WakeListener, Worker
 from clarion.services.container import Services
 

@@ -8,7 +8,7 @@ inbox pushes, worker wake-ups) hear about it only after the commit.
 The row-writing part is :meth:`SendingService.write`, which runs inside a caller's
 transaction: the batch flusher and the scheduler write a notification in the same
 transaction that marks their batch flushed or their scheduled send sent, which is what
-makes each go out exactly once. Before writing, :class:`~clarion.services.pipeline.Planner`
+makes each go out exactly once. Before writing, :class:`~clarion.services.planner.Planner`
 decides per recipient (template, batch, preferences, quiet hours, rate limits).
 """
 
@@ -34,7 +34,7 @@ from clarion.metrics import NOTIFICATIONS_ACCEPTED, SEND_GROUP_SIZE
 from clarion.services.clock import as_utc, utcnow
 from clarion.services.idempotency import IdempotencyRequest, IdempotencyService
 from clarion.services.inbox import InboxListener, notification_json
-from clarion.services.pipeline import Planner, RecipientPlan
+from clarion.services.planner import Planner, RecipientPlan
 from clarion.store import batches as batch_store
 from clarion.store import channel_digests as digest_store
 from clarion.store import deliveries as delivery_store

@@ -1,4 +1,4 @@
-"""Helpers for the smart-processing API tests (templates, preferences, batching, actions)."""
+"""Helpers for the processing API tests (templates, preferences, batching, actions)."""
 
 from __future__ import annotations
 
