@@ -10,6 +10,7 @@ dead delivery can be re-queued (``POST /deliveries/{id}/retry``) with a fresh bu
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from email.utils import formatdate
@@ -20,8 +21,8 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.e2e.conftest import Server, clarion_env, start_server
-from tests.faults.nodes_support import Copy, Reply, WebhookReceiver, write_result
+from tests.e2e.conftest import Server, clarion_env
+from tests.faults.nodes_support import Copy, Reply, WebhookReceiver, start_node, write_result
 
 BASE = 0.5  # CLARION_RETRY_BASE_DELAY_SECONDS
 MAX_DELAY = 4.0  # CLARION_RETRY_MAX_DELAY_SECONDS
@@ -78,7 +79,7 @@ class Api:
 
 
 def gaps(copies: list[Copy]) -> list[float]:
-    return [round(b.at - a.at, 3) for a, b in zip(copies, copies[1:], strict=False)]
+    return [round(b.at - a.at, 3) for a, b in itertools.pairwise(copies)]
 
 
 def verify_signatures(copies: list[Copy], secret: str) -> None:
@@ -99,7 +100,7 @@ def rig(tmp_path: Path) -> Any:
             CLARION_WORKER_POLL_SECONDS=str(POLL),
             CLARION_LOG_LEVEL="info",
         )
-        server = start_server(tmp_path, env)
+        server = start_node(tmp_path, env)
         try:
             yield receiver, Api(server)
         finally:
