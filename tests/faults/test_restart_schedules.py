@@ -67,7 +67,6 @@ class Api:
 
 
 @pytest.mark.faults
-@pytest.mark.faults_quick
 @pytest.mark.timeout(900)
 def test_scheduled_sends_and_batches_across_sigkill(tmp_path: Path) -> None:
     env = clarion_env(tmp_path, CLARION_LOG_LEVEL="info")
