@@ -255,6 +255,8 @@ class Window:
             if self.arena.probe.proc.poll() is not None:
                 break
             time.sleep(0.1)
+        clash = set(self.extra) & {"case", "requests", "errors", "p99_ms", "max_ms"}
+        assert not clash, f"extra figures may not replace the normal client's: {clash}"
         latencies = [r["lat"] for r in window]
         errors = [r for r in window if r["err"] is not None]
         self.stats = {

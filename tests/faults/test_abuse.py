@@ -14,6 +14,7 @@ also run in ``make test``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import selectors
 import socket
@@ -190,8 +191,10 @@ UTF8_CASES: dict[str, tuple[str, bytes]] = {
 }
 
 
+# Starlette decodes %FF as U+FFFD: /users/%FF/token and /users/%FE/token mint tokens for
+# the same user "\ufffd". Not refused on wip/json either (checked merged with it).
 NEEDS_PARAMS = pytest.mark.xfail(
-    strict=True, reason="needs invalid percent-encoded UTF-8 refused in parameters (wip/json)"
+    strict=True, reason="needs invalid percent-encoded UTF-8 refused in parameters (json)"
 )
 
 
@@ -444,56 +447,70 @@ async def test_websocket_action_flood_is_rate_limited(arena: Arena) -> None:
     kind, ws, code = await _open(_ws_url(arena, arena.token(user)))
     assert kind == "live" and ws is not None, (kind, code)
     acks = 0
-    errors: dict[str, int] = {}
+    ws_errors: dict[str, int] = {}
     close_code: int | None = None
+    limited_at: float | None = None  # the first refusal (an error frame or the close)
     sent = 0
     flood_seconds = 3.0
+    t0 = time.monotonic()
+
+    async def flood() -> None:
+        nonlocal sent
+        message = orjson.dumps({"type": "read", "id": nid}).decode()
+        end = time.monotonic() + flood_seconds
+        while time.monotonic() < end:
+            for _ in range(100):  # thousands per second
+                await ws.send(message)
+                sent += 1
+            await asyncio.sleep(0.01)
+
+    async def read() -> None:
+        """Until the server closes, or stays silent for 5 s once the flood is over."""
+        nonlocal acks, close_code, limited_at
+        try:
+            while True:
+                msg = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+                if msg["type"] == "ack":
+                    acks += 1
+                elif msg["type"] == "error":
+                    ws_errors[msg["code"]] = ws_errors.get(msg["code"], 0) + 1
+                    if msg["code"] != "not_found" and limited_at is None:
+                        limited_at = time.monotonic() - t0
+        except ConnectionClosed as exc:
+            close_code = exc.rcvd.code if exc.rcvd else None
+            if limited_at is None:
+                limited_at = time.monotonic() - t0
+        except TimeoutError:
+            pass
+
     with arena.window("ws-action-flood") as window:
         try:
-
-            async def flood() -> None:
-                nonlocal sent
-                message = orjson.dumps({"type": "read", "id": nid}).decode()
-                end = time.monotonic() + flood_seconds
-                while time.monotonic() < end:
-                    for _ in range(100):  # thousands per second
-                        await ws.send(message)
-                        sent += 1
-                    await asyncio.sleep(0.01)
-
-            async def read() -> None:
-                nonlocal acks, close_code
-                while True:
-                    msg = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
-                    if msg["type"] == "ack":
-                        acks += 1
-                    elif msg["type"] == "error":
-                        errors[msg["code"]] = errors.get(msg["code"], 0) + 1
-
-            t0 = time.monotonic()
             reader = asyncio.create_task(read())
-            try:
+            with contextlib.suppress(ConnectionClosed):  # the reader records the close
                 await asyncio.wait_for(flood(), flood_seconds + 30)
-            except ConnectionClosed as exc:
-                close_code = exc.rcvd.code if exc.rcvd else None
-            try:
-                await asyncio.wait_for(reader, 30)
-            except ConnectionClosed as exc:
-                close_code = exc.rcvd.code if exc.rcvd else close_code
-            except TimeoutError:
-                pass  # the reader's own 10 s silence: the flood was answered and is over
+            # Unlimited, the server still works through a backlog of thousands: bounded.
+            done, _ = await asyncio.wait({reader}, timeout=15)
+            if not done:
+                reader.cancel()
             elapsed = time.monotonic() - t0
             window.extra.update(
-                sent=sent, acks=acks, errors=errors, close_code=close_code, seconds=elapsed
+                sent=sent,
+                acks=acks,
+                ws_errors=ws_errors,
+                close_code=close_code,
+                limited_after_seconds=limited_at,
+                seconds=round(elapsed, 2),
             )
-            # At most the rate over the flood plus a burst of twice the rate, and slack.
-            allowed = WS_ACTIONS_PER_SECOND * (elapsed + 2) + 20
-            assert acks <= allowed, window.extra
             documented = _documented_close_codes()
             text = (ROOT / "docs" / "realtime.md").read_text()
             limited_by_close = close_code == 4029 and 4029 in documented
-            limited_by_errors = any(c != "not_found" and f"`{c}`" in text for c in errors)
+            limited_by_errors = any(c != "not_found" and f"`{c}`" in text for c in ws_errors)
             assert limited_by_close or limited_by_errors, window.extra
+            assert limited_at is not None and limited_at < QUICK_SECONDS, window.extra
+            # Applied: at most the rate over the whole time, a burst of twice the rate,
+            # and slack.
+            allowed = WS_ACTIONS_PER_SECOND * (elapsed + 2) + 20
+            assert acks <= allowed, window.extra
         finally:
             await ws.close()
     assert arena.alive()
