@@ -267,6 +267,11 @@ class Window:
             "p50_ms": round(percentile(latencies, 50) * 1000, 1),
             "p99_ms": round(percentile(latencies, 99) * 1000, 1),
             "max_ms": round(max(latencies, default=0.0) * 1000, 1),
+            # Where the slow ones fell: seconds into the attack, which request, how long.
+            "slowest": [
+                [round(r["t"] - self.start, 2), r["op"], round(r["lat"] * 1000, 1)]
+                for r in sorted(window, key=lambda r: -r["lat"])[:5]
+            ],
             "target_p99_ms": P99_TARGET_SECONDS * 1000,
             "bound_p99_ms": P99_BOUND_SECONDS * 1000,
             "attack_seconds": round(end - self.start, 2),
