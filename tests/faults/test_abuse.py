@@ -248,8 +248,11 @@ def _big_header(size: int) -> tuple[bytes, Iterator[bytes]]:
 
 
 def _refused_header(outcome: Any) -> bool:
-    """431 (then closed), or closed without an answer: anything but the request served."""
-    return outcome.status == 431 or (outcome.status is None and outcome.closed)
+    """431 in the documented error shape, or closed without an answer: anything but the
+    request served."""
+    if outcome.status == 431:
+        return error_code(outcome.head.partition(b"\r\n\r\n")[2]) is not None
+    return outcome.status is None and outcome.closed
 
 
 @quick
