@@ -92,6 +92,16 @@ def _assert_error_shape(body: bytes) -> None:
     assert error_code(body) is not None, body[:500]
 
 
+# --- no attack: what the others compare with ---------------------------------------
+@quick
+def test_baseline_without_attack(arena: Arena) -> None:
+    window = arena.window("baseline")
+    window.min_samples = 40  # two seconds of normal requests
+    with window:
+        pass
+    assert arena.alive()
+
+
 # --- bodies --------------------------------------------------------------------------
 @quick
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
