@@ -9,6 +9,7 @@ from clarion.api.deps import ServicesDep
 from clarion.api.responses import Json
 from clarion.api.routes import ERROR_RESPONSES
 from clarion.api.schemas import Health
+from clarion.errors import StorageError
 
 router = APIRouter(tags=["health"])
 
@@ -21,7 +22,8 @@ async def healthz() -> Json:
 
 @router.get("/readyz", response_model=Health, responses={503: ERROR_RESPONSES[503]})
 async def readyz(services: ServicesDep) -> Json:
-    """Ready to serve: the database answers."""
+    """Ready to serve: the database answers (asked afresh on every call, so it turns
+    ready again as soon as the database is back)."""
     if await services.db.ping():
         return Json({"status": "ok", "checks": {"database": "ok"}})
     return Json(
@@ -33,6 +35,7 @@ async def readyz(services: ServicesDep) -> Json:
             }
         },
         status_code=503,
+        headers={"Retry-After": str(StorageError.retry_after)},
     )
 
 
