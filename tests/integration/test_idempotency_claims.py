@@ -70,9 +70,7 @@ async def test_same_key_other_body_in_one_group_is_refused(
     assert count.json()["unread"] == 1
 
 
-async def test_a_claim_left_by_an_older_node(
-    authed: httpx.AsyncClient, services: Services
-) -> None:
+async def test_a_claim_left_by_an_older_node(authed: httpx.AsyncClient, services: Services) -> None:
     """Older versions committed a claim (no response yet) before the send; if that node
     died, the claim is refused with Retry-After until STALE_AFTER, then taken over."""
     body = {"user_id": "bo", "type": "o", "title": "A"}
