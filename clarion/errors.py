@@ -130,6 +130,12 @@ class StorageError(ClarionError):
         self.outage = outage
 
 
+def is_outage(exc: BaseException) -> bool:
+    """The database did not answer: already logged once for the whole outage (see
+    ``store.db.Availability``), so loops that retry say nothing more about it."""
+    return isinstance(exc, StorageError) and exc.outage
+
+
 class DependencyError(ClarionError):
     code = "dependency_unavailable"
     status = 503
