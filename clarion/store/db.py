@@ -176,12 +176,15 @@ class Database:
         if self.availability.down_since is not None:
             self.availability.succeeded()
 
-    async def ping(self) -> bool:
+    async def ping(self, within: float = 5.0) -> bool:
+        """Does the database answer, within ``within`` seconds (a readiness probe must not
+        hang on a database host that drops packets)?"""
         try:
-            async with self.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            async with asyncio.timeout(within):
+                async with self.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
             return True
-        except StorageError:
+        except (StorageError, TimeoutError):
             return False
 
     async def dispose(self) -> None:
