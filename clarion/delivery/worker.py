@@ -42,6 +42,7 @@ from clarion.delivery.channels.registry import ChannelRegistry
 from clarion.delivery.dispatch import dispatch
 from clarion.domain.jobs import Job, Result
 from clarion.errors import ClarionError, is_outage
+from clarion.hub.tasks import wait_event
 from clarion.metrics import DELIVERIES, DELIVERY_ATTEMPT_LATENCY, OUTBOX_BACKLOG
 from clarion.services.deliveries import DeliveryService
 
@@ -223,8 +224,7 @@ class Worker:
         self._leased.difference_update(ids)
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        await wait_event(self._wake, seconds)
 
     def _start(self, job: Job) -> None:
         self._leased.add(job.id)
