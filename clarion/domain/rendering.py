@@ -28,11 +28,14 @@ __all__ = [
     "HTML_PARTS",
     "MAX_OUTPUT",
     "MAX_SOURCE",
+    "MAX_TEMPLATE_TOKENS",
+    "MAX_TOKENS",
     "PARTS",
     "CompiledTemplate",
     "RenderError",
     "choose_locale",
     "compile_template",
+    "count_tokens",
     "render",
     "template_variables",
 ]
@@ -49,6 +52,10 @@ PARTS = (
 )
 HTML_PARTS = frozenset({"email.html"})
 MAX_SOURCE = 64 * 1024  # characters per part
+# Compiling is CPU work no tick can bound (Python's compile() of the generated module is
+# one C call), so its size is capped before parsing: tokens per part and per template.
+MAX_TOKENS = 10_000
+MAX_TEMPLATE_TOKENS = 50_000
 MAX_OUTPUT = 64 * 1024  # characters per rendered part
 MAX_WORK_CHARS = 1024 * 1024  # characters printed per part, including captured output
 MAX_STEPS = 200_000  # loop steps, calls, lookups per render
@@ -110,8 +117,26 @@ def compile_template(bodies: Mapping[str, str]) -> CompiledTemplate:
     )
 
 
+def count_tokens(source: str, limit: int = MAX_TOKENS) -> int:
+    """The Jinja tokens of ``source``, counted up to ``limit + 1`` (then it stops). A
+    source that does not lex counts what lexed; compiling reports the error."""
+    count = 0
+    try:
+        for _ in sandbox.environment(autoescape=False).lex(source):
+            count += 1
+            if count > limit:
+                break
+    except TemplateSyntaxError:
+        pass
+    return count
+
+
 def _compile_part(part: str, source: str) -> Template:
     env = sandbox.environment(autoescape=part in HTML_PARTS)
+    if count_tokens(source) > MAX_TOKENS:
+        raise TemplateInvalid(
+            "the template is too large", [_problem(part, f"at most {MAX_TOKENS} tokens")]
+        )
     try:
         tree = env.parse(source)
         sandbox.harden(tree, env)

@@ -59,7 +59,7 @@ MAX_FORMAT_WIDTH = 1_000
 MAX_INT_BITS = 4_096
 MAX_JSON_INDENT = 16  # tojson(indent=...): spaces (or characters) per nesting level
 MAX_ROUND_PRECISION = 100  # round(precision): ceil/floor compute 10 ** precision
-MAX_URLIZE_INPUT = 16 * 1024  # characters urlize works on: it loops over words in Python
+MAX_URLIZE_INPUT = 8 * 1024  # characters urlize works on: it loops over words in Python
 MAX_TEXT_SCAN = 64 * 1024  # characters of text wordcount/title/striptags scan in one step
 MAX_ARGUMENT = MAX_VALUE_WEIGHT  # any integer argument of a str/bytes/int method
 

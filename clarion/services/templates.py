@@ -21,9 +21,11 @@ from typing import Any
 from sqlalchemy.engine import RowMapping
 
 from clarion.domain.rendering import (
+    MAX_TEMPLATE_TOKENS,
     CompiledTemplate,
     choose_locale,
     compile_template,
+    count_tokens,
     render,
     template_variables,
 )
@@ -107,6 +109,16 @@ def compile_all(draft: TemplateDraft) -> Compiled:
             problems.append(
                 {"field": f"bodies.{locale}", "problem": "not a locale tag (e.g. pt-BR)"}
             )
+    tokens = 0
+    for parts in bodies.values():
+        for source in parts.values() if isinstance(parts, Mapping) else ():
+            if isinstance(source, str) and tokens <= MAX_TEMPLATE_TOKENS:
+                tokens += count_tokens(source, MAX_TEMPLATE_TOKENS)
+    if tokens > MAX_TEMPLATE_TOKENS:  # checked before compiling anything: that is the cost
+        raise TemplateInvalid(
+            "the template is too large",
+            [{"field": "bodies", "problem": f"at most {MAX_TEMPLATE_TOKENS} tokens in all"}],
+        )
     if draft.default_locale not in bodies:
         problems.append(
             {"field": "default_locale", "problem": "must be one of the locales in bodies"}

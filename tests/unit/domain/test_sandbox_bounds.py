@@ -15,7 +15,14 @@ import tracemalloc
 import pytest
 
 from clarion.domain import sandbox
-from clarion.domain.rendering import RenderError, compile_template, render, template_variables
+from clarion.domain.rendering import (
+    MAX_TOKENS,
+    RenderError,
+    compile_template,
+    count_tokens,
+    render,
+    template_variables,
+)
 from clarion.errors import TemplateInvalid
 
 VARS = template_variables(
@@ -193,3 +200,16 @@ BOUNDED_BUT_FINE = [
 @pytest.mark.parametrize(("source", "expected"), BOUNDED_BUT_FINE)
 def test_the_bounded_filters_still_do_their_job(source: str, expected: str) -> None:
     assert render(compile_template({"sms.text": source}), VARS)["sms.text"] == expected
+
+
+def test_compiling_is_bounded_by_tokens() -> None:
+    """Compiling cannot be interrupted (compile() of the generated module is one C call),
+    so a part with too many tokens is refused before it is parsed, fast."""
+    fits = "{{ a }}" * (MAX_TOKENS // 5)
+    assert count_tokens(fits) <= MAX_TOKENS
+    compile_template({"sms.text": fits})
+    started = time.thread_time()
+    with pytest.raises(TemplateInvalid) as info:
+        compile_template({"sms.text": "{{ a }}" * 9000})  # 63 KB, under the size limit
+    assert time.thread_time() - started < 1.0
+    assert info.value.details == [{"field": "sms.text", "problem": f"at most {MAX_TOKENS} tokens"}]
