@@ -103,7 +103,7 @@ ATTACKS = {
     "striptags_long_input": "{{ ('<a> ' * 60000)|striptags }}",
     "pow": "{{ 10 ** (10 ** 9) }}",  # Jinja's ** groups left: 10**10**9 is small
     "pow_grown": "{{ 2 ** 5000 }}",
-    "big_int_multiplication": "{{ (2 ** 4000) * (2 ** 4000) }}",
+    "big_int_multiplication": "{{ (2 ** 2000) * (2 ** 2000) * (2 ** 2000) }}",
     "round_ceil": "{{ 1.5|round(10**9, 'ceil') }}",
     "round_floor": "{{ 1.5|round(-10**9, 'floor') }}",
     "filesizeformat": "{{ (10 ** 1000)|filesizeformat }}",
