@@ -4,8 +4,10 @@ Saving compiles every locale variant (``domain.rendering.compile_template``), so
 template that does not compile never reaches the database. Compiled variants are cached
 in-process under ``(key, version, updated_at)``: every update bumps ``version`` in SQL,
 so a cache entry can never serve bodies older than the row it was read with, on any node.
-Compiling and rendering are CPU work bounded by the sandbox (200 ms); they run in a
-worker thread so one slow template does not stall the event loop.
+Compiling and rendering are CPU work, both bounded: compiling by the token caps checked
+before parsing (``MAX_TOKENS`` per part, ``MAX_TEMPLATE_TOKENS`` per template), rendering
+by the sandbox (200 ms, and no single operation large enough to hold the interpreter
+lock for long). Both run in a worker thread so the event loop keeps serving.
 """
 
 from __future__ import annotations
