@@ -11,12 +11,22 @@ the second is enforced cooperatively, from inside the generated code:
   With every loop and every call (macros, recursive loops) ticking, nothing can run long
   between two ticks except a single builtin operation — hence the next point;
 * builtins that allocate in proportion to an *argument* are pre-checked: ``*``, ``**``,
-  ``+``, ``%``, ``~``, the str methods that pad or replace, and the filters ``center``,
-  ``indent``, ``format``, ``replace``, ``wordwrap``, ``join``, ``sum``, ``batch``, ``slice``;
-  every call, operator and filter result is also weighed (:func:`weight`) so no value
-  bigger than ``MAX_VALUE_WEIGHT`` ever exists;
+  ``+``, ``%`` (output sized from widths and arguments), ``~``, the methods of str, bytes
+  and int (every integer argument capped: ``ljust``, ``zfill``, ``to_bytes``, ...; the
+  output of ``replace``, ``join``, ``expandtabs``, ``translate`` sized), and the filters
+  ``center``, ``indent``, ``format``, ``replace``, ``wordwrap``, ``join``, ``sum``,
+  ``batch``, ``slice``, ``round`` (precision), ``tojson`` (indent), ``urlize``; filters
+  that scan text in one C call (``wordcount``, ``title``, ``striptags``) take bounded
+  input. ``tojson`` and ``pprint`` write into a sink that stops at ``MAX_VALUE_WEIGHT``
+  while they produce, and filters that loop in Python (``unique``, ``map``, ``list``, ...)
+  tick per item;
+* every call, operator and filter result, every call's arguments and every list, tuple
+  and dict literal is weighed (:func:`weight`), so no value bigger than
+  ``MAX_VALUE_WEIGHT`` is kept — ``[x, x, x]`` holds ``x`` three times. (What is refused
+  only after it was built is at most a small multiple of the limit: its size follows
+  from inputs that were themselves weighed.)
 * everything printed, including output captured by ``{% set %}`` blocks and macros, is
-  charged to the budget's character allowance.
+  charged to the budget's character allowance (a non-string is weighed before ``str()``).
 
 ``str.format``/``format_map`` and ``lipsum`` are not offered at all; ``range`` refuses
 more than ``MAX_RANGE`` items. Unsafe attribute access raises at once instead of
