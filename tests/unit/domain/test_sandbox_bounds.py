@@ -243,3 +243,37 @@ def test_no_filter_argument_makes_a_filter_allocate_or_run_long(name: str) -> No
             assert len(out) <= 65536, source
             assert peak < 50 * 1024 * 1024, f"{source}: peak {peak / 1e6:.1f} MB"
             assert cpu < 1.0, f"{source}: {cpu:.2f} s of CPU"
+
+
+METHOD_OWNERS = {
+    "('ab\t' * 20000)": str,
+    "('ab\t' * 20000).encode()": bytes,
+    "12345": int,
+    "1.5": float,
+    "(range(10000)|list)": list,
+    "{'a': 1}": dict,
+}
+
+
+@pytest.mark.parametrize(
+    ("owner", "name"),
+    [(o, n) for o, t in METHOD_OWNERS.items() for n in dir(t) if not n.startswith("_")],
+)
+def test_no_method_argument_makes_a_builtin_allocate_or_run_long(owner: str, name: str) -> None:
+    """Every public method of the builtin values a template can hold, with huge numeric and
+    long string arguments: small output or a ``RenderError``, fast, in small memory."""
+    for arguments in ["", "10**9", "10**9, 10**9", "'x' * 100000", "'ab', 'x' * 100000"]:
+        source = f"{{{{ {owner}.{name}({arguments}) }}}}"
+        tracemalloc.start()
+        cpu = time.thread_time()
+        try:
+            out = render(compile_template({"sms.text": source}), VARS)["sms.text"]
+        except RenderError:
+            out = ""
+        finally:
+            cpu = time.thread_time() - cpu
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+        assert len(out) <= 65536, source
+        assert peak < 50 * 1024 * 1024, f"{source}: peak {peak / 1e6:.1f} MB"
+        assert cpu < 1.0, f"{source}: {cpu:.2f} s of CPU"
