@@ -277,3 +277,35 @@ def test_no_method_argument_makes_a_builtin_allocate_or_run_long(owner: str, nam
         assert len(out) <= 65536, source
         assert peak < 50 * 1024 * 1024, f"{source}: peak {peak / 1e6:.1f} MB"
         assert cpu < 1.0, f"{source}: {cpu:.2f} s of CPU"
+
+
+OPERANDS = [
+    "('%s%%(a)s' * 20000)",
+    "('ab' * 60000)",
+    "(range(10000)|list)",
+    "{'a': 'x' * 100000}",
+    "10**9",
+    "(2 ** 2000)",
+    "1e300",
+    "((1, 2) * 1000)",
+]
+
+
+@pytest.mark.parametrize("operator", ["*", "**", "+", "-", "%", "//", "/", "~"])
+def test_no_operator_allocates_or_runs_long(operator: str) -> None:
+    """Every operator on every pair of large operands: small output or a ``RenderError``."""
+    for left in OPERANDS:
+        for right in OPERANDS:
+            source = f"{{{{ ({left} {operator} {right})|length }}}}"
+            tracemalloc.start()
+            cpu = time.thread_time()
+            try:
+                render(compile_template({"sms.text": source}), VARS)
+            except RenderError:
+                pass
+            finally:
+                cpu = time.thread_time() - cpu
+                _, peak = tracemalloc.get_traced_memory()
+                tracemalloc.stop()
+            assert peak < 50 * 1024 * 1024, f"{source}: peak {peak / 1e6:.1f} MB"
+            assert cpu < 1.0, f"{source}: {cpu:.2f} s of CPU"
