@@ -153,7 +153,7 @@ class Settings(BaseSettings):
     )
     critical_types: list[str] = Field(default_factory=list)
 
-    # --- send pipeline (issue 6) ----------------------------------------------------------
+    # --- send pipeline ----------------------------------------------------------------------
     low_priority_digest: Literal["hourly", "daily"] | None = Field(
         default=None,
         description="Hold `low` priority notifications of types without a batching rule "

@@ -1,6 +1,7 @@
 """The single mapping from errors to HTTP responses.
 
-Every 4xx/5xx body is ``{"error": {"code", "message", "details"}}``: Clarion's own errors,
+Every 4xx/5xx body is ``{"error": {"code", "message", "details", "doc"}}`` (``doc`` links
+the code's entry on ``/docs/errors``): Clarion's own errors,
 FastAPI's validation errors, unknown routes and methods, and unexpected failures alike.
 """
 
@@ -16,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clarion.api.responses import Json
-from clarion.errors import ClarionError, RateLimited
+from clarion.errors import ClarionError, RateLimited, doc_link
 
 log = logging.getLogger("clarion.api")
 
@@ -42,7 +43,7 @@ def error_response(
     headers: Mapping[str, str] | None = None,
 ) -> Json:
     return Json(
-        {"error": {"code": code, "message": message, "details": details}},
+        {"error": {"code": code, "message": message, "details": details, "doc": doc_link(code)}},
         status_code=status,
         headers=headers,
     )

@@ -23,7 +23,8 @@ N = "/api/v1/notifications"
 def err(response: httpx.Response) -> dict[str, Any]:
     body = response.json()
     assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
+    assert set(body["error"]) == {"code", "message", "details", "doc"}, body
+    assert body["error"]["doc"] == f"/docs/errors#{body['error']['code']}", body
     return dict(body["error"])
 
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from clarion.api.deps import ServicesDep
+from clarion.api.errors import error_response
 from clarion.api.responses import Json
 from clarion.api.routes import ERROR_RESPONSES
 from clarion.api.schemas import Health
@@ -24,15 +25,8 @@ async def readyz(services: ServicesDep) -> Json:
     """Ready to serve: the database answers."""
     if await services.db.ping():
         return Json({"status": "ok", "checks": {"database": "ok"}})
-    return Json(
-        {
-            "error": {
-                "code": "storage_unavailable",
-                "message": "the database is unreachable",
-                "details": {"database": "unreachable"},
-            }
-        },
-        status_code=503,
+    return error_response(
+        503, "storage_unavailable", "the database is unreachable", {"database": "unreachable"}
     )
 
 

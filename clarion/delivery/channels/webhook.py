@@ -8,7 +8,7 @@ would let a public host bounce us to an internal one. A 3xx is a permanent failu
 detail names the (redacted) location. Every URL passes :class:`UrlGuard` and the request
 is sent to the very address the guard checked.
 
-The POST goes through :class:`~clarion.delivery.channels._h1.Http1Pool` (keep-alive
+The POST goes through :class:`~clarion.delivery.channels.http1_client.Http1Pool` (keep-alive
 connections per checked address and host name, a C response parser) rather than httpx:
 per request it is several times cheaper, and webhook throughput is bound by exactly that.
 """
@@ -16,19 +16,15 @@ per request it is several times cheaper, and webhook throughput is bound by exac
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
 import logging
-import secrets
 import time
 from typing import Any, ClassVar
 
 import orjson
 
-from clarion.delivery.channels._h1 import Dialer, Http1Pool, HttpError, PoolKey, Response
-from clarion.delivery.channels._http import classify_status, parse_retry_after
 from clarion.delivery.channels.base import (
     Channel,
     Contact,
@@ -37,29 +33,14 @@ from clarion.delivery.channels.base import (
     SendResult,
     redact_url,
 )
-from clarion.delivery.channels.netguard import BlockedURL, CheckedTarget, UrlGuard
+from clarion.delivery.channels.http1_client import Dialer, Http1Pool, HttpError, PoolKey, Response
+from clarion.delivery.channels.http_status import classify_status, parse_retry_after
+from clarion.domain.webhook_secrets import decode_secret
+from clarion.services.netguard import BlockedURL, CheckedTarget, UrlGuard
 
 log = logging.getLogger(__name__)
 
-SECRET_PREFIX = "whsec_"
 USER_AGENT = "Clarion-Webhooks/1"
-
-
-def generate_webhook_secret() -> str:
-    """A new endpoint secret: ``whsec_`` + base64 of 24 random bytes (192 bits)."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
-
-
-def decode_secret(secret: str) -> bytes:
-    """The HMAC key inside a ``whsec_...`` secret; ``ValueError`` if malformed."""
-    raw = secret.removeprefix(SECRET_PREFIX)
-    try:
-        key = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("webhook secret is not valid base64") from exc
-    if len(key) < 16:
-        raise ValueError("webhook secret is too short (need at least 16 bytes)")
-    return key
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.smart.conftest import err
+from tests.integration.processing.conftest import err
 
 T = "/api/v1/templates"
 N = "/api/v1/notifications"
