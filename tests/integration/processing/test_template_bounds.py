@@ -92,9 +92,10 @@ async def test_a_hostile_render_does_not_stall_other_senders(authed: httpx.Async
     plain, one with a stored template) go on; the normal sends' p99 stays low.
 
     The objects alive before the test (pytest's, every imported module's) are frozen out
-    of the garbage collector, as a server does after start-up: otherwise each full
-    collection walks them all and pauses every thread for a second on this machine, with
-    or without templates, which is not what this test measures.
+    of the garbage collector, as ``clarion serve`` does after start-up
+    (clarion/gc_tuning.py): otherwise each full collection walks them all and pauses every
+    thread for a second on this machine, with or without templates, which is not what
+    this test measures.
     """
     gc.freeze()
     try:
