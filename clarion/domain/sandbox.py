@@ -7,7 +7,7 @@ the second is enforced cooperatively, from inside the generated code:
 
 * every ``{% for %}`` iterable is wrapped (an AST rewrite, :class:`_Guard`) in an iterator
   that ticks a per-render :class:`Budget`; so do every call, attribute/item lookup and
-  intercepted operator. A tick past the step cap or the deadline raises :class:`Abort`.
+  intercepted operator. A tick past the step cap or the CPU-time deadline raises :class:`Abort`.
   With every loop and every call (macros, recursive loops) ticking, nothing can run long
   between two ticks except a single builtin operation — hence the next point;
 * builtins that allocate in proportion to an *argument* are pre-checked: ``*``, ``**``,
@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import cache, wraps
+from functools import cache, lru_cache, wraps
 from typing import Any, NoReturn
 
 from jinja2 import filters as jfilters
@@ -86,18 +86,46 @@ class Abort(Exception):
 
 @dataclass
 class Budget:
-    """What one render may still spend. Lives in a ContextVar for the render's duration."""
+    """What one render may still spend. Lives in a ContextVar for the render's duration.
 
-    deadline: float
+    Time is the render thread's CPU time, not the wall clock: on a loaded machine a render
+    that waits for a core (or for the interpreter lock) spends nothing, and must not fail
+    for it. Reading the thread's CPU clock costs a system call, so each tick compares the
+    cheap monotonic clock with ``wall_mark``, the earliest moment the CPU allowance could
+    run out (CPU time never runs ahead of wall time), and reads the CPU clock only then.
+    ``wall_deadline`` still bounds how long a starved render may take.
+    """
+
+    cpu_deadline: float  # time.thread_time() of the rendering thread
     steps_left: int
     chars_left: int
+    wall_deadline: float = float("inf")  # time.monotonic()
+    wall_mark: float = 0.0
+
+    @classmethod
+    def start(
+        cls, *, seconds: float, steps: int, chars: int, wall_seconds: float | None = None
+    ) -> Budget:
+        """A budget of ``seconds`` of this thread's CPU time from now."""
+        now = time.monotonic()
+        return cls(
+            cpu_deadline=time.thread_time() + seconds,
+            steps_left=steps,
+            chars_left=chars,
+            wall_deadline=float("inf") if wall_seconds is None else now + wall_seconds,
+            wall_mark=now + seconds,
+        )
 
     def tick(self) -> None:
         self.steps_left -= 1
         if self.steps_left < 0:
             raise Abort("the template does too much work (step limit reached)")
-        if time.monotonic() > self.deadline:
-            raise Abort("the template took too long to render")
+        now = time.monotonic()
+        if now > self.wall_mark:
+            left = self.cpu_deadline - time.thread_time()
+            if left <= 0 or now > self.wall_deadline:
+                raise Abort("the template took too long to render")
+            self.wall_mark = now + left
 
     def charge(self, chars: int) -> None:
         self.chars_left -= chars
@@ -126,6 +154,11 @@ def weight(value: Any, limit: int = MAX_VALUE_WEIGHT) -> int:
     anything else 1, so the cost of weighing is itself bounded by ``limit``. Every result
     is weighed, so the common exact types take the fast path.
     """
+    kind = type(value)
+    if kind is str:  # most values weighed are short strings and numbers: no stack
+        return len(value)
+    if kind is float or kind is bool or value is None:
+        return 1
     total = 0
     stack = [value]
     pop, extend = stack.pop, stack.extend
@@ -171,11 +204,7 @@ def _check_percent_format(fmt: str | bytes, args: Any = ()) -> None:
     repeats one argument per specifier, each specifier is charged for the biggest argument
     (plus the widest a number can print, as ``'%f' % 1e300`` has 300 digits)."""
     text = fmt.decode("latin-1") if isinstance(fmt, bytes) else fmt
-    specs = _PERCENT_SPEC.findall(text)
-    for width, precision in specs:
-        for number in (width, precision):
-            if number == "*" or (number and int(number) > MAX_FORMAT_WIDTH):
-                _fail(f"format widths are limited to {MAX_FORMAT_WIDTH}")
+    specs = _short_percent_specs(text) if len(text) <= 1024 else _percent_specs(text)
     if not specs:
         return
     if isinstance(args, dict):
@@ -185,9 +214,25 @@ def _check_percent_format(fmt: str | bytes, args: Any = ()) -> None:
     else:
         values = [args]
     biggest = max((weight(v) for v in values), default=0) + _WIDEST_NUMBER
-    size = len(text) + sum(biggest + int(w or 0) + int(p or 0) for w, p in specs)
+    size = len(text) + sum(biggest + w + p for w, p in specs)
     if size > MAX_VALUE_WEIGHT:
         _fail(f"a value grew beyond {MAX_VALUE_WEIGHT} characters")
+
+
+def _percent_specs(text: str) -> tuple[tuple[int, int], ...]:
+    """Width and precision of each ``%`` specifier; refuses ``*`` and widths too large."""
+    specs = []
+    for width, precision in _PERCENT_SPEC.findall(text):
+        for number in (width, precision):
+            if number == "*" or (number and int(number) > MAX_FORMAT_WIDTH):
+                _fail(f"format widths are limited to {MAX_FORMAT_WIDTH}")
+        specs.append((int(width or 0), int(precision or 0)))
+    return tuple(specs)
+
+
+# Templates format with the same few short strings on every render; long ones (which
+# could make the cache hold megabytes) are parsed each time.
+_short_percent_specs = lru_cache(maxsize=512)(_percent_specs)
 
 
 def _as_int(value: Any) -> int:

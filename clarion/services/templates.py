@@ -6,8 +6,8 @@ in-process under ``(key, version, updated_at)``: every update bumps ``version`` 
 so a cache entry can never serve bodies older than the row it was read with, on any node.
 Compiling and rendering are CPU work, both bounded: compiling by the token caps checked
 before parsing (``MAX_TOKENS`` per part, ``MAX_TEMPLATE_TOKENS`` per template), rendering
-by the sandbox (200 ms, and no single operation large enough to hold the interpreter
-lock for long). Both run in a worker thread so the event loop keeps serving.
+by the sandbox (200 ms of CPU time, and no single operation large enough to hold the
+interpreter lock for long). Both run in a worker thread so the event loop keeps serving.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import pytest
 from clarion.domain import sandbox
 from clarion.domain.rendering import (
     MAX_TOKENS,
+    WALL_FACTOR,
     RenderError,
     compile_template,
     count_tokens,
@@ -309,3 +310,22 @@ def test_no_operator_allocates_or_runs_long(operator: str) -> None:
                 tracemalloc.stop()
             assert peak < 50 * 1024 * 1024, f"{source}: peak {peak / 1e6:.1f} MB"
             assert cpu < 1.0, f"{source}: {cpu:.2f} s of CPU"
+
+
+def test_the_time_limit_counts_cpu_time_not_waiting() -> None:
+    """A render that waits (here in a sleep; on a loaded machine, for a core or for the
+    interpreter lock) spends no CPU time, so it is not cut off at 200 ms of wall time:
+    legitimate templates must not fail because the machine is busy. A render starved for
+    far longer than its allowance still ends, at ``WALL_FACTOR`` times it."""
+
+    def wait() -> str:
+        time.sleep(0.15)
+        return "w"
+
+    waiting = compile_template({"sms.text": "{{ wait() }}{{ wait() }}{{ wait() }}"})
+    assert render(waiting, {"wait": wait}, timeout=0.2)["sms.text"] == "www"  # 0.45 s wall
+
+    started = time.monotonic()
+    with pytest.raises(RenderError, match="too long"):
+        render(waiting, {"wait": wait}, timeout=0.2 / WALL_FACTOR)  # 0.2 s of wall time
+    assert time.monotonic() - started < 5.0
