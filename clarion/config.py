@@ -198,6 +198,16 @@ class Settings(BaseSettings):
         "still pass the address rules). Off: only an API key may set them.",
     )
 
+    # Redis under trouble: one command waits at most this long, then Redis counts as
+    # down and every component falls back (rate limits per process, pushes over
+    # PostgreSQL NOTIFY or this node only) until it answers pings again.
+    redis_timeout_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="Longest wait for one Redis command or connect (a frozen Redis is "
+        "then treated as down and its fallbacks take over).",
+    )
+
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

@@ -34,11 +34,18 @@ from typing import Any
 class ClarionError(Exception):
     code = "internal"
     status = 500
+    #: Seconds after which a retry may succeed (the ``Retry-After`` header); ``None``:
+    #: retrying the same request will not help.
+    retry_after: float | None = None
 
-    def __init__(self, message: str, details: Any = None) -> None:
+    def __init__(
+        self, message: str, details: Any = None, *, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class ValidationFailed(ClarionError):
@@ -93,6 +100,7 @@ class Conflict(ClarionError):
 
 class IdempotencyInProgress(Conflict):
     code = "idempotency_in_progress"
+    retry_after = 1
 
 
 class RateLimited(ClarionError):
@@ -106,19 +114,34 @@ class RateLimited(ClarionError):
         details: Any = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message, details)
-        self.retry_after = retry_after
+        super().__init__(message, details, retry_after=retry_after)
         self.headers = headers or {}
 
 
 class StorageError(ClarionError):
     code = "storage_unavailable"
     status = 503
+    # An outage is usually seconds (a failover, a restart); nothing was written, so the
+    # same request can simply come again.
+    retry_after = 2
+
+    def __init__(self, message: str, details: Any = None, *, outage: bool = False) -> None:
+        super().__init__(message, details)
+        #: The database did not answer (logged once per outage by store.db.Availability),
+        #: as opposed to refusing one operation (worth a traceback each time).
+        self.outage = outage
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The database did not answer: already logged once for the whole outage (see
+    ``store.db.Availability``), so loops that retry say nothing more about it."""
+    return isinstance(exc, StorageError) and exc.outage
 
 
 class DependencyError(ClarionError):
     code = "dependency_unavailable"
     status = 503
+    retry_after = 2
 
 
 class TokenExpired(Unauthenticated):

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 
-from clarion.errors import ClarionError
+from clarion.errors import ClarionError, is_outage
 from clarion.services.digests import DigestService
 from clarion.services.scheduling import SchedulingService
 
@@ -44,7 +44,8 @@ class PipelineLoop:
             try:
                 done += await step()
             except ClarionError as exc:
-                log.warning("%s failed: %s", step.__qualname__, exc)
+                if not is_outage(exc):  # an outage is logged once, where it is detected
+                    log.warning("%s failed: %s", step.__qualname__, exc)
             except Exception:
                 log.exception("%s crashed", step.__qualname__)
         return done

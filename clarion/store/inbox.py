@@ -188,7 +188,7 @@ async def read_page(
     limit: int,
 ) -> tuple[InboxMarks | None, Sequence[Mapping[Any, Any]]]:
     """The user's marks and one page of rows (``(None, [])`` for an unknown user), on a
-    connection of its own: through the driver on PostgreSQL (see ``store.fast``), rows
+    connection of its own: through the driver on PostgreSQL (see ``store.direct_reads``), rows
     as mappings by column name whichever path read them."""
     async with direct_reads.driver(db) as driver:
         if driver is None:

@@ -146,7 +146,7 @@ _MARKS_SQL: dict[str, str] = {}
 
 async def read_marks_fast(db: Database, user_id: str) -> InboxMarks | None:
     """:func:`read_marks` on a connection of its own: every count and every page asks for
-    the marks, so on PostgreSQL this runs through the driver (see ``store.fast``)."""
+    the marks, so on PostgreSQL this runs through the driver (see ``store.direct_reads``)."""
     async with direct_reads.driver(db) as driver:
         if driver is None:
             async with db.connect() as conn:

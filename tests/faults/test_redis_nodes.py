@@ -288,12 +288,6 @@ async def outage(tmp_path: Path, mode: str, seconds: float, test: str) -> None:
 #: against 6.3 before it, and one node never answered ``degraded``. The fix is under way
 #: in hub/redis*.py; when it lands these tests XPASS, which fails them (strict) until the
 #: marker is removed.
-FROZEN_REASON = (
-    "a frozen Redis (SIGSTOP) is not timed out promptly: calls to it wait out socket "
-    "timeouts instead of falling back, so sends stall for up to 9 s and the status lags"
-)
-
-
 @pytest.mark.faults
 @pytest.mark.faults_quick
 @pytest.mark.timeout(600)
@@ -304,7 +298,6 @@ async def test_redis_killed_quick(tmp_path: Path) -> None:
 @pytest.mark.faults
 @pytest.mark.faults_quick
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(strict=True, reason=FROZEN_REASON)
 async def test_redis_frozen_quick(tmp_path: Path) -> None:
     await outage(tmp_path, "freeze", 10, "redis_nodes_frozen_quick")
 
@@ -317,6 +310,5 @@ async def test_redis_killed_60s(tmp_path: Path) -> None:
 
 @pytest.mark.faults
 @pytest.mark.timeout(900)
-@pytest.mark.xfail(strict=True, reason=FROZEN_REASON)
 async def test_redis_frozen_60s(tmp_path: Path) -> None:
     await outage(tmp_path, "freeze", 60, "redis_nodes_frozen_60s")

@@ -10,6 +10,7 @@ from clarion.api.errors import error_response
 from clarion.api.responses import Json
 from clarion.api.routes import ERROR_RESPONSES
 from clarion.api.schemas import Health
+from clarion.errors import StorageError
 
 router = APIRouter(tags=["health"])
 
@@ -22,11 +23,16 @@ async def healthz() -> Json:
 
 @router.get("/readyz", response_model=Health, responses={503: ERROR_RESPONSES[503]})
 async def readyz(services: ServicesDep) -> Json:
-    """Ready to serve: the database answers."""
+    """Ready to serve: the database answers (asked afresh on every call, so it turns
+    ready again as soon as the database is back)."""
     if await services.db.ping():
         return Json({"status": "ok", "checks": {"database": "ok"}})
     return error_response(
-        503, "storage_unavailable", "the database is unreachable", {"database": "unreachable"}
+        503,
+        "storage_unavailable",
+        "the database is unreachable",
+        {"database": "unreachable"},
+        headers={"Retry-After": str(StorageError.retry_after)},
     )
 
 
