@@ -540,22 +540,7 @@ TEMPLATES = {
 }
 
 
-NEEDS_SANDBOX = pytest.mark.xfail(
-    strict=True, reason="needs tojson's indent bounded in the sandbox (wip/sandbox)"
-)
-
-
-@pytest.mark.parametrize(
-    "case",
-    [
-        # Unbounded on this branch, it stalls the server's event loop for over a minute:
-        # not a quick case until the sandbox bounds it.
-        pytest.param(c, marks=NEEDS_SANDBOX)
-        if c == "tojson-indent"
-        else pytest.param(c, marks=quick)
-        for c in sorted(TEMPLATES)
-    ],
-)
+@pytest.mark.parametrize("case", [pytest.param(c, marks=quick) for c in sorted(TEMPLATES)])
 def test_templates_built_to_run_long_or_grow_large_are_422_quickly(arena: Arena, case: str) -> None:
     key = f"abuse-{case}"
     user = f"tpl-{case}"
