@@ -11,7 +11,8 @@ API
 Processes
     ``ClarionProcess(role, workdir, env, port=None)``: one ``clarion serve`` (role
     ``"serve"``, a fixed port so a restart comes back at the same URL) or ``clarion worker``
-    (role ``"worker"``). ``start(wait=True)`` waits for ``/readyz`` (serve), ``kill()``
+    (role ``"worker"``). ``start(wait=True)`` waits for ``/readyz`` (serve) or for the
+    worker's SIGTERM handler (so that a SIGTERM drains instead of killing), ``kill()``
     sends SIGKILL by PID, ``stop()`` SIGTERM (the drain) and returns the exit code,
     ``restart()`` starts it again, ``url``, ``pid``, ``log``. ``ProcessSet`` keeps every
     process a test starts and stops the ones still running at teardown (fixture
@@ -140,22 +141,39 @@ class ClarionProcess:
             self.proc = subprocess.Popen(
                 args, env=self.env, cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT
             )
-        if wait and self.role == "serve":
+        if wait:
             self.wait_ready()
         return self
 
+    def _handles_sigterm(self) -> bool:
+        """Whether the process has installed its SIGTERM handler (the worker does so once
+        it runs; before that SIGTERM kills it outright): bit 15 of SigCgt in /proc."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return False
+        for line in status.splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+        return False
+
     def wait_ready(self, timeout: float | None = None) -> float:
-        """Seconds until ``/readyz`` answered 200."""
+        """Seconds until the process is ready: ``/readyz`` answered 200 (serve), or the
+        SIGTERM handler is installed so that SIGTERM drains (worker)."""
         started = time.monotonic()
         deadline = started + (timeout or self.ready_timeout)
         while time.monotonic() < deadline:
             if not self.running():
                 raise RuntimeError(f"clarion {self.role} exited: {self.tail()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+            if self.role == "worker":
+                if self._handles_sigterm():
                     return time.monotonic() - started
-            except httpx.HTTPError:
-                pass
+            else:
+                try:
+                    if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                        return time.monotonic() - started
+                except httpx.HTTPError:
+                    pass
             time.sleep(0.05)
         raise RuntimeError(f"clarion {self.role} not ready: {self.tail()}")
 
