@@ -678,8 +678,13 @@ def send_until_acknowledged(
     """POST one notification with ``Idempotency-Key: identity`` until a 202 or the
     deadline. Waits as the service asks (``Retry-After``, capped at 2 s so a test keeps
     moving), briefly after transport errors and 409 ``idempotency_in_progress``.
-    ``deadline()`` is read before every attempt, so a test can extend or cut it."""
+    ``deadline()`` is read before every attempt, so a test can extend or cut it.
+
+    A 409 answering a retry whose earlier attempt failed for certain (the connection
+    dropped or was refused, or a 5xx) is also counted as ``409 after failure``: no request
+    with that key can still be running, so the key should have been free."""
     attempts = 0
+    failed_before = False
     while time.monotonic() < deadline():
         attempts += 1
         try:
@@ -689,17 +694,23 @@ def send_until_acknowledged(
                 headers={"Idempotency-Key": identity},
             )
         except httpx.TimeoutException:
+            # The request may still be running: a 409 to the retry is then right.
             statuses.saw("timeout")
             time.sleep(0.1 + rng.random() * 0.2)
             continue
         except httpx.TransportError:
             statuses.saw("connect_error")
-            time.sleep(0.05 + rng.random() * 0.1)
+            failed_before = True
+            time.sleep(0.2 + rng.random() * 0.2)
             continue
         statuses.saw(str(r.status_code), r)
         if r.status_code == 202:
             return SendOutcome(identity, True, list(r.json()["ids"]), attempts, time.monotonic())
-        if r.status_code in (409, 429, 503) or r.status_code >= 500:
+        if r.status_code == 409 and failed_before:
+            statuses.saw("409 after failure")
+        if r.status_code >= 500:
+            failed_before = True
+        if r.status_code in (409, 429) or r.status_code >= 500:
             wait = 0.2
             with contextlib.suppress(ValueError):
                 wait = float(r.headers.get("retry-after", wait))

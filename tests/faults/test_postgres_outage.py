@@ -40,9 +40,10 @@ from tests.faults.harness import (
 SECRET = "faults-pg-outage-" + "x" * 32
 READY_WITHIN = 10.0
 PENDING = (
-    "during the outage a 503 carries no Retry-After, and a send whose key was claimed "
-    "before the database went away stays 'in progress' (409) for a minute after it returns: "
-    "the Idempotency-Key claim is committed before, not within, the send transaction"
+    "during the outage a 503 carries no Retry-After, and a retry of a send that got a 503 "
+    "gets 409 idempotency_in_progress for a minute: the Idempotency-Key claim is committed "
+    "before, not within, the send transaction, and cannot be released while the database "
+    "is away"
 )
 
 
@@ -208,6 +209,8 @@ def run(
         statuses.without_retry_after == 0,
         f"{statuses.without_retry_after} 503s without Retry-After",
     )
+    conflicts = statuses.counts["409 after failure"]
+    expect(conflicts == 0, f"{conflicts} retries after a 503 got 409 idempotency_in_progress")
     expect(not unacknowledged, f"{len(unacknowledged)} sends never acknowledged")
 
 
