@@ -2,8 +2,10 @@
 
 Clients send one-recipient notifications, each with an identity of its own carried as
 ``Idempotency-Key`` and in ``data.client_id``, and retry through the kill with the same key
-until they get a 202. The server is SIGKILLed (by PID) several times mid-load and started
-again on the same port. Afterwards the stored rows are read back and classified: every
+until they get a 202. The server is SIGKILLed (by PID) mid-load and started again on the
+same port: once on SQLite (300 sends, part of ``make test``), twice on PostgreSQL (1,000
+sends). A restart is slow on a busy machine (imports), which is why the sizes are small:
+the kills, not the volume, are the point. Afterwards the stored rows are read back and classified: every
 acknowledged send must be stored exactly once, with the id its 202 named; nothing is
 stored twice; nothing stored that no client sent.
 
@@ -158,25 +160,18 @@ def run(
 @pytest.mark.faults_quick
 @pytest.mark.timeout(300)
 @pytest.mark.xfail(strict=True, raises=PendingBehaviour, reason=CLAIM_PENDING)
-def test_kill_serve_sqlite_quick(tmp_path: Path, processes: ProcessSet) -> None:
+def test_kill_serve_sqlite(tmp_path: Path, processes: ProcessSet) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'clarion.db'}"
     run(
-        "kill_serve_sqlite_quick",
+        "kill_serve_sqlite",
         url,
         tmp_path,
         processes,
-        total=240,
+        total=300,
         kills=1,
         clients=6,
         budget=10,
     )
-
-
-@pytest.mark.timeout(600)
-@pytest.mark.xfail(strict=True, raises=PendingBehaviour, reason=CLAIM_PENDING)
-def test_kill_serve_sqlite(tmp_path: Path, processes: ProcessSet) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'clarion.db'}"
-    run("kill_serve_sqlite", url, tmp_path, processes, total=1500, kills=2, clients=8, budget=20)
 
 
 @pytest.mark.postgres
@@ -190,7 +185,7 @@ def test_kill_serve_postgres(
         shared_pg_database,
         tmp_path,
         processes,
-        total=1500,
+        total=1000,
         kills=2,
         clients=8,
         budget=20,
