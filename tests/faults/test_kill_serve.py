@@ -5,9 +5,9 @@ Clients send one-recipient notifications, each with an identity of its own carri
 until they get a 202. The server is SIGKILLed (by PID) mid-load and started again on the
 same port: once on SQLite (300 sends, part of ``make test``), twice on PostgreSQL (1,000
 sends). A restart is slow on a busy machine (imports), which is why the sizes are small:
-the kills, not the volume, are the point. Afterwards the stored rows are read back and classified: every
-acknowledged send must be stored exactly once, with the id its 202 named; nothing is
-stored twice; nothing stored that no client sent.
+the kills, not the volume, are the point. Afterwards the stored rows are read back and
+classified: every acknowledged send must be stored exactly once, with the id its 202
+named; nothing is stored twice; nothing stored that no client sent.
 
 A retry of a send whose request died with the server must be answered (replayed, or run
 again) at once, never with 409 ``idempotency_in_progress``: no request with that key is
