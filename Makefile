@@ -53,7 +53,7 @@ pytest: install
 ## every copy received classified; figures in build/faults/*.json, table by scripts/faults-table.
 ## make test runs only its quick part (pytest marker faults_quick).
 faults: install services
-	nice $(BIN)/pytest -q -m faults tests/faults
+	$(BIN)/pytest -q -m faults tests/faults
 	$(BIN)/python scripts/faults-table
 
 ## Start the local PostgreSQL and Redis if they are installed but stopped.

@@ -16,7 +16,8 @@ Processes
     sends SIGKILL by PID, ``stop()`` SIGTERM (the drain) and returns the exit code,
     ``restart()`` starts it again, ``url``, ``pid``, ``log``. ``ProcessSet`` keeps every
     process a test starts and stops the ones still running at teardown (fixture
-    ``processes``). The environment comes from ``tests.e2e.conftest.clarion_env``.
+    ``processes``). The environment comes from ``tests.e2e.conftest.clarion_env``;
+    ``cli(env, *args, cwd=)`` runs a one-off command (``migrate``, ``api-key create``).
 
 ``PrivatePostgres(root)``
     A PostgreSQL of the test's own (``initdb`` + ``postgres`` from
@@ -107,7 +108,7 @@ class ClarionProcess:
         workdir: Path,
         env: Mapping[str, str],
         port: int | None = None,
-        ready_timeout: float = 60.0,
+        ready_timeout: float = 180.0,
     ) -> None:
         self.role = role
         self.workdir = workdir
@@ -204,6 +205,21 @@ class ClarionProcess:
             return self.log.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+
+def cli(env: Mapping[str, str], *args: str, cwd: Path, timeout: float = 300.0) -> str:
+    """``clarion <args>``, its stdout. ``tests.e2e.conftest.run_cli`` with a timeout for
+    a busy machine: start-up alone (imports) can take most of a minute under load."""
+    out = subprocess.run(
+        [*CLARION, *args],
+        env=dict(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    return out.stdout
 
 
 class ProcessSet:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import clarion_env, run_cli
+from tests.e2e.conftest import clarion_env
 from tests.faults.harness import (
     ClarionProcess,
     Load,
@@ -32,6 +32,7 @@ from tests.faults.harness import (
     ProcessSet,
     StatusLog,
     classify,
+    cli,
     expect,
     stored_copies,
     write_result,
@@ -63,8 +64,8 @@ def run(
         CLARION_SECRET_KEY=SECRET,
         CLARION_EMBEDDED_WORKER="false",
     )
-    run_cli(env, "migrate", cwd=tmp_path)
-    key = run_cli(env, "api-key", "create", "--name", "faults", cwd=tmp_path).strip()
+    cli(env, "migrate", cwd=tmp_path)
+    key = cli(env, "api-key", "create", "--name", "faults", cwd=tmp_path).strip()
     serve = processes.add(ClarionProcess("serve", tmp_path, env))
     serve.start()
 
@@ -96,13 +97,13 @@ def run(
     load.start(items)
     try:
         for k in range(1, kills + 1):
-            load.wait_acknowledged(total * k // (kills + 1), timeout=120)
+            load.wait_acknowledged(total * k // (kills + 1), timeout=300)
             hold[0] = float("inf")
             killed_at = time.monotonic()
             serve.kill()
             time.sleep(0.3)  # clients meet a closed port for a moment
             serve.start(wait=False)
-            serve.wait_ready(60)
+            serve.wait_ready(180)
             ready_at = time.monotonic()
             hold[0] = ready_at + budget
             restarts.append({"down_s": round(ready_at - killed_at, 2), "at": killed_at})
@@ -158,7 +159,7 @@ def run(
 
 
 @pytest.mark.faults_quick
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 @pytest.mark.xfail(strict=True, raises=PendingBehaviour, reason=CLAIM_PENDING)
 def test_kill_serve_sqlite(tmp_path: Path, processes: ProcessSet) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'clarion.db'}"

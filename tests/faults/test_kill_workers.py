@@ -34,7 +34,7 @@ from clarion.services.container import Services
 from clarion.services.sending import SendCommand
 from clarion.store.db import Database
 from clarion.store.schema import users
-from tests.e2e.conftest import clarion_env, run_cli
+from tests.e2e.conftest import clarion_env
 from tests.faults.harness import (
     ClarionProcess,
     Copy,
@@ -42,6 +42,7 @@ from tests.faults.harness import (
     SmtpReceiver,
     WebhookReceiver,
     classify,
+    cli,
     write_result,
 )
 
@@ -147,7 +148,7 @@ def run(
         CLARION_RETRY_BASE_DELAY_SECONDS="0.5",
         CLARION_RETRY_MAX_DELAY_SECONDS="2",
     )
-    run_cli(env, "migrate", cwd=tmp_path)
+    cli(env, "migrate", cwd=tmp_path)
 
     run_id = uuid.uuid4().hex[:6]
     recipients = [f"r{run_id}-{i}" for i in range(webhooks)]
@@ -292,7 +293,7 @@ def run(
 
 @pytest.mark.faults_quick
 @pytest.mark.postgres
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_kill_workers_quick(tmp_path: Path, processes: ProcessSet, shared_pg_database: str) -> None:
     run(
         "kill_workers_quick",

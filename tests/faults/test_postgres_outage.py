@@ -22,7 +22,7 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from tests.e2e.conftest import clarion_env, run_cli
+from tests.e2e.conftest import clarion_env
 from tests.faults.harness import (
     ClarionProcess,
     Load,
@@ -32,6 +32,7 @@ from tests.faults.harness import (
     ReadyProbe,
     StatusLog,
     classify,
+    cli,
     expect,
     stored_copies,
     write_result,
@@ -119,8 +120,8 @@ def run(
         CLARION_DATABASE_URL=url,
         CLARION_SECRET_KEY=SECRET,
     )
-    run_cli(env, "migrate", cwd=tmp_path)
-    key = run_cli(env, "api-key", "create", "--name", "faults", cwd=tmp_path).strip()
+    cli(env, "migrate", cwd=tmp_path)
+    key = cli(env, "api-key", "create", "--name", "faults", cwd=tmp_path).strip()
     serve = processes.add(ClarionProcess("serve", tmp_path, env)).start()
 
     statuses = StatusLog()
@@ -139,7 +140,7 @@ def run(
     status = StatusProbe(serve.url, key).start()
     load.start(_items(f"pg-{uuid.uuid4().hex[:8]}"))
     try:
-        load.wait_acknowledged(warmup, timeout=120)
+        load.wait_acknowledged(warmup, timeout=300)
         hold[0] = float("inf")
         down_at = time.monotonic()
         pg.stop(mode)
@@ -149,7 +150,7 @@ def run(
         up_at = time.monotonic()  # accepting connections again
         hold[0] = up_at + budget
         acked_at_up = load.acknowledged
-        load.wait_acknowledged(acked_at_up + warmup, timeout=120)
+        load.wait_acknowledged(acked_at_up + warmup, timeout=300)
         load.stop()
         load.join(timeout=180)
         time.sleep(0.5)
@@ -215,7 +216,7 @@ def run(
 
 
 @pytest.mark.faults_quick
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(600)
 @pytest.mark.xfail(strict=True, raises=PendingBehaviour, reason=PENDING)
 def test_postgres_restart_immediate(
     tmp_path: Path, processes: ProcessSet, private_pg: PrivatePostgres
