@@ -25,7 +25,9 @@ Processes
     the ``postgres`` account can enter: run as root, the server runs as that account).
     ``start()`` waits until it accepts connections, ``stop("fast" | "immediate")``
     signals its postmaster PID (SIGINT / SIGQUIT, as ``pg_ctl -m`` does) and waits for it
-    to exit, ``restart(mode)``, ``create_database(name)``, ``url`` (SQLAlchemy, asyncpg),
+    to exit, ``restart(mode)``, ``refused_at`` (when the last connection attempt that
+    failed during ``start()`` began: the server was certainly down then),
+    ``create_database(name)``, ``url`` (SQLAlchemy, asyncpg),
     ``dsn``, ``pid``. Fixture ``private_pg`` gives a started one with database
     ``clarion`` and stops it at teardown.
 
@@ -266,6 +268,8 @@ class PrivatePostgres:
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = root / "postgres.log"
+        # When a connection attempt that started then was last refused (during start()).
+        self.refused_at = 0.0
         # initdb and postgres refuse to run as root: the server then runs as ``postgres``.
         self._user: str | None = None
         if os.geteuid() == 0:
@@ -342,8 +346,10 @@ class PrivatePostgres:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"postgres exited: {self.log.read_text()[-2000:]}")
+            attempt = time.monotonic()
             if self._accepts():
                 return time.monotonic() - started
+            self.refused_at = attempt  # certainly not accepting connections yet
             time.sleep(0.05)
         raise RuntimeError(f"postgres not ready: {self.log.read_text()[-2000:]}")
 

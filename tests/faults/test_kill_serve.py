@@ -3,7 +3,7 @@
 Clients send one-recipient notifications, each with an identity of its own carried as
 ``Idempotency-Key`` and in ``data.client_id``, and retry through the kill with the same key
 until they get a 202. The server is SIGKILLed (by PID) mid-load and started again on the
-same port: once on SQLite (300 sends, part of ``make test``), twice on PostgreSQL (1,000
+same port: once on SQLite (200 sends, part of ``make test``), twice on PostgreSQL (1,000
 sends). A restart is slow on a busy machine (imports), which is why the sizes are small:
 the kills, not the volume, are the point. Afterwards the stored rows are read back and
 classified: every acknowledged send must be stored exactly once, with the id its 202
@@ -171,10 +171,10 @@ def test_kill_serve_sqlite(tmp_path: Path, processes: ProcessSet) -> None:
         url,
         tmp_path,
         processes,
-        total=300,
+        total=200,
         kills=1,
         clients=6,
-        budget=10,
+        budget=8,
     )
 
 
