@@ -11,7 +11,7 @@ RUN_STAMP := $(VENV)/.service-$(HASH)
 STAMP     := $(VENV)/.installed-$(HASH)
 
 .PHONY: install install-service run test lint typecheck pytest services bench bench-quick \
-	bench-setup wheel-check clean
+	bench-setup wheel-check clean faults
 
 $(VENV)/bin/python:
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Clarion needs Python 3.11 or newer")'
@@ -49,6 +49,13 @@ typecheck: install
 
 pytest: install
 	$(BIN)/pytest -q
+
+## The whole fault suite (docs/reliability.md): processes SIGKILLed, databases stopped,
+## every copy received classified; figures in build/faults/*.json, table by scripts/faults-table.
+## make test runs only its quick part (pytest marker faults_quick).
+faults: install services
+	$(BIN)/pytest -q -m faults tests/faults
+	$(BIN)/python scripts/faults-table
 
 ## Start the local PostgreSQL and Redis if they are installed but stopped.
 services:

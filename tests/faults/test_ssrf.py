@@ -45,6 +45,9 @@ from clarion.store.deliveries import for_notification
 from tests.e2e.conftest import Server, clarion_env, start_server
 from tests.integration.channels.conftest import make_message
 
+# Part of the default run (make test) as well as make faults.
+pytestmark = pytest.mark.faults_quick
+
 # A browser's subscription keys (the push service never decrypts anything here).
 P256DH = "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM"
 AUTH = "tBHItJI5svbpez7KI4CCXg"
