@@ -11,8 +11,8 @@ named; nothing is stored twice; nothing stored that no client sent.
 
 A retry of a send whose request died with the server must be answered (replayed, or run
 again) at once, never with 409 ``idempotency_in_progress``: no request with that key is
-running any more (``PendingBehaviour``: today the key is claimed in a transaction of its
-own, so the dead request's claim stays "in progress" until it is a minute old).
+running any more (the key is claimed inside the send's own transaction, so a request that
+died left no claim behind).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from tests.e2e.conftest import clarion_env
 from tests.faults.harness import (
     ClarionProcess,
     Load,
-    PendingBehaviour,
     ProcessSet,
     StatusLog,
     classify,
@@ -40,9 +39,8 @@ from tests.faults.harness import (
 
 SECRET = "faults-kill-serve-" + "x" * 32
 CLAIM_PENDING = (
-    "a retry after the server died gets 409 idempotency_in_progress until the dead "
-    "request's Idempotency-Key claim is 60 s old: the claim is committed before, not "
-    "within, the send transaction"
+    "a retry after the server died must not get 409 idempotency_in_progress: the dead "
+    "request's Idempotency-Key claim must have died with its transaction"
 )
 
 
@@ -163,7 +161,6 @@ def run(
 
 @pytest.mark.faults_quick
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(strict=True, raises=PendingBehaviour, reason=CLAIM_PENDING)
 def test_kill_serve_sqlite(tmp_path: Path, processes: ProcessSet) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'clarion.db'}"
     run(
@@ -180,7 +177,6 @@ def test_kill_serve_sqlite(tmp_path: Path, processes: ProcessSet) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(strict=True, raises=PendingBehaviour, reason=CLAIM_PENDING)
 def test_kill_serve_postgres(
     tmp_path: Path, processes: ProcessSet, shared_pg_database: str
 ) -> None:

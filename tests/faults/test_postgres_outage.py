@@ -26,7 +26,6 @@ from tests.e2e.conftest import clarion_env
 from tests.faults.harness import (
     ClarionProcess,
     Load,
-    PendingBehaviour,
     PrivatePostgres,
     ProcessSet,
     ReadyProbe,
@@ -41,10 +40,9 @@ from tests.faults.harness import (
 SECRET = "faults-pg-outage-" + "x" * 32
 READY_WITHIN = 10.0
 PENDING = (
-    "during the outage a 503 carries no Retry-After, and a retry of a send that got a 503 "
-    "gets 409 idempotency_in_progress for a minute: the Idempotency-Key claim is committed "
-    "before, not within, the send transaction, and cannot be released while the database "
-    "is away"
+    "during the outage every 503 carries Retry-After, and a retry of a send that got a "
+    "503 is never answered 409 idempotency_in_progress: the claim lives in the send's "
+    "transaction"
 )
 
 
@@ -220,7 +218,6 @@ def run(
 
 @pytest.mark.faults_quick
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(strict=True, raises=PendingBehaviour, reason=PENDING)
 def test_postgres_restart_immediate(
     tmp_path: Path, processes: ProcessSet, private_pg: PrivatePostgres
 ) -> None:
@@ -238,7 +235,6 @@ def test_postgres_restart_immediate(
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(strict=True, raises=PendingBehaviour, reason=PENDING)
 def test_postgres_down_15s(
     tmp_path: Path, processes: ProcessSet, private_pg: PrivatePostgres
 ) -> None:
