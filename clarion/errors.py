@@ -121,3 +121,9 @@ class DependencyError(ClarionError):
 
 class TokenExpired(Unauthenticated):
     code = "token_expired"
+
+
+class TooManyLiveConnections(RateLimited):
+    """A user already holds ``CLARION_WS_MAX_PER_USER`` live connections on this node."""
+
+    code = "too_many_live_connections"
