@@ -143,9 +143,9 @@ async def test_a_flooding_client_is_warned_then_closed(live: Server) -> None:
     async with websockets.connect(ws_url(live, mint(ana))) as ws:
         assert (await recv(ws))["type"] == "unread_count"
         t0 = time.monotonic()
-        for _ in range(15):
+        for _ in range(25):
             await ws.send('{"type": "ping"}')
-        replies = [await recv(ws) for _ in range(15)]
+        replies = [await recv(ws) for _ in range(25)]
         elapsed = time.monotonic() - t0
         pongs = [r for r in replies if r["type"] == "pong"]
         refused = [r for r in replies if r["type"] == "error"]
@@ -194,7 +194,7 @@ async def test_a_renewed_connection_outlives_its_first_token(live: Server) -> No
         got = await recv(ws)
         assert got["type"] == "notification.created" and got["id"] == nid
         assert await close_code(ws) == 4002
-        assert 4 < time.monotonic() - t0 < 10
+        assert 3.5 < time.monotonic() - t0 < 10  # exp is whole seconds
 
 
 @pytest.mark.parametrize(
