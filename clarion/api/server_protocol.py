@@ -30,7 +30,8 @@ the kernel reset the connection). Nothing is kept or parsed meanwhile.
 
 It relies on these parts of uvicorn's ``HttpToolsProtocol``: ``connection_made``,
 ``connection_lost``, ``data_received``, ``on_message_begin``, ``on_headers_complete``,
-``on_message_complete``, ``on_response_complete``, and the attributes ``transport``,
+``on_message_complete``, ``on_response_complete``, ``handle_websocket_upgrade``,
+``_unset_keepalive_if_required``, and the attributes ``transport``,
 ``connections`` (the server's set of open connections), ``cycle`` and
 ``server_state.default_headers``. tests/unit/test_server_protocol.py fails when one of
 them changes; pyproject.toml pins the uvicorn versions it was checked against.
@@ -102,6 +103,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._awaiting_head = True  # no request's headers are in progress or complete
         self._head_bytes = 0  # bytes received towards the current request's headers
         self._head_tail = b""  # the last bytes of them, for an end split across reads
+        # The header clock: a deadline, and one timer that checks it. Starting and
+        # stopping the clock per request only sets the deadline; the timer is re-armed
+        # when it fires early (a timer armed and cancelled per request cost ~10 us).
+        self._head_deadline: float | None = None
         self._head_timer: asyncio.TimerHandle | None = None
         self._over_limit = False  # one connection too many: answered 503 on first bytes
         # After a refusal: bytes still read and dropped before closing; -1: not refused.
@@ -116,7 +121,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             # Not counted: refused connections must not keep others out.
             self.connections.discard(self)
             self._over_limit = True
-        self._arm_head_timer()
+        self._start_head_clock()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
@@ -157,8 +162,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # --- parser callbacks -----------------------------------------------------------
     def on_headers_complete(self) -> None:
         self._awaiting_head = False
-        self._cancel_head_timer()
+        self._head_deadline = None
         super().on_headers_complete()
+
+    def handle_websocket_upgrade(self) -> None:
+        # This object is done with: its timer must not keep it alive (20,000 sockets).
+        self._cancel_head_timer()
+        super().handle_websocket_upgrade()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -171,22 +181,30 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if self._awaiting_head and not self.transport.is_closing():
-            self._arm_head_timer()  # the next request's headers are due from now
+            self._start_head_clock()  # the next request's headers are due from now
 
     # --- the header clock -------------------------------------------------------------
-    def _arm_head_timer(self) -> None:
-        self._cancel_head_timer()
-        self._head_timer = self.loop.call_later(
-            self._limits.header_timeout_seconds, self._head_timed_out
-        )
+    def _start_head_clock(self) -> None:
+        deadline = self.loop.time() + self._limits.header_timeout_seconds
+        self._head_deadline = deadline
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_at(deadline, self._check_head_clock)
 
     def _cancel_head_timer(self) -> None:
+        self._head_deadline = None
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
 
-    def _head_timed_out(self) -> None:
+    def _check_head_clock(self) -> None:
         self._head_timer = None
+        deadline = self._head_deadline
+        if deadline is None:
+            return  # stopped: the next start arms a timer again
+        if self.loop.time() < deadline:  # restarted since this timer was armed
+            self._head_timer = self.loop.call_at(deadline, self._check_head_clock)
+            return
+        self._head_deadline = None
         # Only a connection waiting for headers: not one whose request is being answered
         # (the next request's clock starts when that response is complete).
         if self._awaiting_head and (self.cycle is None or self.cycle.response_complete):

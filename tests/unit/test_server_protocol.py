@@ -28,6 +28,7 @@ def test_the_uvicorn_methods_it_overrides_or_calls_exist_with_their_signatures()
         "on_message_complete": ["self"],
         "on_response_complete": ["self"],
         "_unset_keepalive_if_required": ["self"],
+        "handle_websocket_upgrade": ["self"],
     }
     for name, params in expected.items():
         method = getattr(HttpToolsProtocol, name)
