@@ -56,9 +56,12 @@ async def _with_services(settings: Settings, fn: Any) -> Any:
 def app_from_environment() -> Any:
     """The app of one ``serve --workers N`` process: each builds its own from the
     environment (uvicorn imports this by name in every worker process)."""
+    from clarion.api import server_protocol
     from clarion.runtime import build_app
 
-    return build_app(_settings())
+    settings = _settings()
+    server_protocol.configure(settings)  # this process's connections (server_protocol.py)
+    return build_app(settings)
 
 
 @app.command()
@@ -72,6 +75,7 @@ def serve(
     """Run the API, the WebSocket endpoint and an embedded worker."""
     import uvicorn
 
+    from clarion.api import server_protocol
     from clarion.api.live_protocol import WS_PROTOCOL
     from clarion.runtime import build_app
 
@@ -118,8 +122,12 @@ def serve(
         "ws_per_message_deflate": False,
         # uvicorn's protocol, keeping less per open socket (api/live_protocol.py).
         "ws": WS_PROTOCOL,
+        # uvicorn's httptools protocol with limits on header size, header time and open
+        # connections (api/server_protocol.py).
+        "http": server_protocol.HTTP_PROTOCOL,
     }
     if settings.workers == 1:
+        server_protocol.configure(settings)
         uvicorn.run(build_app(settings), **options)
         return
     # N processes accept on one socket (uvicorn's supervisor binds it and restarts a

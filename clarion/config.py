@@ -70,7 +70,8 @@ class Settings(BaseSettings):
         default=20.0,
         gt=0,
         description="Messages a live connection may send per second (bursts up to twice "
-        "that); beyond it the connection is closed with 4029.",
+        "that); one beyond it is ignored and answered with a `rate_limited` error frame "
+        "carrying `retry_after`, and a client that keeps sending is closed with 4029.",
     )
 
     # --- API limits -----------------------------------------------------------------------

@@ -148,6 +148,12 @@ class TokenExpired(Unauthenticated):
     code = "token_expired"
 
 
+class TooManyLiveConnections(RateLimited):
+    """A user already holds ``CLARION_WS_MAX_PER_USER`` live connections on this node."""
+
+    code = "too_many_live_connections"
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorCode:
     status: int  # 0: varies
@@ -253,6 +259,19 @@ CODES: dict[str, ErrorCode] = {
         "Over the API key's request rate (or a channel's send rate).",
         "Wait `Retry-After` seconds, then retry; ask for a higher limit if it recurs.",
     ),
+    "too_many_live_connections": ErrorCode(
+        429,
+        "The user already holds `CLARION_WS_MAX_PER_USER` live connections (WebSocket and"
+        " SSE) on this node; a WebSocket beyond it is closed with 4009.",
+        "Close connections the user no longer needs (one per tab or device is enough);"
+        " retry after `Retry-After`.",
+    ),
+    "headers_too_large": ErrorCode(
+        431,
+        "The request line and headers are over `CLARION_MAX_HEADER_BYTES`; the connection"
+        " is closed.",
+        "Send smaller headers (large cookies or tokens are the usual cause).",
+    ),
     "internal": ErrorCode(
         500,
         "A defect in Clarion; it is logged with its traceback.",
@@ -267,6 +286,12 @@ CODES: dict[str, ErrorCode] = {
         503,
         "A service Clarion needs for this request (and has no fallback for) is down.",
         "Retry after `Retry-After` seconds.",
+    ),
+    "too_many_connections": ErrorCode(
+        503,
+        "The process holds `CLARION_MAX_CONNECTIONS` open connections; this one is"
+        " answered and closed.",
+        "Retry shortly, ideally on another node; raise the limit if the machine has room.",
     ),
     "http_error": ErrorCode(
         0,  # the status varies: docs show it as 4xx

@@ -5,11 +5,24 @@ Close codes (WebSocket):
 
 ====  =======================================================================
 4001  unauthenticated: no token, or a bad one (nothing was sent before it)
-4002  token expired (at connect, or while connected)
-4003  forbidden: a server API key cannot open a user stream
+4002  token expired (at connect, or while connected without a renewal)
+4003  forbidden: a server API key cannot open a user stream, or a renewal token is
+      for another user
 4008  slow consumer: the client did not keep up; reconnect with your cursor
+4009  the user already holds ``CLARION_WS_MAX_PER_USER`` live connections here
+4029  the client kept sending after ``rate_limited`` error frames
 1001  the server is shutting down; reconnect with your cursor
 ====  =======================================================================
+
+Token renewal: a client sends ``{"type": "auth", "token": "<new token>"}`` while
+connected; a valid token for the same user moves the connection's expiry to the new
+token's (answered ``ack`` with ``action: "auth"`` and ``expires_at``).
+
+Message rate: a token bucket per connection, ``CLARION_WS_ACTIONS_PER_SECOND`` refilled per
+second, holding twice that. A message with the bucket empty is not acted on and gets an
+``error`` frame ``rate_limited`` with ``retry_after`` (seconds); it still costs a token, so
+a client that keeps sending goes further into debt, and one a whole burst in debt is
+closed with 4029. A client that waits ``retry_after`` is never closed.
 
 Liveness is the WebSocket protocol's own ping/pong, which uvicorn runs for every socket
 (a ping every 20 s, closed with 1011 when unanswered for 20 s; browsers answer by
@@ -37,7 +50,13 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.exceptions import InvalidState
 
 from clarion.api.routes import ERROR_RESPONSES
-from clarion.errors import ClarionError, Forbidden, TokenExpired, Unauthenticated
+from clarion.errors import (
+    ClarionError,
+    Forbidden,
+    TokenExpired,
+    TooManyLiveConnections,
+    Unauthenticated,
+)
 from clarion.hub.broker import CloseReason, SubscriptionClosed
 from clarion.metrics import WS_WRITES
 from clarion.services.auth import KEY_PREFIX, Principal
@@ -51,7 +70,11 @@ CLOSE_UNAUTHENTICATED = 4001
 CLOSE_TOKEN_EXPIRED = 4002
 CLOSE_FORBIDDEN = 4003
 CLOSE_SLOW_CONSUMER = 4008
+CLOSE_TOO_MANY_CONNECTIONS = 4009
+CLOSE_RATE_LIMITED = 4029
 CLOSE_GOING_AWAY = 1001
+# What a client over CLARION_WS_MAX_PER_USER is told to wait (SSE: Retry-After).
+TOO_MANY_RETRY_AFTER = 10.0
 AUTH_TIMEOUT = 10.0
 PING_INTERVAL = 25.0  # Server-Sent Events only: keeps proxies from closing an idle stream
 CLOSE_TIMEOUT = 30.0
@@ -103,7 +126,17 @@ async def websocket_endpoint(websocket: WebSocket, send: Send | None = None) -> 
         await websocket.close(CLOSE_UNAUTHENTICATED, "unauthenticated")
         return
     assert principal.user_id is not None
+    if over_user_limit(services, principal.user_id):
+        await websocket.close(CLOSE_TOO_MANY_CONNECTIONS, "too many live connections")
+        return
+    # No await between the check and the stream's registration (LiveStream.open counts
+    # the connection before it first waits), so concurrent opens cannot all pass it.
     await _serve(websocket, send or websocket.send, services, principal, cursor, expires_at)
+
+
+def over_user_limit(services: Services, user_id: str) -> bool:
+    """The user already holds CLARION_WS_MAX_PER_USER live connections on this node."""
+    return services.hub.sessions.local_count(user_id) >= services.settings.ws_max_per_user
 
 
 class _LiveSocketApp:
@@ -201,6 +234,18 @@ class _Live:
         self.expired = True
         self.kick()
 
+    def renew(self, expires_at: float) -> bool:
+        """A renewal token's expiry replaces the current one; ``False`` once the
+        connection expired or is closing (too late: the client reconnects)."""
+        if self.expired or self.closing:
+            return False
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = asyncio.get_running_loop().call_later(
+            max(0.0, expires_at - time.time()), self._expire
+        )
+        return True
+
     def kick(self) -> None:
         if self.writer is not None or self.closing:
             return
@@ -296,12 +341,38 @@ async def _serve(
     assert principal.user_id is not None
     stream = LiveStream(services.realtime, principal.user_id, cursor)
     live = _Live(ws, send, stream)
+    # The message bucket (see the module docstring), in this task's locals: nothing is
+    # kept per idle socket for it.
+    rate = services.settings.ws_actions_per_second
+    burst = 2.0 * rate
+    tokens, last = burst, time.monotonic()
     try:
         await live.write(await stream.open())
         live.start(expires_at)
         while True:
             message = await ws.receive_text()
-            reply = await _handle_client_message(services, principal, message)
+            now = time.monotonic()
+            tokens = min(burst, tokens + (now - last) * rate) - 1.0
+            last = now
+            if tokens >= 0:
+                try:
+                    reply = await _handle_client_message(services, principal, message, live)
+                except _CloseNow as close:
+                    await live.stop()
+                    await live.close(close.code, close.reason)
+                    return
+            elif tokens < -burst:
+                await live.stop()
+                await live.close(CLOSE_RATE_LIMITED, "too many messages")
+                return
+            else:
+                reply = frame(
+                    "error",
+                    time.time(),
+                    code="rate_limited",
+                    message=f"more than {rate:g} messages per second; this one was ignored",
+                    retry_after=round((1.0 - tokens) / rate, 3),
+                )
             if reply is not None and not live.closing:
                 await send({"type": "websocket.send", "text": reply.decode()})
     except (WebSocketDisconnect, OSError, RuntimeError):
@@ -315,10 +386,18 @@ async def _serve(
         await stream.close()
 
 
+class _CloseNow(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
 async def _handle_client_message(
-    services: Services, principal: Principal, raw: str
+    services: Services, principal: Principal, raw: str, live: _Live
 ) -> bytes | None:
-    """``pong``, ``ping``, or an inbox action ``{"type": "read", "id": 12}``."""
+    """``pong``, ``ping``, ``auth`` (a renewal), or an inbox action
+    ``{"type": "read", "id": 12}``."""
     try:
         message = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -330,6 +409,8 @@ async def _handle_client_message(
         return None
     if kind == "ping":
         return frame("pong", time.time())
+    if kind == "auth":
+        return _renew(services, principal, message.get("token"), live)
     if kind in ACTIONS:
         nid = message.get("id")
         if not isinstance(nid, int) or isinstance(nid, bool) or not 0 < nid < 2**63:
@@ -348,6 +429,23 @@ async def _handle_client_message(
     return frame(
         "error", time.time(), code="validation_failed", message=f"unknown message type {kind!r}"
     )
+
+
+def _renew(services: Services, principal: Principal, token: Any, live: _Live) -> bytes | None:
+    """A renewal: a refused token leaves the connection as it was (it still ends at the
+    current token's expiry); a token for another user closes it (4003), since the client
+    meant to act as someone this connection does not serve."""
+    if not isinstance(token, str) or not token:
+        return frame("error", time.time(), code="validation_failed", message="auth needs a token")
+    try:
+        renewed, expires_at = authenticate_user(services, token)
+    except ClarionError as exc:  # expired, invalid, or an API key
+        return frame("error", time.time(), code=exc.code, message=exc.message)
+    if renewed.user_id != principal.user_id:
+        raise _CloseNow(CLOSE_FORBIDDEN, "the renewal token is for another user")
+    if not live.renew(expires_at):
+        return None  # expired meanwhile: the 4002 close is on its way
+    return frame("ack", time.time(), action="auth", expires_at=expires_at)
 
 
 # --- Server-Sent Events ----------------------------------------------------------------
@@ -377,6 +475,12 @@ async def event_stream(
         token = authorization[7:].strip()
     principal, expires_at = authenticate_user(services, token)
     assert principal.user_id is not None
+    if over_user_limit(services, principal.user_id):
+        raise TooManyLiveConnections(
+            f"this user already holds {services.settings.ws_max_per_user} live connections "
+            "on this server; close one first",
+            retry_after=TOO_MANY_RETRY_AFTER,
+        )
     resume = _parse_cursor(last_event_id)
     if resume is None:
         resume = _parse_cursor(cursor)
