@@ -27,6 +27,18 @@ def _settings() -> Settings:
     return Settings()
 
 
+#: Libraries whose DEBUG (SQLAlchemy: INFO) lines print SQL parameters, webhook secrets and
+#: contact data among them: never below WARNING, whatever CLARION_LOG_LEVEL says.
+_QUIET_LOGGERS = ("aiosqlite", "sqlalchemy", "asyncpg")
+
+
+def _configure_logging(settings: Settings, fmt: str) -> None:
+    level = settings.log_level.upper()
+    logging.basicConfig(level=level, format=fmt)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
 def _err(message: str) -> None:
     typer.echo(message, err=True)
 
@@ -98,9 +110,7 @@ def serve(
             "must reach every process"
         )
         raise typer.Exit(2)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(settings, "%(levelname)s %(name)s: %(message)s")
 
     async def bootstrap(services: Any) -> None:
         if not await services.auth.has_api_keys():
@@ -150,9 +160,7 @@ def worker(
     settings = _settings()
     if concurrency is not None:
         settings.worker_concurrency = concurrency
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(settings, "%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def go() -> None:
         from clarion.runtime import Runtime

@@ -266,7 +266,6 @@ def _refused_header(outcome: Any) -> bool:
 
 
 @quick
-@pytest.mark.xfail(strict=True, reason="needs the header size limit (wip/http)")
 def test_1_mb_header_is_431_or_closed(arena: Arena) -> None:
     head, rest = _big_header(MB)
     with RssGuard(arena.pid) as guard, arena.window("header-1mb") as window:
@@ -278,7 +277,6 @@ def test_1_mb_header_is_431_or_closed(arena: Arena) -> None:
     assert arena.alive()
 
 
-@pytest.mark.xfail(strict=True, reason="needs the header size limit (wip/http)")
 def test_8_parallel_100_mb_headers_are_refused_and_rss_stays_bounded(arena: Arena) -> None:
     size = 100 * MB
     outcomes: list[Any] = []
@@ -313,7 +311,6 @@ def test_8_parallel_100_mb_headers_are_refused_and_rss_stays_bounded(arena: Aren
     assert arena.alive()
 
 
-@pytest.mark.xfail(strict=True, reason="needs the header timeout (wip/http)")
 def test_500_slow_header_connections_are_closed_after_the_header_timeout(arena: Arena) -> None:
     count, interval = 500, 1.5
     # Never ends: a header that keeps growing by one byte at a time.
@@ -404,7 +401,6 @@ async def _open(url: str) -> tuple[str, ClientConnection | None, int | None]:
     return "live", ws, None
 
 
-@pytest.mark.xfail(strict=True, reason="needs the per-user WebSocket cap (wip/http)")
 async def test_1000_websockets_from_one_user_beyond_the_cap_are_refused(arena: Arena) -> None:
     token = arena.token("hoarder")
     url = _ws_url(arena, token)
@@ -446,7 +442,6 @@ async def test_1000_websockets_from_one_user_beyond_the_cap_are_refused(arena: A
     assert arena.alive()
 
 
-@pytest.mark.xfail(strict=True, reason="needs the WebSocket action rate limit (wip/http)")
 async def test_websocket_action_flood_is_rate_limited(arena: Arena) -> None:
     user = "flooder"
     r = httpx.post(

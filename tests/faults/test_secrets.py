@@ -136,13 +136,6 @@ def test_api_keys_only_hashed_in_postgres_dump(tmp_path: Path) -> None:
     assert not found, f"raw API keys in the PostgreSQL dump: {found}"
 
 
-DEBUG_LEAK = (
-    "at CLARION_LOG_LEVEL=debug the root logger lets aiosqlite's DEBUG lines through, and "
-    "they print every statement's parameters: the INSERT of a webhook endpoint carries its "
-    "secret. Fix in cli.py's logging set-up: keep aiosqlite (and sqlalchemy) at INFO or above"
-)
-
-
 @pytest.mark.faults
 @pytest.mark.faults_quick
 @pytest.mark.timeout(300)
@@ -150,7 +143,7 @@ DEBUG_LEAK = (
     "level",
     [
         "info",
-        pytest.param("debug", marks=pytest.mark.xfail(strict=True, reason=DEBUG_LEAK)),
+        "debug",
     ],
 )
 def test_webhook_secrets_never_in_logs_or_error_bodies(tmp_path: Path, level: str) -> None:
