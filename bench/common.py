@@ -248,7 +248,7 @@ def clarion_env(database_url: str, redis: bool = True, **extra: str) -> dict[str
         CLARION_DATABASE_URL=database_url,
         CLARION_SECRET_KEY=SECRET,
         CLARION_LOG_LEVEL="warning",
-        # The default API limit (6000/minute per key) is a policy, not a capacity: a bench
+        # The default API limit (600000/minute per key) is a policy, not a capacity: a bench
         # of capacity lifts it. The limiter itself still runs on every request.
         CLARION_RATE_LIMIT_API="100000000/minute",
         CLARION_WEBHOOK_ALLOW_PRIVATE="true",
