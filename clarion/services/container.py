@@ -15,24 +15,22 @@ from clarion.hub.hub import Hub
 from clarion.services.actions import ActionService
 from clarion.services.auth import AuthService, resolve_secret
 from clarion.services.batching_rules import BatchingRuleService
-from clarion.services.deliveries import (
-    DeliveryService,
-    PushSubscriptionService,
-    UnsubscribeSigner,
-    WebhookService,
-)
+from clarion.services.deliveries import DeliveryService
 from clarion.services.digests import DigestService
 from clarion.services.idempotency import IdempotencyService
 from clarion.services.inbox import InboxService
 from clarion.services.planner import Planner
 from clarion.services.preferences import PreferenceService
 from clarion.services.privacy import PrivacyService
+from clarion.services.push_subscriptions import PushSubscriptionService
 from clarion.services.realtime import RealtimeService, WorkerWake
 from clarion.services.scheduling import SchedulingService
 from clarion.services.sending import SendingService
 from clarion.services.status import system_status
 from clarion.services.templates import TemplateService
+from clarion.services.unsubscribe import UnsubscribeSigner
 from clarion.services.users import UserService
+from clarion.services.webhook_endpoints import WebhookService
 from clarion.store.db import Database
 
 log = logging.getLogger("clarion.services")

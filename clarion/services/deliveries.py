@@ -14,8 +14,6 @@ disabled between send and delivery are honoured.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import random
 import uuid
@@ -23,24 +21,14 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-import jwt
-
 from clarion.config import Settings
 from clarion.domain.jobs import Job, Result
 from clarion.domain.retry import Outcome, RetryPolicy, policy_for
 from clarion.domain.types import DeliveryStatus, EventType
-from clarion.domain.webhook_secrets import generate_webhook_secret
-from clarion.errors import Conflict, NotFound, ValidationFailed
-from clarion.services.auth import TOKEN_ISSUER, Principal
+from clarion.errors import Conflict, NotFound
+from clarion.services.auth import Principal
 from clarion.services.clock import as_utc, utcnow
-from clarion.services.netguard import (
-    BlockedURL,
-    UrlGuard,
-    is_localhost_name,
-    is_public_address,
-    parse_literal_host,
-)
+from clarion.services.unsubscribe import UnsubscribeSigner
 from clarion.store import endpoints as ep_store
 from clarion.store import events as event_store
 from clarion.store import outbox
@@ -53,38 +41,6 @@ log = logging.getLogger("clarion.deliveries")
 #: Channels where the provider's acceptance is the recipient's receipt (event ``delivered``);
 #: elsewhere acceptance means "handed to the relay" (event ``sent``).
 _RECEIPT_CHANNELS = frozenset({"webhook"})
-
-
-class UnsubscribeSigner:
-    """Signed one-click unsubscribe tokens: an HS256 JWT of (user, type, channel).
-
-    ``typ: "unsub"`` keeps these apart from user tokens signed with the same secret: an
-    unsubscribe link cannot act as a user token, nor a user token unsubscribe. They do not
-    expire (RFC 8058 links live in old mail), and carry no more power than opting out.
-    """
-
-    def __init__(self, secret: str) -> None:
-        self._secret = secret
-
-    def sign(self, user_id: str, type_: str, channel: str) -> str:
-        claims = {"typ": "unsub", "iss": TOKEN_ISSUER, "sub": user_id, "t": type_, "ch": channel}
-        return jwt.encode(claims, self._secret, algorithm="HS256")
-
-    def verify(self, token: str) -> tuple[str, str, str]:
-        try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=["HS256"],
-                issuer=TOKEN_ISSUER,
-                options={"require": ["sub", "iss"]},
-            )
-        except jwt.PyJWTError as exc:
-            raise NotFound("unknown or invalid unsubscribe link") from exc
-        parts = (claims.get("sub"), claims.get("t"), claims.get("ch"))
-        if claims.get("typ") != "unsub" or not all(isinstance(p, str) and p for p in parts):
-            raise NotFound("unknown or invalid unsubscribe link")
-        return str(parts[0]), str(parts[1]), str(parts[2])
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -461,179 +417,3 @@ class DeliveryService:
             await ep_store.add_opt_out(conn, user_id, type_, channel, utcnow())
         log.info("user %s unsubscribed from %s over %s", user_id, type_, channel)
         return {"unsubscribed": True, "user_id": user_id, "type": type_, "channel": channel}
-
-
-def _endpoint_json(row: Mapping[Any, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "url": row["url"],
-        "user_id": row["user_id"],
-        "types": row["types"],
-        "description": row["description"],
-        "enabled": bool(row["enabled"]),
-        "disabled_reason": row["disabled_reason"],
-        "created_at": _iso(row["created_at"]),
-    }
-
-
-def check_target_url(url: str, *, allow_private: bool, field: str) -> str:
-    """Refuse what can never be sent to: not http(s), credentials in the URL, no host, and
-    (unless private targets are allowed) literal internal addresses. Host names are
-    resolved and checked again on every send, where DNS answers can change."""
-    problem: str | None = None
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError, TypeError):
-        parsed = None
-        problem = "invalid"
-    if parsed is not None:
-        literal = parse_literal_host(parsed.host) if parsed.host else None
-        if parsed.scheme not in ("http", "https"):
-            problem = "scheme"
-        elif parsed.userinfo:
-            problem = "credentials"
-        elif not parsed.host:
-            problem = "no_host"
-        elif not allow_private and (
-            is_localhost_name(parsed.host)
-            or (literal is not None and not is_public_address(literal))
-        ):
-            problem = "private_address"
-    if problem is not None:
-        raise ValidationFailed(
-            f"{field} must be a public http(s) URL without credentials",
-            [{"field": field, "problem": problem}],
-        )
-    return url
-
-
-async def admit_target_url(guard: UrlGuard, url: str, *, field: str) -> str:
-    """:func:`check_target_url`, then the full address rules including DNS: a name that
-    resolves to an internal address is refused now, with a 422, rather than at every send.
-
-    A name that does not resolve *now* is accepted (DNS may be down for a moment); every
-    send resolves and checks it again and fails it as blocked if it still does not."""
-    check_target_url(url, allow_private=guard.allow_private, field=field)
-    try:
-        await guard.check(url)
-    except BlockedURL as exc:
-        if exc.problem == "unresolvable":
-            return url
-        raise ValidationFailed(
-            f"{field} is not allowed: {exc}", [{"field": field, "problem": exc.problem}]
-        ) from exc
-    return url
-
-
-class WebhookService:
-    """Webhook endpoints (server API keys only): where ``webhook`` deliveries go."""
-
-    def __init__(self, db: Database, settings: Settings, *, guard: UrlGuard | None = None) -> None:
-        self._db = db
-        self._guard = guard or UrlGuard(allow_private=settings.webhook_allow_private)
-
-    async def create(
-        self,
-        url: str,
-        *,
-        user_id: str | None = None,
-        types: Sequence[str] | None = None,
-        description: str | None = None,
-    ) -> dict[str, Any]:
-        """Returns the endpoint with its ``whsec_`` secret: the only time it is shown."""
-        await admit_target_url(self._guard, url, field="url")
-        now = utcnow()
-        secret = generate_webhook_secret()
-        values = {
-            "id": str(uuid.uuid4()),
-            "url": url,
-            "secret": secret,
-            "user_id": user_id,
-            "types": sorted(set(types)) if types else None,
-            "description": description,
-            "enabled": True,
-            "disabled_reason": None,
-            "created_at": now,
-            "updated_at": now,
-        }
-        async with self._db.begin() as conn:
-            await ep_store.add_endpoint(conn, values)
-        return {**_endpoint_json(values), "secret": secret}
-
-    async def list(self) -> list[dict[str, Any]]:
-        async with self._db.connect() as conn:
-            return [_endpoint_json(r) for r in await ep_store.all_endpoints(conn)]
-
-    async def get(self, endpoint_id: str) -> dict[str, Any]:
-        async with self._db.connect() as conn:
-            row = await ep_store.endpoint(conn, endpoint_id)
-        if row is None:
-            raise NotFound("no such webhook endpoint")
-        return _endpoint_json(row)
-
-    async def delete(self, endpoint_id: str) -> None:
-        async with self._db.begin() as conn:
-            if not await ep_store.delete_endpoint(conn, endpoint_id):
-                raise NotFound("no such webhook endpoint")
-
-
-def _b64url_len(value: str, field: str, sizes: tuple[int, ...]) -> None:
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise ValidationFailed(
-            f"{field} is not base64url", [{"field": field, "problem": "encoding"}]
-        ) from exc
-    if len(raw) not in sizes:
-        raise ValidationFailed(
-            f"{field} has the wrong length", [{"field": field, "problem": "length"}]
-        )
-
-
-def _subscription_json(row: Mapping[Any, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "user_id": row["user_id"],
-        "endpoint": row["endpoint"],
-        "created_at": _iso(row["created_at"]),
-    }
-
-
-class PushSubscriptionService:
-    """Browsers' push subscriptions (``PushSubscription.toJSON()``) per user.
-
-    Endpoints come from browsers with the user's own token, so they pass the address rules
-    here (422) and again at every send."""
-
-    def __init__(self, db: Database, settings: Settings, *, guard: UrlGuard | None = None) -> None:
-        self._db = db
-        self._guard = guard or UrlGuard(allow_private=settings.webhook_allow_private)
-
-    async def add(self, user_id: str, endpoint: str, p256dh: str, auth: str) -> dict[str, Any]:
-        check_target_url(endpoint, allow_private=self._guard.allow_private, field="endpoint")
-        _b64url_len(p256dh, "keys.p256dh", (65,))
-        _b64url_len(auth, "keys.auth", (16,))
-        await admit_target_url(self._guard, endpoint, field="endpoint")
-        now = utcnow()
-        values = {
-            "id": str(uuid.uuid4()),
-            "user_id": user_id,
-            "endpoint": endpoint,
-            "p256dh": p256dh,
-            "auth": auth,
-            "created_at": now,
-        }
-        async with self._db.begin() as conn:
-            await user_store.ensure(conn, [user_id], now)
-            row = await ep_store.upsert_subscription(conn, values)
-        return _subscription_json(row)
-
-    async def list(self, user_id: str) -> list[dict[str, Any]]:
-        async with self._db.connect() as conn:
-            subs = await ep_store.subscriptions_for(conn, [user_id])
-        return [_subscription_json(r) for r in subs[user_id]]
-
-    async def delete(self, user_id: str, subscription_id: str) -> None:
-        async with self._db.begin() as conn:
-            if not await ep_store.delete_subscription(conn, user_id, subscription_id):
-                raise NotFound("no such push subscription")

@@ -44,6 +44,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from clarion.errors import ValidationFailed
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 #: The same for code that resolves in a worker thread (the dial-time guard).
@@ -329,3 +331,55 @@ class UrlGuard:
                     # and an internal address is a classic rebinding trick.
                     raise BlockedURL(f"address {ip} of {host!r} is not a public address")
         return addresses, until
+
+
+# --- admitting a URL when it is registered -------------------------------------------
+
+
+def check_target_url(url: str, *, allow_private: bool, field: str) -> str:
+    """Refuse what can never be sent to: not http(s), credentials in the URL, no host, and
+    (unless private targets are allowed) literal internal addresses. Host names are
+    resolved and checked again on every send, where DNS answers can change."""
+    problem: str | None = None
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        parsed = None
+        problem = "invalid"
+    if parsed is not None:
+        literal = parse_literal_host(parsed.host) if parsed.host else None
+        if parsed.scheme not in ("http", "https"):
+            problem = "scheme"
+        elif parsed.userinfo:
+            problem = "credentials"
+        elif not parsed.host:
+            problem = "no_host"
+        elif not allow_private and (
+            is_localhost_name(parsed.host)
+            or (literal is not None and not is_public_address(literal))
+        ):
+            problem = "private_address"
+    if problem is not None:
+        raise ValidationFailed(
+            f"{field} must be a public http(s) URL without credentials",
+            [{"field": field, "problem": problem}],
+        )
+    return url
+
+
+async def admit_target_url(guard: UrlGuard, url: str, *, field: str) -> str:
+    """:func:`check_target_url`, then the full address rules including DNS: a name that
+    resolves to an internal address is refused now, with a 422, rather than at every send.
+
+    A name that does not resolve *now* is accepted (DNS may be down for a moment); every
+    send resolves and checks it again and fails it as blocked if it still does not."""
+    check_target_url(url, allow_private=guard.allow_private, field=field)
+    try:
+        await guard.check(url)
+    except BlockedURL as exc:
+        if exc.problem == "unresolvable":
+            return url
+        raise ValidationFailed(
+            f"{field} is not allowed: {exc}", [{"field": field, "problem": exc.problem}]
+        ) from exc
+    return url

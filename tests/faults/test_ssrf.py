@@ -38,9 +38,10 @@ from clarion.errors import Forbidden, ValidationFailed
 from clarion.services.actions import ActionService
 from clarion.services.auth import Principal
 from clarion.services.container import Services
-from clarion.services.deliveries import PushSubscriptionService, WebhookService
 from clarion.services.netguard import UrlGuard
+from clarion.services.push_subscriptions import PushSubscriptionService
 from clarion.services.users import UserService
+from clarion.services.webhook_endpoints import WebhookService
 from clarion.store.deliveries import for_notification
 from tests.e2e.conftest import Server, clarion_env, start_server
 from tests.integration.channels.conftest import make_message

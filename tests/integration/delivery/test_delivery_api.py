@@ -70,7 +70,7 @@ async def test_private_targets_refused_unless_allowed(
     authed: httpx.AsyncClient, services: Services
 ) -> None:
     from clarion.errors import ValidationFailed
-    from clarion.services.deliveries import check_target_url
+    from clarion.services.netguard import check_target_url
 
     for url in [
         "http://127.0.0.1/x",

@@ -1,0 +1,86 @@
+"""Webhook endpoints: where ``webhook`` deliveries go, managed with an ``admin`` API key.
+Each gets a signing secret at creation, shown once in the answer."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from clarion.config import Settings
+from clarion.domain.webhook_secrets import generate_webhook_secret
+from clarion.errors import NotFound
+from clarion.services.clock import as_utc, utcnow
+from clarion.services.netguard import UrlGuard, admit_target_url
+from clarion.store import endpoints as ep_store
+from clarion.store.db import Database
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else as_utc(value).isoformat()
+
+
+def _endpoint_json(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "url": row["url"],
+        "user_id": row["user_id"],
+        "types": row["types"],
+        "description": row["description"],
+        "enabled": bool(row["enabled"]),
+        "disabled_reason": row["disabled_reason"],
+        "created_at": _iso(row["created_at"]),
+    }
+
+
+class WebhookService:
+    """Webhook endpoints (server API keys only): where ``webhook`` deliveries go."""
+
+    def __init__(self, db: Database, settings: Settings, *, guard: UrlGuard | None = None) -> None:
+        self._db = db
+        self._guard = guard or UrlGuard(allow_private=settings.webhook_allow_private)
+
+    async def create(
+        self,
+        url: str,
+        *,
+        user_id: str | None = None,
+        types: Sequence[str] | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """Returns the endpoint with its ``whsec_`` secret: the only time it is shown."""
+        await admit_target_url(self._guard, url, field="url")
+        now = utcnow()
+        secret = generate_webhook_secret()
+        values = {
+            "id": str(uuid.uuid4()),
+            "url": url,
+            "secret": secret,
+            "user_id": user_id,
+            "types": sorted(set(types)) if types else None,
+            "description": description,
+            "enabled": True,
+            "disabled_reason": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self._db.begin() as conn:
+            await ep_store.add_endpoint(conn, values)
+        return {**_endpoint_json(values), "secret": secret}
+
+    async def list(self) -> list[dict[str, Any]]:
+        async with self._db.connect() as conn:
+            return [_endpoint_json(r) for r in await ep_store.all_endpoints(conn)]
+
+    async def get(self, endpoint_id: str) -> dict[str, Any]:
+        async with self._db.connect() as conn:
+            row = await ep_store.endpoint(conn, endpoint_id)
+        if row is None:
+            raise NotFound("no such webhook endpoint")
+        return _endpoint_json(row)
+
+    async def delete(self, endpoint_id: str) -> None:
+        async with self._db.begin() as conn:
+            if not await ep_store.delete_endpoint(conn, endpoint_id):
+                raise NotFound("no such webhook endpoint")
