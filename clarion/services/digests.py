@@ -31,7 +31,8 @@ from clarion.domain.types import EventType, SuppressionReason
 from clarion.errors import ClarionError, Conflict, NotFound
 from clarion.services.auth import Principal
 from clarion.services.clock import as_utc, utcnow
-from clarion.services.sending import SendingService, Written, actor_of
+from clarion.services.send_rows import Written, actor_of
+from clarion.services.sending import SendingService
 from clarion.store import batches as store
 from clarion.store import channel_digests as digest_store
 from clarion.store import events as event_store

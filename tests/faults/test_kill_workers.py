@@ -28,10 +28,10 @@ import pytest
 from sqlalchemy import insert, text
 
 from clarion.config import Settings
+from clarion.domain.send_command import SendCommand
 from clarion.domain.types import ChannelName
 from clarion.services.clock import utcnow
 from clarion.services.container import Services
-from clarion.services.sending import SendCommand
 from clarion.store.db import Database
 from clarion.store.schema import users
 from tests.e2e.conftest import clarion_env
