@@ -59,7 +59,7 @@ WS_WRITES = {"frames": 0, "writes": 0}
 class _LiveWrites:
     """``clarion_ws_frames_sent_total`` and ``clarion_ws_socket_writes_total``: frames
     written to live WebSockets and the socket writes that carried them (fewer writes than
-    frames: batches went out whole, see api/ws.write_frames)."""
+    frames: batches went out whole, see api/frame_writer.write_frames)."""
 
     def collect(self) -> Iterator[Metric]:
         yield CounterMetricFamily(

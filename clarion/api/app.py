@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from clarion import gc_tuning
-from clarion.api import docs_ui, errors, ws
+from clarion.api import docs_ui, errors, sse, ws
 from clarion.api.fastpath import HotPaths
 from clarion.api.middleware import BodyLimit, Metrics
 from clarion.api.responses import Json
@@ -43,7 +43,7 @@ class ClarionApp(FastAPI):
     open, and the exception middleware wraps ``send``. For ``/api/v1/ws`` none of it does
     anything (the endpoint handles its own errors and takes no dependencies), while with
     20,000 sockets per process its frames cost memory, and the wrapped ``send`` kept every
-    frame from going out in one socket write with the others (api/ws.write_frames).
+    frame from going out in one socket write with the others (api/frame_writer.write_frames).
     Behind a ``root_path`` the socket takes the normal route."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -114,6 +114,7 @@ def create_app(
     # Literal paths under /notifications (preferences, batching, batches, scheduled) before
     # /{notification_id}.
     app.include_router(ws.router)
+    app.include_router(sse.router)
     app.include_router(system.router)
     app.include_router(preferences.router)
     app.include_router(batching.router)

@@ -24,6 +24,9 @@ second, holding twice that. A message with the bucket empty is not acted on and 
 a client that keeps sending goes further into debt, and one a whole burst in debt is
 closed with 4029. A client that waits ``retry_after`` is never closed.
 
+The Server-Sent Events endpoint is in ``api/sse.py``; the one-write frame writer in
+``api/frame_writer.py``.
+
 Liveness is the WebSocket protocol's own ping/pong, which uvicorn runs for every socket
 (a ping every 20 s, closed with 1011 when unanswered for 20 s; browsers answer by
 themselves). An application-level ``ping`` frame on top of it would cost one more frame,
@@ -37,24 +40,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
-from starlette.responses import StreamingResponse
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
-from uvicorn.protocols.utils import ClientDisconnected
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.exceptions import InvalidState
 
-from clarion.api.routes import ERROR_RESPONSES
+from clarion.api.frame_writer import writable_now, write_at_once, write_frames
 from clarion.errors import (
     ClarionError,
     Forbidden,
     TokenExpired,
-    TooManyLiveConnections,
     Unauthenticated,
 )
 from clarion.hub.broker import CloseReason, SubscriptionClosed
@@ -155,52 +152,6 @@ class _LiveSocketApp:
 WS_PATH = "/api/v1/ws"
 live_socket_app = _LiveSocketApp()
 router.routes.append(WebSocketRoute(WS_PATH, live_socket_app, name="websocket_endpoint"))
-
-
-def writable_now(send: Send) -> Any | None:
-    """uvicorn's sans-I/O protocol behind ``send`` when its own ``send`` would write at
-    once (handshake done, not closing, transport not paused), else ``None``."""
-    proto: Any = getattr(send, "__self__", None)
-    if (
-        not isinstance(proto, WebSocketsSansIOProtocol)
-        or not proto.writable.is_set()
-        or proto.disconnected
-        or not proto.handshake_complete
-        or proto.close_sent
-        or proto.initial_response is not None
-        or proto.transport.is_closing()
-    ):
-        return None
-    return proto
-
-
-def write_frames(proto: Any, frames: list[bytes]) -> None:
-    """``frames`` as WebSocket text messages, in ONE socket write, through a protocol
-    :func:`writable_now` returned.
-
-    Why: a delivery is two messages (the notification, then the unread counts) and a
-    broadcast to 10,000 sockets is 20,000 of them; through ASGI each is one syscall, the
-    largest single cost of a fan-out on these machines (~0.2-0.6 ms per syscall). The
-    frames are built by the same websockets protocol object uvicorn uses (so masking,
-    fragmentation rules and its close state stay its own), and sent once."""
-    try:
-        for f in frames:
-            proto.conn.send_text(f)
-    except InvalidState as exc:  # what uvicorn's send raises for the same state
-        raise ClientDisconnected() from exc
-    proto.transport.write(b"".join(proto.conn.data_to_send()))
-    WS_WRITES["frames"] += len(frames)
-    WS_WRITES["writes"] += 1
-
-
-def write_at_once(send: Send, frames: list[bytes]) -> bool:
-    """Write several ``frames`` in one socket write when uvicorn allows it now; ``False``
-    leaves them to the ASGI ``send`` (one frame gains nothing by it)."""
-    proto = writable_now(send) if len(frames) > 1 else None
-    if proto is None:
-        return False
-    write_frames(proto, frames)
-    return True
 
 
 class _Live:
@@ -449,78 +400,3 @@ def _renew(services: Services, principal: Principal, token: Any, live: _Live) ->
 
 
 # --- Server-Sent Events ----------------------------------------------------------------
-
-
-@router.get(
-    "/api/v1/notifications/stream",
-    tags=["notifications"],
-    responses={
-        **ERROR_RESPONSES,
-        200: {"content": {"text/event-stream": {}}, "description": "An event stream"},
-    },
-    response_class=StreamingResponse,
-)
-async def event_stream(
-    request: Request,
-    token: str | None = Query(default=None, max_length=4096),
-    cursor: str | None = Query(default=None, max_length=20),
-    authorization: str | None = Header(default=None, max_length=4096),
-    last_event_id: str | None = Header(default=None, max_length=20),
-) -> StreamingResponse:
-    """The live inbox for clients that cannot use WebSockets. Authenticate with a user
-    token (``Authorization: Bearer`` or ``?token=`` for EventSource); resume with
-    ``Last-Event-ID`` or ``?cursor=``."""
-    services: Services = request.app.state.services
-    if token is None and authorization and authorization.lower().startswith("bearer "):
-        token = authorization[7:].strip()
-    principal, expires_at = authenticate_user(services, token)
-    assert principal.user_id is not None
-    if over_user_limit(services, principal.user_id):
-        raise TooManyLiveConnections(
-            f"this user already holds {services.settings.ws_max_per_user} live connections "
-            "on this server; close one first",
-            retry_after=TOO_MANY_RETRY_AFTER,
-        )
-    resume = _parse_cursor(last_event_id)
-    if resume is None:
-        resume = _parse_cursor(cursor)
-    stream = LiveStream(services.realtime, principal.user_id, resume)
-
-    async def events() -> AsyncIterator[bytes]:
-        try:
-            frames = await stream.open()
-            yield b"retry: 2000\n\n"
-            while True:
-                for f in frames:
-                    yield _sse(f)
-                stream.observe_sent(frames)
-                remaining = expires_at - time.time()
-                if remaining <= 0:
-                    yield b"event: token_expired\ndata: {}\n\n"
-                    return
-                try:
-                    frames = await asyncio.wait_for(
-                        stream.next_frames(), min(PING_INTERVAL, remaining)
-                    )
-                except TimeoutError:
-                    frames = [frame("ping", time.time())]
-                except SubscriptionClosed:
-                    yield b'event: closed\ndata: {"reason": "resume with your cursor"}\n\n'
-                    return
-        finally:
-            await stream.close()
-
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
-
-
-def _sse(data: bytes) -> bytes:
-    event = orjson.loads(data)
-    kind = event.get("type", "message")
-    head = f"event: {kind}\n"
-    if kind == "notification.created":
-        head += f"id: {event['id']}\n"
-    return head.encode() + b"data: " + data + b"\n\n"

@@ -207,7 +207,7 @@ def live_writes(server: Server) -> tuple[float, float]:
 
 async def test_a_delivery_goes_out_in_one_socket_write(live: Server) -> None:
     """The notification and its counts are two WebSocket messages, written to the socket
-    at once (api/ws.write_at_once), through the real server."""
+    at once (api/frame_writer.write_at_once), through the real server."""
     (ana_id,) = names("ana")
     async with websockets.connect(ws_url(live, token_for(ana_id))) as ana:
         await recv(ana)

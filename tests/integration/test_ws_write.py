@@ -1,4 +1,4 @@
-"""``api.ws.write_at_once`` on a real uvicorn server and a real WebSocket client: frames
+"""``api.frame_writer.write_at_once`` on a real uvicorn server and a real WebSocket client: frames
 written in one socket write arrive as separate messages, in order; where uvicorn's own
 ``send`` would not write at once, it declines and the ASGI path is used."""
 
@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 import websockets
 
-from clarion.api.ws import write_at_once
+from clarion.api.frame_writer import write_at_once
 
 
 def _free_port() -> int:
