@@ -9,8 +9,10 @@ shape ``{"error": {"code", "message", "details"}}``.
     ClarionError (500 internal)
     ├── ValidationFailed (422 validation_failed)
     │   ├── IdempotencyKeyReused (422 idempotency_key_reused)
-    │   └── TemplateInvalid (422 template_invalid)
+    │   ├── TemplateInvalid (422 template_invalid)
+    │   └── InvalidJsonValue (422 invalid_json_value)  a JSON value beyond the limits
     ├── BadCursor (400 bad_cursor)
+    ├── InvalidParameter (400 invalid_parameter)  NUL/control characters in a parameter
     ├── PayloadTooLarge (413 payload_too_large)
     ├── Unauthenticated (401 unauthenticated)
     │   └── TokenExpired (401 token_expired)
@@ -50,6 +52,22 @@ class IdempotencyKeyReused(ValidationFailed):
 
 class TemplateInvalid(ValidationFailed):
     code = "template_invalid"
+
+
+class InvalidJsonValue(ValidationFailed):
+    """A JSON body or field beyond the limits of ``domain/jsonlimits`` (docs/api.md,
+    "Limits on JSON fields"); ``details`` is ``[{"field", "problem", "message"}]``, the
+    shape of ``validation_failed``, with the dotted path of the offending value."""
+
+    code = "invalid_json_value"
+
+
+class InvalidParameter(ClarionError):
+    """A path, query or header parameter holding characters no parameter may hold
+    (NUL, other control characters): refused before any query."""
+
+    code = "invalid_parameter"
+    status = 400
 
 
 class BadCursor(ClarionError):

@@ -6,12 +6,10 @@ helpers here take the user's :class:`~clarion.store.users.InboxMarks` and comput
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-import orjson
 from sqlalchemy import (
     JSON,
     BindParameter,
@@ -32,6 +30,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from clarion.domain import jsonlimits
 from clarion.store import bulk, fast
 from clarion.store import users as user_store
 from clarion.store.db import Database
@@ -292,10 +291,9 @@ def _decoded(record: Any) -> dict[str, Any]:
     for name in _JSON_COLUMNS:
         text_value = row[name]
         if text_value is not None:
-            try:
-                row[name] = orjson.loads(text_value)
-            except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits
-                row[name] = json.loads(text_value)
+            # orjson first; a document stored before the JSON limits (an integer beyond
+            # 64 bits, deep nesting) is read tolerantly (domain/jsonlimits).
+            row[name] = jsonlimits.loads_stored(text_value)
     return row
 
 
