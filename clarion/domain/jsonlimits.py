@@ -70,6 +70,7 @@ _LEAF = re.compile(rb"\[\]|\{\}")
 _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 # 20 digits in a row: an integer at or beyond 2**64 (orjson reads those as floats).
 _LONG_DIGITS = re.compile(rb"[0-9]{20}")
+_LONG_DIGITS_TEXT = re.compile(r"[0-9]{20}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +223,12 @@ def loads_stored(text: str | bytes) -> Any:
     limits (an integer beyond 64 bits, ``NaN``, nesting past :data:`READ_MAX_DEPTH`, a
     lone surrogate) takes the tolerant path: too-deep parts are cut textually before the
     stdlib parse (which would otherwise recurse out), then :func:`sanitized` applies."""
+    if isinstance(text, str):
+        inexact = _LONG_DIGITS_TEXT.search(text) is not None
+    else:
+        inexact = _LONG_DIGITS.search(text) is not None
+    if inexact:  # orjson reads integers at or beyond 2**64 as floats: keep them exact
+        return _loads_tolerant(text)
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:

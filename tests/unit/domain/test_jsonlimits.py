@@ -184,3 +184,10 @@ def test_sanitized_fixed_seed_always_encodes() -> None:
         clean = jl.sanitized(value)
         orjson.dumps(clean)
         assert real_depth(clean) <= jl.READ_MAX_DEPTH
+
+
+def test_loads_stored_keeps_integers_beyond_64_bits_exact() -> None:
+    # orjson alone would read these as floats.
+    assert jl.loads_stored('{"n": 18446744073709551616}') == {"n": "18446744073709551616"}
+    assert jl.loads_stored('{"n": -' + "1" * 30 + "}") == {"n": "-" + "1" * 30}
+    assert jl.loads_stored('{"s": "12345678901234567890"}') == {"s": "12345678901234567890"}
