@@ -191,7 +191,7 @@ async def _store_raw(services: Services, nid: int, data_text: str) -> None:
     cast = "CAST(:d AS json)" if not services.db.is_sqlite else ":d"
     async with services.db.begin() as conn:
         await conn.execute(
-            text(f"UPDATE notifications SET data = {cast} WHERE id = :id"),  # noqa: S608
+            text(f"UPDATE notifications SET data = {cast} WHERE id = :id"),
             {"d": data_text, "id": nid},
         )
 
@@ -261,7 +261,7 @@ async def test_a_profile_stored_before_the_limits_is_still_read(
     cast = "CAST(:d AS json)" if not services.db.is_sqlite else ":d"
     async with services.db.begin() as conn:
         await conn.execute(
-            text(f"UPDATE users SET data = {cast} WHERE user_id = 'ana'"),  # noqa: S608
+            text(f"UPDATE users SET data = {cast} WHERE user_id = 'ana'"),
             {"d": '{"n": ' + "9" * 400 + "}"},
         )
     r = await authed.get("/api/v1/users/ana")
