@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PG_ADMIN_URL, _pg_admin
+from tests.conftest import PG_ADMIN_URL, _pg_admin, service_missing
 from tests.e2e.conftest import Server, clarion_env, start_server
 
 N = "/api/v1/notifications"
@@ -60,9 +60,7 @@ def pg_served(tmp_path: Path) -> Iterator[Server]:
     name = f"clarion_e2e_json_{time.time_ns()}"
     try:
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - reported as a skip outside CI
-        from tests.conftest import service_missing
-
+    except Exception as exc:  # a skip outside CI, as for every PostgreSQL test
         service_missing("PostgreSQL at 127.0.0.1:5432", exc)
     url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
     server = start_server(tmp_path, clarion_env(tmp_path, CLARION_DATABASE_URL=url))
