@@ -25,9 +25,7 @@ def _check(server: Server) -> None:
         bodies = [
             DEEP,
             b'{"user_id": "ana", "type": "t", "title": "x", "data": {"d": ' + DEEP + b"}}",
-            b'{"user_id": "ana", "type": "t", "title": "x", "data": {"n": '
-            + b"9" * 400
-            + b"}}",
+            b'{"user_id": "ana", "type": "t", "title": "x", "data": {"n": ' + b"9" * 400 + b"}}",
             b'{"user_ids": ["ana"], "type": "t", "title": "x", "data": {"n": -'
             + b"9" * 400
             + b"}}",
