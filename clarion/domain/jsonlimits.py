@@ -49,6 +49,7 @@ __all__ = [
     "depth_exceeds",
     "find_problem",
     "loads_stored",
+    "loads_stored_many",
     "needs_exact_parse",
     "raw_problem",
     "sanitized",
@@ -74,6 +75,7 @@ _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 # (A translation and a substring search: several times faster than a regex here.)
 _DIGITS_AS_ZERO = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
 _TWENTY_DIGITS = b"0" * 20
+_SHAPE = bytes(48 if 48 <= i <= 57 else 91 if i in b"[{" else 32 for i in range(256))
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,23 +247,37 @@ def loads_stored(text: str | bytes) -> Any:
     limits (an integer beyond 64 bits, ``NaN``, nesting past :data:`READ_MAX_DEPTH`, a
     lone surrogate) takes the tolerant path: too-deep parts are cut textually before the
     stdlib parse (which would otherwise recurse out), then :func:`sanitized` applies."""
-    if needs_exact_parse(
-        text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    ):  # orjson reads integers at or beyond 2**64 as floats: keep them exact
-        return _loads_tolerant(text)
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
         return _loads_tolerant(text)
-    if isinstance(text, str):
-        many = text.count("[") + text.count("{") > READ_MAX_DEPTH
-        raw = text.encode("utf-8") if many else b""
-    else:
-        many = text.count(b"[") + text.count(b"{") > READ_MAX_DEPTH
-        raw = text
-    if many and depth_exceeds(raw, READ_MAX_DEPTH):
+    if len(text) < 20:  # no room for 20 digits or for deep nesting: most columns
+        return value
+    # One translation serves both checks: digits as "0", brackets as "[".
+    shape = (text.encode("utf-8") if isinstance(text, str) else text).translate(_SHAPE)
+    if _TWENTY_DIGITS in shape:  # orjson reads integers at or beyond 2**64 as floats
+        return _loads_tolerant(text)
+    if shape.count(b"[") > READ_MAX_DEPTH and depth_exceeds(
+        text.encode("utf-8") if isinstance(text, str) else text, READ_MAX_DEPTH
+    ):
         return sanitized(value)
     return value
+
+
+def loads_stored_many(texts: list[str]) -> list[Any]:
+    """:func:`loads_stored` of each of ``texts`` (a page's documents), with the checks
+    made once over all of them: a page of ordinary documents costs orjson's parses and
+    one translation."""
+    shape = " ".join(texts).encode("utf-8", "surrogatepass").translate(_SHAPE)
+    if _TWENTY_DIGITS in shape or shape.count(b"[") > READ_MAX_DEPTH:
+        return [loads_stored(t) for t in texts]
+    out: list[Any] = []
+    for text in texts:
+        try:
+            out.append(orjson.loads(text))
+        except orjson.JSONDecodeError:
+            out.append(_loads_tolerant(text))
+    return out
 
 
 def _loads_tolerant(text: str | bytes) -> Any:

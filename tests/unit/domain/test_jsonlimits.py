@@ -191,3 +191,23 @@ def test_loads_stored_keeps_integers_beyond_64_bits_exact() -> None:
     assert jl.loads_stored('{"n": 18446744073709551616}') == {"n": "18446744073709551616"}
     assert jl.loads_stored('{"n": -' + "1" * 30 + "}") == {"n": "-" + "1" * 30}
     assert jl.loads_stored('{"s": "12345678901234567890"}') == {"s": "12345678901234567890"}
+
+
+def test_loads_stored_many_reads_each_document_as_loads_stored_fixed_seed() -> None:
+    rng = random.Random(99)
+    pool = [
+        "{}",
+        '["in_app"]',
+        '{"kind": "simple", "title": "x", "message": ""}',
+        '{"n": 18446744073709551616}',
+        '{"n": ' + "9" * 400 + "}",
+        '{"x": NaN}',
+        "[" * 300 + "]" * 300,
+        '{"s": "\\ud800"}',
+        '{"a": 12345678901, "b": 123456789}',  # digits of two numbers never join
+    ]
+    for _ in range(200):
+        page = [rng.choice(pool) for _ in range(rng.randint(1, 12))]
+        assert jl.loads_stored_many(page) == [jl.loads_stored(t) for t in page]
+    plain = ['{"a": 1234567890}', '{"b": 1234567890}']  # 20 digits only across documents
+    assert jl.loads_stored_many(plain) == [{"a": 1234567890}, {"b": 1234567890}]
