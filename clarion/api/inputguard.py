@@ -31,12 +31,11 @@ from clarion.errors import InvalidParameter
 # refuses them, but a cursor or a template key would reach the database first).
 _BAD_QUERY = re.compile(rb"%(?:[01][0-9a-fA-F]|7[fF])|[\x00-\x1f\x7f]")
 _BAD_TEXT = re.compile(r"[\x00-\x1f\x7f]")
-_BAD_BYTES = re.compile(rb"[\x00-\x1f\x7f]")
 
 
 def parameter_problem(scope: Scope) -> InvalidParameter | None:
-    """A control character in the path, the query or the Idempotency-Key (stored as
-    text), as the error to answer."""
+    """A control character in the path or the query, as the error to answer. (The
+    Idempotency-Key is judged where it is used: services/idempotency, a 422.)"""
     if _BAD_TEXT.search(scope["path"]):
         return InvalidParameter(
             "the path holds a control character", [{"field": "path", "problem": "control"}]
@@ -47,16 +46,6 @@ def parameter_problem(scope: Scope) -> InvalidParameter | None:
             "a query parameter holds a control character",
             [{"field": _query_name(query), "problem": "control"}],
         )
-    return _header_problem(scope)
-
-
-def _header_problem(scope: Scope) -> InvalidParameter | None:
-    for name, value in scope["headers"]:
-        if name == b"idempotency-key" and _BAD_BYTES.search(value):
-            return InvalidParameter(
-                "the Idempotency-Key header holds a control character",
-                [{"field": "Idempotency-Key", "problem": "control"}],
-            )
     return None
 
 
