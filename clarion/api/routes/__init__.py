@@ -10,7 +10,7 @@ from clarion.domain import cursors
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in {
-        400: "Malformed request (bad JSON, bad cursor)",
+        400: "Malformed request (bad JSON, bad cursor, a control character in a parameter)",
         401: "Missing, invalid or expired credentials",
         403: "The credentials may not do this",
         404: "No such object (or not visible to these credentials)",
