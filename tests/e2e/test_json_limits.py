@@ -61,11 +61,13 @@ def pg_served(tmp_path: Path) -> Iterator[Server]:
     except Exception as exc:  # a skip outside CI, as for every PostgreSQL test
         service_missing("PostgreSQL at 127.0.0.1:5432", exc)
     url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    server = start_server(tmp_path, clarion_env(tmp_path, CLARION_DATABASE_URL=url))
     try:
-        yield server
-    finally:
-        server.stop()
+        server = start_server(tmp_path, clarion_env(tmp_path, CLARION_DATABASE_URL=url))
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:  # also when the server never became ready
         asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
