@@ -10,8 +10,10 @@ of the shape ``{"error": {"code", "message", "details", "doc"}}``.
     ClarionError (500 internal)
     ├── ValidationFailed (422 validation_failed)
     │   ├── IdempotencyKeyReused (422 idempotency_key_reused)
-    │   └── TemplateInvalid (422 template_invalid)
+    │   ├── TemplateInvalid (422 template_invalid)
+    │   └── InvalidJsonValue (422 invalid_json_value)  a JSON value beyond the limits
     ├── BadCursor (400 bad_cursor)
+    ├── InvalidParameter (400 invalid_parameter)  NUL/control characters in a parameter
     ├── PayloadTooLarge (413 payload_too_large)
     ├── Unauthenticated (401 unauthenticated)
     │   └── TokenExpired (401 token_expired)
@@ -59,6 +61,22 @@ class IdempotencyKeyReused(ValidationFailed):
 
 class TemplateInvalid(ValidationFailed):
     code = "template_invalid"
+
+
+class InvalidJsonValue(ValidationFailed):
+    """A JSON body or field beyond the limits of ``domain/jsonlimits`` (docs/api.md,
+    "Limits on JSON fields"); ``details`` is ``[{"field", "problem", "message"}]``, the
+    shape of ``validation_failed``, with the dotted path of the offending value."""
+
+    code = "invalid_json_value"
+
+
+class InvalidParameter(ClarionError):
+    """A path, query or header parameter holding characters no parameter may hold
+    (NUL, other control characters): refused before any query."""
+
+    code = "invalid_parameter"
+    status = 400
 
 
 class BadCursor(ClarionError):
@@ -166,8 +184,8 @@ class ErrorCode:
 CODES: dict[str, ErrorCode] = {
     "bad_request": ErrorCode(
         400,
-        "The request cannot be read: a parameter holds bytes Clarion refuses (NUL, invalid"
-        " UTF-8) or the request line is malformed.",
+        "The request cannot be read as sent (a malformed request line, or a parameter"
+        " of the wrong form).",
         "Fix the request; retrying it unchanged gives the same answer.",
     ),
     "malformed_json": ErrorCode(
@@ -179,6 +197,11 @@ CODES: dict[str, ErrorCode] = {
         400,
         "A `cursor` that Clarion did not issue, or one for a different list.",
         "Pass back `next_cursor` exactly as received, or start again without `cursor`.",
+    ),
+    "invalid_parameter": ErrorCode(
+        400,
+        "A path or query parameter holds NUL or another control character.",
+        "Send parameters as plain text; percent-encode only printable characters.",
     ),
     "unauthenticated": ErrorCode(
         401,
@@ -253,6 +276,13 @@ CODES: dict[str, ErrorCode] = {
         "A template does not compile, breaks the sandbox, or exceeds its time or size"
         " limits when rendered.",
         "Fix the template (the message names the part and the problem).",
+    ),
+    "invalid_json_value": ErrorCode(
+        422,
+        "A JSON value beyond the limits on JSON fields (nesting deeper than"
+        " `CLARION_MAX_JSON_DEPTH`, more than 10,000 values, an integer outside int64, a"
+        " non-finite number, NUL in a string); `details` names its path.",
+        "Change the value named in `details` (store big numbers as strings).",
     ),
     "rate_limited": ErrorCode(
         429,

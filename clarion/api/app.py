@@ -13,6 +13,7 @@ from starlette.types import Receive, Scope, Send
 from clarion import gc_tuning
 from clarion.api import docs_ui, errors, sse, ws
 from clarion.api.fastpath import HotPaths
+from clarion.api.inputguard import InputGuard
 from clarion.api.middleware import BodyLimit, Metrics
 from clarion.api.responses import Json
 from clarion.api.routes import (
@@ -129,7 +130,10 @@ def create_app(
     app.include_router(push.router)
     app.include_router(unsubscribe.router)
     app.include_router(health.router)
-    # Innermost: the hot reads it answers are still limited, counted and timed.
+    # Innermost: JSON limits and parameter characters, for every route (the hot send
+    # checks the same itself).
+    app.add_middleware(InputGuard, max_json_depth=settings.max_json_depth)
+    # The hot reads it answers are still limited, counted and timed.
     app.add_middleware(HotPaths)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(Metrics)

@@ -38,10 +38,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clarion.api.deps import admitted, api_limit_hit, route_query_names
 from clarion.api.errors import clarion_error_response
+from clarion.api.inputguard import parameter_problem
 from clarion.api.operations import access
 from clarion.api.responses import Json
 from clarion.api.routes.notifications import accept
 from clarion.api.schemas import SendRequest
+from clarion.domain import jsonlimits
 from clarion.errors import ClarionError
 from clarion.services.auth import Principal
 from clarion.services.container import Services
@@ -170,12 +172,23 @@ class HotPaths:
         if raw is None:
             await self.app(scope, replay, send)
             return
+        services: Services = scope["app"].state.services
+        # The JSON limits (domain/jsonlimits), as InputGuard applies them to every other
+        # body: a body breaking one, or with an integer orjson would read inexactly,
+        # takes the route (through InputGuard, which answers it).
+        depth = services.settings.max_json_depth
+        if jsonlimits.raw_problem(raw, depth) or jsonlimits.needs_exact_parse(raw):
+            await self.app(scope, replay, send)
+            return
         try:
-            body = SendRequest.model_validate(orjson.loads(raw))
+            document = orjson.loads(raw)
+            if jsonlimits.find_problem(document, depth) is not None:
+                await self.app(scope, replay, send)
+                return
+            body = SendRequest.model_validate(document)
         except (orjson.JSONDecodeError, ValidationError):
             await self.app(scope, replay, send)
             return
-        services: Services = scope["app"].state.services
         principal = await self._principal(services, scope, _admit_send)
         if principal is None:
             await self.app(scope, replay, send)
@@ -211,6 +224,8 @@ class HotPaths:
         raw = scope.get("query_string", b"")
         if not raw:
             return {}
+        if parameter_problem(scope) is not None:  # InputGuard's refusal, on the route
+            return None
         items = QueryParams(raw).multi_items()
         params = dict(items)
         if len(params) != len(items) or not params.keys() <= self._names[path]:

@@ -8,8 +8,6 @@ move, and writes the row, the counters and an event together. After commit, list
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,8 +17,9 @@ from typing import Any, Literal, Protocol
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain import cursors
 from clarion.domain.types import EventType
-from clarion.errors import BadCursor, NotFound
+from clarion.errors import NotFound
 from clarion.services.auth import Principal
 from clarion.services.clock import as_utc, utcnow
 from clarion.store import events as event_store
@@ -91,18 +90,11 @@ def notification_json(row: Mapping[Any, Any], marks: InboxMarks) -> dict[str, An
 
 
 def encode_cursor(notification_id: int) -> str:
-    return base64.urlsafe_b64encode(f"n:{notification_id}".encode()).decode().rstrip("=")
+    return cursors.encode("n", notification_id)
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = raw.partition(":")
-        if kind != "n" or not value.isdigit() or len(value) > 19:
-            raise ValueError(raw)
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise BadCursor("the cursor is not one this service issued") from exc
+    return cursors.decode_id(cursor)
 
 
 class InboxService:

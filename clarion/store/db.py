@@ -18,6 +18,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from clarion.domain import jsonlimits
 from clarion.errors import ClarionError, Conflict, StorageError
 from clarion.metrics import DEPENDENCY_ERRORS
 
@@ -101,7 +102,10 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"echo": echo}
+        # Every JSON column is read through loads_stored: a document stored before the
+        # JSON limits (an integer beyond 64 bits, NaN, nesting past 200 levels) is
+        # still read as something the responses and live frames can encode.
+        kwargs: dict[str, Any] = {"echo": echo, "json_deserializer": jsonlimits.loads_stored}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 10}
         else:

@@ -6,12 +6,10 @@ helpers here take the user's :class:`~clarion.store.users.InboxMarks` and comput
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-import orjson
 from sqlalchemy import (
     JSON,
     BindParameter,
@@ -32,6 +30,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from clarion.domain import jsonlimits
 from clarion.store import bulk, direct_reads
 from clarion.store import users as user_store
 from clarion.store.db import Database
@@ -217,7 +216,7 @@ async def read_page(
             if not records:
                 return None, []
             marks = InboxMarks(*(records[0][m] for m in _MARKS))
-            return marks, [_decoded(r) for r in records if r["id"] is not None]
+            return marks, _decoded([r for r in records if r["id"] is not None])
         # A read/unread filter depends on the watermark: as a parameter PostgreSQL plans
         # with its value (a range scan above it, the forced-unread rows from their partial
         # index); read from the joined row it would walk every row below it instead.
@@ -240,7 +239,7 @@ async def read_page(
         sql, order = cached
         values["rw"] = marks.read_watermark
         records = await driver.fetch(sql, *(values[k] for k in order))
-        return marks, [_decoded(r) for r in records]
+        return marks, _decoded(records)
 
 
 _MARKS = ("m_unread", "m_unseen", "m_rw", "m_sw", "m_rat", "m_sat")
@@ -287,16 +286,15 @@ _TEXT_JSON_COLUMNS = tuple(
 )
 
 
-def _decoded(record: Any) -> dict[str, Any]:
-    row = dict(record.items())
-    for name in _JSON_COLUMNS:
-        text_value = row[name]
-        if text_value is not None:
-            try:
-                row[name] = orjson.loads(text_value)
-            except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits
-                row[name] = json.loads(text_value)
-    return row
+def _decoded(records: Sequence[Any]) -> list[dict[str, Any]]:
+    rows = [dict(r.items()) for r in records]
+    slots = [(row, name) for row in rows for name in _JSON_COLUMNS if row[name] is not None]
+    # orjson, with the checks for documents stored before the JSON limits (an integer
+    # beyond 64 bits, deep nesting: read tolerantly, domain/jsonlimits) made once a page.
+    values = jsonlimits.loads_stored_many([row[name] for row, name in slots])
+    for (row, name), value in zip(slots, values, strict=True):
+        row[name] = value
+    return rows
 
 
 async def newer_than(

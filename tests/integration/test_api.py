@@ -252,8 +252,13 @@ class TestHotReads:
         assert fast.status_code == routed.status_code == 200
         assert fast.json() == routed.json()
         assert [i["id"] for i in fast.json()["items"]] == sorted(ids, reverse=True)
-        for h in ("content-type", "ratelimit-limit", "ratelimit-reset"):
+        for h in ("content-type", "ratelimit-limit"):
             assert fast.headers[h] == routed.headers[h], h
+        # Whole seconds to the window's end, rounded up: a second boundary may fall
+        # between the two sends on a loaded machine (or the window may roll over).
+        fast_reset = int(fast.headers["ratelimit-reset"])
+        routed_reset = int(routed.headers["ratelimit-reset"])
+        assert fast_reset - routed_reset in (0, 1) or routed_reset > fast_reset
         assert (
             int(fast.headers["ratelimit-remaining"])
             == int(routed.headers["ratelimit-remaining"]) + 1
@@ -390,8 +395,13 @@ class TestHotSend:
         assert fast.status_code == routed.status_code == 202, (fast.text, routed.text)
         assert fast.json().keys() == routed.json().keys()
         assert fast.json()["accepted"] == routed.json()["accepted"] == 1
-        for h in ("content-type", "ratelimit-limit", "ratelimit-reset"):
+        for h in ("content-type", "ratelimit-limit"):
             assert fast.headers[h] == routed.headers[h], h
+        # Whole seconds to the window's end, rounded up: a second boundary may fall
+        # between the two sends on a loaded machine.
+        assert (
+            0 <= int(fast.headers["ratelimit-reset"]) - int(routed.headers["ratelimit-reset"]) <= 1
+        )
         assert (
             int(fast.headers["ratelimit-remaining"])
             == int(routed.headers["ratelimit-remaining"]) + 1

@@ -14,8 +14,9 @@ from pydantic import BaseModel
 
 from clarion.api.deps import PrincipalDep, ServerDep, ServicesDep
 from clarion.api.responses import Json
-from clarion.api.routes import ERROR_RESPONSES
+from clarion.api.routes import ERROR_RESPONSES, paged
 from clarion.api.schemas import UserId
+from clarion.domain import cursors
 
 router = APIRouter(
     prefix="/api/v1/notifications/batches", tags=["batching"], responses=ERROR_RESPONSES
@@ -63,10 +64,13 @@ async def list_batches(
     principal: PrincipalDep,
     user_id: Annotated[UserId | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=36)] = None,
+    cursor: Annotated[str | None, Query(max_length=cursors.MAX_CURSOR)] = None,
 ) -> Json:
-    """Open batches, oldest id first; a user token sees its own only."""
-    return Json(await services.digests.list_open(principal, user_id, limit=limit, cursor=cursor))
+    """Open batches, oldest id first; a user token sees its own only. Pass
+    ``next_cursor`` back as ``cursor`` for more."""
+    after = cursors.decode("b", cursor) if cursor else None
+    page = await services.digests.list_open(principal, user_id, limit=limit, cursor=after)
+    return Json(paged(page, "b"))
 
 
 @router.get("/{batch_id}", response_model=BatchDetail)

@@ -10,8 +10,9 @@ from pydantic import AwareDatetime, BaseModel
 
 from clarion.api.deps import PrincipalDep, ServerDep, ServicesDep
 from clarion.api.responses import Json
-from clarion.api.routes import ERROR_RESPONSES
+from clarion.api.routes import ERROR_RESPONSES, paged
 from clarion.api.schemas import Strict, UserId
+from clarion.domain import cursors
 
 router = APIRouter(
     prefix="/api/v1/notifications/scheduled", tags=["scheduling"], responses=ERROR_RESPONSES
@@ -55,13 +56,15 @@ async def list_scheduled(
     user_id: Annotated[UserId | None, Query()] = None,
     status: Literal["scheduled", "sent", "cancelled", "failed"] = "scheduled",
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=36)] = None,
+    cursor: Annotated[str | None, Query(max_length=cursors.MAX_CURSOR)] = None,
 ) -> Json:
-    """Scheduled sends (pending ones by default); a user token sees its own only."""
+    """Scheduled sends (pending ones by default); a user token sees its own only. Pass
+    ``next_cursor`` back as ``cursor`` for more."""
+    after = cursors.decode("s", cursor) if cursor else None
     page = await services.scheduling.list(
-        principal, user_id, status=status, limit=limit, cursor=cursor
+        principal, user_id, status=status, limit=limit, cursor=after
     )
-    return Json(page)
+    return Json(paged(page, "s"))
 
 
 @router.delete("", response_model=Cancelled)

@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from clarion.api.deps import ServerDep, ServicesDep
 from clarion.api.responses import Json
-from clarion.api.routes import ERROR_RESPONSES
+from clarion.api.routes import ERROR_RESPONSES, paged
 from clarion.api.schemas import Strict
+from clarion.domain import cursors
 from clarion.domain.types import TemplateKind
 from clarion.services.templates import KEY_PATTERN, LOCALE_PATTERN, MAX_LOCALES, TemplateDraft
 
@@ -99,10 +100,11 @@ async def list_templates(
     services: ServicesDep,
     _server: ServerDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: Annotated[str | None, Query(max_length=cursors.MAX_CURSOR)] = None,
 ) -> Json:
     """Templates ordered by key; pass ``next_cursor`` back as ``cursor`` for more."""
-    return Json(await services.templates.list(limit=limit, cursor=cursor))
+    after = cursors.decode("t", cursor) if cursor else None
+    return Json(paged(await services.templates.list(limit=limit, cursor=after), "t"))
 
 
 @router.get("/{key}", response_model=Template)

@@ -22,7 +22,8 @@ from clarion.api.routes import ERROR_RESPONSES
 router = APIRouter(prefix="/api/v1/unsubscribe", tags=["unsubscribe"])
 
 Token = Annotated[str, Path(min_length=10, max_length=1000, pattern=r"^[A-Za-z0-9_\-.]+$")]
-_ERRORS: dict[int | str, dict[str, Any]] = {s: ERROR_RESPONSES[s] for s in (404, 422, 503)}
+# 400: a token with a control character (api/inputguard), refused before the route.
+_ERRORS: dict[int | str, dict[str, Any]] = {s: ERROR_RESPONSES[s] for s in (400, 404, 422, 503)}
 
 
 class Unsubscribed(BaseModel):

@@ -49,7 +49,7 @@ async def test_crud_round_trip(authed: httpx.AsyncClient) -> None:
     await create(authed, key="alpha")
     r = await authed.get(T, params={"limit": 1})
     page = r.json()
-    assert [t["key"] for t in page["items"]] == ["alpha"] and page["next_cursor"] == "alpha"
+    assert [t["key"] for t in page["items"]] == ["alpha"] and page["next_cursor"] is not None
     r = await authed.get(T, params={"limit": 1, "cursor": page["next_cursor"]})
     assert [t["key"] for t in r.json()["items"]] == ["follow"]
 
