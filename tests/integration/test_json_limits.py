@@ -31,7 +31,7 @@ N = "/api/v1/notifications"
 def err(response: httpx.Response) -> dict[str, Any]:
     body = response.json()
     assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
+    assert set(body["error"]) == {"code", "message", "details", "doc"}, body
     return dict(body["error"])
 
 
