@@ -42,6 +42,7 @@ test: install services lint typecheck pytest
 lint: install
 	$(BIN)/ruff check clarion tests bench
 	$(BIN)/ruff format --check clarion tests bench
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy

@@ -21,8 +21,8 @@ from sqlalchemy import text
 from bench.common import Procs, cpu_seconds, drop_db, fresh_db, write_result
 from clarion.config import Settings
 from clarion.domain.batching import BatchRule, BatchStrategy
+from clarion.domain.send_command import SendCommand
 from clarion.services.container import Services
-from clarion.services.sending import SendCommand
 from clarion.store.migrate import upgrade_sync
 
 DB = "clarion_bench_s7"

@@ -32,11 +32,13 @@ from sqlalchemy import text
 
 from clarion.config import Settings
 from clarion.delivery.channels.base import Contact, RenderedMessage, WebhookTarget
-from clarion.delivery.channels.netguard import UrlGuard
-from clarion.delivery.channels.webhook import WebhookChannel, generate_webhook_secret
+from clarion.delivery.channels.webhook import WebhookChannel
+from clarion.domain.send_command import SendCommand
 from clarion.domain.types import ChannelName
+from clarion.domain.webhook_secrets import generate_webhook_secret
+from clarion.runtime import Runtime
 from clarion.services.container import Services
-from clarion.services.sending import SendCommand
+from clarion.services.netguard import UrlGuard
 from clarion.store.migrate import upgrade
 
 ADMIN = os.environ.get("CLARION_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -226,16 +228,16 @@ async def main(
             elapsed, worker_cpu = await _run_processes(services, settings, name, processes, n)
             await services.close()
         else:
-            pool = [services] + [Services(settings) for _ in range(workers - 1)]
+            pool = [Runtime(settings, services)] + [Runtime(settings) for _ in range(workers - 1)]
             cpu0 = time.process_time()
             t0 = time.perf_counter()
-            for svc in pool:
-                await svc.start_worker()
+            for rt in pool:
+                await rt.start_worker()
             await _drained(services, n)
             elapsed = time.perf_counter() - t0
             worker_cpu = time.process_time() - cpu0
-            for svc in pool:
-                await svc.close()
+            for rt in pool:
+                await rt.close()
         sink_cpu = proc_cpu(sink_pid) - sink0
         rate = n / elapsed
         parallel = concurrency * max(workers, processes)

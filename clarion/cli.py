@@ -56,9 +56,9 @@ async def _with_services(settings: Settings, fn: Any) -> Any:
 def app_from_environment() -> Any:
     """The app of one ``serve --workers N`` process: each builds its own from the
     environment (uvicorn imports this by name in every worker process)."""
-    from clarion.api.app import create_app
+    from clarion.runtime import build_app
 
-    return create_app(_settings())
+    return build_app(_settings())
 
 
 @app.command()
@@ -72,8 +72,8 @@ def serve(
     """Run the API, the WebSocket endpoint and an embedded worker."""
     import uvicorn
 
-    from clarion.api.app import create_app
     from clarion.api.live_protocol import WS_PROTOCOL
+    from clarion.runtime import build_app
 
     settings = _settings()
     if host is not None:
@@ -120,7 +120,7 @@ def serve(
         "ws": WS_PROTOCOL,
     }
     if settings.workers == 1:
-        uvicorn.run(create_app(settings), **options)
+        uvicorn.run(build_app(settings), **options)
         return
     # N processes accept on one socket (uvicorn's supervisor binds it and restarts a
     # process that dies); each has its own services, embedded worker included: claims,
@@ -146,17 +146,38 @@ def worker(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    async def go(services: Any) -> None:
-        await services.hub.start()  # wake-ups from API nodes arrive through the hub
-        worker = await services.start_worker()
-        heap.settle()  # see clarion/heap.py
+    async def go() -> None:
+        from clarion.runtime import Runtime
+        from clarion.store.migrate import upgrade
+
+        # Handlers first: a SIGTERM that arrives while the worker is still starting must
+        # drain it like any other, not kill the process.
+        stop_requested = False
+        runtime: Runtime | None = None
+
+        def stop() -> None:
+            nonlocal stop_requested
+            stop_requested = True
+            if runtime is not None and runtime.worker is not None:
+                runtime.worker.stop()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, worker.stop)
-        await services.stop_worker_when_done()
+            loop.add_signal_handler(sig, stop)
+        await upgrade(settings.database_url)
+        runtime = Runtime(settings)
+        try:
+            # Wake-ups from API nodes arrive through the hub, started with the services.
+            await runtime.services.start()
+            worker = await runtime.start_worker()
+            heap.settle()  # see clarion/heap.py
+            if stop_requested:
+                worker.stop()
+            await runtime.stop_worker_when_done()
+        finally:
+            await runtime.close()
 
-    settings.embedded_worker = False  # started explicitly above
-    _run(_with_services(settings, go))
+    _run(go())
 
 
 @vapid_app.command("generate")
@@ -245,8 +266,8 @@ def send(
     priority: Annotated[str, typer.Option("--priority")] = "normal",
 ) -> None:
     """Send a notification directly through the service (no HTTP needed)."""
+    from clarion.domain.send_command import SendCommand
     from clarion.domain.types import ChannelName, Priority
-    from clarion.services.sending import SendCommand
 
     try:
         cmd = SendCommand(

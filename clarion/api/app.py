@@ -3,8 +3,9 @@ Settings (and optionally ready Services, for tests) and wires everything."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
@@ -58,21 +59,42 @@ class ClarionApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+class Runtime(Protocol):
+    """What a process runs the app on (clarion/runtime.py builds the real one): the
+    services, started before the first request and closed after the last."""
+
+    services: Services
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def create_app(
+    settings: Settings,
+    services: Services | None = None,
+    *,
+    runtime: Callable[[], Runtime] | None = None,
+) -> FastAPI:
+    """The HTTP app. With ``services`` (tests, benchmarks) the caller starts and closes
+    them; otherwise the lifespan builds ``runtime()`` (or bare services) on the serving
+    event loop, starts it, and closes it at shutdown."""
     owned = services is None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        svc = services or Services(settings)
-        app.state.services = svc
-        if owned:
-            await svc.start()
-            heap.settle()  # a process of its own (clarion serve): see clarion/heap.py
+        if not owned:
+            app.state.services = services
+            yield
+            return
+        rt = runtime() if runtime is not None else _BareServices(Services(settings))
+        app.state.services = rt.services
+        await rt.start()
+        heap.settle()  # a process of its own (clarion serve): see clarion/heap.py
         try:
             yield
         finally:
-            if owned:
-                await svc.close()
+            await rt.close()
 
     app = ClarionApp(
         title="Clarion",
@@ -111,3 +133,16 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(Metrics)
     return app
+
+
+class _BareServices:
+    """The services alone, no delivery worker: an app built without a runtime."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def start(self) -> None:
+        await self.services.start()
+
+    async def close(self) -> None:
+        await self.services.close()

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -25,45 +24,8 @@ from clarion.delivery.channels.base import (
 )
 from clarion.delivery.channels.registry import ChannelRegistry
 from clarion.domain.content import absolute_media
+from clarion.domain.jobs import Job, Result
 from clarion.services.clock import as_utc, utcnow
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One claimed delivery with everything needed to send it."""
-
-    delivery: Mapping[Any, Any]
-    notification: Mapping[Any, Any] | None  # None: deleted since it was sent
-    profile: Mapping[Any, Any] | None
-    push_subscriptions: Sequence[Mapping[Any, Any]] = ()
-    endpoint: Mapping[Any, Any] | None = None
-    opted_out: bool = False
-    unsubscribe_url: str | None = None
-
-    @property
-    def id(self) -> str:
-        return str(self.delivery["id"])
-
-    @property
-    def channel(self) -> str:
-        return str(self.delivery["channel"])
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """What the worker writes back for one job."""
-
-    job: Job
-    outcome: Outcome | None  # None: no attempt was made (suppressed before sending)
-    started_at: datetime
-    latency_ms: int
-    provider: str | None = None
-    detail: str | None = None
-    retry_after: float | None = None
-    suppress_reason: str | None = None
-    gone_subscriptions: tuple[str, ...] = ()
-    disable_endpoint: bool = False
-    extra: Mapping[Any, Any] = field(default_factory=dict)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -39,7 +39,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from clarion.delivery.channels.registry import ChannelRegistry
-from clarion.delivery.dispatch import Job, Result, dispatch
+from clarion.delivery.dispatch import dispatch
+from clarion.domain.jobs import Job, Result
 from clarion.errors import ClarionError
 from clarion.metrics import DELIVERIES, DELIVERY_ATTEMPT_LATENCY, OUTBOX_BACKLOG
 from clarion.services.deliveries import DeliveryService

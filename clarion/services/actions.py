@@ -21,12 +21,12 @@ import httpx
 import orjson
 
 from clarion.config import Settings
-from clarion.delivery.channels.netguard import BlockedURL, UrlGuard
 from clarion.domain.types import EventType
 from clarion.errors import NotFound
 from clarion.services.auth import Principal
 from clarion.services.clock import utcnow
 from clarion.services.inbox import InboxService
+from clarion.services.netguard import BlockedURL, UrlGuard
 from clarion.store import events as event_store
 from clarion.store.db import Database
 

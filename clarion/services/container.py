@@ -1,14 +1,14 @@
 """The application's services, built once from Settings and closed together.
 
-``api/``, ``delivery/`` and the CLI reach the store and the hub only through this.
+``api/``, ``delivery/`` and the CLI reach the store and the hub only through this. What
+runs on top of them (the HTTP app, delivery workers, the pipeline loop) is put together
+by the composition root, clarion/runtime.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clarion.config import Settings
 from clarion.hub.hub import Hub
@@ -35,10 +35,6 @@ from clarion.services.templates import TemplateService
 from clarion.services.users import UserService
 from clarion.store.db import Database
 
-if TYPE_CHECKING:
-    from clarion.delivery.scheduler import PipelineLoop
-    from clarion.delivery.worker import Worker
-
 log = logging.getLogger("clarion.services")
 
 
@@ -51,7 +47,7 @@ class Services:
         self.idempotency = IdempotencyService(self.db, settings.idempotency_ttl_seconds)
         self.inbox = InboxService(self.db)
         self.users = UserService(self.db, user_apprise_urls=settings.user_apprise_urls)
-        # Smart processing (issue 6): stored templates, preferences, batching rules, actions.
+        # Stored templates, preferences, batching rules, actions.
         self.templates = TemplateService(self.db)
         self.preferences = PreferenceService(self.db)
         self.batching = BatchingRuleService(self.db)
@@ -83,91 +79,17 @@ class Services:
         # A user's data: export and erasure (the pseudonyms of erased users derive from
         # the secret key).
         self.privacy = PrivacyService(self.db, secret, settings.privacy_batch_size)
-        self.worker: Worker | None = None
-        self._worker_task: asyncio.Task[Any] | None = None
-        self._wake_task: asyncio.Task[None] | None = None
-        self.pipeline_loop: PipelineLoop | None = None
-        self._pipeline_task: asyncio.Task[Any] | None = None
 
     async def start(self) -> None:
-        """Start background parts (hub, workers): none are needed by the inbox itself."""
+        """Start the background parts the services themselves need (the hub). Delivery
+        workers are started by the composition root (clarion/runtime.py)."""
         await self.hub.start()
-        if self.settings.embedded_worker:
-            await self.start_worker()
-
-    async def start_worker(self, **overrides: Any) -> Worker:
-        """Run a delivery worker in this process, woken directly after each send."""
-        # Imported here: delivery/ sits above services/ (it calls us), so only the
-        # composition root may reach down into it.
-        from clarion.delivery.channels.registry import build_registry
-        from clarion.delivery.scheduler import PipelineLoop
-        from clarion.delivery.worker import WakeListener, Worker
-
-        s = self.settings
-        options: dict[str, Any] = {
-            "concurrency": s.worker_concurrency,
-            "batch_size": s.worker_batch_size,
-            "lease_seconds": s.worker_lease_seconds,
-            "poll_seconds": s.worker_poll_seconds,
-            **overrides,
-        }
-        worker = Worker(self.deliveries, build_registry(s), **options)
-        self.sending.listeners.append(WakeListener(worker))
-        self.deliveries.wake_callbacks.append(worker.wake)
-        self.worker = worker
-        self._worker_task = asyncio.create_task(worker.run(), name="clarion-worker")
-        # Sends committed by other processes wake this worker through the hub.
-        self._wake_task = asyncio.create_task(
-            self.worker_wake.listen(worker.wake), name="clarion-worker-wake"
-        )
-        # Batches and scheduled sends are released by the same processes that deliver.
-        loop = PipelineLoop(self.digests, self.scheduling, poll_seconds=s.pipeline_poll_seconds)
-        self.pipeline_loop = loop
-        self._pipeline_task = asyncio.create_task(loop.run(), name="clarion-pipeline")
-        return worker
-
-    async def stop_worker_when_done(self) -> None:
-        """Wait for the worker to return (after ``worker.stop()``), then clean up."""
-        if self._worker_task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._worker_task)
-        await self.stop_worker()
-
-    async def stop_worker(self) -> None:
-        """Drain the worker: in-flight deliveries finish and are recorded."""
-        if self.pipeline_loop is not None and self._pipeline_task is not None:
-            self.pipeline_loop.stop()
-            try:
-                await self._pipeline_task
-            except Exception:
-                log.exception("pipeline loop failed")
-            self.pipeline_loop = self._pipeline_task = None
-        if self._wake_task is not None:
-            self._wake_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._wake_task
-            self._wake_task = None
-        worker, task = self.worker, self._worker_task
-        if worker is None or task is None:
-            return
-        worker.stop()
-        try:
-            await task
-        except Exception:
-            log.exception("worker failed")
-        await worker.registry.aclose()
-        self.sending.listeners = [
-            x for x in self.sending.listeners if getattr(x, "_worker", None) is not worker
-        ]
-        self.deliveries.wake_callbacks.remove(worker.wake)
-        self.worker = self._worker_task = None
 
     async def system_status(self) -> dict[str, Any]:
         return await system_status(self.db, self.hub)
 
     async def close(self) -> None:
         await self.sending.close()
-        await self.stop_worker()
         await self.actions.close()
         await self.hub.close()
         await self.db.dispose()

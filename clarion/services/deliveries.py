@@ -27,20 +27,20 @@ import httpx
 import jwt
 
 from clarion.config import Settings
-from clarion.delivery.channels.netguard import (
+from clarion.domain.jobs import Job, Result
+from clarion.domain.retry import Outcome, RetryPolicy, policy_for
+from clarion.domain.types import DeliveryStatus, EventType
+from clarion.domain.webhook_secrets import generate_webhook_secret
+from clarion.errors import Conflict, NotFound, ValidationFailed
+from clarion.services.auth import TOKEN_ISSUER, Principal
+from clarion.services.clock import as_utc, utcnow
+from clarion.services.netguard import (
     BlockedURL,
     UrlGuard,
     is_localhost_name,
     is_public_address,
     parse_literal_host,
 )
-from clarion.delivery.channels.webhook import generate_webhook_secret
-from clarion.delivery.dispatch import Job, Result
-from clarion.domain.retry import Outcome, RetryPolicy, policy_for
-from clarion.domain.types import DeliveryStatus, EventType
-from clarion.errors import Conflict, NotFound, ValidationFailed
-from clarion.services.auth import TOKEN_ISSUER, Principal
-from clarion.services.clock import as_utc, utcnow
 from clarion.store import endpoints as ep_store
 from clarion.store import events as event_store
 from clarion.store import outbox

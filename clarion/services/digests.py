@@ -26,11 +26,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.domain.folding import Actor, BatchItem, fold, phrase_for
+from clarion.domain.send_command import SendCommand
 from clarion.domain.types import EventType, SuppressionReason
 from clarion.errors import ClarionError, Conflict, NotFound
 from clarion.services.auth import Principal
 from clarion.services.clock import as_utc, utcnow
-from clarion.services.sending import SendCommand, SendingService, Written, actor_of
+from clarion.services.sending import SendingService, Written, actor_of
 from clarion.store import batches as store
 from clarion.store import channel_digests as digest_store
 from clarion.store import events as event_store

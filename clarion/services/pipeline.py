@@ -32,6 +32,7 @@ from clarion.config import Settings
 from clarion.domain.batching import BatchRule, BatchStrategy, DigestFrequency
 from clarion.domain.preferences import Batch, Defer, Preferences, SendNow, Suppress, decide
 from clarion.domain.quiet_hours import quiet_until
+from clarion.domain.send_command import SendCommand
 from clarion.domain.types import ChannelName, Priority, SuppressionReason
 from clarion.services.batching_rules import BatchingRuleService
 from clarion.services.preferences import PreferenceService
@@ -41,7 +42,6 @@ from clarion.store.db import Database
 
 if TYPE_CHECKING:
     from clarion.hub.ratelimit import RateLimiter
-    from clarion.services.sending import SendCommand
 
 MAX_TITLE = 200
 

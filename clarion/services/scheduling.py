@@ -14,10 +14,11 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from clarion.domain.send_command import SendCommand
 from clarion.errors import ClarionError, Conflict, NotFound
 from clarion.services.auth import Principal
 from clarion.services.clock import as_utc, utcnow
-from clarion.services.sending import SendCommand, SendingService, Written, check_schedule
+from clarion.services.sending import SendingService, Written, check_schedule
 from clarion.store import scheduled as store
 from clarion.store.db import Database
 

@@ -19,7 +19,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.domain.batching import BatchRule, batch_key, flush_at
 from clarion.domain.content import validate_content
-from clarion.domain.types import ChannelName, EventType, Priority, SuppressionReason, TemplateKind
+from clarion.domain.send_command import SendCommand
+from clarion.domain.types import EventType, Priority, SuppressionReason
 from clarion.errors import StorageError, ValidationFailed
 from clarion.metrics import NOTIFICATIONS_ACCEPTED, SEND_GROUP_SIZE
 from clarion.services.clock import as_utc, utcnow
@@ -54,46 +55,6 @@ GROUP_RECIPIENTS = 1000
 GROUP_WRITERS = 2
 SCHEDULE_SKEW = timedelta(seconds=5)  # a scheduled_for this far in the past is still "now"
 SCHEDULE_HORIZON = timedelta(days=366)
-
-
-@dataclass(frozen=True)
-class SendCommand:
-    user_ids: tuple[str, ...]
-    type: str
-    title: str
-    message: str = ""
-    template: TemplateKind = TemplateKind.SIMPLE
-    priority: Priority = Priority.NORMAL
-    channels: tuple[ChannelName, ...] = (ChannelName.IN_APP,)
-    media: Mapping[str, Any] | None = None
-    actions: Sequence[Mapping[str, Any]] | None = None
-    content: Mapping[str, Any] | None = None
-    data: Mapping[str, Any] = field(default_factory=dict)
-    group_key: str | None = None
-    template_key: str | None = None
-    scheduled_for: datetime | None = None
-    cancellation_key: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The command without its recipients, as stored by batches and schedules."""
-        out = asdict(self)
-        del out["user_ids"]
-        out["channels"] = [str(c) for c in self.channels]
-        out["template"] = str(self.template)
-        out["priority"] = str(self.priority)
-        out["actions"] = None if self.actions is None else [dict(a) for a in self.actions]
-        out["scheduled_for"] = None
-        return out
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any], user_ids: Sequence[str]) -> SendCommand:
-        values = dict(doc)
-        values["channels"] = tuple(ChannelName(c) for c in values.get("channels") or ["in_app"])
-        values["template"] = TemplateKind(values.get("template", "simple"))
-        values["priority"] = Priority(values.get("priority", "normal"))
-        values["scheduled_for"] = None
-        known = set(cls.__dataclass_fields__) - {"user_ids"}
-        return cls(user_ids=tuple(user_ids), **{k: v for k, v in values.items() if k in known})
 
 
 @dataclass(frozen=True)

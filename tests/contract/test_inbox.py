@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 
+from clarion.domain.send_command import SendCommand
 from clarion.domain.types import ChannelName
 from clarion.errors import BadCursor, Conflict, NotFound, ValidationFailed
 from clarion.services.auth import Principal
 from clarion.services.container import Services
-from clarion.services.sending import SendCommand
 
 
 async def send(services: Services, user: str, n: int = 1, **kw: object) -> list[int]:

@@ -24,9 +24,9 @@ import pytest
 from sqlalchemy import text
 
 from clarion.config import Settings
+from clarion.domain.send_command import SendCommand
 from clarion.domain.types import ChannelName
 from clarion.services.container import Services
-from clarion.services.sending import SendCommand
 from clarion.store.db import Database
 from tests.conftest import PG_ADMIN_URL, _pg_admin, service_missing
 from tests.e2e.conftest import CLARION, clarion_env, run_cli
@@ -108,6 +108,17 @@ async def _rows(url: str) -> dict[str, str]:
         await db.dispose()
 
 
+def _wait_catches_sigterm(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Wait until the process has a SIGTERM handler (its SigCgt mask in /proc)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        caught = int(next(x for x in status.splitlines() if x.startswith("SigCgt:")).split()[1], 16)
+        if caught & (1 << (signal.SIGTERM - 1)):
+            return
+        time.sleep(0.05)
+
+
 def test_sigkilled_workers_lose_nothing(pg_db: str, tmp_path: Path) -> None:
     started = time.monotonic()
     received = Received()
@@ -162,6 +173,9 @@ def test_sigkilled_workers_lose_nothing(pg_db: str, tmp_path: Path) -> None:
 
         for proc in procs:
             if proc.poll() is None:
+                # A replacement started late may still be importing: SIGTERM before its
+                # handler is installed would kill it rather than test the drain.
+                _wait_catches_sigterm(proc)
                 proc.send_signal(signal.SIGTERM)
         print(f"all delivered at {time.monotonic() - started:.1f}s")
         for proc in procs:

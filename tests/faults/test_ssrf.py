@@ -29,7 +29,6 @@ from aiohttp import web
 from clarion.config import Settings
 from clarion.delivery.channels.apprise import AppriseChannel
 from clarion.delivery.channels.base import Contact, Outcome
-from clarion.delivery.channels.netguard import UrlGuard
 from clarion.delivery.channels.push import PushChannel, generate_vapid_keys
 from clarion.delivery.channels.registry import ChannelRegistry
 from clarion.delivery.channels.sms import SmsChannel
@@ -40,6 +39,7 @@ from clarion.services.actions import ActionService
 from clarion.services.auth import Principal
 from clarion.services.container import Services
 from clarion.services.deliveries import PushSubscriptionService, WebhookService
+from clarion.services.netguard import UrlGuard
 from clarion.services.users import UserService
 from clarion.store.deliveries import for_notification
 from tests.e2e.conftest import Server, clarion_env, start_server

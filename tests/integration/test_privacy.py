@@ -317,7 +317,7 @@ async def test_a_delivery_erased_while_in_flight(
 ) -> None:
     """A worker holding a delivery of a user being erased records its result without
     failing: the other results of its batch are written, the erased one is gone."""
-    from clarion.delivery.dispatch import Result
+    from clarion.domain.jobs import Result
     from clarion.domain.retry import Outcome
 
     for user in (ANA, BOB):

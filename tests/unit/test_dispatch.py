@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from clarion.delivery.channels.registry import ChannelRegistry
-from clarion.delivery.dispatch import Job, contact, dispatch, render
+from clarion.delivery.dispatch import contact, dispatch, render
+from clarion.domain.jobs import Job
 from clarion.domain.retry import Outcome
 
 NOTE = {

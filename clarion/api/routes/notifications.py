@@ -19,10 +19,10 @@ from clarion.api.schemas import (
     UnreadCount,
     UserId,
 )
+from clarion.domain.send_command import SendCommand
 from clarion.services.auth import Principal
 from clarion.services.container import Services
 from clarion.services.idempotency import IdempotencyRequest
-from clarion.services.sending import SendCommand
 
 router = APIRouter(
     prefix="/api/v1/notifications", tags=["notifications"], responses=ERROR_RESPONSES

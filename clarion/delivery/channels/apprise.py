@@ -49,7 +49,7 @@ from clarion.delivery.channels.base import (
     TargetResult,
     redact_url,
 )
-from clarion.delivery.channels.netguard import (
+from clarion.services.netguard import (
     BlockedURL,
     UrlGuard,
     is_localhost_name,

@@ -5,7 +5,7 @@ redirects), and some open SMTP, MQTT, XMPP or syslog sockets of their own. Clari
 hand them an address it checked, so checking the URL text first is not enough: a
 redirect, a second DNS answer (rebinding) or a plugin that dials another host would get
 past it. This module checks the address of every connection *as it is made*, with the
-same rules as :class:`~clarion.delivery.channels.netguard.UrlGuard`.
+same rules as :class:`~clarion.services.netguard.UrlGuard`.
 
 How it is scoped. :func:`install` wraps, once per process, the few Python entry points
 every such connection passes through:
@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from clarion.delivery.channels.base import redact_url
-from clarion.delivery.channels.netguard import (
+from clarion.services.netguard import (
     IPAddress,
     SyncResolver,
     is_localhost_name,

@@ -46,7 +46,7 @@ from clarion.delivery.channels.base import (
     TargetResult,
     redact_url,
 )
-from clarion.delivery.channels.netguard import BlockedURL, UrlGuard
+from clarion.services.netguard import BlockedURL, UrlGuard
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 from clarion.delivery.channels.apprise import AppriseChannel
 from clarion.delivery.channels.base import Channel, Contact, Outcome, RenderedMessage, SendResult
 from clarion.delivery.channels.email import EmailChannel
-from clarion.delivery.channels.netguard import UrlGuard
 from clarion.delivery.channels.push import PushChannel
 from clarion.delivery.channels.sms import SmsChannel
 from clarion.delivery.channels.webhook import WebhookChannel
+from clarion.services.netguard import UrlGuard
 
 if TYPE_CHECKING:
     from clarion.config import Settings

@@ -31,8 +31,8 @@ from clarion.delivery.channels.base import (
     SendResult,
     redact_url,
 )
-from clarion.delivery.channels.netguard import BlockedURL, UrlGuard
 from clarion.errors import ValidationFailed
+from clarion.services.netguard import BlockedURL, UrlGuard
 
 log = logging.getLogger(__name__)
 

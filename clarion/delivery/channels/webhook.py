@@ -16,12 +16,10 @@ per request it is several times cheaper, and webhook throughput is bound by exac
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
 import logging
-import secrets
 import time
 from typing import Any, ClassVar
 
@@ -37,29 +35,12 @@ from clarion.delivery.channels.base import (
     SendResult,
     redact_url,
 )
-from clarion.delivery.channels.netguard import BlockedURL, CheckedTarget, UrlGuard
+from clarion.domain.webhook_secrets import decode_secret
+from clarion.services.netguard import BlockedURL, CheckedTarget, UrlGuard
 
 log = logging.getLogger(__name__)
 
-SECRET_PREFIX = "whsec_"
 USER_AGENT = "Clarion-Webhooks/1"
-
-
-def generate_webhook_secret() -> str:
-    """A new endpoint secret: ``whsec_`` + base64 of 24 random bytes (192 bits)."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
-
-
-def decode_secret(secret: str) -> bytes:
-    """The HMAC key inside a ``whsec_...`` secret; ``ValueError`` if malformed."""
-    raw = secret.removeprefix(SECRET_PREFIX)
-    try:
-        key = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("webhook secret is not valid base64") from exc
-    if len(key) < 16:
-        raise ValueError("webhook secret is too short (need at least 16 bytes)")
-    return key
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:

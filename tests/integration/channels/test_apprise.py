@@ -10,7 +10,7 @@ import pytest
 
 from clarion.delivery.channels.apprise import AppriseChannel
 from clarion.delivery.channels.base import Contact, Outcome
-from clarion.delivery.channels.netguard import UrlGuard
+from clarion.services.netguard import UrlGuard
 
 from .conftest import Receiver, make_message
 

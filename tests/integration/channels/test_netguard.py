@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clarion.delivery.channels.netguard import BlockedURL, UrlGuard, is_public_address
+from clarion.services.netguard import BlockedURL, UrlGuard, is_public_address
 
 INTERNAL_V4 = [
     ipaddress.ip_network(n)

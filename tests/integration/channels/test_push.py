@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from clarion.delivery.channels.base import Contact, Outcome, PushSubscription
-from clarion.delivery.channels.netguard import UrlGuard
 from clarion.delivery.channels.push import (
     MAX_PLAINTEXT,
     PushChannel,
@@ -24,6 +23,7 @@ from clarion.delivery.channels.push import (
     load_vapid,
     vapid_public_key,
 )
+from clarion.services.netguard import UrlGuard
 
 from .conftest import Receiver, Recorded, closed_port, make_message
 

@@ -8,9 +8,9 @@ from urllib.parse import parse_qs
 import pytest
 
 from clarion.delivery.channels.base import Contact, Outcome
-from clarion.delivery.channels.netguard import UrlGuard
 from clarion.delivery.channels.sms import MAX_BODY, SmsChannel, normalize_e164
 from clarion.errors import ValidationFailed
+from clarion.services.netguard import UrlGuard
 
 from .conftest import Receiver, closed_port, make_message
 

@@ -16,8 +16,9 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 from clarion.delivery.channels.base import Contact, Outcome, WebhookTarget
-from clarion.delivery.channels.netguard import BlockedURL, UrlGuard
-from clarion.delivery.channels.webhook import WebhookChannel, generate_webhook_secret
+from clarion.delivery.channels.webhook import WebhookChannel
+from clarion.domain.webhook_secrets import generate_webhook_secret
+from clarion.services.netguard import BlockedURL, UrlGuard
 
 from .conftest import Receiver, make_message
 

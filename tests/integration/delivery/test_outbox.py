@@ -8,8 +8,9 @@ import time
 import httpx
 import pytest
 
-from clarion.delivery.dispatch import Result
+from clarion.domain.jobs import Result
 from clarion.domain.retry import Outcome
+from clarion.runtime import Runtime
 from clarion.services.clock import utcnow
 from clarion.services.container import Services
 
@@ -110,7 +111,8 @@ async def test_embedded_worker_wakes_on_send_and_drains_on_stop(
 ) -> None:
     await add_webhook(authed, sink.url())
     # A poll of 30 s: only the in-process wake-up can make this fast.
-    worker = await services.start_worker(poll_seconds=30.0)
+    runtime = Runtime(services.settings, services)
+    worker = await runtime.start_worker(poll_seconds=30.0)
     try:
         await asyncio.sleep(0.1)  # let the first (empty) claim happen
         t0 = time.monotonic()
@@ -124,6 +126,6 @@ async def test_embedded_worker_wakes_on_send_and_drains_on_stop(
         await sink.wait_hits(2)
         worker.stop()
     finally:
-        await services.stop_worker()
+        await runtime.stop_worker()
     got = await statuses(services, [nid, nid2])
     assert set(got.values()) == {"delivered"}

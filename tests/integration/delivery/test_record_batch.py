@@ -9,7 +9,7 @@ from datetime import datetime
 import httpx
 from sqlalchemy import select
 
-from clarion.delivery.dispatch import Result
+from clarion.domain.jobs import Result
 from clarion.domain.retry import Outcome
 from clarion.services.clock import as_utc, utcnow
 from clarion.services.container import Services

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from clarion.config import Settings
+from clarion.domain.send_command import SendCommand
 from clarion.services.container import Services
-from clarion.services.sending import SendCommand
 from clarion.store.schema import batch_items, batches, notifications
 
 from .conftest import post

@@ -9,10 +9,10 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
+from clarion.domain.send_command import SendCommand
 from clarion.errors import NotFound
 from clarion.services.container import Services
 from clarion.services.idempotency import IdempotencyRequest
-from clarion.services.sending import SendCommand
 from clarion.store.schema import events, notifications, users
 
 

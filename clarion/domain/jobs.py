@@ -1,0 +1,53 @@
+"""What a delivery worker is handed and what it hands back: one claimed delivery with the
+data needed to send it (:class:`Job`), and the outcome to record (:class:`Result`).
+
+Plain values, shared by the services that claim and record deliveries and the delivery
+layer that sends them, so neither has to import the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from clarion.domain.retry import Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One claimed delivery with everything needed to send it."""
+
+    delivery: Mapping[Any, Any]
+    notification: Mapping[Any, Any] | None  # None: deleted since it was sent
+    profile: Mapping[Any, Any] | None
+    push_subscriptions: Sequence[Mapping[Any, Any]] = ()
+    endpoint: Mapping[Any, Any] | None = None
+    opted_out: bool = False
+    unsubscribe_url: str | None = None
+
+    @property
+    def id(self) -> str:
+        return str(self.delivery["id"])
+
+    @property
+    def channel(self) -> str:
+        return str(self.delivery["channel"])
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What the worker writes back for one job."""
+
+    job: Job
+    outcome: Outcome | None  # None: no attempt was made (suppressed before sending)
+    started_at: datetime
+    latency_ms: int
+    provider: str | None = None
+    detail: str | None = None
+    retry_after: float | None = None
+    suppress_reason: str | None = None
+    gone_subscriptions: tuple[str, ...] = ()
+    disable_endpoint: bool = False
+    extra: Mapping[Any, Any] = field(default_factory=dict)
