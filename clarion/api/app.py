@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from clarion import heap
-from clarion.api import docs_ui, errors, ws
+from clarion.api import docs_ui, errors, openapi_links, ws
 from clarion.api.fastpath import HotPaths
 from clarion.api.middleware import BodyLimit, Metrics
 from clarion.api.responses import Json
@@ -111,6 +111,7 @@ def create_app(
         app.state.services = services
     errors.install(app)
     docs_ui.install(app)
+    openapi_links.install(app)
     # Literal paths under /notifications (preferences, batching, batches, scheduled) before
     # /{notification_id}.
     app.include_router(ws.router)
