@@ -3,7 +3,7 @@
 Seeds open, due batches straight into the schema with SQL (the send path is S1's
 business), then times ``DigestService.flush_due`` — the same call the pipeline loop makes
 in ``clarion serve`` and ``clarion worker`` — until nothing is due, and checks that every
-item was folded exactly once. Target (issue 5): 1,000,000 items in <= 30 s.
+item was folded exactly once. Target: 1,000,000 items in <= 30 s.
 
     .venv/bin/python -m bench.s7_digests [--items 1000000] [--per-batch 100]
 """

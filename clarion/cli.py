@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from clarion import heap
+from clarion import gc_tuning
 from clarion.config import Settings
 
 app = typer.Typer(help="Clarion, a self-hosted notification service.", no_args_is_help=True)
@@ -114,7 +114,7 @@ def serve(
         "log_level": settings.log_level,
         "proxy_headers": False,
         # Compression costs CPU per socket per frame: a broadcast to N clients would
-        # deflate the same frame N times (see PERFORMANCE-NOTES).
+        # deflate the same frame N times.
         "ws_per_message_deflate": False,
         # uvicorn's protocol, keeping less per open socket (api/live_protocol.py).
         "ws": WS_PROTOCOL,
@@ -170,7 +170,7 @@ def worker(
             # Wake-ups from API nodes arrive through the hub, started with the services.
             await runtime.services.start()
             worker = await runtime.start_worker()
-            heap.settle()  # see clarion/heap.py
+            gc_tuning.settle()  # see clarion/gc_tuning.py
             if stop_requested:
                 worker.stop()
             await runtime.stop_worker_when_done()

@@ -153,7 +153,7 @@ class Settings(BaseSettings):
     )
     critical_types: list[str] = Field(default_factory=list)
 
-    # --- send pipeline (issue 6) ----------------------------------------------------------
+    # --- send pipeline ----------------------------------------------------------------------
     low_priority_digest: Literal["hourly", "daily"] | None = Field(
         default=None,
         description="Hold `low` priority notifications of types without a batching rule "
@@ -196,6 +196,16 @@ class Settings(BaseSettings):
         default=False,
         description="Let a user token set its own profile's `data.apprise_urls` (they "
         "still pass the address rules). Off: only an API key may set them.",
+    )
+
+    # Redis under trouble: one command waits at most this long, then Redis counts as
+    # down and every component falls back (rate limits per process, pushes over
+    # PostgreSQL NOTIFY or this node only) until it answers pings again.
+    redis_timeout_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="Longest wait for one Redis command or connect (a frozen Redis is "
+        "then treated as down and its fallbacks take over).",
     )
 
     def is_sqlite(self) -> bool:

@@ -22,6 +22,12 @@ HTTP_LATENCY = Histogram(
 NOTIFICATIONS_ACCEPTED = Counter(
     "clarion_notifications_accepted_total", "Notifications accepted, by type", ["type"]
 )
+DEPENDENCY_ERRORS = Counter(
+    "clarion_dependency_errors_total",
+    "Operations that failed because a dependency did not answer (the outage itself is "
+    "logged once, when it begins and when it ends)",
+    ["dependency"],
+)
 SEND_GROUP_SIZE = Histogram(
     "clarion_send_group_size",
     "Sends written together in one transaction by the group commit",

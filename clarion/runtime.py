@@ -17,9 +17,11 @@ from fastapi import FastAPI
 
 from clarion.api.app import create_app
 from clarion.config import Settings
+from clarion.delivery.channels.live import LiveChannel
 from clarion.delivery.channels.registry import build_registry
-from clarion.delivery.scheduler import PipelineLoop
+from clarion.delivery.pipeline_loop import PipelineLoop
 from clarion.delivery.worker import WakeListener, Worker
+from clarion.hub.tasks import stop_task
 from clarion.services.container import Services
 
 log = logging.getLogger("clarion.runtime")
@@ -54,7 +56,9 @@ class Runtime:
             "poll_seconds": s.worker_poll_seconds,
             **overrides,
         }
-        worker = Worker(svc.deliveries, build_registry(s), **options)
+        registry = build_registry(s)
+        registry.register(LiveChannel(svc.hub))  # the hub is ours, not the settings'
+        worker = Worker(svc.deliveries, registry, **options)
         svc.sending.listeners.append(WakeListener(worker))
         svc.deliveries.wake_callbacks.append(worker.wake)
         self.worker = worker
@@ -86,11 +90,8 @@ class Runtime:
             except Exception:
                 log.exception("pipeline loop failed")
             self.pipeline_loop = self._pipeline_task = None
-        if self._wake_task is not None:
-            self._wake_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._wake_task
-            self._wake_task = None
+        await stop_task(self._wake_task)
+        self._wake_task = None
         worker, task = self.worker, self._worker_task
         if worker is None or task is None:
             return

@@ -10,7 +10,7 @@ from typing import Protocol
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from clarion import heap
+from clarion import gc_tuning
 from clarion.api import docs_ui, errors, openapi_links, ws
 from clarion.api.fastpath import HotPaths
 from clarion.api.middleware import BodyLimit, Metrics
@@ -90,7 +90,7 @@ def create_app(
         rt = runtime() if runtime is not None else _BareServices(Services(settings))
         app.state.services = rt.services
         await rt.start()
-        heap.settle()  # a process of its own (clarion serve): see clarion/heap.py
+        gc_tuning.settle()  # a process of its own (clarion serve): see clarion/gc_tuning.py
         try:
             yield
         finally:

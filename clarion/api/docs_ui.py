@@ -9,6 +9,7 @@ fetched from the internet. ReDoc, which has no offline build on PyPI, is not ser
 
 from __future__ import annotations
 
+import html
 import importlib.util
 from pathlib import Path
 
@@ -17,8 +18,11 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
+from clarion.errors import CODES
+
 DOCS_PATH = "/docs"
 ASSETS_PATH = "/docs/assets"
+ERRORS_PATH = "/docs/errors"
 
 
 def swagger_assets() -> Path:
@@ -45,3 +49,28 @@ def install(app: FastAPI) -> None:
         )
 
     app.add_api_route(DOCS_PATH, swagger_ui, methods=["GET"], include_in_schema=False)
+    app.add_api_route(ERRORS_PATH, errors_page, methods=["GET"], include_in_schema=False)
+
+
+def _inline(text: str) -> str:
+    """The table's Markdown is only backticks: render them as <code>."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+async def errors_page() -> HTMLResponse:
+    """Every error code, one anchor each: the target of each error body's ``doc`` link."""
+    rows = "".join(
+        f'<tr id="{code}"><td>{e.status or "4xx"}</td><td><code>{code}</code></td>'
+        f"<td>{_inline(e.meaning)}</td><td>{_inline(e.action)}</td></tr>"
+        for code, e in CODES.items()
+    )
+    return HTMLResponse(
+        "<!doctype html><meta charset=utf-8><title>Clarion errors</title>"
+        "<style>body{font:15px system-ui,sans-serif;margin:2em}td,th{padding:.4em .6em;"
+        "border-bottom:1px solid #ddd;text-align:left;vertical-align:top}"
+        "tr:target{background:#ffd}</style><h1>Clarion error codes</h1>"
+        '<p>Every error body is <code>{"error": {"code", "message", "details",'
+        ' "doc"}}</code>; <code>doc</code> links here.</p><table><tr><th>status</th>'
+        f"<th>code</th><th>meaning</th><th>what to do</th></tr>{rows}</table>"
+    )

@@ -1,6 +1,7 @@
 """The single mapping from errors to HTTP responses.
 
-Every 4xx/5xx body is ``{"error": {"code", "message", "details"}}``: Clarion's own errors,
+Every 4xx/5xx body is ``{"error": {"code", "message", "details", "doc"}}`` (``doc`` links
+the code's entry on ``/docs/errors``): Clarion's own errors,
 FastAPI's validation errors, unknown routes and methods, and unexpected failures alike.
 """
 
@@ -16,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clarion.api.responses import Json
-from clarion.errors import ClarionError, RateLimited
+from clarion.errors import ClarionError, RateLimited, StorageError, doc_link
 
 log = logging.getLogger("clarion.api")
 
@@ -42,7 +43,7 @@ def error_response(
     headers: Mapping[str, str] | None = None,
 ) -> Json:
     return Json(
-        {"error": {"code": code, "message": message, "details": details}},
+        {"error": {"code": code, "message": message, "details": details, "doc": doc_link(code)}},
         status_code=status,
         headers=headers,
     )
@@ -68,11 +69,19 @@ async def _clarion_error(_request: Request, exc: Exception) -> Json:
 
 
 def clarion_error_response(exc: ClarionError) -> Json:
-    """The response for one of Clarion's errors (the app's handler, and api/fastpath)."""
-    headers = None
-    if isinstance(exc, RateLimited):
-        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after))), **exc.headers}
-    if exc.status >= 500:
+    """The response for one of Clarion's errors (the app's handler, and api/fastpath).
+
+    Every error a retry can cure (409 in progress, 429, 503) says when, in
+    ``Retry-After``. A 503 because a dependency does not answer is not logged here: the
+    dependency's outage is logged once where it is detected (``store.db.Availability``,
+    ``hub.redis_link``), and each failed request only counts there; a traceback per
+    request during an outage said nothing new and flooded the log."""
+    headers: dict[str, str] | None = None
+    if exc.retry_after is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        if isinstance(exc, RateLimited):
+            headers.update(exc.headers)
+    if exc.status >= 500 and not (isinstance(exc, StorageError) and exc.outage):
         log.error("%s: %s", exc.code, exc.message, exc_info=exc.__cause__)
     return error_response(exc.status, exc.code, exc.message, exc.details, headers)
 

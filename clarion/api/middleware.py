@@ -13,11 +13,14 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from clarion.errors import doc_link
 from clarion.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 
 def _error_body(code: str, message: str) -> bytes:
-    return orjson.dumps({"error": {"code": code, "message": message, "details": None}})
+    return orjson.dumps(
+        {"error": {"code": code, "message": message, "details": None, "doc": doc_link(code)}}
+    )
 
 
 class BodyLimit:

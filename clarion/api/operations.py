@@ -30,6 +30,7 @@ NON_API_PATHS: frozenset[str] = frozenset(
         "/metrics",
         "/docs",
         "/docs/assets",
+        "/docs/errors",
         "/docs/oauth2-redirect",
         "/redoc",
         "/openapi.json",

@@ -183,6 +183,7 @@ class ErrorDetail(BaseModel):
     code: str
     message: str
     details: Any = None
+    doc: str = Field(description="Where the code is explained: /docs/errors#<code>")
 
 
 class ErrorBody(BaseModel):

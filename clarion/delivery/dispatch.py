@@ -203,7 +203,7 @@ async def dispatch(job: Job, registry: ChannelRegistry) -> Result:
             latency,
             provider=result.provider,
             detail=result.detail,
-            suppress_reason="no_contact",
+            suppress_reason=result.suppress_reason or "no_contact",
         )
     return Result(
         job,

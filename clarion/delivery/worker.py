@@ -41,7 +41,8 @@ from typing import Any
 from clarion.delivery.channels.registry import ChannelRegistry
 from clarion.delivery.dispatch import dispatch
 from clarion.domain.jobs import Job, Result
-from clarion.errors import ClarionError
+from clarion.errors import ClarionError, is_outage
+from clarion.hub.tasks import wait_event
 from clarion.metrics import DELIVERIES, DELIVERY_ATTEMPT_LATENCY, OUTBOX_BACKLOG
 from clarion.services.deliveries import DeliveryService
 
@@ -196,7 +197,8 @@ class Worker:
             try:
                 jobs = await self.deliveries.claim(self.worker_id, want, self.lease_seconds)
             except ClarionError as exc:
-                log.warning("claim failed (%s); retrying in %.1fs", exc, self.poll_seconds)
+                if not is_outage(exc):
+                    log.warning("claim failed (%s); retrying in %.1fs", exc, self.poll_seconds)
                 jobs = []
             finally:
                 self._claiming -= want
@@ -222,8 +224,7 @@ class Worker:
         self._leased.difference_update(ids)
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        await wait_event(self._wake, seconds)
 
     def _start(self, job: Job) -> None:
         self._leased.add(job.id)
@@ -285,7 +286,8 @@ class Worker:
             except ClarionError as exc:
                 # The database is down: keep the results and try again; if we die first,
                 # the leases expire and the deliveries are sent again (at least once).
-                log.warning("recording %d results failed (%s); retrying", len(batch), exc)
+                if not is_outage(exc):
+                    log.warning("recording %d results failed (%s); retrying", len(batch), exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         for res, status in written:
@@ -320,7 +322,8 @@ class Worker:
             try:
                 await self.deliveries.renew(self.worker_id, ids, self.lease_seconds)
             except ClarionError as exc:
-                log.warning("lease renewal failed: %s", exc)
+                if not is_outage(exc):
+                    log.warning("lease renewal failed: %s", exc)
 
     async def _backlog_loop(self) -> None:
         while True:

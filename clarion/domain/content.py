@@ -39,6 +39,9 @@ MAX_ITEMS = 50
 MEDIA_KEYS = ("image", "avatar", "video", "thumbnail")
 ACTION_STYLES = ("primary", "secondary", "danger", "link")
 
+# The request field that carries ``extra`` (the kind-specific part): problems name the
+# field the caller sent, while the stored payload keeps it under ``extra``.
+_CONTENT = "content"
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _NOT_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
 # C0 controls (but tab and newline), DEL and C1 controls: invisible, break terminals and logs.
@@ -161,7 +164,9 @@ def validate_content(
     The payload is ``{"kind", "title", "message"}`` plus ``media``/``actions`` when given
     and ``extra`` for ``card``, ``list`` and ``timeline``. ``media`` and ``actions`` are
     accepted on every kind (and required by ``rich_media`` and ``interactive``); ``extra``
-    only on the kinds that define it. Raises ``ValidationFailed`` listing every problem.
+    only on the kinds that define it. Raises ``ValidationFailed`` listing every problem;
+    problems in ``extra`` are named after the request field that carries it,
+    ``content`` (``content.fields[0].value``).
     """
     p = _Problems()
     try:
@@ -195,7 +200,7 @@ def validate_content(
     if extra_check is not None:
         payload["extra"] = extra_check(p, extra)
     elif extra:
-        p.add("extra", "is only used by the card, list and timeline kinds")
+        p.add(_CONTENT, "is only used by the card, list and timeline kinds")
 
     if p.items:
         raise ValidationFailed(f"invalid {kind.value} content", details=p.items)
@@ -317,19 +322,19 @@ def absolute_media(media: Mapping[str, Any] | None, base: str) -> dict[str, Any]
 
 
 def _card(p: _Problems, extra: Any) -> dict[str, Any]:
-    e = p.mapping({} if extra is None else extra, "extra", ("header", "fields", "footer"))
+    e = p.mapping({} if extra is None else extra, _CONTENT, ("header", "fields", "footer"))
     if e is None:
         return {}
     out: dict[str, Any] = {}
     for key in ("header", "footer"):
         if e.get(key) is not None:
-            text = p.text(e[key], f"extra.{key}", limit=MAX_TITLE)
+            text = p.text(e[key], f"{_CONTENT}.{key}", limit=MAX_TITLE)
             if text is not None:
                 out[key] = text
-    fields = p.sequence(e.get("fields"), "extra.fields", minimum=1, maximum=MAX_FIELDS)
+    fields = p.sequence(e.get("fields"), f"{_CONTENT}.fields", minimum=1, maximum=MAX_FIELDS)
     out_fields: list[dict[str, str]] = []
     for i, raw in enumerate(fields or ()):
-        f = f"extra.fields[{i}]"
+        f = f"{_CONTENT}.fields[{i}]"
         entry = p.mapping(raw, f, ("label", "value"))
         if entry is None:
             continue
@@ -346,13 +351,13 @@ def _card(p: _Problems, extra: Any) -> dict[str, Any]:
 
 
 def _list(p: _Problems, extra: Any) -> dict[str, Any]:
-    e = p.mapping({} if extra is None else extra, "extra", ("items",))
+    e = p.mapping({} if extra is None else extra, _CONTENT, ("items",))
     if e is None:
         return {}
-    items = p.sequence(e.get("items"), "extra.items", minimum=1, maximum=MAX_ITEMS)
+    items = p.sequence(e.get("items"), f"{_CONTENT}.items", minimum=1, maximum=MAX_ITEMS)
     out: list[dict[str, str]] = []
     for i, raw in enumerate(items or ()):
-        f = f"extra.items[{i}]"
+        f = f"{_CONTENT}.items[{i}]"
         entry = p.mapping(raw, f, ("title", "subtitle", "url", "image"))
         if entry is None:
             continue
@@ -374,13 +379,13 @@ def _list(p: _Problems, extra: Any) -> dict[str, Any]:
 
 
 def _timeline(p: _Problems, extra: Any) -> dict[str, Any]:
-    e = p.mapping({} if extra is None else extra, "extra", ("entries",))
+    e = p.mapping({} if extra is None else extra, _CONTENT, ("entries",))
     if e is None:
         return {}
-    entries = p.sequence(e.get("entries"), "extra.entries", minimum=1, maximum=MAX_ITEMS)
+    entries = p.sequence(e.get("entries"), f"{_CONTENT}.entries", minimum=1, maximum=MAX_ITEMS)
     dated: list[tuple[datetime, dict[str, str]]] = []
     for i, raw in enumerate(entries or ()):
-        f = f"extra.entries[{i}]"
+        f = f"{_CONTENT}.entries[{i}]"
         entry = p.mapping(raw, f, ("at", "title", "description"))
         if entry is None:
             continue

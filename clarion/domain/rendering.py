@@ -12,7 +12,6 @@ limits — is a ``TemplateInvalid`` (``RenderError`` when it happens while rende
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -28,11 +27,14 @@ __all__ = [
     "HTML_PARTS",
     "MAX_OUTPUT",
     "MAX_SOURCE",
+    "MAX_TEMPLATE_TOKENS",
+    "MAX_TOKENS",
     "PARTS",
     "CompiledTemplate",
     "RenderError",
     "choose_locale",
     "compile_template",
+    "count_tokens",
     "render",
     "template_variables",
 ]
@@ -49,10 +51,17 @@ PARTS = (
 )
 HTML_PARTS = frozenset({"email.html"})
 MAX_SOURCE = 64 * 1024  # characters per part
+# Compiling is CPU work no tick can bound (Python's compile() of the generated module is
+# one C call), so its size is capped before parsing: tokens per part and per template.
+MAX_TOKENS = 10_000
+MAX_TEMPLATE_TOKENS = 50_000
 MAX_OUTPUT = 64 * 1024  # characters per rendered part
 MAX_WORK_CHARS = 1024 * 1024  # characters printed per part, including captured output
 MAX_STEPS = 200_000  # loop steps, calls, lookups per render
-DEFAULT_TIMEOUT = 0.2  # seconds per render call, all parts together
+DEFAULT_TIMEOUT = 0.2  # seconds of CPU time per render call, all parts together
+# A render starved of CPU on a loaded machine (it spends nothing while it waits) still
+# ends after this many times its CPU allowance of wall time.
+WALL_FACTOR = 25
 
 
 class RenderError(TemplateInvalid):
@@ -110,8 +119,26 @@ def compile_template(bodies: Mapping[str, str]) -> CompiledTemplate:
     )
 
 
+def count_tokens(source: str, limit: int = MAX_TOKENS) -> int:
+    """The Jinja tokens of ``source``, counted up to ``limit + 1`` (then it stops). A
+    source that does not lex counts what lexed; compiling reports the error."""
+    count = 0
+    try:
+        for _ in sandbox.environment(autoescape=False).lex(source):
+            count += 1
+            if count > limit:
+                break
+    except TemplateSyntaxError:
+        pass
+    return count
+
+
 def _compile_part(part: str, source: str) -> Template:
     env = sandbox.environment(autoescape=part in HTML_PARTS)
+    if count_tokens(source) > MAX_TOKENS:
+        raise TemplateInvalid(
+            "the template is too large", [_problem(part, f"at most {MAX_TOKENS} tokens")]
+        )
     try:
         tree = env.parse(source)
         sandbox.harden(tree, env)
@@ -139,12 +166,16 @@ def render(
 ) -> dict[str, str]:
     """Render every part with ``variables``; raises ``RenderError`` (a ``TemplateInvalid``).
 
-    Limits: ``timeout`` seconds and ``MAX_STEPS`` steps for the whole call, ``MAX_OUTPUT``
+    Limits: ``timeout`` seconds of this thread's CPU time (and ``WALL_FACTOR`` times that
+    of wall time) and ``MAX_STEPS`` steps for the whole call, ``MAX_OUTPUT``
     characters per part. Output is stripped of surrounding whitespace, which templates
     tend to accumulate around ``{% %}`` tags.
     """
-    budget = sandbox.Budget(
-        deadline=time.monotonic() + timeout, steps_left=MAX_STEPS, chars_left=MAX_WORK_CHARS
+    budget = sandbox.Budget.start(
+        seconds=timeout,
+        steps=MAX_STEPS,
+        chars=MAX_WORK_CHARS,
+        wall_seconds=timeout * WALL_FACTOR,
     )
     context = {str(k): v for k, v in variables.items()}
     out: dict[str, str] = {}

@@ -1,4 +1,4 @@
-"""The typed words of the glossary (see ../shared/DESIGN.md): channels, priorities,
+"""The typed words of the glossary (docs/architecture.md): channels, priorities,
 template kinds, delivery states, event kinds. Plain ``StrEnum`` so they serialise as the
 strings the API documents."""
 
@@ -59,6 +59,7 @@ class SuppressionReason(StrEnum):
     DUPLICATE = "duplicate"
     BATCHED = "batched"
     NO_CONTACT = "no_contact"
+    NOT_CONNECTED = "not_connected"  # a websocket toast with no open connection
 
 
 class EventType(StrEnum):

@@ -9,7 +9,7 @@ cursor — the database is the truth, pushes are hints.
 
 Local fan-out lives here, shared by every backend: ``user_id -> {subscriptions}`` and a
 plain loop that yields to the event loop every ``yield_every`` deliveries so a big
-broadcast does not stall API requests served by the same process (PERFORMANCE-NOTES).
+broadcast does not stall API requests served by the same process.
 """
 
 from __future__ import annotations

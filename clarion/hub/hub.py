@@ -46,7 +46,12 @@ class Hub:
         node = node_id or make_node_id(settings.port)
         prefix = redis_prefix or settings.redis_prefix or DEFAULT_PREFIX
         link = (
-            RedisLink(settings.redis_url, prefix=prefix, metrics=metrics)
+            RedisLink(
+                settings.redis_url,
+                prefix=prefix,
+                socket_timeout=settings.redis_timeout_seconds,
+                metrics=metrics,
+            )
             if settings.redis_url
             else None
         )

@@ -32,6 +32,7 @@ import asyncpg  # type: ignore[import-untyped,unused-ignore]  # no stubs shipped
 from clarion.hub.broker import DEFAULT_YIELD_EVERY
 from clarion.hub.metrics import HubMetrics
 from clarion.hub.relay import EnvelopeHandler, RelayBroker, Transport, TransportError
+from clarion.hub.tasks import stop_task, wait_event
 
 log = logging.getLogger("clarion.hub.postgres")
 
@@ -143,15 +144,15 @@ class PostgresTransport(Transport):
 
     async def close(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
         self._tasks = []
         for conn in (self._listener, self._publisher):
             if conn is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(conn.close(), self.timeout)
+                    async with asyncio.timeout(self.timeout):
+                        await conn.close()
+                if not conn.is_closed():
+                    conn.terminate()
         self._listener = self._publisher = None
         self._listening.clear()
         self._reason = "closed"
@@ -166,9 +167,7 @@ class PostgresTransport(Transport):
         return None if self._listening.is_set() else self._reason
 
     async def wait_listening(self, within: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._listening.wait(), within)
-        return self._listening.is_set()
+        return await wait_event(self._listening, within)
 
     @property
     def listener_pid(self) -> int | None:
@@ -231,8 +230,7 @@ class PostgresTransport(Transport):
     async def _supervise(self) -> None:
         delay = 0.1
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.check_interval)
+            await wait_event(self._wake, self.check_interval)
             self._wake.clear()
             conn = self._listener
             if conn is not None and not conn.is_closed():

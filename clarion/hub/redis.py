@@ -26,6 +26,7 @@ from clarion.hub.broker import DEFAULT_YIELD_EVERY
 from clarion.hub.metrics import HubMetrics
 from clarion.hub.redis_link import RedisLink
 from clarion.hub.relay import EnvelopeHandler, RelayBroker, Transport, TransportError
+from clarion.hub.tasks import stop_task, wait_event
 
 log = logging.getLogger("clarion.hub.redis")
 
@@ -57,11 +58,8 @@ class RedisTransport(Transport):
         self._task = asyncio.create_task(self._listen(), name="clarion-redis-pubsub")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         self._subscribed.clear()
 
     @property
@@ -80,9 +78,7 @@ class RedisTransport(Transport):
         return self._subscribed.is_set()
 
     async def wait_listening(self, within: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._subscribed.wait(), within)
-        return self._subscribed.is_set()
+        return await wait_event(self._subscribed, within)
 
     async def send(self, data: bytes) -> None:
         try:
@@ -121,8 +117,7 @@ class RedisTransport(Transport):
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
             self._kick.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), delay)
+            await wait_event(self._kick, delay)
             delay = min(delay * 2, self.backoff_max)
 
 

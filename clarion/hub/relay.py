@@ -188,8 +188,16 @@ class RelayBroker(Broker):
 
     @property
     def active_transport(self) -> str:
-        """Which transport cross-node pushes use right now: a name, or ``local``."""
-        return self._active or "local"
+        """Which transport cross-node pushes use right now: a name, or ``local``. Read
+        from the transports' health now, not from the last publish: a node that has not
+        published since Redis went down must not keep reporting ``redis``."""
+        if not self.transports:
+            return "local"
+        primary = self.transports[0]
+        if primary.healthy:
+            return primary.name
+        fallback = self.transports[1] if len(self.transports) > 1 else None
+        return fallback.name if fallback is not None and fallback.healthy else "local"
 
     # --- publishing ---------------------------------------------------------------------
     async def publish_many(self, user_ids: Sequence[str], message: bytes) -> None:

@@ -30,6 +30,7 @@ from clarion.errors import (
     Forbidden,
     InsufficientScope,
     NotFound,
+    StorageError,
     TokenExpired,
     Unauthenticated,
     ValidationFailed,
@@ -238,8 +239,16 @@ class AuthService:
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        async with self._db.connect() as conn:
-            row = await key_store.by_hash(conn, digest)
+        try:
+            async with self._db.connect() as conn:
+                row = await key_store.by_hash(conn, digest)
+        except StorageError as exc:
+            # The database is down: a key verified before the outage stays trusted until
+            # it answers again (nothing can be revoked meanwhile anyway), so that what
+            # needs no database (system status, replies from caches) keeps working.
+            if cached is not None and exc.outage:
+                return cached[1]
+            raise
         if row is None or row["revoked_at"] is not None:
             raise Unauthenticated("invalid or revoked API key")
         principal = Principal(

@@ -24,7 +24,7 @@ from clarion.services.deliveries import (
 from clarion.services.digests import DigestService
 from clarion.services.idempotency import IdempotencyService
 from clarion.services.inbox import InboxService
-from clarion.services.pipeline import Planner
+from clarion.services.planner import Planner
 from clarion.services.preferences import PreferenceService
 from clarion.services.privacy import PrivacyService
 from clarion.services.realtime import RealtimeService, WorkerWake
@@ -53,11 +53,11 @@ class Services:
         self.batching = BatchingRuleService(self.db)
         self.actions = ActionService(self.db, self.inbox, settings)
         # The realtime hub: built here, connected in start(); tells live clients of every
-        # committed change and fronts the unread counts with a cache (and rate limits).
+        # committed change, and holds the rate limiters.
         self.hub = Hub.build(settings)
         # The send pipeline: plan per recipient (templates, batches, preferences, quiet
         # hours, channel rate limits), write in one transaction; batches and scheduled
-        # sends are written later by the same write() (see delivery/scheduler.py).
+        # sends are written later by the same write() (see delivery/pipeline_loop.py).
         planner = Planner(
             self.db, settings, self.templates, self.preferences, self.batching, self.hub.limiter
         )

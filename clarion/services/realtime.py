@@ -4,10 +4,9 @@ Frames are JSON, encoded once per message and published as bytes. Every frame st
 ``{"ts":<epoch seconds of the commit>,`` so that the socket writer can observe the
 commit-to-write latency by reading a few bytes, without decoding the frame.
 
-Counts: every change invalidates the user's cached count right after its commit, and once
-more half a second later. A reader that missed the cache and read the database just before
-the commit could otherwise put the old value back for the cache's whole TTL; the second
-invalidation bounds that window.
+Counts: the unread and unseen counts live on the user's row and every write keeps them in
+the same transaction (docs/inbox.md), so the counts a frame carries are read after the
+commit, from the database; there is no cache to go stale.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ inbox pushes, worker wake-ups) hear about it only after the commit.
 The row-writing part is :meth:`SendingService.write`, which runs inside a caller's
 transaction: the batch flusher and the scheduler write a notification in the same
 transaction that marks their batch flushed or their scheduled send sent, which is what
-makes each go out exactly once. Before writing, :class:`~clarion.services.pipeline.Planner`
+makes each go out exactly once. Before writing, :class:`~clarion.services.planner.Planner`
 decides per recipient (template, batch, preferences, quiet hours, rate limits).
 """
 
@@ -29,12 +29,12 @@ from clarion.domain.batching import BatchRule, batch_key, flush_at
 from clarion.domain.content import validate_content
 from clarion.domain.send_command import SendCommand
 from clarion.domain.types import EventType, Priority, SuppressionReason
-from clarion.errors import StorageError, ValidationFailed
+from clarion.errors import ClarionError, StorageError, ValidationFailed
 from clarion.metrics import NOTIFICATIONS_ACCEPTED, SEND_GROUP_SIZE
 from clarion.services.clock import as_utc, utcnow
-from clarion.services.idempotency import IdempotencyRequest, IdempotencyService
+from clarion.services.idempotency import IdempotencyRequest, IdempotencyService, Replay
 from clarion.services.inbox import InboxListener, notification_json
-from clarion.services.pipeline import Planner, RecipientPlan
+from clarion.services.planner import Planner, RecipientPlan
 from clarion.store import batches as batch_store
 from clarion.store import channel_digests as digest_store
 from clarion.store import deliveries as delivery_store
@@ -65,7 +65,8 @@ class _Job:
     user_ids: list[str]
     content: dict[str, Any]
     idempotency: IdempotencyRequest | None
-    future: asyncio.Future[Written]
+    #: What the send came to: written, or the replay of the send that holds its key.
+    future: asyncio.Future[Written | Replay]
 
 
 @dataclass(frozen=True)
@@ -158,24 +159,22 @@ class SendingService:
             if cmd.template_key:
                 await self.planner.check_template(cmd.template_key)
         if idempotency is not None:
-            replay = await self._idem.begin(idempotency)
+            replay = await self._idem.lookup(idempotency)
             if replay is not None:
                 return Accepted(replay.status_code, replay.body, replayed=True)
+        outcome: Written | Replay | dict[str, Any]
         if cmd.scheduled_for is None:
-            # From here the group writer owns the send: it completes or releases the
-            # idempotency key with the outcome, even if this request goes away meanwhile.
+            # From here the group writer owns the send: it claims the idempotency key in
+            # the send's own transaction, even if this request goes away meanwhile.
             job = _Job(
                 cmd, user_ids, content, idempotency, asyncio.get_running_loop().create_future()
             )
-            written = await self._submit(job)
-            return Accepted(202, written.body())
-        try:
-            body = await self._schedule(cmd, user_ids, idempotency, now)
-        except BaseException:
-            if idempotency is not None:
-                await self._idem.release(idempotency)
-            raise
-        return Accepted(202, body)
+            outcome = await self._submit(job)
+        else:
+            outcome = await self._schedule(cmd, user_ids, idempotency, now)
+        if isinstance(outcome, Replay):
+            return Accepted(outcome.status_code, outcome.body, replayed=True)
+        return Accepted(202, outcome if isinstance(outcome, dict) else outcome.body())
 
     # -- group commit -------------------------------------------------------------------
     #
@@ -190,7 +189,7 @@ class SendingService:
     # and a group the database refuses is retried one send at a time, so an error always
     # belongs to the send that caused it.
 
-    async def _submit(self, job: _Job) -> Written:
+    async def _submit(self, job: _Job) -> Written | Replay:
         self._queue.append(job)
         if self._writers < GROUP_WRITERS:
             self._writers += 1
@@ -242,7 +241,7 @@ class SendingService:
             planned.append((job, plans))
         if not planned:
             return
-        done: list[tuple[_Job, Written]] = []
+        done: list[tuple[_Job, Written | Replay | ClarionError]] = []
         try:
             done = list(zip([j for j, _ in planned], await self._commit(planned, now), strict=True))
         except Exception as exc:
@@ -255,32 +254,66 @@ class SendingService:
                 except Exception as exc_one:
                     await self._fail(one[0], exc_one)
         merged = Written()
-        for job, written in done:
-            merged.created.extend(written.created)
+        for job, outcome in done:
+            if isinstance(outcome, ClarionError):
+                await self._fail(job, outcome)
+                continue
+            if isinstance(outcome, Written):
+                merged.created.extend(outcome.created)
             if not job.future.done():
-                job.future.set_result(written)  # committed: the 202 need not wait
+                job.future.set_result(outcome)  # committed: the 202 need not wait
         await self.notify(merged)
 
     async def _commit(
         self, planned: Sequence[tuple[_Job, list[RecipientPlan]]], now: datetime
-    ) -> list[Written]:
+    ) -> list[Written | Replay | ClarionError]:
+        """Write a group in one transaction, its Idempotency-Keys claimed and completed in
+        it: a crash before the commit leaves neither the send nor its key behind. A send
+        whose key another send holds (committed first, or earlier in this group) writes
+        nothing and answers with that send's response."""
         SEND_GROUP_SIZE.observe(len(planned))
         async with self._db.begin() as conn:
-            outs = await self.write_many(conn, [(job.cmd, plans) for job, plans in planned], now)
-            for (job, _), written in zip(planned, outs, strict=True):
+            owners = await self._claim_keys(conn, [job for job, _ in planned], now)
+            writing = [(job, plans) for job, plans in planned if owners[id(job)]]
+            outs = await self.write_many(conn, [(job.cmd, plans) for job, plans in writing], now)
+            written = {id(job): out for (job, _), out in zip(writing, outs, strict=True)}
+            for job, _ in writing:
                 if job.idempotency is not None:
                     req = job.idempotency
-                    await idem_store.complete(conn, req.api_key_id, req.key, 202, written.body())
-        return outs
+                    body = written[id(job)].body()
+                    await idem_store.complete(conn, req.api_key_id, req.key, 202, body)
+            results: list[Written | Replay | ClarionError] = []
+            for job, _ in planned:
+                if owners[id(job)]:
+                    results.append(written[id(job)])
+                    continue
+                assert job.idempotency is not None
+                try:
+                    results.append(await self._idem.answer_in(conn, job.idempotency, now))
+                except ClarionError as exc:  # reused with another body: this send's 4xx
+                    results.append(exc)
+        return results
+
+    async def _claim_keys(
+        self, conn: AsyncConnection, jobs: Sequence[_Job], now: datetime
+    ) -> dict[int, bool]:
+        """Claim each job's key in this transaction: ``id(job)`` -> owns it. Keys are
+        claimed in one order (API key, key) by every writer on every node, so two groups
+        that share keys wait for each other instead of deadlocking."""
+        owners = {id(job): True for job in jobs}
+        keyed = sorted(
+            (job for job in jobs if job.idempotency is not None),
+            key=lambda j: (j.idempotency.api_key_id, j.idempotency.key),  # type: ignore[union-attr]
+        )
+        for job in keyed:
+            assert job.idempotency is not None
+            owners[id(job)] = await self._idem.claim_in(conn, job.idempotency, now)
+        return owners
 
     async def _fail(self, job: _Job, exc: BaseException) -> None:
+        # Nothing to release: the key was claimed in the transaction that failed.
         if job.future.done():
             return
-        if job.idempotency is not None:
-            try:
-                await self._idem.release(job.idempotency)
-            except Exception:  # the key expires by itself; the send's own error matters
-                log.exception("could not release an idempotency key")
         if isinstance(exc, asyncio.CancelledError):
             exc = StorageError("the service is shutting down")
         job.future.set_exception(exc)
@@ -310,7 +343,7 @@ class SendingService:
         user_ids: list[str],
         idempotency: IdempotencyRequest | None,
         now: datetime,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | Replay:
         assert cmd.scheduled_for is not None
         command = cmd.to_json()
         rows = [
@@ -328,6 +361,8 @@ class SendingService:
         ]
         body = {"ids": [], "accepted": len(rows), "scheduled": [r["id"] for r in rows]}
         async with self._db.begin() as conn:
+            if idempotency is not None and not await self._idem.claim_in(conn, idempotency, now):
+                return await self._idem.answer_in(conn, idempotency, now)
             await scheduled_store.insert(conn, rows)
             if idempotency is not None:
                 await idem_store.complete(conn, idempotency.api_key_id, idempotency.key, 202, body)

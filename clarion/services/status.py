@@ -3,6 +3,7 @@ connections per node and the outbox backlog, folded into ok / degraded / down.""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from clarion.errors import StorageError
@@ -10,18 +11,27 @@ from clarion.hub.hub import Hub
 from clarion.store import deliveries as delivery_store
 from clarion.store.db import Database
 
+#: Longest wait for the database's figures before reporting it down.
+DATABASE_WITHIN = 5.0
+
 
 async def system_status(db: Database, hub: Hub) -> dict[str, Any]:
     reasons: list[str] = []
     backlog: dict[str, int] = {}
     database: dict[str, Any] = {"backend": "sqlite" if db.is_sqlite else "postgresql"}
     try:
-        async with db.connect() as conn:
-            backlog = await delivery_store.backlog(conn)
+        # Bounded: the status page must answer during an outage, also when the database
+        # host drops packets instead of refusing connections.
+        async with asyncio.timeout(DATABASE_WITHIN):
+            async with db.connect() as conn:
+                backlog = await delivery_store.backlog(conn)
         database["status"] = "ok"
     except StorageError as exc:
         database["status"] = "down"
         reasons.append(f"database unreachable: {exc.message}")
+    except TimeoutError:
+        database["status"] = "down"
+        reasons.append(f"database unreachable: no answer within {DATABASE_WITHIN:g} s")
     hub_status = hub.status()
     redis = hub_status["redis"]
     if redis is not None and not redis["healthy"]:

@@ -4,8 +4,10 @@ Saving compiles every locale variant (``domain.rendering.compile_template``), so
 template that does not compile never reaches the database. Compiled variants are cached
 in-process under ``(key, version, updated_at)``: every update bumps ``version`` in SQL,
 so a cache entry can never serve bodies older than the row it was read with, on any node.
-Compiling and rendering are CPU work bounded by the sandbox (200 ms); they run in a
-worker thread so one slow template does not stall the event loop.
+Compiling and rendering are CPU work, both bounded: compiling by the token caps checked
+before parsing (``MAX_TOKENS`` per part, ``MAX_TEMPLATE_TOKENS`` per template), rendering
+by the sandbox (200 ms of CPU time, and no single operation large enough to hold the
+interpreter lock for long). Both run in a worker thread so the event loop keeps serving.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from typing import Any
 from sqlalchemy.engine import RowMapping
 
 from clarion.domain.rendering import (
+    MAX_TEMPLATE_TOKENS,
     CompiledTemplate,
     choose_locale,
     compile_template,
+    count_tokens,
     render,
     template_variables,
 )
@@ -107,6 +111,16 @@ def compile_all(draft: TemplateDraft) -> Compiled:
             problems.append(
                 {"field": f"bodies.{locale}", "problem": "not a locale tag (e.g. pt-BR)"}
             )
+    tokens = 0
+    for parts in bodies.values():
+        for source in parts.values() if isinstance(parts, Mapping) else ():
+            if isinstance(source, str) and tokens <= MAX_TEMPLATE_TOKENS:
+                tokens += count_tokens(source, MAX_TEMPLATE_TOKENS)
+    if tokens > MAX_TEMPLATE_TOKENS:  # checked before compiling anything: that is the cost
+        raise TemplateInvalid(
+            "the template is too large",
+            [{"field": "bodies", "problem": f"at most {MAX_TEMPLATE_TOKENS} tokens in all"}],
+        )
     if draft.default_locale not in bodies:
         problems.append(
             {"field": "default_locale", "problem": "must be one of the locales in bodies"}

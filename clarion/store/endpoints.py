@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from clarion.store.dialect import insert_ignore, one_of, one_of_param
 from clarion.store.schema import (
     channel_opt_outs,
-    deliveries,
     delivery_attempts,
     push_subscriptions,
     webhook_endpoints,
@@ -221,10 +220,3 @@ async def opted_out(
         )
     )
     return {(r[0], r[1], r[2]) for r in await conn.execute(stmt)}
-
-
-async def for_notification_with_owner(conn: AsyncConnection, delivery_id: str) -> str | None:
-    """The user a delivery belongs to."""
-    stmt = select(deliveries.c.user_id).where(deliveries.c.id == delivery_id)
-    value: str | None = (await conn.execute(stmt)).scalar_one_or_none()
-    return value

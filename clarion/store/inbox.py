@@ -32,7 +32,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from clarion.store import bulk, fast
+from clarion.store import bulk, direct_reads
 from clarion.store import users as user_store
 from clarion.store.db import Database
 from clarion.store.schema import Timestamp, notifications, users
@@ -150,7 +150,7 @@ def page_query(
 
 
 # (status, archived, has type, has cursor) -> PostgreSQL text and parameter order: at most
-# 36 shapes, each compiled once per process (see clarion.store.fast).
+# 36 shapes, each compiled once per process (see clarion.store.direct_reads).
 _PAGE_SQL: dict[tuple[str, str, bool, bool], tuple[str, tuple[str, ...]]] = {}
 
 
@@ -188,9 +188,9 @@ async def read_page(
     limit: int,
 ) -> tuple[InboxMarks | None, Sequence[Mapping[Any, Any]]]:
     """The user's marks and one page of rows (``(None, [])`` for an unknown user), on a
-    connection of its own: through the driver on PostgreSQL (see ``store.fast``), rows
+    connection of its own: through the driver on PostgreSQL (see ``store.direct_reads``), rows
     as mappings by column name whichever path read them."""
-    async with fast.driver(db) as driver:
+    async with direct_reads.driver(db) as driver:
         if driver is None:
             async with db.connect() as conn:
                 marks = await user_store.read_marks(conn, user_id)
@@ -211,7 +211,7 @@ async def read_page(
         if status == "all":
             cached = _PAGE_SQL.get(shape)
             if cached is None:
-                cached = _PAGE_SQL[shape] = fast.compile_sql(db, _marks_and_page(shape))
+                cached = _PAGE_SQL[shape] = direct_reads.compile_sql(db, _marks_and_page(shape))
             sql, order = cached
             records = await driver.fetch(sql, *(values[k] for k in order))
             if not records:
@@ -236,7 +236,7 @@ async def read_page(
                 limit=bindparam("lim"),
                 columns=_TEXT_JSON_COLUMNS,
             )
-            cached = _PAGE_SQL[shape] = fast.compile_sql(db, stmt)
+            cached = _PAGE_SQL[shape] = direct_reads.compile_sql(db, stmt)
         sql, order = cached
         values["rw"] = marks.read_watermark
         records = await driver.fetch(sql, *(values[k] for k in order))

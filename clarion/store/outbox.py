@@ -42,7 +42,7 @@ from clarion.domain.types import Priority
 from clarion.store.dialect import one_of, one_of_param
 from clarion.store.schema import deliveries, notifications
 
-# ``scheduled``: deferred by quiet hours to ``next_attempt_at`` (issue 6).
+# ``scheduled``: deferred by quiet hours to ``next_attempt_at``.
 CLAIMABLE = ("scheduled", "pending", "failed", "sending")
 # Every value ``deliveries.priority`` takes (``Priority.rank``), highest first.
 PRIORITY_RANKS = tuple(sorted({p.rank for p in Priority}, reverse=True))

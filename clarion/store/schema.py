@@ -121,7 +121,7 @@ deliveries = Table(
     Column("last_error", Text),
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
-    # Held over the user's channel rate limit for a channel digest (issue 6): the open
+    # Held over the user's channel rate limit for a channel digest: the open
     # ``channel_digests`` row it waits in; a held row is not claimable by workers.
     Column("digest_id", String(36)),
     # Per-delivery content overriding the notification's (a released channel digest:
@@ -179,7 +179,7 @@ idempotency_keys = Table(
     Index("ix_idempotency_keys_created_at", "created_at"),
 )
 
-# --- delivery pipeline (issue 4) --------------------------------------------------------
+# --- delivery pipeline ----------------------------------------------------------------------
 
 delivery_attempts = Table(
     "delivery_attempts",
@@ -238,7 +238,7 @@ channel_opt_outs = Table(
     Column("created_at", Timestamp, nullable=False),
 )
 
-# --- smart processing (issue 6): stored templates, preferences, batching rules ----------
+# --- stored templates, preferences, batching rules ----------------------------------------
 
 # A stored template: per-locale Jinja2 bodies, ``{locale: {part: body}}``. ``version``
 # moves on every update, so an in-process compiled cache keyed by it never serves stale
@@ -275,7 +275,7 @@ batching_rules = Table(
     Column("updated_at", Timestamp, nullable=False),
 )
 
-# --- the send pipeline (issue 6): batches (digests) and scheduled sends -----------------
+# --- the send pipeline: batches (digests) and scheduled sends ----------------------------
 
 # A batch holds notifications of one (user, type, group_key) until its rule releases it.
 # At most ONE open batch per key: a unique partial index (SQLite and PostgreSQL both

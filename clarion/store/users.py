@@ -11,7 +11,7 @@ from sqlalchemy import BindParameter, Select, bindparam, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.store import bulk, fast
+from clarion.store import bulk, direct_reads
 from clarion.store.db import Database
 from clarion.store.dialect import insert_ignore, one_of, upsert
 from clarion.store.schema import users
@@ -146,8 +146,8 @@ _MARKS_SQL: dict[str, str] = {}
 
 async def read_marks_fast(db: Database, user_id: str) -> InboxMarks | None:
     """:func:`read_marks` on a connection of its own: every count and every page asks for
-    the marks, so on PostgreSQL this runs through the driver (see ``store.fast``)."""
-    async with fast.driver(db) as driver:
+    the marks, so on PostgreSQL this runs through the driver (see ``store.direct_reads``)."""
+    async with direct_reads.driver(db) as driver:
         if driver is None:
             async with db.connect() as conn:
                 return await read_marks(conn, user_id)
@@ -155,10 +155,11 @@ async def read_marks_fast(db: Database, user_id: str) -> InboxMarks | None:
 
 
 async def fetch_marks(db: Database, driver: Any, user_id: str) -> InboxMarks | None:
-    """:func:`read_marks` on an asyncpg connection from :func:`clarion.store.fast.driver`."""
+    """:func:`read_marks` on an asyncpg connection from
+    :func:`clarion.store.direct_reads.driver`."""
     sql = _MARKS_SQL.get("pg")
     if sql is None:
-        sql = _MARKS_SQL["pg"] = fast.compile_sql(db, _marks_query(bindparam("uid")))[0]
+        sql = _MARKS_SQL["pg"] = direct_reads.compile_sql(db, _marks_query(bindparam("uid")))[0]
     record = await driver.fetchrow(sql, user_id)
     return None if record is None else InboxMarks(*record)
 

@@ -80,7 +80,7 @@ def start_server(workdir: Path, env: dict[str, str], key: str | None = None) -> 
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a loaded machine takes 10 s+ to import and migrate
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"clarion serve exited: {log.read_text()[-2000:]}")

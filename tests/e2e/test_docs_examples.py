@@ -58,32 +58,7 @@ class KnownBroken:
     fix: str
 
 
-_SEND_SHAPE = (
-    "a stored content payload, not a request: POST /api/v1/notifications refuses `kind` "
-    "and `extra` (422) and needs `user_id` and `type`. Show the request body: `user_id`, "
-    "`type`, `template` instead of `kind`, "
-)
-
 KNOWN_BROKEN: list[KnownBroken] = [
-    KnownBroken("docs/templates.md", '{"kind": "simple"', _SEND_SHAPE + "`title`, `message`"),
-    KnownBroken("docs/templates.md", '{"kind": "rich_media"', _SEND_SHAPE + "`media` as is"),
-    KnownBroken("docs/templates.md", '{"kind": "interactive"', _SEND_SHAPE + "`actions` as is"),
-    KnownBroken("docs/templates.md", '{"kind": "card"', _SEND_SHAPE + "`content` for `extra`"),
-    KnownBroken("docs/templates.md", '{"kind": "list"', _SEND_SHAPE + "`content` for `extra`"),
-    KnownBroken("docs/templates.md", '{"kind": "timeline"', _SEND_SHAPE + "`content` for `extra`"),
-    KnownBroken(
-        "docs/templates.md",
-        "notifications/42/actions/accept",
-        "there is no notification 42 (404): click the interactive example's notification "
-        "(id 3 once the kinds above are sent) and show the answer with '# ->'",
-    ),
-    KnownBroken(
-        "docs/templates.md",
-        "templates/evil/preview ...",
-        "'...' is not a curl argument: create the template 'evil' with the body "
-        "'{{ \"\".__class__ }}', preview it, and show the 422 as '# -> 422 {...}' with its "
-        "whole `details` list (a bare ... is not JSON)",
-    ),
     KnownBroken(
         "docs/delivery.md",
         "deliveries/3f0c…-uuid/retry",

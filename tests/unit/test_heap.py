@@ -1,18 +1,18 @@
-"""clarion.heap.settle, in a process of its own (it changes process-wide state)."""
+"""clarion.gc_tuning.settle, in a process of its own (it changes process-wide state)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from clarion.heap import YOUNG_THRESHOLD
+from clarion.gc_tuning import YOUNG_THRESHOLD
 
 PROBE = """
 import gc
-from clarion import heap
+from clarion import gc_tuning
 import clarion.api.app  # what a server has imported by the time it settles
 before = gc.get_threshold()
-heap.settle()
+gc_tuning.settle()
 after = gc.get_threshold()
 print(gc.get_freeze_count(), after[0], after[1:] == before[1:])
 """

@@ -6,9 +6,11 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from clarion.api.deps import ServicesDep
+from clarion.api.errors import error_response
 from clarion.api.responses import Json
 from clarion.api.routes import ERROR_RESPONSES
 from clarion.api.schemas import Health
+from clarion.errors import StorageError
 
 router = APIRouter(tags=["health"])
 
@@ -21,18 +23,16 @@ async def healthz() -> Json:
 
 @router.get("/readyz", response_model=Health, responses={503: ERROR_RESPONSES[503]})
 async def readyz(services: ServicesDep) -> Json:
-    """Ready to serve: the database answers."""
+    """Ready to serve: the database answers (asked afresh on every call, so it turns
+    ready again as soon as the database is back)."""
     if await services.db.ping():
         return Json({"status": "ok", "checks": {"database": "ok"}})
-    return Json(
-        {
-            "error": {
-                "code": "storage_unavailable",
-                "message": "the database is unreachable",
-                "details": {"database": "unreachable"},
-            }
-        },
-        status_code=503,
+    return error_response(
+        503,
+        "storage_unavailable",
+        "the database is unreachable",
+        {"database": "unreachable"},
+        headers={"Retry-After": str(StorageError.retry_after)},
     )
 
 

@@ -149,6 +149,7 @@ class SendResult:
     disable_endpoint: bool = False  # webhook answered 410 Gone
     targets: tuple[TargetResult, ...] = ()
     provider_message_id: str | None = None  # e.g. Twilio's message SID
+    suppress_reason: str | None = None  # with NO_CONTACT: why, when not "no_contact"
 
     @property
     def ok(self) -> bool:

@@ -30,12 +30,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 from pywebpush import WebPusher, WebPushException
 
-from clarion.delivery.channels._http import (
-    classify_status,
-    parse_retry_after,
-    read_detail,
-    transport_error_detail,
-)
 from clarion.delivery.channels.base import (
     Channel,
     Contact,
@@ -45,6 +39,12 @@ from clarion.delivery.channels.base import (
     SendResult,
     TargetResult,
     redact_url,
+)
+from clarion.delivery.channels.http_status import (
+    classify_status,
+    parse_retry_after,
+    read_detail,
+    transport_error_detail,
 )
 from clarion.services.netguard import BlockedURL, UrlGuard
 

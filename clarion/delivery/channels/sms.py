@@ -18,11 +18,6 @@ from urllib.parse import quote, urlencode
 import httpx
 import phonenumbers
 
-from clarion.delivery.channels._http import (
-    classify_status,
-    parse_retry_after,
-    transport_error_detail,
-)
 from clarion.delivery.channels.base import (
     Channel,
     Contact,
@@ -30,6 +25,11 @@ from clarion.delivery.channels.base import (
     RenderedMessage,
     SendResult,
     redact_url,
+)
+from clarion.delivery.channels.http_status import (
+    classify_status,
+    parse_retry_after,
+    transport_error_detail,
 )
 from clarion.errors import ValidationFailed
 from clarion.services.netguard import BlockedURL, UrlGuard

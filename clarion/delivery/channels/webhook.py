@@ -8,7 +8,7 @@ would let a public host bounce us to an internal one. A 3xx is a permanent failu
 detail names the (redacted) location. Every URL passes :class:`UrlGuard` and the request
 is sent to the very address the guard checked.
 
-The POST goes through :class:`~clarion.delivery.channels._h1.Http1Pool` (keep-alive
+The POST goes through :class:`~clarion.delivery.channels.http1_client.Http1Pool` (keep-alive
 connections per checked address and host name, a C response parser) rather than httpx:
 per request it is several times cheaper, and webhook throughput is bound by exactly that.
 """
@@ -25,8 +25,6 @@ from typing import Any, ClassVar
 
 import orjson
 
-from clarion.delivery.channels._h1 import Dialer, Http1Pool, HttpError, PoolKey, Response
-from clarion.delivery.channels._http import classify_status, parse_retry_after
 from clarion.delivery.channels.base import (
     Channel,
     Contact,
@@ -35,6 +33,8 @@ from clarion.delivery.channels.base import (
     SendResult,
     redact_url,
 )
+from clarion.delivery.channels.http1_client import Dialer, Http1Pool, HttpError, PoolKey, Response
+from clarion.delivery.channels.http_status import classify_status, parse_retry_after
 from clarion.domain.webhook_secrets import decode_secret
 from clarion.services.netguard import BlockedURL, CheckedTarget, UrlGuard
 

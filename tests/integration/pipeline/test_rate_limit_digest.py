@@ -163,7 +163,7 @@ async def test_short_window_releases_through_the_pipeline_loop(
     authed: httpx.AsyncClient, services: Services
 ) -> None:
     """A real 2-second window: the digest is released once the limiter lets one through."""
-    from clarion.delivery.scheduler import PipelineLoop
+    from clarion.delivery.pipeline_loop import PipelineLoop
 
     _digest_mode(services, "2/2 seconds")
     # The limiter's windows are clock-aligned: start just after a boundary so the four

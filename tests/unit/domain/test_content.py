@@ -111,11 +111,11 @@ def test_card() -> None:
         "footer": "Thanks",
         "fields": [{"label": "Total", "value": "42.5"}],
     }
-    assert "extra.fields" in problems("card", extra={"header": "x"})
-    assert "extra.fields[0].value" in problems(
+    assert "content.fields" in problems("card", extra={"header": "x"})
+    assert "content.fields[0].value" in problems(
         "card", extra={"fields": [{"label": "a", "value": True}]}
     )
-    assert "extra.colour" in problems(
+    assert "content.colour" in problems(
         "card", extra={"fields": [{"label": "a", "value": "b"}], "colour": "red"}
     )
 
@@ -127,8 +127,8 @@ def test_list() -> None:
     assert validate_content("list", title="t", message="m", extra={"items": items})["extra"] == {
         "items": items
     }
-    assert "extra.items" in problems("list", extra={"items": [{"title": "x"}] * 51})
-    assert "extra.items[0].url" in problems(
+    assert "content.items" in problems("list", extra={"items": [{"title": "x"}] * 51})
+    assert "content.items[0].url" in problems(
         "list", extra={"items": [{"title": "x", "url": "nope"}]}
     )
 
@@ -147,17 +147,17 @@ def test_timeline_is_sorted_and_needs_offsets() -> None:
     )
     assert [e["title"] for e in out["extra"]["entries"]] == ["Ordered", "Shipped"]
     assert out["extra"]["entries"][1]["at"] == "2024-05-02T08:00:00Z"
-    assert "extra.entries[0].at" in problems(
+    assert "content.entries[0].at" in problems(
         "timeline", extra={"entries": [{"at": "2024-05-01T12:00", "title": "x"}]}
     )
-    assert "extra.entries[0].at" in problems(
+    assert "content.entries[0].at" in problems(
         "timeline", extra={"entries": [{"at": "yesterday", "title": "x"}]}
     )
-    assert "extra.entries" in problems("timeline", extra={"entries": []})
+    assert "content.entries" in problems("timeline", extra={"entries": []})
 
 
 def test_extra_refused_on_kinds_without_it() -> None:
-    assert "extra" in problems("simple", extra={"items": []})
+    assert "content" in problems("simple", extra={"items": []})
 
 
 def test_all_problems_reported_at_once() -> None:

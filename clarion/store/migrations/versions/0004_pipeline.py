@@ -1,6 +1,6 @@
 """send pipeline: batches (digests), batch items, scheduled sends
 
-Merges the delivery (0002) and smart (0003) branches. Generated with autogenerate
+Merges the delivery (0002) and templates-preferences-batching (0003) branches. Generated with autogenerate
 against a SQLite database migrated to heads, keeping only this feature's tables.
 
 Revision ID: 0004_pipeline

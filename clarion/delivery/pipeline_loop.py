@@ -11,10 +11,10 @@ transaction (``SKIP LOCKED`` on PostgreSQL, the write lock on SQLite), so it hap
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
-from clarion.errors import ClarionError
+from clarion.errors import ClarionError, is_outage
+from clarion.hub.tasks import wait_event
 from clarion.services.digests import DigestService
 from clarion.services.scheduling import SchedulingService
 
@@ -44,7 +44,8 @@ class PipelineLoop:
             try:
                 done += await step()
             except ClarionError as exc:
-                log.warning("%s failed: %s", step.__qualname__, exc)
+                if not is_outage(exc):  # an outage is logged once, where it is detected
+                    log.warning("%s failed: %s", step.__qualname__, exc)
             except Exception:
                 log.exception("%s crashed", step.__qualname__)
         return done
@@ -55,6 +56,5 @@ class PipelineLoop:
             busy = await self.run_once()
             if busy:
                 continue  # more may be due right away
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=self.poll_seconds)
+            await wait_event(self._stop, self.poll_seconds)
         log.info("pipeline loop stopped")

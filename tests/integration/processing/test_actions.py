@@ -18,7 +18,7 @@ from clarion.services.auth import Principal
 from clarion.services.container import Services
 from clarion.store.schema import events
 from tests.integration.channels.conftest import Receiver
-from tests.integration.smart.conftest import err, user_client
+from tests.integration.processing.conftest import err, user_client
 
 N = "/api/v1/notifications"
 ACTIONS = [

@@ -44,14 +44,16 @@ async def driver(db: Database) -> AsyncIterator[Any | None]:
         # Pool checkout may connect (asyncpg is async): SQLAlchemy runs it in a greenlet.
         fairy = await greenlet_spawn(db.engine.sync_engine.pool.connect)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, dbapi_error) as exc:
-        raise StorageError("the database is unavailable") from exc
+        db.availability.failed(exc)
+        raise StorageError("the database is unavailable", outage=True) from exc
     try:
         yield fairy.driver_connection
     except ClarionError:
         raise
     except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
         fairy.invalidate(exc)
-        raise StorageError("the database is unavailable") from exc
+        db.availability.failed(exc)
+        raise StorageError("the database is unavailable", outage=True) from exc
     except asyncpg.PostgresError as exc:
         raise StorageError("the database refused the operation") from exc
     finally:

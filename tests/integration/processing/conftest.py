@@ -1,4 +1,4 @@
-"""Helpers for the smart-processing API tests (templates, preferences, batching, actions)."""
+"""Helpers for the processing API tests (templates, preferences, batching, actions)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ def err(response: httpx.Response) -> dict[str, Any]:
     """The documented error body, checked for shape."""
     body = response.json()
     assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
+    assert set(body["error"]) == {"code", "message", "details", "doc"}, body
+    assert body["error"]["doc"] == f"/docs/errors#{body['error']['code']}", body
     return dict(body["error"])
 
 

@@ -1,4 +1,4 @@
-"""smart processing: stored templates, preferences, batching rules
+"""Stored templates, preferences and batching rules
 
 A branch of its own off 0001 (delivery tables are 0002), so the two features migrate
 independently; ``clarion migrate`` upgrades "heads". Generated with autogenerate against
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+# The id is written into every deployed database (alembic_version): it stays as it was.
 revision: str = "0003_smart"
 down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None

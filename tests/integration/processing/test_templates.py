@@ -11,7 +11,7 @@ import pytest
 from clarion.domain.rendering import RenderError
 from clarion.errors import NotFound
 from clarion.services.container import Services
-from tests.integration.smart.conftest import err
+from tests.integration.processing.conftest import err
 
 T = "/api/v1/templates"
 

@@ -11,7 +11,7 @@ import pytest
 from clarion.domain.preferences import Preferences
 from clarion.domain.types import ChannelName
 from clarion.services.container import Services
-from tests.integration.smart.conftest import err, user_client
+from tests.integration.processing.conftest import err, user_client
 
 P = "/api/v1/notifications/preferences"
 

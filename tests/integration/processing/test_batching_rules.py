@@ -10,7 +10,7 @@ import pytest
 
 from clarion.domain.batching import BatchRule, BatchStrategy
 from clarion.services.container import Services
-from tests.integration.smart.conftest import err, user_client
+from tests.integration.processing.conftest import err, user_client
 
 B = "/api/v1/notifications/batching/rules"
 

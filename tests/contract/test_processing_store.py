@@ -1,5 +1,6 @@
-"""The smart-processing stores on SQLite and PostgreSQL alike: template versions, one
-query for many users' preferences, and an all-or-nothing swap of the batching rules."""
+"""The template, preference and batching stores on SQLite and PostgreSQL alike: template
+versions, one query for many users' preferences, and an all-or-nothing swap of the batching
+rules."""
 
 from __future__ import annotations
 
