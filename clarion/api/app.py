@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from clarion import gc_tuning
-from clarion.api import docs_ui, errors, sse, ws
+from clarion.api import docs_ui, errors, openapi_links, sse, ws
 from clarion.api.fastpath import HotPaths
 from clarion.api.inputguard import InputGuard
 from clarion.api.middleware import BodyLimit, Metrics
@@ -112,6 +112,7 @@ def create_app(
         app.state.services = services
     errors.install(app)
     docs_ui.install(app)
+    openapi_links.install(app)
     # Literal paths under /notifications (preferences, batching, batches, scheduled) before
     # /{notification_id}.
     app.include_router(ws.router)

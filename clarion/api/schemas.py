@@ -30,6 +30,19 @@ class Strict(BaseModel):
 
 
 class SendRequest(Strict):
+    # The recipient rule of ``_one_recipient_form`` stated in the OpenAPI document too, so
+    # that clients and generated requests see it: exactly one of user_id and user_ids is
+    # given (null counts as not given).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}},
+                {"required": ["user_ids"], "properties": {"user_ids": {"type": "array"}}},
+            ],
+        },
+    )
+
     user_id: UserId | None = None
     user_ids: Annotated[list[UserId], Field(min_length=1, max_length=1000)] | None = None
     type: TypeName
