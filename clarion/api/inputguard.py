@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable
+from urllib.parse import unquote_to_bytes
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,18 +34,41 @@ _BAD_QUERY = re.compile(rb"%(?:[01][0-9a-fA-F]|7[fF])|[\x00-\x1f\x7f]")
 _BAD_TEXT = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def _not_utf8(raw: bytes) -> bool:
+    """Whether ``raw``, percent-decoded, is not UTF-8. Starlette decodes such bytes to
+    U+FFFD, so ``/users/%FF/token`` and ``/users/%FE/token`` would name one same user."""
+    if b"%" not in raw and raw.isascii():
+        return False
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 def parameter_problem(scope: Scope) -> InvalidParameter | None:
-    """A control character in the path or the query, as the error to answer. (The
-    Idempotency-Key is judged where it is used: services/idempotency, a 422.)"""
+    """A control character, or bytes that are not UTF-8, in the path or the query, as the
+    error to answer. (The Idempotency-Key is judged where it is used:
+    services/idempotency, a 422.)"""
     if _BAD_TEXT.search(scope["path"]):
         return InvalidParameter(
             "the path holds a control character", [{"field": "path", "problem": "control"}]
+        )
+    raw_path = scope.get("raw_path")
+    if raw_path and _not_utf8(raw_path):
+        return InvalidParameter(
+            "the path is not UTF-8 once percent-decoded", [{"field": "path", "problem": "utf8"}]
         )
     query = scope.get("query_string", b"")
     if query and _BAD_QUERY.search(query):
         return InvalidParameter(
             "a query parameter holds a control character",
             [{"field": _query_name(query), "problem": "control"}],
+        )
+    if query and _not_utf8(query.replace(b"+", b" ")):
+        return InvalidParameter(
+            "a query parameter is not UTF-8 once percent-decoded",
+            [{"field": "query", "problem": "utf8"}],
         )
     return None
 

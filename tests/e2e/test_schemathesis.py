@@ -84,25 +84,6 @@ schema = _schema(coverage={"enabled": False})
 deep_schema = _schema()
 
 
-def filter_failure(context: Any, failure: Any, case: schemathesis.Case, response: Any) -> bool:
-    """Keep every failure but one known gap (dropping it narrowly, so that anything else a
-    NUL byte causes still fails).
-
-    KNOWN GAP, remove once NUL bytes in parameters are refused at the edge (the JSON and
-    parameter limits being added): PostgreSQL cannot store or compare text holding NUL, so
-    a query or path parameter with ``%00`` (a cursor, a user id) reaches the database and
-    comes back as ``503 storage_unavailable`` instead of a ``422``."""
-    params = [*(case.query or {}).values(), *(case.path_parameters or {}).values()]
-    has_nul = any("\x00" in str(value) for value in params)
-    return not (
-        has_nul and response.status_code == 503 and b"storage_unavailable" in response.content
-    )
-
-
-for _schema_ in (schema, deep_schema):
-    _schema_.hook(filter_failure)
-
-
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

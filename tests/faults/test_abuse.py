@@ -161,7 +161,6 @@ NUMBERS = {
 
 
 @quick
-@pytest.mark.xfail(strict=True, reason="needs the JSON number limits (wip/json)")
 @pytest.mark.parametrize("case", list(NUMBERS))
 def test_huge_numbers_in_data_are_4xx_and_the_inbox_still_answers(arena: Arena, case: str) -> None:
     number = NUMBERS[case]
@@ -201,20 +200,10 @@ UTF8_CASES: dict[str, tuple[str, bytes]] = {
 }
 
 
-# Starlette decodes %FF as U+FFFD: /users/%FF/token and /users/%FE/token mint tokens for
-# the same user "\ufffd". Not refused on wip/json either (checked merged with it).
-NEEDS_PARAMS = pytest.mark.xfail(
-    strict=True, reason="needs invalid percent-encoded UTF-8 refused in parameters (json)"
-)
-
-
 @quick
 @pytest.mark.parametrize(
     "case",
-    [
-        pytest.param(c, marks=NEEDS_PARAMS) if c.endswith("-escaped") else c
-        for c in sorted(UTF8_CASES)
-    ],
+    sorted(UTF8_CASES),
 )
 def test_invalid_utf8_is_4xx(arena: Arena, case: str) -> None:
     how, payload = UTF8_CASES[case]
