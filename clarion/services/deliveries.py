@@ -29,10 +29,13 @@ from clarion.errors import Conflict, NotFound
 from clarion.services.auth import Principal
 from clarion.services.clock import as_utc, utcnow
 from clarion.services.unsubscribe import UnsubscribeSigner
-from clarion.store import endpoints as ep_store
+from clarion.store import attempts as attempt_store
 from clarion.store import events as event_store
+from clarion.store import opt_outs as opt_out_store
 from clarion.store import outbox
+from clarion.store import push_subscriptions as subscription_store
 from clarion.store import users as user_store
+from clarion.store import webhook_endpoints as endpoint_store
 from clarion.store.db import Database
 from clarion.store.deliveries import for_notification
 
@@ -104,10 +107,10 @@ class DeliveryService:
                 conn, {r["user_id"] for r in rows if r["channel"] != "webhook"}
             )
             push_users = [r["user_id"] for r in rows if r["channel"] == "push"]
-            subs = await ep_store.subscriptions_for(conn, push_users)
+            subs = await subscription_store.subscriptions_for(conn, push_users)
             endpoints: dict[str, Mapping[Any, Any]] = {}
             endpoints.update(
-                await ep_store.endpoints_by_id(
+                await endpoint_store.endpoints_by_id(
                     conn,
                     [
                         r["target"]
@@ -122,7 +125,7 @@ class DeliveryService:
                 for r in rows
                 if r["channel"] == "email" and r["notification_id"] in notes
             }
-            opted = await ep_store.opted_out(conn, keys)
+            opted = await opt_out_store.opted_out(conn, keys)
         if siblings:
             # The other endpoints' rows are due now: claim them without waiting a poll.
             for wake in self.wake_callbacks:
@@ -170,7 +173,9 @@ class DeliveryService:
         ]
         if not fresh:
             return rows, 0, {}
-        per_user = await ep_store.enabled_endpoints_for_users(conn, [r["user_id"] for r in fresh])
+        per_user = await endpoint_store.enabled_endpoints_for_users(
+            conn, [r["user_id"] for r in fresh]
+        )
         out = []
         targets: list[tuple[str, str]] = []
         siblings: list[dict[str, Any]] = []
@@ -287,11 +292,11 @@ class DeliveryService:
                 done.append((res, status))
                 events.append(self._event(res, status, now))
                 if res.gone_subscriptions:
-                    await ep_store.delete_subscriptions_by_endpoint(
+                    await subscription_store.delete_subscriptions_by_endpoint(
                         conn, str(job.delivery["user_id"]), res.gone_subscriptions
                     )
                 if res.disable_endpoint and job.delivery["target"]:
-                    await ep_store.disable_endpoint(
+                    await endpoint_store.disable_endpoint(
                         conn, str(job.delivery["target"]), res.detail or "410 Gone", now
                     )
             if len(written) < len(decided):
@@ -301,7 +306,7 @@ class DeliveryService:
                     conn, [res.job.id for res, _ in decided if res.job.id not in written]
                 )
                 attempts = [a for a in attempts if a["delivery_id"] in kept]
-            await ep_store.add_attempts(conn, attempts)
+            await attempt_store.add_attempts(conn, attempts)
             await event_store.append(conn, events)
         return done
 
@@ -347,7 +352,7 @@ class DeliveryService:
                 raise NotFound("no such notification")
             principal.check_owner(note["user_id"])
             rows = await for_notification(conn, notification_id)
-            log_rows = await ep_store.attempts_for(conn, [r["id"] for r in rows])
+            log_rows = await attempt_store.attempts_for(conn, [r["id"] for r in rows])
         return {
             "notification_id": notification_id,
             "deliveries": [self._delivery_json(r, log_rows.get(r["id"], [])) for r in rows],
@@ -414,6 +419,6 @@ class DeliveryService:
         """Opt the token's user out of that type on that channel (idempotent)."""
         user_id, type_, channel = self._signer.verify(token)
         async with self._db.begin() as conn:
-            await ep_store.add_opt_out(conn, user_id, type_, channel, utcnow())
+            await opt_out_store.add_opt_out(conn, user_id, type_, channel, utcnow())
         log.info("user %s unsubscribed from %s over %s", user_id, type_, channel)
         return {"unsubscribed": True, "user_id": user_id, "type": type_, "channel": channel}

@@ -14,7 +14,7 @@ from clarion.config import Settings
 from clarion.errors import NotFound, ValidationFailed
 from clarion.services.clock import as_utc, utcnow
 from clarion.services.netguard import UrlGuard, admit_target_url, check_target_url
-from clarion.store import endpoints as ep_store
+from clarion.store import push_subscriptions as subscription_store
 from clarion.store import users as user_store
 from clarion.store.db import Database
 
@@ -71,15 +71,15 @@ class PushSubscriptionService:
         }
         async with self._db.begin() as conn:
             await user_store.ensure(conn, [user_id], now)
-            row = await ep_store.upsert_subscription(conn, values)
+            row = await subscription_store.upsert_subscription(conn, values)
         return _subscription_json(row)
 
     async def list(self, user_id: str) -> list[dict[str, Any]]:
         async with self._db.connect() as conn:
-            subs = await ep_store.subscriptions_for(conn, [user_id])
+            subs = await subscription_store.subscriptions_for(conn, [user_id])
         return [_subscription_json(r) for r in subs[user_id]]
 
     async def delete(self, user_id: str, subscription_id: str) -> None:
         async with self._db.begin() as conn:
-            if not await ep_store.delete_subscription(conn, user_id, subscription_id):
+            if not await subscription_store.delete_subscription(conn, user_id, subscription_id):
                 raise NotFound("no such push subscription")

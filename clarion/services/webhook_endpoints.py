@@ -13,7 +13,7 @@ from clarion.domain.webhook_secrets import generate_webhook_secret
 from clarion.errors import NotFound
 from clarion.services.clock import as_utc, utcnow
 from clarion.services.netguard import UrlGuard, admit_target_url
-from clarion.store import endpoints as ep_store
+from clarion.store import webhook_endpoints as endpoint_store
 from clarion.store.db import Database
 
 
@@ -66,21 +66,21 @@ class WebhookService:
             "updated_at": now,
         }
         async with self._db.begin() as conn:
-            await ep_store.add_endpoint(conn, values)
+            await endpoint_store.add_endpoint(conn, values)
         return {**_endpoint_json(values), "secret": secret}
 
     async def list(self) -> list[dict[str, Any]]:
         async with self._db.connect() as conn:
-            return [_endpoint_json(r) for r in await ep_store.all_endpoints(conn)]
+            return [_endpoint_json(r) for r in await endpoint_store.all_endpoints(conn)]
 
     async def get(self, endpoint_id: str) -> dict[str, Any]:
         async with self._db.connect() as conn:
-            row = await ep_store.endpoint(conn, endpoint_id)
+            row = await endpoint_store.endpoint(conn, endpoint_id)
         if row is None:
             raise NotFound("no such webhook endpoint")
         return _endpoint_json(row)
 
     async def delete(self, endpoint_id: str) -> None:
         async with self._db.begin() as conn:
-            if not await ep_store.delete_endpoint(conn, endpoint_id):
+            if not await endpoint_store.delete_endpoint(conn, endpoint_id):
                 raise NotFound("no such webhook endpoint")

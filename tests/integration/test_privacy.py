@@ -18,7 +18,7 @@ from clarion.services.container import Services
 from clarion.store import events as event_store
 from clarion.store import inbox as inbox_store
 from clarion.store import users as user_store
-from clarion.store.endpoints import add_attempts
+from clarion.store.attempts import add_attempts
 from clarion.store.privacy import USER_TABLES
 from clarion.store.schema import (
     batch_items,
