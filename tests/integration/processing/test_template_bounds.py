@@ -22,7 +22,7 @@ from tests.integration.processing.conftest import err
 T = "/api/v1/templates"
 N = "/api/v1/notifications"
 
-BIG_DATA = {"rows": [{"id": i, "name": f"row {i}", "tags": ["a", "b"]} for i in range(2000)]}
+BIG_DATA = {"rows": [{"id": i, "name": f"row {i}", "tags": ["a", "b"]} for i in range(1500)]}
 
 HOSTILE = {
     "in_app.title": "{{ data|tojson(indent=1000000000) }}",
