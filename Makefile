@@ -54,7 +54,7 @@ pytest: install
 ## every copy received classified; figures in build/faults/*.json, table by scripts/faults-table.
 ## make test runs only its quick part (pytest marker faults_quick).
 faults: install services
-	$(BIN)/pytest -q -m faults tests/faults
+	$(BIN)/pytest -q -m faults tests/faults tests/e2e/test_schemathesis.py
 	$(BIN)/python scripts/faults-table
 
 ## Start the local PostgreSQL and Redis if they are installed but stopped.
