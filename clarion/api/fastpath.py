@@ -34,11 +34,11 @@ import orjson
 from pydantic import ValidationError
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clarion.api.deps import admitted, api_limit_hit, route_query_names
 from clarion.api.errors import clarion_error_response
-from clarion.api.inputguard import parameter_problem
+from clarion.api.inputguard import parameter_problem, raising, replaying, whole_body
 from clarion.api.operations import access
 from clarion.api.responses import Json
 from clarion.api.routes.notifications import accept
@@ -164,11 +164,11 @@ class HotPaths:
             return
         idempotency_key = headers[1]
         try:
-            messages, raw = await _whole_body(receive)
+            messages, raw = await whole_body(receive)
         except HTTPException as exc:  # too large, or text no database can store
-            await self.app(scope, _raising(exc), send)
+            await self.app(scope, raising(exc), send)
             return
-        replay = _replaying(messages, receive)
+        replay = replaying(messages, receive)
         if raw is None:
             await self.app(scope, replay, send)
             return
@@ -288,42 +288,3 @@ def _send_headers(scope: Scope) -> tuple[bool, str | None] | None:
     if len(keys) > 1 or (keys and len(keys[0]) > MAX_IDEMPOTENCY_KEY):
         return None
     return json_body, keys[0].decode("latin-1") if keys else None
-
-
-async def _whole_body(receive: Receive) -> tuple[list[Message], bytes | None]:
-    """Every message of the request body, and the body when it arrived whole (``None``
-    when the client left first)."""
-    messages: list[Message] = []
-    while True:
-        message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request":
-            return messages, None
-        if not message.get("more_body", False):
-            break
-    if len(messages) == 1:
-        return messages, messages[0].get("body", b"")
-    return messages, b"".join(m.get("body", b"") for m in messages)
-
-
-def _replaying(messages: list[Message], receive: Receive) -> Receive:
-    """``receive`` as the route would have seen it: the messages already read, then the
-    rest (a disconnect) from the server."""
-    pending = list(messages)
-
-    async def replay() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await receive()
-
-    return replay
-
-
-def _raising(exc: Exception) -> Receive:
-    """A ``receive`` that raises what reading the body raised (``BodyLimit``'s refusals),
-    so the route's own handling answers it."""
-
-    async def receive() -> Message:
-        raise exc
-
-    return receive

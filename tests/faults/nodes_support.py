@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import orjson
 import pytest
 import websockets
@@ -40,7 +39,7 @@ from aiohttp import web
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from tests.conftest import PG_ADMIN_URL, service_missing
-from tests.e2e.conftest import CLARION, Server, free_port, run_cli
+from tests.e2e.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "build" / "faults"
@@ -68,37 +67,6 @@ def run_sync(make: Callable[[], Awaitable[T]]) -> T:
 
 
 # --- clarion serve ------------------------------------------------------------------
-
-
-def start_node(workdir: Path, env: dict[str, str], key: str | None = None) -> Server:
-    """``tests.e2e.conftest.start_server`` with a readiness wait fit for a loaded machine:
-    with seven suites sharing two cores a start took over 30 s (5x slack on ~20 s)."""
-    if key is None:
-        key = run_cli(env, "api-key", "create", "--name", "faults", cwd=workdir).strip()
-    port = free_port()
-    log = workdir / f"serve-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*CLARION, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 150
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"clarion serve exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return Server(url, key, env, proc, log)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    proc.wait(10)
-    raise RuntimeError(f"clarion serve did not become ready: {log.read_text()[-2000:]}")
 
 
 # --- a private Redis -------------------------------------------------------------------

@@ -20,13 +20,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, clarion_env, run_cli
+from tests.e2e.conftest import Server, clarion_env, run_cli, start_server
 from tests.e2e.test_realtime import SECRET, token_for
 from tests.faults.nodes_support import (
     PrivateRedis,
     WsRecorder,
     fresh_pg_database,
-    start_node,
     write_result,
 )
 
@@ -150,7 +149,7 @@ async def outage(tmp_path: Path, mode: str, seconds: float, test: str) -> None:
             )
             key = run_cli(env, "api-key", "create", "--name", "nodes", cwd=tmp_path).strip()
             for _ in range(2):
-                nodes.append(await asyncio.to_thread(start_node, tmp_path, env, key))
+                nodes.append(await asyncio.to_thread(start_server, tmp_path, env, key))
             tag = uuid.uuid4().hex[:6]
             users = [f"u{i}-{tag}" for i in range(USERS)]
             for user in users:

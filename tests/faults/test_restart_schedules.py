@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, clarion_env, run_cli
-from tests.faults.nodes_support import start_node, write_result
+from tests.e2e.conftest import Server, clarion_env, run_cli, start_server
+from tests.faults.nodes_support import write_result
 
 WINDOW = 12  # seconds a batch stays open
 LATE = 30.0  # the most a scheduled send may be late
@@ -71,7 +71,7 @@ class Api:
 def test_scheduled_sends_and_batches_across_sigkill(tmp_path: Path) -> None:
     env = clarion_env(tmp_path, CLARION_LOG_LEVEL="info")
     key = run_cli(env, "api-key", "create", "--name", "restart", cwd=tmp_path).strip()
-    server = start_node(tmp_path, env, key)
+    server = start_server(tmp_path, env, key)
     api = Api(server)
     tag = uuid.uuid4().hex[:6]
     sched_users = [f"s{i}-{tag}" for i in range(3)]
@@ -121,7 +121,7 @@ def test_scheduled_sends_and_batches_across_sigkill(tmp_path: Path) -> None:
             ups[-1] = (ups[-1][0], time.time())
             api.client.close()
             time.sleep(down_for)
-            new = start_node(tmp_path, env, key)
+            new = start_server(tmp_path, env, key)
             servers.append(new)
             ups.append((time.time(), None))
             api = Api(new)

@@ -21,8 +21,8 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.e2e.conftest import Server, clarion_env
-from tests.faults.nodes_support import Copy, Reply, WebhookReceiver, start_node, write_result
+from tests.e2e.conftest import Server, clarion_env, start_server
+from tests.faults.nodes_support import Copy, Reply, WebhookReceiver, write_result
 
 BASE = 0.5  # CLARION_RETRY_BASE_DELAY_SECONDS
 MAX_DELAY = 4.0  # CLARION_RETRY_MAX_DELAY_SECONDS
@@ -100,7 +100,7 @@ def rig(tmp_path: Path) -> Any:
             CLARION_WORKER_POLL_SECONDS=str(POLL),
             CLARION_LOG_LEVEL="info",
         )
-        server = start_node(tmp_path, env)
+        server = start_server(tmp_path, env)
         try:
             yield receiver, Api(server)
         finally:

@@ -22,14 +22,13 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.conftest import clarion_env, free_port, run_cli
+from tests.e2e.conftest import clarion_env, free_port, run_cli, start_server
 from tests.e2e.test_realtime import SECRET
 from tests.faults.nodes_support import (
     Reply,
     WebhookReceiver,
     fresh_pg_database,
     run_sync,
-    start_node,
     write_result,
 )
 
@@ -92,7 +91,7 @@ def test_api_keys_only_hashed_in_sqlite_dump(tmp_path: Path) -> None:
     keys = [
         run_cli(env, "api-key", "create", "--name", f"k{i}", cwd=tmp_path).strip() for i in range(3)
     ]
-    server = start_node(tmp_path, env, key=keys[0])
+    server = start_server(tmp_path, env, key=keys[0])
     try:
         for key in keys:  # used, so any cache or log of it had its chance
             r = httpx.get(
@@ -162,7 +161,7 @@ def test_webhook_secrets_never_in_logs_or_error_bodies(tmp_path: Path, level: st
             CLARION_WORKER_POLL_SECONDS="0.2",
             CLARION_LOG_LEVEL=level,  # debug: the most a deployment would ever log
         )
-        server = start_node(tmp_path, env)
+        server = start_server(tmp_path, env)
         api = httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {server.key}"}, timeout=30
         )
@@ -254,7 +253,7 @@ def test_webhook_secrets_never_in_logs_or_error_bodies(tmp_path: Path, level: st
 @pytest.mark.timeout(300)
 async def test_expired_user_tokens_refused_on_http_and_websocket(tmp_path: Path) -> None:
     env = clarion_env(tmp_path, CLARION_SECRET_KEY=SECRET)
-    server = await asyncio.to_thread(start_node, tmp_path, env)
+    server = await asyncio.to_thread(start_server, tmp_path, env)
     figures: dict[str, Any] = {}
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
