@@ -20,7 +20,8 @@ from typing import Any
 from jinja2 import Template
 from jinja2.exceptions import TemplateSyntaxError
 
-from clarion.domain import sandbox
+from clarion.domain.sandbox.engine import environment, harden
+from clarion.domain.sandbox.limits import Abort, Budget, current_budget
 from clarion.errors import TemplateInvalid, ValidationFailed
 
 __all__ = [
@@ -124,7 +125,7 @@ def count_tokens(source: str, limit: int = MAX_TOKENS) -> int:
     source that does not lex counts what lexed; compiling reports the error."""
     count = 0
     try:
-        for _ in sandbox.environment(autoescape=False).lex(source):
+        for _ in environment(autoescape=False).lex(source):
             count += 1
             if count > limit:
                 break
@@ -134,21 +135,21 @@ def count_tokens(source: str, limit: int = MAX_TOKENS) -> int:
 
 
 def _compile_part(part: str, source: str) -> Template:
-    env = sandbox.environment(autoescape=part in HTML_PARTS)
+    env = environment(autoescape=part in HTML_PARTS)
     if count_tokens(source) > MAX_TOKENS:
         raise TemplateInvalid(
             "the template is too large", [_problem(part, f"at most {MAX_TOKENS} tokens")]
         )
     try:
         tree = env.parse(source)
-        sandbox.harden(tree, env)
+        harden(tree, env)
         return env.from_string(tree)
     except TemplateSyntaxError as exc:
         where = f"line {exc.lineno}: " if exc.lineno else ""
         raise TemplateInvalid(
             exc.message or "syntax error", [_problem(part, where + str(exc.message))]
         ) from exc
-    except sandbox.Abort as exc:
+    except Abort as exc:
         raise TemplateInvalid(str(exc), [_problem(part, str(exc))]) from exc
     except (RecursionError, MemoryError) as exc:
         raise TemplateInvalid(
@@ -171,7 +172,7 @@ def render(
     characters per part. Output is stripped of surrounding whitespace, which templates
     tend to accumulate around ``{% %}`` tags.
     """
-    budget = sandbox.Budget.start(
+    budget = Budget.start(
         seconds=timeout,
         steps=MAX_STEPS,
         chars=MAX_WORK_CHARS,
@@ -179,19 +180,17 @@ def render(
     )
     context = {str(k): v for k, v in variables.items()}
     out: dict[str, str] = {}
-    token = sandbox.current_budget.set(budget)
+    token = current_budget.set(budget)
     try:
         for part, template in compiled._templates.items():
             budget.chars_left = MAX_WORK_CHARS
             out[part] = _render_part(part, template, context, budget)
     finally:
-        sandbox.current_budget.reset(token)
+        current_budget.reset(token)
     return out
 
 
-def _render_part(
-    part: str, template: Template, context: dict[str, Any], budget: sandbox.Budget
-) -> str:
+def _render_part(part: str, template: Template, context: dict[str, Any], budget: Budget) -> str:
     chunks: list[str] = []
     size = 0
     try:
@@ -199,9 +198,9 @@ def _render_part(
             budget.tick()
             size += len(chunk)
             if size > MAX_OUTPUT:
-                raise sandbox.Abort(f"the output is longer than {MAX_OUTPUT} characters")
+                raise Abort(f"the output is longer than {MAX_OUTPUT} characters")
             chunks.append(chunk)
-    except sandbox.Abort as exc:
+    except Abort as exc:
         raise RenderError(f"{part}: {exc}", [_problem(part, str(exc))]) from exc
     except RecursionError as exc:
         raise RenderError(

@@ -14,7 +14,6 @@ import tracemalloc
 
 import pytest
 
-from clarion.domain import sandbox
 from clarion.domain.rendering import (
     MAX_TOKENS,
     WALL_FACTOR,
@@ -24,6 +23,8 @@ from clarion.domain.rendering import (
     render,
     template_variables,
 )
+from clarion.domain.sandbox.engine import environment
+from clarion.domain.sandbox.limits import MAX_JSON_INDENT
 from clarion.errors import TemplateInvalid
 
 VARS = template_variables(
@@ -145,7 +146,7 @@ def test_hostile_render_is_a_render_error_naming_the_limit() -> None:
     assert error.details == [
         {
             "field": "in_app.message",
-            "problem": f"tojson() indent is limited to {sandbox.MAX_JSON_INDENT}",
+            "problem": f"tojson() indent is limited to {MAX_JSON_INDENT}",
         }
     ]
 
@@ -217,7 +218,7 @@ def test_compiling_is_bounded_by_tokens() -> None:
     assert info.value.details == [{"field": "sms.text", "problem": f"at most {MAX_TOKENS} tokens"}]
 
 
-FILTERS = sorted(name for name in sandbox.environment(autoescape=False).filters if ":" not in name)
+FILTERS = sorted(name for name in environment(autoescape=False).filters if ":" not in name)
 # Values each filter is tried on: a long string, a long list, a dict, a number.
 SUBJECTS = ["('ab ' * 20000)", "range(10000)|list", "{'a': 'x' * 1000, 'b': [1, 2]}", "7"]
 HUGE_ARGUMENTS = ["10**9", "10**9, 10**9", "10**9, 10**9, 10**9", "'x' * 200000, 10**9"]
