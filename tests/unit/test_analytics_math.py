@@ -3,14 +3,25 @@ trends, the engagement score (clarion/domain/{latency,health,trends,engagement}.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from fractions import Fraction
 from itertools import pairwise
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clarion.domain import health
+from clarion.domain.health import (
+    WEIGHTS,
+    Targets,
+    WindowFacts,
+    WindowScore,
+    combine,
+    score_window,
+)
 from clarion.domain.latency import (
     BUCKETS,
     LATENCY_EDGES_MS,
@@ -182,3 +193,392 @@ def test_true_quantile_lies_in_the_answers_bucket(samples: list[float], q: float
 @given(samples_st, samples_st)
 def test_histograms_of_two_ranges_add_up(a: list[float], b: list[float]) -> None:
     assert add(histogram(a), histogram(b)) == histogram(a + b)
+
+
+# == health score ========================================================================
+
+
+def facts(**changes: Any) -> WindowFacts:
+    """A perfect 24-hour window; ``changes`` make it less so."""
+    base: dict[str, Any] = {
+        "window": "24h",
+        "accepted": 10_000,
+        "delivered": 10_000,
+        "dead": 0,
+        "failed_attempts": 0,
+        "unsubscribed": 0,
+        "latency_p95_ms": {"in_app": 40.0, "email": 8_000.0, "webhook": None},
+        "provider_attempts": {"smtp": (5_000, 0), "webhook": (5_000, 10)},
+        "read_rate": 0.4,
+        "previous_read_rate": 0.4,
+        "backlog_oldest_age_s": 0.0,
+        "degraded": (),
+    }
+    base.update(changes)
+    return WindowFacts(**base)
+
+
+def component(score: WindowScore, name: str) -> health.Component:
+    return next(c for c in score.components if c.name == name)
+
+
+def test_weights_sum_to_100_and_every_component_is_reported() -> None:
+    assert sum(WEIGHTS.values()) == 100
+    scored = score_window(facts())
+    assert [c.name for c in scored.components] == list(WEIGHTS)
+    assert all(c.weight == WEIGHTS[c.name] for c in scored.components)
+    assert all(c.target and c.advice for c in scored.components)
+
+
+def test_a_perfect_window_scores_100() -> None:
+    scored = score_window(facts())
+    assert scored.score == 100.0 and scored.enough_data
+    assert all(c.score == 100.0 for c in scored.components)
+
+
+def test_a_perfect_window_with_no_events_at_all_scores_100() -> None:
+    empty = facts(
+        accepted=0,
+        delivered=0,
+        latency_p95_ms={},
+        provider_attempts={},
+        read_rate=None,
+        previous_read_rate=None,
+    )
+    scored = score_window(empty)
+    assert scored.score == 100.0 and not scored.enough_data
+
+
+@pytest.mark.parametrize(
+    ("delivered", "dead", "expected"),
+    [(990, 10, 100.0), (970, 30, 75.0), (950, 50, 50.0), (900, 100, 0.0), (500, 500, 0.0)],
+)
+def test_delivery_success_breakpoints(delivered: int, dead: int, expected: float) -> None:
+    scored = score_window(facts(accepted=1_000_000, delivered=delivered, dead=dead))
+    c = component(scored, health.DELIVERY_SUCCESS)
+    assert c.figure == pytest.approx(delivered / (delivered + dead))
+    assert c.score == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("dead", "expected"), [(0, 100.0), (10, 100.0), (100, 60.0), (300, 30.0), (500, 0.0)]
+)
+def test_dead_letter_breakpoints(dead: int, expected: float) -> None:
+    c = component(score_window(facts(dead=dead)), health.DEAD_LETTERS)
+    assert c.figure == dead / 10_000
+    assert c.score == pytest.approx(expected)
+
+
+def test_dead_letters_without_accepted_notifications_count_as_all_dead() -> None:
+    # Deliveries of notifications accepted before the window may die inside it.
+    c = component(score_window(facts(accepted=0, delivered=0, dead=30)), health.DEAD_LETTERS)
+    assert c.figure == 1.0 and c.score == 0.0
+
+
+def test_latency_is_judged_on_the_worst_channel_against_its_own_target() -> None:
+    # email at 90 s is 1.5x its 60 s target (75); in_app at 3 s is 3x its 1 s target (25).
+    scored = score_window(facts(latency_p95_ms={"email": 90_000.0, "in_app": 3_000.0}))
+    c = component(scored, health.LATENCY)
+    assert c.score == pytest.approx(25.0)
+    assert c.figure == 3_000.0 and "in_app" in c.target and "1 s" in c.target
+
+
+def test_an_unknown_channel_gets_the_most_lenient_target() -> None:
+    c = component(score_window(facts(latency_p95_ms={"pigeon": 59_000.0})), health.LATENCY)
+    assert c.score == 100.0
+    c = component(score_window(facts(latency_p95_ms={"pigeon": 240_000.0})), health.LATENCY)
+    assert c.score == 0.0
+
+
+def test_targets_can_be_set() -> None:
+    strict = Targets(latency_p95_ms={"email": 4_000.0}, backlog_age_s=10.0, min_events=1)
+    scored = score_window(facts(backlog_oldest_age_s=50.0), strict)
+    assert component(scored, health.LATENCY).score == pytest.approx(50.0)  # 8 s = 2x
+    assert component(scored, health.BACKLOG_AGE).score == pytest.approx(50.0)  # 5x
+    with pytest.raises(ValueError):
+        Targets(backlog_age_s=0)
+
+
+@pytest.mark.parametrize(
+    ("age", "expected"), [(0, 100.0), (60, 100.0), (300, 50.0), (1_050, 25.0), (7_200, 0.0)]
+)
+def test_backlog_age_breakpoints(age: float, expected: float) -> None:
+    c = component(score_window(facts(backlog_oldest_age_s=age)), health.BACKLOG_AGE)
+    assert c.figure == age and c.score == pytest.approx(expected)
+
+
+def test_provider_errors_judge_the_worst_provider_with_enough_attempts() -> None:
+    providers = {"smtp": (1_000, 50), "sms-gw": (5, 5), "webhook": (1_000, 0)}
+    c = component(score_window(facts(provider_attempts=providers)), health.PROVIDER_ERRORS)
+    # sms-gw failed every attempt but made only 5: too few to judge.
+    assert c.figure == 0.05 and c.score == pytest.approx(50.0) and "smtp" in c.target
+
+
+def test_a_provider_failing_every_attempt_scores_0() -> None:
+    providers = {"smtp": (100, 100), "webhook": (1_000, 0)}
+    c = component(score_window(facts(provider_attempts=providers)), health.PROVIDER_ERRORS)
+    assert c.figure == 1.0 and c.score == 0.0
+
+
+@PROPERTY
+@given(st.integers(0, 200), st.integers(0, 200), st.integers(1, 200), st.booleans())
+def test_more_errors_on_a_provider_never_raise_its_component(
+    attempts: int, errors: int, extra: int, new_attempts: bool
+) -> None:
+    """Focused on one provider, so that every example exercises its threshold and cap."""
+    errors = min(errors, attempts)
+
+    def scored(a: int, e: int) -> float:
+        f = facts(provider_attempts={"smtp": (a, e), "webhook": (1_000, 0)})
+        return component(score_window(f), health.PROVIDER_ERRORS).score
+
+    after = scored(attempts + (extra if new_attempts else 0), errors + extra)
+    assert after <= scored(attempts, errors)
+
+
+@pytest.mark.parametrize(
+    ("unsubscribed", "expected"), [(0, 100.0), (20, 100.0), (50, 50.0), (200, 0.0)]
+)
+def test_opt_out_breakpoints(unsubscribed: int, expected: float) -> None:
+    c = component(score_window(facts(unsubscribed=unsubscribed)), health.OPT_OUTS)
+    assert c.score == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("now", "before", "figure", "expected"),
+    [
+        (0.4, 0.4, 0.0, 100.0),
+        (0.6, 0.4, 0.5, 100.0),  # a rise never lifts the component above 100
+        (0.36, 0.4, -0.1, 100.0),
+        (0.3, 0.4, -0.25, 50.0),
+        (0.2, 0.4, -0.5, 0.0),
+        (0.0, 0.4, -1.0, 0.0),
+        (0.3, None, None, 100.0),  # nothing to compare with
+        (0.3, 0.0, None, 100.0),
+        (None, 0.4, None, 100.0),
+    ],
+)
+def test_read_rate_trend(
+    now: float | None, before: float | None, figure: float | None, expected: float
+) -> None:
+    c = component(
+        score_window(facts(read_rate=now, previous_read_rate=before)), health.READ_RATE_TREND
+    )
+    assert c.score == pytest.approx(expected)
+    assert c.figure == (None if figure is None else pytest.approx(figure))
+
+
+def test_each_degraded_dependency_costs() -> None:
+    one = score_window(facts(degraded=["redis"]))
+    two = score_window(facts(degraded=["redis", "database", "redis"]))
+    assert component(one, health.DEGRADED_DEPENDENCIES).score == 50.0
+    assert one.score == 100 - 15 * 0.5
+    assert component(two, health.DEGRADED_DEPENDENCIES).score == 0.0
+    assert component(two, health.DEGRADED_DEPENDENCIES).figure == 2.0
+    assert "database, redis" in component(two, health.DEGRADED_DEPENDENCIES).advice
+
+
+def test_a_window_with_too_few_events_is_judged_on_state_alone() -> None:
+    thin = facts(
+        accepted=5,
+        delivered=0,
+        dead=5,
+        failed_attempts=9,  # 19 events: one short of min_events
+        backlog_oldest_age_s=300.0,
+    )
+    scored = score_window(thin)
+    assert not scored.enough_data
+    for c in scored.components:
+        if c.name in health.EVENT_COMPONENTS:
+            assert c.score == 100.0
+    # ...but the figures are still shown, and the backlog (state) still counts.
+    assert component(scored, health.DELIVERY_SUCCESS).figure == 0.0
+    assert scored.score == 100 - 10 * 0.5
+    assert score_window(dataclasses.replace(thin, failed_attempts=10)).enough_data
+
+
+def test_the_worst_window_with_enough_data_sets_the_score() -> None:
+    hour = score_window(facts(window="1h", accepted=12, delivered=0, dead=3))  # thin
+    day = score_window(facts(window="24h", dead=100))
+    week = score_window(facts(window="7d", dead=10))
+    combined = combine([hour, day, week])
+    assert combined.worst_window == "24h"
+    assert combined.score == day.score < week.score
+    assert combined.windows == (hour, day, week)
+
+
+def test_without_enough_data_anywhere_state_alone_sets_the_score() -> None:
+    thin = {"accepted": 2, "delivered": 1, "dead": 1}
+    windows = [score_window(facts(window=w, **thin)) for w in ("1h", "24h", "7d")]
+    assert combine(windows).score == 100.0 and combine(windows).worst_window is None
+    stuck = [
+        score_window(facts(window=w, backlog_oldest_age_s=3_600.0, **thin))
+        for w in ("1h", "24h", "7d")
+    ]
+    assert combine(stuck).score == 90.0 and combine(stuck).worst_window is None
+
+
+def test_combine_needs_a_window() -> None:
+    with pytest.raises(ValueError):
+        combine([])
+
+
+def test_facts_are_checked() -> None:
+    with pytest.raises(ValueError):
+        facts(dead=-1)
+    with pytest.raises(ValueError):
+        facts(provider_attempts={"x": (3, -1)})
+    with pytest.raises(ValueError):
+        facts(backlog_oldest_age_s=math.nan)
+
+
+# -- properties: a bad input getting worse never raises the score ------------------------
+
+CHANNELS = ["in_app", "websocket", "webhook", "push", "sms", "email", "apprise", "pigeon"]
+counts = st.integers(0, 5_000)
+rates = st.none() | st.floats(0.0, 1.0)
+
+
+@st.composite
+def window_facts(draw: st.DrawFn, window: str = "24h") -> WindowFacts:
+    return WindowFacts(
+        window=window,
+        accepted=draw(counts),
+        delivered=draw(counts),
+        dead=draw(st.integers(0, 300)),
+        failed_attempts=draw(st.integers(0, 300)),
+        unsubscribed=draw(st.integers(0, 300)),
+        latency_p95_ms=draw(
+            st.dictionaries(st.sampled_from(CHANNELS), st.none() | st.floats(0, 1e7), max_size=4)
+        ),
+        provider_attempts=draw(
+            st.dictionaries(
+                st.sampled_from(["smtp", "twilio", "fcm", "hooks"]),
+                st.tuples(st.integers(0, 2_000), st.integers(0, 200)),
+                max_size=3,
+            )
+        ),
+        read_rate=draw(rates),
+        previous_read_rate=draw(rates),
+        backlog_oldest_age_s=draw(st.floats(0, 10_000)),
+        degraded=draw(st.lists(st.sampled_from(["database", "redis", "smtp"]), max_size=2)),
+    )
+
+
+targets_st = st.builds(Targets, min_events=st.integers(0, 50))
+amount = st.integers(1, 500)
+
+
+@st.composite
+def worse(draw: st.DrawFn, f: WindowFacts) -> WindowFacts:
+    """``f`` with exactly one bad input made worse."""
+    how = draw(
+        st.sampled_from(
+            [
+                "dead",
+                "failed_attempts",
+                "latency",
+                "backlog",
+                "provider_errors",
+                "provider_failures",
+                "unsubscribed",
+                "read_rate",
+                "degraded",
+            ]
+        )
+    )
+    replace = dataclasses.replace
+    if how in ("dead", "failed_attempts", "unsubscribed"):
+        return replace(f, **{how: getattr(f, how) + draw(amount)})
+    if how == "latency":
+        measured = [ch for ch, p in f.latency_p95_ms.items() if p is not None]
+        if not measured:
+            return f
+        ch = draw(st.sampled_from(measured))
+        slower = dict(f.latency_p95_ms)
+        slower[ch] = (slower[ch] or 0.0) + draw(st.floats(0.001, 1e7))
+        return replace(f, latency_p95_ms=slower)
+    if how == "backlog":
+        return replace(f, backlog_oldest_age_s=f.backlog_oldest_age_s + draw(st.floats(0.001, 1e5)))
+    if how in ("provider_errors", "provider_failures"):
+        provider = draw(st.sampled_from(["smtp", "twilio", "fcm", "hooks"]))
+        attempts, errors = f.provider_attempts.get(provider, (0, 0))
+        extra = draw(amount)
+        # "errors": more of the same attempts failed; "failures": new attempts that failed
+        # (a provider may cross the attempts needed to be judged).
+        attempts += extra if how == "provider_failures" else 0
+        changed = {**f.provider_attempts, provider: (attempts, errors + extra)}
+        return replace(f, provider_attempts=changed)
+    if how == "read_rate":
+        if f.read_rate is None:
+            return f
+        lower = draw(st.floats(0.0, f.read_rate)) if f.read_rate > 0 else 0.0
+        return replace(f, read_rate=lower)
+    candidates = [d for d in ("database", "redis", "smtp", "broker") if d not in f.degraded]
+    new = draw(st.sampled_from(candidates))
+    return replace(f, degraded=[*f.degraded, new])
+
+
+@PROPERTY
+@given(st.data(), targets_st)
+def test_a_window_never_scores_higher_when_an_input_gets_worse(
+    data: st.DataObject, targets: Targets
+) -> None:
+    before = data.draw(window_facts())
+    after = data.draw(worse(before))
+    a, b = score_window(before, targets), score_window(after, targets)
+    assert b.score <= a.score
+    for window in (a, b):
+        assert 0.0 <= window.score <= 100.0
+        assert all(0.0 <= c.score <= 100.0 for c in window.components)
+
+
+@PROPERTY
+@given(st.data(), targets_st)
+def test_the_combined_score_never_rises_when_an_input_gets_worse(
+    data: st.DataObject, targets: Targets
+) -> None:
+    names = ("1h", "24h", "7d")
+    before = [data.draw(window_facts(w)) for w in names]
+    # Backlog and dependencies are measured once, now: every window shares them.
+    now = before[0]
+    before = [
+        dataclasses.replace(f, backlog_oldest_age_s=now.backlog_oldest_age_s, degraded=now.degraded)
+        for f in before
+    ]
+    which = data.draw(st.integers(0, 2))
+    changed = data.draw(worse(before[which]))
+    after = list(before)
+    if (changed.backlog_oldest_age_s, list(changed.degraded)) != (
+        before[which].backlog_oldest_age_s,
+        list(before[which].degraded),
+    ):
+        after = [
+            dataclasses.replace(
+                f, backlog_oldest_age_s=changed.backlog_oldest_age_s, degraded=changed.degraded
+            )
+            for f in before
+        ]
+    else:
+        after[which] = changed
+    a = combine([score_window(f, targets) for f in before])
+    b = combine([score_window(f, targets) for f in after])
+    assert b.score <= a.score
+    assert 0.0 <= b.score <= 100.0
+    # With shared state, the score is a window with enough data whenever one exists.
+    for result in (a, b):
+        judged = [w for w in result.windows if w.enough_data]
+        if judged:
+            assert result.worst_window is not None
+            assert result.score == min(w.score for w in judged)
+        else:
+            assert result.worst_window is None
+
+
+@PROPERTY
+@given(window_facts(), targets_st)
+def test_the_score_is_the_weighted_mean_of_its_components(f: WindowFacts, targets: Targets) -> None:
+    scored = score_window(f, targets)
+    expected = sum(c.weight * c.score for c in scored.components) / 100
+    assert scored.score == pytest.approx(expected)
+    assert scored.enough_data == (f.events >= targets.min_events)
