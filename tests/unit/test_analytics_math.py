@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from itertools import pairwise
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -32,6 +34,7 @@ from clarion.domain.latency import (
     histogram,
     percentile,
 )
+from clarion.domain.trends import flag_anomalies, previous_period
 
 # The same examples every run (derandomize, no example database), as the quick
 # schemathesis runs do: a failure here is reproducible from the commit alone.
@@ -582,3 +585,112 @@ def test_the_score_is_the_weighted_mean_of_its_components(f: WindowFacts, target
     expected = sum(c.weight * c.score for c in scored.components) / 100
     assert scored.score == pytest.approx(expected)
     assert scored.enough_data == (f.events >= targets.min_events)
+
+
+# == anomalies in trends =================================================================
+
+
+def test_a_flat_series_with_one_spike_flags_exactly_the_spike() -> None:
+    values: list[float | None] = [100.0] * 40
+    values[25] = 400.0
+    assert [i for i, flag in enumerate(flag_anomalies(values)) if flag] == [25]
+
+
+def test_a_noisy_series_with_one_spike_flags_exactly_the_spike() -> None:
+    values: list[float | None] = [100.0 + (i * 7 % 5) - 2 for i in range(60)]
+    values[40] = 160.0
+    values[50] = 45.0  # a dip is an anomaly too
+    assert [i for i, flag in enumerate(flag_anomalies(values)) if flag] == [40, 50]
+
+
+def test_short_history_flags_nothing() -> None:
+    assert flag_anomalies([1.0, 1.0, 1.0, 1.0, 1.0, 900.0]) == [False] * 6
+    assert flag_anomalies([]) == []
+    # Missing points do not count towards the history.
+    values: list[float | None] = [1.0, None, 1.0, None, 1.0, 1.0, 1.0, None, 900.0]
+    assert not any(flag_anomalies(values))
+    assert flag_anomalies([*values[:-1], 1.0, 900.0])[-1]
+
+
+def test_a_missing_point_is_never_anomalous() -> None:
+    values: list[float | None] = [*[5.0] * 10, None, math.nan, math.inf]
+    assert flag_anomalies(values)[-3:] == [False, False, False]
+
+
+def test_the_baseline_trails() -> None:
+    # A lasting change of level is flagged at first, then becomes the new normal once it
+    # fills half the baseline.
+    values: list[float | None] = [*[10.0] * 30, *[50.0] * 30]
+    flags = flag_anomalies(values, baseline=10)
+    flagged = [i for i, flag in enumerate(flags) if flag]
+    assert flagged[0] == 30 and all(i < 36 for i in flagged)
+
+
+def test_a_zero_mad_uses_the_flat_rule() -> None:
+    # Median 0: a difference of 1 is noise, 2 is not.
+    assert not flag_anomalies([0.0] * 10 + [1.0])[-1]
+    assert flag_anomalies([0.0] * 10 + [2.0])[-1]
+    # Median 100: half the median.
+    assert not flag_anomalies([100.0] * 10 + [150.0])[-1]
+    assert flag_anomalies([100.0] * 10 + [151.0])[-1]
+
+
+def test_anomaly_parameters_are_checked() -> None:
+    for kwargs in ({"baseline": 0}, {"min_history": 0}, {"min_history": 30}, {"threshold": 0}):
+        with pytest.raises(ValueError):
+            flag_anomalies([1.0], **kwargs)
+
+
+@PROPERTY
+@given(
+    st.lists(st.none() | st.floats(-1e6, 1e6), max_size=80),
+    st.integers(1, 30),
+    st.integers(1, 30),
+)
+def test_anomaly_flags_are_one_per_point_and_need_history(
+    values: list[float | None], baseline: int, min_history: int
+) -> None:
+    min_history = min(min_history, baseline)
+    flags = flag_anomalies(values, baseline=baseline, min_history=min_history)
+    assert len(flags) == len(values)
+    # The first min_history points cannot have min_history points before them.
+    assert not any(flags[:min_history])
+    assert not any(f for f, v in zip(flags, values, strict=True) if v is None)
+
+
+@PROPERTY
+@given(st.floats(-1e6, 1e6), st.integers(0, 80))
+def test_a_constant_series_has_no_anomaly(value: float, length: int) -> None:
+    assert not any(flag_anomalies([value] * length))
+
+
+def test_previous_period_naive_and_utc() -> None:
+    start, end = datetime(2024, 5, 2), datetime(2024, 5, 9)
+    assert previous_period(start, end) == (datetime(2024, 4, 25), start)
+    s, e = datetime(2024, 5, 2, 6, tzinfo=UTC), datetime(2024, 5, 2, 7, 30, tzinfo=UTC)
+    assert previous_period(s, e) == (s - timedelta(minutes=90), s)
+
+
+def test_previous_period_counts_elapsed_time_across_dst() -> None:
+    paris = ZoneInfo("Europe/Paris")
+    # The day clocks went forward in Paris is 23 hours long.
+    start = datetime(2024, 3, 31, tzinfo=paris)
+    end = datetime(2024, 4, 1, tzinfo=paris)
+    prev_start, prev_end = previous_period(start, end)
+    assert prev_end == start
+    assert start - prev_start == timedelta(hours=23) == end.astimezone(UTC) - start
+    assert prev_start.astimezone(UTC) == datetime(2024, 3, 30, 0, tzinfo=UTC)
+    assert prev_start.tzinfo is paris
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (datetime(2024, 5, 2), datetime(2024, 5, 2)),
+        (datetime(2024, 5, 2), datetime(2024, 5, 1)),
+        (datetime(2024, 5, 2, tzinfo=UTC), datetime(2024, 5, 3)),
+    ],
+)
+def test_previous_period_refuses_empty_or_mixed_periods(start: datetime, end: datetime) -> None:
+    with pytest.raises(ValueError):
+        previous_period(start, end)
