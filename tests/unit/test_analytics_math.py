@@ -8,6 +8,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,7 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clarion.domain import health
+from clarion.domain import engagement, health, latency, trends
+from clarion.domain.engagement import engagement_score
 from clarion.domain.health import (
     WEIGHTS,
     Targets,
@@ -694,3 +696,81 @@ def test_previous_period_counts_elapsed_time_across_dst() -> None:
 def test_previous_period_refuses_empty_or_mixed_periods(start: datetime, end: datetime) -> None:
     with pytest.raises(ValueError):
         previous_period(start, end)
+
+
+# == engagement score ====================================================================
+
+
+def test_engagement_formula() -> None:
+    # 15*0.8 + 35*0.4 + 30*(0.05/0.25) + 20*(0.01/0.10) = 12 + 14 + 6 + 2
+    assert engagement_score(100, 80, 40, 5, 1, None) == pytest.approx(34.0)
+    assert engagement_score(100, 80, 40, 5, 1, 0) == pytest.approx(34.0)
+    assert engagement_score(100, 80, 40, 5, 1, 14) == pytest.approx(17.0)  # half-life
+    assert engagement_score(100, 80, 40, 5, 1, 28) == pytest.approx(8.5)
+
+
+def test_engagement_bounds() -> None:
+    assert engagement_score(0, 0, 0, 0, 0, 0) == 0.0
+    assert engagement_score(0, 5, 5, 5, 5, 0) == 0.0
+    assert engagement_score(10, 10, 10, 3, 1, 0) == 100.0
+    # More than received (read twice, user-level conversions) is capped, not over 100.
+    assert engagement_score(10, 50, 50, 50, 50, -3) == 100.0
+    with pytest.raises(ValueError):
+        engagement_score(10, -1, 0, 0, 0, None)
+    with pytest.raises(ValueError):
+        engagement_score(10, 1, 0, 0, 0, math.nan)
+
+
+small = st.integers(0, 500)
+days = st.none() | st.floats(-5, 3_650)
+
+
+@PROPERTY
+@given(
+    small,
+    small,
+    small,
+    small,
+    small,
+    days,
+    st.sampled_from(["seen", "read", "clicked", "converted"]),
+    st.integers(1, 100),
+)
+def test_more_activity_never_lowers_engagement(
+    received: int,
+    seen: int,
+    read: int,
+    clicked: int,
+    converted: int,
+    inactive: float | None,
+    what: str,
+    more: int,
+) -> None:
+    args = {"seen": seen, "read": read, "clicked": clicked, "converted": converted}
+    before = engagement_score(received, **args, days_since_last_active=inactive)
+    args[what] += more
+    after = engagement_score(received, **args, days_since_last_active=inactive)
+    assert 0.0 <= before <= after <= 100.0
+    if received == 0:
+        assert before == after == 0.0
+
+
+@PROPERTY
+@given(small, small, small, small, small, st.floats(-5, 3_650), st.floats(0, 3_650))
+def test_more_days_inactive_never_raises_engagement(
+    received: int, seen: int, read: int, clicked: int, converted: int, d: float, more: float
+) -> None:
+    before = engagement_score(received, seen, read, clicked, converted, d)
+    after = engagement_score(received, seen, read, clicked, converted, d + more)
+    assert after <= before
+    # Unknown inactivity applies no decay: never below a known one.
+    assert engagement_score(received, seen, read, clicked, converted, None) >= before
+
+
+def test_modules_read_no_clock() -> None:
+    """Times are passed in (the domain layer's rule, docs/architecture.md); lint-imports
+    checks the imports, this the clock."""
+    for module in (latency, health, trends, engagement):
+        source = Path(module.__file__ or "").read_text(encoding="utf-8")
+        for forbidden in (".now(", "utcnow", "today(", "time.time", "monotonic"):
+            assert forbidden not in source, (module.__name__, forbidden)
