@@ -21,16 +21,10 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.store import bulk
-from clarion.store.dialect import insert_ignore, one_of
+from clarion.store.dialect import insert_ignore, one_of, row_locked
 from clarion.store.schema import batch_items, batches
 
 b = batches
-
-
-def _lock(stmt: Any, conn: AsyncConnection, *, skip_locked: bool = False) -> Any:
-    if conn.dialect.name == "postgresql":
-        return stmt.with_for_update(skip_locked=skip_locked)
-    return stmt
 
 
 async def open_for_update(
@@ -39,7 +33,7 @@ async def open_for_update(
     stmt = select(b).where(
         b.c.user_id == user_id, b.c.type == type_, b.c.group_key == group_key, b.c.status == "open"
     )
-    row = (await conn.execute(_lock(stmt, conn))).first()
+    row = (await conn.execute(row_locked(stmt, conn))).first()
     return None if row is None else row._mapping
 
 
@@ -78,7 +72,7 @@ async def claim_due(conn: AsyncConnection, now: datetime, limit: int) -> list[Ro
         .order_by(b.c.flush_at)
         .limit(limit)
     )
-    return [r._mapping for r in await conn.execute(_lock(stmt, conn, skip_locked=True))]
+    return [r._mapping for r in await conn.execute(row_locked(stmt, conn, skip_locked=True))]
 
 
 async def get(
@@ -86,7 +80,7 @@ async def get(
 ) -> RowMapping | None:
     stmt = select(b).where(b.c.id == batch_id)
     if for_update:
-        stmt = _lock(stmt, conn)
+        stmt = row_locked(stmt, conn)
     row = (await conn.execute(stmt)).first()
     return None if row is None else row._mapping
 

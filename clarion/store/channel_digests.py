@@ -18,21 +18,15 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.store.dialect import insert_ignore
+from clarion.store.dialect import insert_ignore, row_locked
 from clarion.store.schema import channel_digests, deliveries
 
 cd = channel_digests
 
 
-def _lock(stmt: Any, conn: AsyncConnection, *, skip_locked: bool = False) -> Any:
-    if conn.dialect.name == "postgresql":
-        return stmt.with_for_update(skip_locked=skip_locked)
-    return stmt
-
-
 async def _open(conn: AsyncConnection, user_id: str, channel: str) -> RowMapping | None:
     stmt = select(cd).where(cd.c.user_id == user_id, cd.c.channel == channel, cd.c.status == "open")
-    row = (await conn.execute(_lock(stmt, conn))).first()
+    row = (await conn.execute(row_locked(stmt, conn))).first()
     return None if row is None else row._mapping
 
 
@@ -71,7 +65,7 @@ async def claim_due(conn: AsyncConnection, now: datetime, limit: int) -> list[Ro
         .order_by(cd.c.due_at)
         .limit(limit)
     )
-    return [r._mapping for r in await conn.execute(_lock(stmt, conn, skip_locked=True))]
+    return [r._mapping for r in await conn.execute(row_locked(stmt, conn, skip_locked=True))]
 
 
 async def held(conn: AsyncConnection, digest_id: str) -> list[RowMapping]:
@@ -82,7 +76,7 @@ async def held(conn: AsyncConnection, digest_id: str) -> list[RowMapping]:
         .where(d.c.digest_id == digest_id, d.c.status == "scheduled")
         .order_by(d.c.created_at, d.c.id)
     )
-    return [r._mapping for r in await conn.execute(_lock(stmt, conn))]
+    return [r._mapping for r in await conn.execute(row_locked(stmt, conn))]
 
 
 async def release(

@@ -33,6 +33,15 @@ def upsert(conn: AsyncConnection, table: Table) -> Any:
     return sqlite.insert(table)
 
 
+def row_locked(stmt: Any, conn: AsyncConnection, *, skip_locked: bool = False) -> Any:
+    """``stmt`` with ``FOR UPDATE`` (``SKIP LOCKED``: rows other transactions hold are left
+    out) on PostgreSQL. SQLite has no row locks and needs none: every writer holds the
+    database's write lock (``Database.begin``)."""
+    if conn.dialect.name == "postgresql":
+        return stmt.with_for_update(skip_locked=skip_locked)
+    return stmt
+
+
 def one_of(conn: AsyncConnection, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
     """``column IN (values)``, as ``column = ANY($1)`` on PostgreSQL.
 
