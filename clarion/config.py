@@ -209,6 +209,40 @@ class Settings(BaseSettings):
         "then treated as down and its fallbacks take over).",
     )
 
+    # analytics (docs/analytics.md)
+    analytics_rollups: bool = Field(
+        default=True,
+        description="Fold events into the analytics rollups in the background (every "
+        "process that runs a worker). Off: the analytics endpoints see no new events.",
+    )
+    event_retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Raw events older than this are deleted in small batches; rollups are kept.",
+    )
+    conversion_window_hours: float = Field(
+        default=72.0,
+        gt=0,
+        le=24 * 90,
+        description="A user's conversion is credited to the latest notification the user "
+        "was sent within this many hours before it.",
+    )
+    health_alert_threshold: float = Field(
+        default=70.0,
+        ge=0,
+        le=100,
+        description="When the health score falls below this, one alert per episode goes "
+        "to the operator's webhook endpoints (0: never).",
+    )
+    health_alert_user: str = Field(
+        default="clarion-operator",
+        min_length=1,
+        max_length=255,
+        description="The user whose webhook endpoints receive health alerts (type "
+        "`clarion.health_alert`).",
+    )
+
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

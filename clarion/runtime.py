@@ -68,7 +68,12 @@ class Runtime:
             svc.worker_wake.listen(worker.wake), name="clarion-worker-wake"
         )
         # Batches and scheduled sends are released by the same processes that deliver.
-        loop = PipelineLoop(svc.digests, svc.scheduling, poll_seconds=s.pipeline_poll_seconds)
+        loop = PipelineLoop(
+            svc.digests,
+            svc.scheduling,
+            rollups=svc.rollups if s.analytics_rollups else None,
+            poll_seconds=s.pipeline_poll_seconds,
+        )
         self.pipeline_loop = loop
         self._pipeline_task = asyncio.create_task(loop.run(), name="clarion-pipeline")
         return worker

@@ -1,5 +1,6 @@
 """The pipeline's background loop: flush due batches, release due channel digests (held
-over a user's channel rate limit) and send due scheduled sends.
+over a user's channel rate limit), send due scheduled sends and fold new events into the
+analytics rollups (with their retention).
 
 Runs next to the delivery worker (``clarion serve``'s embedded worker and ``clarion
 worker``), polling every ``pipeline_poll_seconds`` (0.5 s by default), so a scheduled
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from clarion.errors import ClarionError, is_outage
 from clarion.hub.tasks import wait_event
+from clarion.services.analytics_rollups import RollupFollower
 from clarion.services.digests import DigestService
 from clarion.services.scheduling import SchedulingService
 
@@ -23,11 +26,23 @@ log = logging.getLogger("clarion.scheduler")
 
 class PipelineLoop:
     def __init__(
-        self, digests: DigestService, scheduling: SchedulingService, *, poll_seconds: float = 0.5
+        self,
+        digests: DigestService,
+        scheduling: SchedulingService,
+        *,
+        rollups: RollupFollower | None = None,
+        poll_seconds: float = 0.5,
     ) -> None:
         self.digests = digests
         self.scheduling = scheduling
         self.poll_seconds = poll_seconds
+        self._steps: list[Callable[[], Awaitable[int]]] = [
+            digests.flush_due,
+            digests.flush_channel_digests,
+            scheduling.run_due,
+        ]
+        if rollups is not None:
+            self._steps.append(rollups.run_once)
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -36,11 +51,7 @@ class PipelineLoop:
     async def run_once(self) -> int:
         """One round; returns how many batches, digests and scheduled sends were handled."""
         done = 0
-        for step in (
-            self.digests.flush_due,
-            self.digests.flush_channel_digests,
-            self.scheduling.run_due,
-        ):
+        for step in self._steps:
             try:
                 done += await step()
             except ClarionError as exc:

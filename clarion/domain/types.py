@@ -63,7 +63,10 @@ class SuppressionReason(StrEnum):
 
 
 class EventType(StrEnum):
+    """The facts of a notification's life (docs/analytics.md, "Events")."""
+
     ACCEPTED = "accepted"
+    HELD = "held"  # batched, scheduled, deferred by quiet hours, in a channel digest
     SENT = "sent"
     DELIVERED = "delivered"
     FAILED = "failed"
@@ -77,6 +80,8 @@ class EventType(StrEnum):
     CLICKED = "clicked"
     DISMISSED = "dismissed"
     SUPPRESSED = "suppressed"
+    UNSUBSCRIBED = "unsubscribed"
+    CONVERTED = "converted"
 
 
 class ApiScope(StrEnum):

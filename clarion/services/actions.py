@@ -21,13 +21,15 @@ import httpx
 import orjson
 
 from clarion.config import Settings
-from clarion.domain.types import EventType
+from clarion.domain.events import dimensions, event_row
+from clarion.domain.types import ChannelName, EventType
 from clarion.errors import NotFound
 from clarion.services.auth import Principal
 from clarion.services.clock import utcnow
 from clarion.services.inbox import InboxService
 from clarion.services.netguard import BlockedURL, UrlGuard
 from clarion.store import events as event_store
+from clarion.store import inbox as inbox_store
 from clarion.store.db import Database
 
 log = logging.getLogger("clarion.actions")
@@ -65,17 +67,19 @@ class ActionService:
         notification = await self._inbox.get(principal, notification_id)  # 404s for others
         action = find_action(notification["content"], action_id)
         async with self._db.begin() as conn:
+            row = await inbox_store.get(conn, notification_id)
             await event_store.append(
                 conn,
                 [
-                    {
-                        "type": EventType.CLICKED,
-                        "notification_id": notification_id,
-                        "user_id": notification["user_id"],
-                        "channel": "in_app",
-                        "data": {"action_id": action_id},
-                        "created_at": utcnow(),
-                    }
+                    event_row(
+                        EventType.CLICKED,
+                        utcnow(),
+                        user_id=notification["user_id"],
+                        notification_id=notification_id,
+                        dims=dimensions(row),
+                        channel=ChannelName.IN_APP,
+                        data={"action_id": action_id},
+                    )
                 ],
             )
         updated = await self._inbox.apply(principal, notification_id, "read")

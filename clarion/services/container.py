@@ -13,6 +13,7 @@ from typing import Any
 from clarion.config import Settings
 from clarion.hub.hub import Hub
 from clarion.services.actions import ActionService
+from clarion.services.analytics_rollups import RollupFollower
 from clarion.services.auth import AuthService, resolve_secret
 from clarion.services.batching_rules import BatchingRuleService
 from clarion.services.deliveries import DeliveryService
@@ -77,6 +78,8 @@ class Services:
         # A user's data: export and erasure (the pseudonyms of erased users derive from
         # the secret key).
         self.privacy = PrivacyService(self.db, secret, settings.privacy_batch_size)
+        # Analytics: the rollup follower (run by the pipeline loop) and the reads over it.
+        self.rollups = RollupFollower(self.db, retention_days=settings.event_retention_days)
 
     async def start(self) -> None:
         """Start the background parts the services themselves need (the hub). Delivery

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from clarion.config import Settings
+from clarion.domain.events import dimensions, elapsed_ms, event_row, failure_class
 from clarion.domain.jobs import Job, Result
 from clarion.domain.retry import Outcome, RetryPolicy, policy_for
 from clarion.domain.types import DeliveryStatus, EventType
@@ -312,32 +313,36 @@ class DeliveryService:
 
     def _event(self, res: Result, status: str, now: datetime) -> dict[str, Any]:
         job = res.job
+        reason = None
+        latency = None
         if status == DeliveryStatus.DELIVERED:
             kind = EventType.DELIVERED if job.channel in _RECEIPT_CHANNELS else EventType.SENT
+            created = None if job.notification is None else job.notification["created_at"]
+            latency = elapsed_ms(created or job.delivery["created_at"], now)
         elif status == DeliveryStatus.SUPPRESSED:
             kind = EventType.SUPPRESSED
-        elif status == DeliveryStatus.DEAD:
-            kind = EventType.DEAD
+            reason = res.suppress_reason
         else:
-            kind = EventType.FAILED
+            kind = EventType.DEAD if status == DeliveryStatus.DEAD else EventType.FAILED
+            reason = failure_class(None if res.outcome is None else str(res.outcome), res.detail)
         data: dict[str, Any] = {
             "delivery_id": job.id,
             "attempt": int(job.delivery["attempts"]),
         }
-        if res.provider:
-            data["provider"] = res.provider
-        if res.suppress_reason:
-            data["reason"] = res.suppress_reason
         if res.outcome is not None:
-            data["latency_ms"] = res.latency_ms
-        return {
-            "type": kind,
-            "notification_id": job.delivery["notification_id"],
-            "user_id": job.delivery["user_id"],
-            "channel": job.channel,
-            "data": data,
-            "created_at": now,
-        }
+            data["attempt_ms"] = res.latency_ms
+        return event_row(
+            kind,
+            now,
+            user_id=job.delivery["user_id"],
+            notification_id=job.delivery["notification_id"],
+            dims=dimensions(job.notification),
+            channel=job.channel,
+            provider=res.provider,
+            reason=reason,
+            latency_ms=latency,
+            data=data,
+        )
 
     async def backlog(self) -> int:
         async with self._db.connect() as conn:
@@ -418,7 +423,13 @@ class DeliveryService:
     async def unsubscribe(self, token: str) -> dict[str, Any]:
         """Opt the token's user out of that type on that channel (idempotent)."""
         user_id, type_, channel = self._signer.verify(token)
+        now = utcnow()
         async with self._db.begin() as conn:
-            await opt_out_store.add_opt_out(conn, user_id, type_, channel, utcnow())
+            if await opt_out_store.add_opt_out(conn, user_id, type_, channel, now):
+                dims = dimensions({"type": type_})
+                unsubscribed = event_row(
+                    EventType.UNSUBSCRIBED, now, user_id=user_id, dims=dims, channel=channel
+                )
+                await event_store.append(conn, [unsubscribed])
         log.info("user %s unsubscribed from %s over %s", user_id, type_, channel)
         return {"unsubscribed": True, "user_id": user_id, "type": type_, "channel": channel}

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.events import dimensions, event_row
 from clarion.domain.folding import Actor, BatchItem, fold, phrase_for
 from clarion.domain.send_command import SendCommand
 from clarion.domain.types import EventType, SuppressionReason
@@ -323,19 +324,20 @@ class DigestService:
         await event_store.append(
             conn,
             [
-                {
-                    "type": EventType.SUPPRESSED,
-                    "notification_id": h["notification_id"],
-                    "user_id": h["user_id"],
-                    "channel": h["channel"],
-                    "data": {
-                        "reason": str(SuppressionReason.BATCHED),
+                event_row(
+                    EventType.SUPPRESSED,
+                    now,
+                    user_id=h["user_id"],
+                    notification_id=h["notification_id"],
+                    dims=dimensions(notes.get(h["notification_id"])),
+                    channel=h["channel"],
+                    reason=SuppressionReason.BATCHED,
+                    data={
                         "delivery_id": str(h["id"]),
                         "digest_delivery_id": str(leader["id"]),
                         "channel_digest_id": row["id"],
                     },
-                    "created_at": now,
-                }
+                )
                 for h in held[:-1]
             ],
         )

@@ -18,7 +18,8 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.domain import cursors
-from clarion.domain.types import EventType
+from clarion.domain.events import dimensions, elapsed_ms, event_row
+from clarion.domain.types import ChannelName, EventType
 from clarion.errors import NotFound
 from clarion.services.auth import Principal
 from clarion.services.clock import as_utc, utcnow
@@ -170,17 +171,21 @@ class InboxService:
             if counted and (du or ds):
                 await user_store.add_counts(conn, {owner: (du, ds)})
             if event is not None:
+                # Seen and read carry how long after acceptance they came (the inbox
+                # copy is delivered when the send is accepted).
+                timed = event in (EventType.SEEN, EventType.READ)
                 await event_store.append(
                     conn,
                     [
-                        {
-                            "type": event,
-                            "notification_id": notification_id,
-                            "user_id": owner,
-                            "channel": "in_app",
-                            "data": None,
-                            "created_at": now,
-                        }
+                        event_row(
+                            event,
+                            now,
+                            user_id=owner,
+                            notification_id=notification_id,
+                            dims=dimensions(row),
+                            channel=ChannelName.IN_APP,
+                            latency_ms=elapsed_ms(row["created_at"], now) if timed else None,
+                        )
                     ],
                 )
             new_marks = await user_store.read_marks(conn, owner)
@@ -199,17 +204,19 @@ class InboxService:
             if marks is None:
                 return Counts(user_id, 0, 0)
             top = await store.mark_all_read(conn, user_id, marks, now)
+            # One event for all of them, its value the number read: a mark-all-read of
+            # 200,000 must stay one row (docs/analytics.md, "Mark all read").
             await event_store.append(
                 conn,
                 [
-                    {
-                        "type": EventType.READ,
-                        "notification_id": None,
-                        "user_id": user_id,
-                        "channel": "in_app",
-                        "data": {"all": True, "up_to": top, "count": marks.unread},
-                        "created_at": now,
-                    }
+                    event_row(
+                        EventType.READ,
+                        now,
+                        user_id=user_id,
+                        channel=ChannelName.IN_APP,
+                        value=float(marks.unread),
+                        data={"all": True, "up_to": top, "count": marks.unread},
+                    )
                 ],
             )
         counts = Counts(user_id, 0, 0)
@@ -228,14 +235,14 @@ class InboxService:
             await event_store.append(
                 conn,
                 [
-                    {
-                        "type": EventType.DELETED,
-                        "notification_id": notification_id,
-                        "user_id": owner,
-                        "channel": "in_app",
-                        "data": None,
-                        "created_at": now,
-                    }
+                    event_row(
+                        EventType.DELETED,
+                        now,
+                        user_id=owner,
+                        notification_id=notification_id,
+                        dims=dimensions(row),
+                        channel=ChannelName.IN_APP,
+                    )
                 ],
             )
             new_marks = await user_store.read_marks(conn, owner)

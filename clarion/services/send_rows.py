@@ -15,8 +15,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.domain.batching import BatchRule, batch_key, flush_at
+from clarion.domain.events import dimensions, event_row
 from clarion.domain.send_command import SendCommand
-from clarion.domain.types import EventType, Priority, SuppressionReason
+from clarion.domain.types import (
+    ChannelName,
+    DeliveryStatus,
+    EventType,
+    Priority,
+    SuppressionReason,
+)
 from clarion.services.clock import as_utc
 from clarion.services.inbox import notification_json
 from clarion.services.planner import RecipientPlan
@@ -29,6 +36,9 @@ from clarion.store import users as user_store
 from clarion.store.users import InboxMarks
 
 _FRESH = InboxMarks(0, 0, 0, 0, None, None)
+
+#: The reason of a ``held`` event for a delivery waiting in the user's channel digest.
+CHANNEL_DIGEST = "channel_digest"
 
 
 @dataclass
@@ -141,21 +151,30 @@ async def _hold(
     await event_store.append(
         conn,
         [
-            {
-                "type": EventType.SUPPRESSED,
-                "notification_id": None,
-                "user_id": p.user_id,
-                "channel": None,
-                "data": {
-                    "type": cmd.type,
-                    "reason": str(SuppressionReason.BATCHED),
-                    "batch_id": batch["id"],
-                },
-                "created_at": now,
-            }
+            event_row(
+                EventType.HELD,
+                now,
+                user_id=p.user_id,
+                dims=command_dimensions(cmd),
+                reason=SuppressionReason.BATCHED,
+                data={"batch_id": batch["id"]},
+            )
         ],
     )
     return str(batch["id"])
+
+
+def command_dimensions(cmd: SendCommand) -> dict[str, Any]:
+    """The event dimensions of a send's notifications, before they have rows."""
+    return dimensions(
+        {
+            "type": cmd.type,
+            "template": cmd.template,
+            "template_key": cmd.template_key,
+            "priority": cmd.priority,
+            "data": cmd.data,
+        }
+    )
 
 
 async def _write_rows(
@@ -165,7 +184,7 @@ async def _write_rows(
 ) -> None:
     # Values shared by every recipient of a send are one object each, so the JSON
     # columns are encoded once per send (see store/bulk.py), not once per row.
-    shared: dict[int, tuple[list[str], dict[str, Any], dict[str, Any]]] = {}
+    shared: dict[int, tuple[list[str], dict[str, Any], dict[str, Any]]] = {}  # channels, data, dims
     rows = []
     for cmd, p, _ in sent:
         per_cmd = shared.get(id(cmd))
@@ -173,7 +192,7 @@ async def _write_rows(
             per_cmd = shared[id(cmd)] = (
                 [str(c) for c in cmd.channels],
                 dict(cmd.data),
-                {"type": cmd.type},
+                command_dimensions(cmd),
             )
         channels, common_data, _ = per_cmd
         rows.append(
@@ -188,6 +207,7 @@ async def _write_rows(
                 "content": p.content,
                 "data": common_data,
                 "group_key": cmd.group_key,
+                "template_key": cmd.template_key,
                 "created_at": now,
                 "forced_unread": False,
                 "inbox": p.inbox,
@@ -197,17 +217,28 @@ async def _write_rows(
     deliveries = []
     events: list[dict[str, Any]] = []
     for nid, (cmd, p, _) in zip(ids, sent, strict=True):
-        accepted = shared[id(cmd)][2]
-        events.append(_event(EventType.ACCEPTED, nid, p.user_id, None, accepted, now))
+        dims = shared[id(cmd)][2]
+        events.append(
+            # The channel says whether the inbox got its copy (delivered on acceptance).
+            event_row(
+                EventType.ACCEPTED,
+                now,
+                user_id=p.user_id,
+                notification_id=nid,
+                dims=dims,
+                channel=ChannelName.IN_APP if p.inbox else None,
+            )
+        )
         if p.suppressed_in_app:
             events.append(
-                _event(
+                event_row(
                     EventType.SUPPRESSED,
-                    nid,
-                    p.user_id,
-                    "in_app",
-                    {"type": cmd.type, "reason": p.suppressed_in_app},
                     now,
+                    user_id=p.user_id,
+                    notification_id=nid,
+                    dims=dims,
+                    channel=ChannelName.IN_APP,
+                    reason=p.suppressed_in_app,
                 )
             )
         rank = Priority(cmd.priority).rank
@@ -234,12 +265,26 @@ async def _write_rows(
                 }
             )
             if d.reason is not None:
-                data: dict[str, Any] = {"type": cmd.type, "reason": d.reason}
-                if d.status == "scheduled":
-                    data["deferred_until"] = as_utc(when).isoformat()
-                if digest_id is not None:
-                    data["channel_digest_id"] = digest_id
-                events.append(_event(EventType.SUPPRESSED, nid, p.user_id, d.channel, data, now))
+                # Deferred (quiet hours) or waiting in a channel digest: held, and said
+                # when; otherwise suppressed for good.
+                held = d.status == DeliveryStatus.SCHEDULED
+                data: dict[str, Any] | None = None
+                if held:
+                    data = {"deferred_until": as_utc(when).isoformat()}
+                    if digest_id is not None:
+                        data["channel_digest_id"] = digest_id
+                events.append(
+                    event_row(
+                        EventType.HELD if held else EventType.SUPPRESSED,
+                        now,
+                        user_id=p.user_id,
+                        notification_id=nid,
+                        dims=dims,
+                        channel=d.channel,
+                        reason=CHANNEL_DIGEST if digest_id is not None else d.reason,
+                        data=data,
+                    )
+                )
     await delivery_store.insert(conn, deliveries)
     await event_store.append(conn, events)
     for nid, row, (_, _, out) in zip(ids, rows, sent, strict=True):
@@ -250,21 +295,3 @@ async def _write_rows(
                 _FRESH,
             )
         )
-
-
-def _event(
-    type_: EventType,
-    nid: int | None,
-    user_id: str,
-    channel: str | None,
-    data: dict[str, Any],
-    now: datetime,
-) -> dict[str, Any]:
-    return {
-        "type": type_,
-        "notification_id": nid,
-        "user_id": user_id,
-        "channel": channel,
-        "data": data,
-        "created_at": now,
-    }

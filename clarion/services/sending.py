@@ -26,7 +26,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.domain.content import validate_content
+from clarion.domain.events import event_row
 from clarion.domain.send_command import SendCommand
+from clarion.domain.types import EventType
 from clarion.errors import ClarionError, StorageError, ValidationFailed
 from clarion.metrics import NOTIFICATIONS_ACCEPTED, SEND_GROUP_SIZE
 from clarion.services import send_rows
@@ -35,6 +37,7 @@ from clarion.services.idempotency import IdempotencyRequest, IdempotencyService,
 from clarion.services.inbox import InboxListener
 from clarion.services.planner import Planner, RecipientPlan
 from clarion.services.send_rows import Written
+from clarion.store import events as event_store
 from clarion.store import idempotency as idem_store
 from clarion.store import scheduled as scheduled_store
 from clarion.store.db import Database
@@ -323,6 +326,21 @@ class SendingService:
             if idempotency is not None and not await self._idem.claim_in(conn, idempotency, now):
                 return await self._idem.answer_in(conn, idempotency, now)
             await scheduled_store.insert(conn, rows)
+            dims = send_rows.command_dimensions(cmd)
+            await event_store.append(
+                conn,
+                [
+                    event_row(
+                        EventType.HELD,
+                        now,
+                        user_id=str(r["user_id"]),
+                        dims=dims,
+                        reason="scheduled",
+                        data={"scheduled_send_id": r["id"]},
+                    )
+                    for r in rows
+                ],
+            )
             if idempotency is not None:
                 await idem_store.complete(conn, idempotency.api_key_id, idempotency.key, 202, body)
         return body

@@ -16,9 +16,11 @@ from clarion.store.schema import (
 
 async def add_opt_out(
     conn: AsyncConnection, user_id: str, type: str, channel: str, now: datetime
-) -> None:
+) -> bool:
+    """Record the opt-out; ``True`` when it is new (``False``: already opted out)."""
     row = {"user_id": user_id, "type": type, "channel": channel, "created_at": now}
-    await conn.execute(insert_ignore(conn, channel_opt_outs), [row])
+    result = await conn.execute(insert_ignore(conn, channel_opt_outs), row)
+    return bool(result.rowcount)
 
 
 async def opted_out(

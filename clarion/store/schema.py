@@ -20,6 +20,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -80,6 +81,7 @@ notifications = Table(
     Column("content", JSON, nullable=False),  # validated in-app payload of the template kind
     Column("data", JSON, nullable=False),
     Column("group_key", String(200)),
+    Column("template_key", String(100)),  # the stored template it was rendered from
     Column("created_at", Timestamp, nullable=False),
     Column("seen_at", Timestamp),
     Column("read_at", Timestamp),
@@ -138,6 +140,9 @@ deliveries = Table(
     ),
 )
 
+# One row per fact of a notification's life (docs/analytics.md): its dimensions are
+# copied onto the row when it is written, so rollups and exports never join a notification
+# that may since have been deleted or erased.
 events = Table(
     "events",
     metadata,
@@ -148,8 +153,110 @@ events = Table(
     Column("channel", String(20)),
     Column("data", JSON),
     Column("created_at", Timestamp, nullable=False),
+    Column("ntype", String(100)),  # the notification's type
+    Column("template", String(20)),  # its template kind
+    Column("template_key", String(100)),
+    Column("priority", String(10)),
+    Column("provider", String(40)),
+    Column("reason", String(40)),  # suppression/hold reason, failure class
+    Column("latency_ms", BigInteger),  # accepted->delivered, accepted->seen, delivered->read
+    Column("value", Float),  # a conversion's value
+    Column("experiment", String(100)),
+    Column("variant", String(50)),
+    # PostgreSQL: the writing transaction's id (a server default, pg_current_xact_id()),
+    # which lets the rollup follower take exactly the events of finished transactions
+    # (store/analytics.py). NULL on SQLite, where ids commit in order.
+    Column("txid", BigInteger),
     Index("ix_events_created_at", "created_at"),
     Index("ix_events_user_id_created_at", "user_id", "created_at"),
+    Index("ix_events_notification_id", "notification_id"),
+    Index("ix_events_txid_id", "txid", "id", postgresql_where=text("txid IS NOT NULL")),
+)
+
+# Rollups of events (docs/analytics.md): counts per hour and per day and dimension, and
+# latency histograms with fixed bucket edges (domain/latency.py). Dimensions are '' rather
+# than NULL so that they can be part of the primary key.
+
+
+def _rollup_counts(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("bucket", Timestamp, primary_key=True),
+        Column("event", String(20), primary_key=True),
+        Column("ntype", String(100), primary_key=True),
+        Column("channel", String(20), primary_key=True),
+        Column("template", String(20), primary_key=True),
+        Column("template_key", String(100), primary_key=True),
+        Column("provider", String(40), primary_key=True),
+        Column("reason", String(40), primary_key=True),
+        Column("variant", String(50), primary_key=True),
+        Column("count", BigInteger, nullable=False),
+        Column("value_sum", Float, nullable=False),
+    )
+
+
+def _rollup_latency(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("bucket", Timestamp, primary_key=True),
+        Column("metric", String(20), primary_key=True),  # delivered | seen | read
+        Column("channel", String(20), primary_key=True),
+        Column("ntype", String(100), primary_key=True),
+        Column("variant", String(50), primary_key=True),
+        Column("le", SmallInteger, primary_key=True),  # the histogram bucket's index
+        Column("count", BigInteger, nullable=False),
+    )
+
+
+event_counts_hourly = _rollup_counts("event_counts_hourly")
+event_counts_daily = _rollup_counts("event_counts_daily")
+latency_hourly = _rollup_latency("latency_hourly")
+latency_daily = _rollup_latency("latency_daily")
+
+# Where the rollup follower is in the events table: (txid, id) of the last event rolled
+# up on PostgreSQL, (0, id) on SQLite. One row per follower name.
+analytics_cursor = Table(
+    "analytics_cursor",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("txid", BigInteger, nullable=False),
+    Column("event_id", BigInteger, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+# Episodes of a health score below the alert threshold: one alert each (docs/analytics.md).
+health_alerts = Table(
+    "health_alerts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("started_at", Timestamp, nullable=False),
+    Column("ended_at", Timestamp),  # NULL: still below the threshold
+    Column("score", Float, nullable=False),  # the score that opened it
+    Column("lowest", Float, nullable=False),
+    Column("window", String(10)),
+)
+
+# Outcomes the application reports (POST .../conversions): one per (notification, name).
+conversions = Table(
+    "conversions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("notification_id", BigInteger),  # NULL: a user's conversion nothing is credited with
+    Column("user_id", String(255), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("value", Float),
+    Column("created_at", Timestamp, nullable=False),
+    Index(
+        "uq_conversions_notification_id_name",
+        "notification_id",
+        "name",
+        unique=True,
+        postgresql_where=text("notification_id IS NOT NULL"),
+        sqlite_where=text("notification_id IS NOT NULL"),
+    ),
+    Index("ix_conversions_user_id_created_at", "user_id", "created_at"),
 )
 
 api_keys = Table(

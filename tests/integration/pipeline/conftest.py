@@ -26,7 +26,8 @@ async def deliveries(authed: httpx.AsyncClient, nid: int) -> dict[str, dict[str,
     return {d["channel"]: d for d in r.json()["deliveries"]}
 
 
-async def suppressed_events(services: Services) -> list[dict[str, Any]]:
+async def suppressed_events(services: Services, kind: str = "suppressed") -> list[dict[str, Any]]:
+    """The events of ``kind`` (``suppressed`` or ``held``), oldest first."""
     async with services.db.connect() as conn:
-        rows = await conn.execute(select(events).where(events.c.type == "suppressed"))
+        rows = await conn.execute(select(events).where(events.c.type == kind).order_by(events.c.id))
         return [dict(r._mapping) for r in rows]

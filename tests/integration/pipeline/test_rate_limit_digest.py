@@ -112,7 +112,7 @@ async def test_overflow_is_held_then_released_as_one_folded_delivery(
         digest = (
             await conn.execute(select(channel_digests).where(channel_digests.c.id == digest_id))
         ).one()
-    batched = [e for e in evs if e["data"].get("reason") == "batched"]
+    batched = [e for e in evs if e["reason"] == "batched"]
     assert sorted(e["notification_id"] for e in batched) == ids[2:4]
     assert {e["data"]["digest_delivery_id"] for e in batched} == {leader["id"]}
     assert digest.status == "flushed" and digest.delivery_id == leader["id"]

@@ -25,7 +25,7 @@ async def test_opted_out_channel_is_suppressed_with_reason_and_event(
     assert ds["sms"]["status"] == "pending" and ds["sms"]["reason"] is None
     [event] = await suppressed_events(services)
     assert event["notification_id"] == nid and event["channel"] == "email"
-    assert event["data"]["reason"] == "preference"
+    assert event["reason"] == "preference" and event["ntype"] == "follow"
 
 
 async def test_critical_type_cannot_be_opted_out(
@@ -62,8 +62,10 @@ async def test_quiet_hours_defer_email_and_urgent_goes_through(
 
     [urgent] = (await post(authed, channels=["email"], priority="urgent"))["ids"]
     assert (await deliveries(authed, urgent))["email"]["status"] == "pending"
-    [event] = await suppressed_events(services)
-    assert event["data"]["reason"] == "quiet_hours" and "deferred_until" in event["data"]
+    # Deferred, not suppressed: a held event says until when.
+    assert await suppressed_events(services) == []
+    [event] = await suppressed_events(services, "held")
+    assert event["reason"] == "quiet_hours" and "deferred_until" in event["data"]
 
 
 async def test_scheduled_delivery_is_claimed_when_due(
@@ -93,7 +95,7 @@ async def test_sixth_push_in_an_hour_is_rate_limited(
     assert (await deliveries(authed, other))["push"]["status"] == "pending"
     [urgent] = (await post(authed, channels=["push"], priority="urgent"))["ids"]
     assert (await deliveries(authed, urgent))["push"]["status"] == "pending"
-    assert [e["data"]["reason"] for e in await suppressed_events(services)] == ["rate_limited"]
+    assert [e["reason"] for e in await suppressed_events(services)] == ["rate_limited"]
 
 
 TEMPLATE = {

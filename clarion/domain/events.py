@@ -1,0 +1,113 @@
+"""The facts of a notification's life as event rows (docs/analytics.md, "Events").
+
+Every service that writes an event builds it here, so every row has the same columns
+(the bulk writer needs that) and the same dimensions: the notification's type, template
+kind and key, priority, experiment and variant are copied from the notification when the
+event is written, so that rollups and exports never need the notification again (it may
+since have been deleted or erased).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from clarion.domain.types import EventType
+
+#: Keys of a notification row (or of the values about to become one) copied onto events.
+_DIMENSIONS = ("ntype", "template", "template_key", "priority", "experiment", "variant")
+
+
+def dimensions(notification: Mapping[Any, Any] | None) -> dict[str, Any]:
+    """The dimensions of an event about ``notification`` (a notifications row, or the
+    values of one being written); all ``None`` when the notification is unknown."""
+    if notification is None:
+        return dict.fromkeys(_DIMENSIONS)
+    data = notification.get("data")
+    experiment = variant = None
+    if isinstance(data, Mapping):
+        # Set by the experiments issue's assignment; read defensively from stored rows.
+        exp = data.get("_experiment")
+        if isinstance(exp, Mapping):
+            experiment, variant = exp.get("key"), exp.get("variant")
+    return {
+        "ntype": notification.get("type"),
+        "template": _str_or_none(notification.get("template")),
+        "template_key": notification.get("template_key"),
+        "priority": _str_or_none(notification.get("priority")),
+        "experiment": experiment,
+        "variant": variant,
+    }
+
+
+def event_row(
+    kind: EventType,
+    at: datetime,
+    *,
+    user_id: str | None,
+    notification_id: int | None = None,
+    dims: Mapping[str, Any] | None = None,
+    channel: str | None = None,
+    provider: str | None = None,
+    reason: str | None = None,
+    latency_ms: int | None = None,
+    value: float | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One ``events`` row. ``dims`` comes from :func:`dimensions` (shared by every event of
+    one notification); ``data`` holds what is not a dimension (an action id, a delivery id,
+    a batch id)."""
+    d = dims or {}
+    return {
+        "type": str(kind),
+        "notification_id": notification_id,
+        "user_id": user_id,
+        "channel": None if channel is None else str(channel),
+        "ntype": d.get("ntype"),
+        "template": d.get("template"),
+        "template_key": d.get("template_key"),
+        "priority": d.get("priority"),
+        "experiment": d.get("experiment"),
+        "variant": d.get("variant"),
+        "provider": None if provider is None else provider[:40],
+        "reason": None if reason is None else str(reason)[:40],
+        "latency_ms": None if latency_ms is None else max(0, int(latency_ms)),
+        "value": value,
+        "data": None if data is None else dict(data),
+        "created_at": at,
+    }
+
+
+def elapsed_ms(start: datetime | None, end: datetime) -> int | None:
+    """Milliseconds from ``start`` to ``end`` (never negative), ``None`` without a start."""
+    if start is None:
+        return None
+    if (start.tzinfo is None) != (end.tzinfo is None):  # SQLite hands back naive UTC
+        start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
+    return max(0, int((end - start).total_seconds() * 1000))
+
+
+_STATUS = re.compile(r"\b([45])\d\d\b")
+
+
+def failure_class(outcome: str | None, detail: str | None) -> str:
+    """A small, fixed vocabulary of why an attempt failed, for counting: ``timeout``,
+    ``connection``, ``http_4xx``, ``http_5xx``, ``rate_limited``, else the outcome
+    (``transient``/``permanent``). The detail text stays on the attempt row."""
+    text = (detail or "").lower()
+    if "timeout" in text or "timed out" in text:
+        return "timeout"
+    if "429" in text or "rate limit" in text:
+        return "rate_limited"
+    m = _STATUS.search(text)
+    if m:
+        return f"http_{m.group(1)}xx"
+    if "connect" in text or "refused" in text or "unreachable" in text or "dns" in text:
+        return "connection"
+    return outcome or "unknown"
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,308 @@
+"""The statements of analytics: following the events table, adding rollup increments,
+expiring raw events, and reading counts, histograms and series over a time range.
+
+Following exactly once (docs/analytics.md, "How rollups are kept"). A follower keeps a
+cursor and, in one transaction, reads the next events after it, adds their increments to
+the rollups and moves the cursor — so each event is counted once, whatever crashes.
+
+* SQLite has one writer at a time (``Database.begin``), so event ids become visible in
+  order: the cursor is the last id folded.
+* On PostgreSQL ids come from a sequence and transactions commit in any order: an event
+  with a smaller id can become visible after a bigger one was folded. Each event therefore
+  carries the id of the transaction that wrote it (``txid``), and the follower takes only
+  events of transactions older than the oldest one still running
+  (``pg_snapshot_xmin``): all of those have finished, so nothing can appear behind the
+  cursor ``(txid, id)`` later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, literal, select, text, tuple_, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.domain.rollup import COUNT_DIMS, Increments
+from clarion.store import bulk
+from clarion.store.dialect import insert_ignore, row_locked, upsert
+from clarion.store.schema import (
+    analytics_cursor,
+    event_counts_daily,
+    event_counts_hourly,
+    events,
+    latency_daily,
+    latency_hourly,
+)
+
+FOLLOWER = "rollups"
+
+_FOLLOWED = (
+    events.c.id,
+    events.c.txid,
+    events.c.type,
+    events.c.notification_id,
+    events.c.created_at,
+    events.c.ntype,
+    events.c.channel,
+    events.c.template,
+    events.c.template_key,
+    events.c.provider,
+    events.c.reason,
+    events.c.variant,
+    events.c.latency_ms,
+    events.c.value,
+)
+
+
+async def horizon(conn: AsyncConnection) -> int | None:
+    """PostgreSQL: the oldest transaction id still running; events of transactions before
+    it are final. Call first in the transaction (before it writes and takes an id of its
+    own). ``None`` on SQLite."""
+    if conn.dialect.name != "postgresql":
+        return None
+    got = await conn.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+    return int(got.scalar_one())
+
+
+async def lock_cursor(conn: AsyncConnection, now: datetime) -> tuple[int, int] | None:
+    """The follower's cursor ``(txid, event id)``, locked; ``None`` when another follower
+    holds it now (PostgreSQL; it will do the work)."""
+    row = {"name": FOLLOWER, "txid": 0, "event_id": 0, "updated_at": now}
+    await conn.execute(insert_ignore(conn, analytics_cursor), row)
+    stmt = select(analytics_cursor.c.txid, analytics_cursor.c.event_id).where(
+        analytics_cursor.c.name == FOLLOWER
+    )
+    got = (await conn.execute(row_locked(stmt, conn, skip_locked=True))).first()
+    return None if got is None else (int(got.txid), int(got.event_id))
+
+
+async def save_cursor(conn: AsyncConnection, txid: int, event_id: int, now: datetime) -> None:
+    await conn.execute(
+        update(analytics_cursor)
+        .where(analytics_cursor.c.name == FOLLOWER)
+        .values(txid=txid, event_id=event_id, updated_at=now)
+    )
+
+
+async def cursor_lag(conn: AsyncConnection) -> int:
+    """Events written and not yet folded (an estimate on PostgreSQL: by id)."""
+    cur = select(analytics_cursor.c.event_id).where(analytics_cursor.c.name == FOLLOWER)
+    at = (await conn.execute(cur)).scalar()
+    top = (await conn.execute(select(func.max(events.c.id)))).scalar()
+    return max(0, int(top or 0) - int(at or 0))
+
+
+async def next_events(
+    conn: AsyncConnection, cursor: tuple[int, int], before_txid: int | None, limit: int
+) -> list[RowMapping]:
+    """Up to ``limit`` events after ``cursor``, in the follower's order."""
+    txid, event_id = cursor
+    if before_txid is None:  # SQLite: ids are visible in order
+        stmt = select(*_FOLLOWED).where(events.c.id > event_id).order_by(events.c.id)
+    else:
+        stmt = (
+            select(*_FOLLOWED)
+            .where(
+                events.c.txid.is_not(None),
+                tuple_(events.c.txid, events.c.id) > tuple_(literal(txid), literal(event_id)),
+                events.c.txid < before_txid,
+            )
+            .order_by(events.c.txid, events.c.id)
+        )
+    return [r._mapping for r in await conn.execute(stmt.limit(limit))]
+
+
+def _count_upsert(conn: AsyncConnection, table: Any) -> Any:
+    stmt = upsert(conn, table)
+    keys = [c.name for c in table.primary_key.columns]
+    return stmt.on_conflict_do_update(
+        index_elements=keys,
+        set_={
+            "count": table.c.count + stmt.excluded.count,
+            "value_sum": table.c.value_sum + stmt.excluded.value_sum,
+        },
+    )
+
+
+def _latency_upsert(conn: AsyncConnection, table: Any) -> Any:
+    stmt = upsert(conn, table)
+    keys = [c.name for c in table.primary_key.columns]
+    return stmt.on_conflict_do_update(
+        index_elements=keys, set_={"count": table.c.count + stmt.excluded.count}
+    )
+
+
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _statement(conn: AsyncConnection, table: Any, build: Any) -> Any:
+    """One upsert construct per (dialect, table): bulk.insert caches its SQL by identity."""
+    key = (conn.dialect.name, table.name)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _STATEMENTS[key] = build(conn, table)
+    return stmt
+
+
+_COUNT_KEYS = ("bucket", *COUNT_DIMS)
+_LATENCY_KEYS = ("bucket", "metric", "channel", "ntype", "variant", "le")
+
+
+async def add_increments(conn: AsyncConnection, inc: Increments) -> None:
+    """Add a page's increments to the four rollup tables."""
+    for table, counts in ((event_counts_hourly, inc.hourly), (event_counts_daily, inc.daily)):
+        rows = [
+            {**dict(zip(_COUNT_KEYS, key, strict=True)), "count": int(c), "value_sum": v}
+            for key, (c, v) in sorted(counts.items())
+        ]
+        if rows:
+            await bulk.insert(conn, table, rows, _statement(conn, table, _count_upsert))
+    for table, lat in ((latency_hourly, inc.latency_hourly), (latency_daily, inc.latency_daily)):
+        rows = [
+            {**dict(zip(_LATENCY_KEYS, key, strict=True)), "count": n}
+            for key, n in sorted(lat.items())
+        ]
+        if rows:
+            await bulk.insert(conn, table, rows, _statement(conn, table, _latency_upsert))
+
+
+async def expire_events(conn: AsyncConnection, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` raw events older than ``before`` (their rollups stay)."""
+    oldest = (
+        select(events.c.id)
+        .where(events.c.created_at < before)
+        .order_by(events.c.created_at)
+        .limit(limit)
+    )
+    ids = [r[0] for r in await conn.execute(oldest)]
+    if not ids:
+        return 0
+    await conn.execute(delete(events).where(events.c.id.in_(ids)))
+    return len(ids)
+
+
+# --- reads -----------------------------------------------------------------------------
+
+
+def split_range(start: datetime, end: datetime) -> list[tuple[str, datetime, datetime]]:
+    """``[start, end)`` (whole hours) as pieces read from the daily table (``"day"``) for
+    whole days and the hourly table (``"hour"``) for the hours at either edge."""
+    first_day = start if start.hour == 0 else (start + timedelta(days=1)).replace(hour=0)
+    last_day = end.replace(hour=0)
+    if first_day >= last_day:
+        return [("hour", start, end)] if start < end else []
+    out = []
+    if start < first_day:
+        out.append(("hour", start, first_day))
+    out.append(("day", first_day, last_day))
+    if last_day < end:
+        out.append(("hour", last_day, end))
+    return out
+
+
+def _where(table: Any, start: datetime, end: datetime, filters: Mapping[str, Any]) -> Any:
+    cond = [table.c.bucket >= start, table.c.bucket < end]
+    for name, value in filters.items():
+        if value is None:
+            continue
+        if isinstance(value, list | tuple | set | frozenset):
+            cond.append(table.c[name].in_(list(value)))
+        else:
+            cond.append(table.c[name] == value)
+    return and_(*cond)
+
+
+async def counts(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    by: Sequence[str],
+    filters: Mapping[str, Any] | None = None,
+) -> list[tuple[Any, ...]]:
+    """Sums of ``count`` and ``value_sum`` over ``[start, end)`` grouped by the dimensions
+    ``by`` (e.g. ``("event", "channel")``): rows ``(*by, count, value_sum)``."""
+    return await _summed(conn, start, end, by, filters or {}, counts=True)
+
+
+async def latency(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    by: Sequence[str],
+    filters: Mapping[str, Any] | None = None,
+) -> list[tuple[Any, ...]]:
+    """Histogram counts over ``[start, end)``: rows ``(*by, le, count)``."""
+    return await _summed(conn, start, end, (*by, "le"), filters or {}, counts=False)
+
+
+async def _summed(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    by: Sequence[str],
+    filters: Mapping[str, Any],
+    *,
+    counts: bool,
+) -> list[tuple[Any, ...]]:
+    tables = (
+        {"hour": event_counts_hourly, "day": event_counts_daily}
+        if counts
+        else {"hour": latency_hourly, "day": latency_daily}
+    )
+    merged: dict[tuple[Any, ...], list[float]] = {}
+    for grain, lo, hi in split_range(start, end):
+        t = tables[grain]
+        sums = [func.sum(t.c.count)] + ([func.sum(t.c.value_sum)] if counts else [])
+        stmt = (
+            select(*[t.c[name] for name in by], *sums)
+            .where(_where(t, lo, hi, filters))
+            .group_by(*[t.c[name] for name in by])
+        )
+        for row in await conn.execute(stmt):
+            key = tuple(row[: len(by)])
+            slot = merged.setdefault(key, [0.0] * len(sums))
+            for i, v in enumerate(row[len(by) :]):
+                slot[i] += float(v or 0)
+    return [(*k, *(int(v[0]),), *v[1:]) for k, v in merged.items()]
+
+
+async def series(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    grain: str,
+    filters: Mapping[str, Any],
+    *,
+    by: Sequence[str] = ("event",),
+) -> list[tuple[Any, ...]]:
+    """Counts per bucket of ``grain`` (``hour`` or ``day``) over ``[start, end)``:
+    rows ``(bucket, *by, count, value_sum)``."""
+    t = event_counts_hourly if grain == "hour" else event_counts_daily
+    stmt = (
+        select(t.c.bucket, *[t.c[n] for n in by], func.sum(t.c.count), func.sum(t.c.value_sum))
+        .where(_where(t, start, end, filters))
+        .group_by(t.c.bucket, *[t.c[n] for n in by])
+        .order_by(t.c.bucket)
+    )
+    return [tuple(r) for r in await conn.execute(stmt)]
+
+
+async def latency_series(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    grain: str,
+    filters: Mapping[str, Any],
+) -> list[tuple[Any, ...]]:
+    """Histogram counts per bucket: rows ``(bucket, le, count)``."""
+    t = latency_hourly if grain == "hour" else latency_daily
+    stmt = (
+        select(t.c.bucket, t.c.le, func.sum(t.c.count))
+        .where(_where(t, start, end, filters))
+        .group_by(t.c.bucket, t.c.le)
+        .order_by(t.c.bucket)
+    )
+    return [tuple(r) for r in await conn.execute(stmt)]
