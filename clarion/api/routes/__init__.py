@@ -18,6 +18,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         413: "Request body too large",
         422: "Invalid request",
         429: "Rate limited",
+        431: "The request line and headers are too large",
         503: "A dependency (database) is unavailable",
     }.items()
 }
