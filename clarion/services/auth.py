@@ -47,6 +47,28 @@ SECRET_FILE = ".clarion-secret"
 TOKEN_ISSUER = "clarion"
 
 
+def sign_token(claims: dict[str, Any], secret: str) -> str:
+    """An HS256 token issued by Clarion (``iss``) with these claims."""
+    return jwt.encode({**claims, "iss": TOKEN_ISSUER}, secret, algorithm="HS256")
+
+
+def verify_token(token: str, secret: str, *, typ: str, require: Iterable[str]) -> dict[str, Any]:
+    """The claims of a token Clarion signed with ``secret`` for the purpose ``typ``
+    (``user``, ``unsub``): the one decoder of every token Clarion issues, so the
+    algorithm, the issuer and the purpose are checked the same way everywhere. Raises
+    ``jwt.ExpiredSignatureError`` when expired, another ``jwt.PyJWTError`` otherwise."""
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        secret,
+        algorithms=["HS256"],
+        issuer=TOKEN_ISSUER,
+        options={"require": [*require, "iss"]},
+    )
+    if claims.get("typ") != typ:
+        raise jwt.InvalidTokenError(f"not a {typ} token")
+    return claims
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling. An API key's ``scopes`` and its own ``rate_limit`` (``None``: the
@@ -266,29 +288,17 @@ class AuthService:
     def mint_user_token(self, user_id: str, ttl_seconds: int | None = None) -> tuple[str, int]:
         ttl = ttl_seconds or self._ttl
         now = utcnow()
-        claims = {
-            "sub": user_id,
-            "typ": "user",
-            "iss": TOKEN_ISSUER,
-            "iat": now,
-            "exp": now + timedelta(seconds=ttl),
-        }
-        return jwt.encode(claims, self._secret, algorithm="HS256"), ttl
+        claims = {"sub": user_id, "typ": "user", "iat": now, "exp": now + timedelta(seconds=ttl)}
+        return sign_token(claims, self._secret), ttl
 
     def verify_user_token(self, token: str) -> Principal:
         try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=["HS256"],
-                issuer=TOKEN_ISSUER,
-                options={"require": ["exp", "sub", "iss"]},
-            )
+            claims = verify_token(token, self._secret, typ="user", require=("exp", "sub"))
         except jwt.ExpiredSignatureError as exc:
             raise TokenExpired("the user token has expired") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated("invalid credentials") from exc
-        if claims.get("typ") != "user" or not isinstance(claims.get("sub"), str):
+        if not isinstance(claims.get("sub"), str):
             raise Unauthenticated("invalid credentials")
         return Principal(kind="user", user_id=claims["sub"])
 

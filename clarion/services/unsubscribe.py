@@ -6,7 +6,7 @@ from __future__ import annotations
 import jwt
 
 from clarion.errors import NotFound
-from clarion.services.auth import TOKEN_ISSUER
+from clarion.services.auth import sign_token, verify_token
 
 
 class UnsubscribeSigner:
@@ -21,21 +21,15 @@ class UnsubscribeSigner:
         self._secret = secret
 
     def sign(self, user_id: str, type_: str, channel: str) -> str:
-        claims = {"typ": "unsub", "iss": TOKEN_ISSUER, "sub": user_id, "t": type_, "ch": channel}
-        return jwt.encode(claims, self._secret, algorithm="HS256")
+        claims = {"typ": "unsub", "sub": user_id, "t": type_, "ch": channel}
+        return sign_token(claims, self._secret)
 
     def verify(self, token: str) -> tuple[str, str, str]:
         try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=["HS256"],
-                issuer=TOKEN_ISSUER,
-                options={"require": ["sub", "iss"]},
-            )
+            claims = verify_token(token, self._secret, typ="unsub", require=("sub",))
         except jwt.PyJWTError as exc:
             raise NotFound("unknown or invalid unsubscribe link") from exc
         parts = (claims.get("sub"), claims.get("t"), claims.get("ch"))
-        if claims.get("typ") != "unsub" or not all(isinstance(p, str) and p for p in parts):
+        if not all(isinstance(p, str) and p for p in parts):
             raise NotFound("unknown or invalid unsubscribe link")
         return str(parts[0]), str(parts[1]), str(parts[2])

@@ -58,13 +58,52 @@ _FOLLOWED = (
 
 
 async def horizon(conn: AsyncConnection) -> int | None:
-    """PostgreSQL: the oldest transaction id still running; events of transactions before
-    it are final. Call first in the transaction (before it writes and takes an id of its
-    own). ``None`` on SQLite."""
+    """PostgreSQL: a transaction id below which every transaction that may have written
+    events in this database has finished: events of those are final. ``None`` on SQLite.
+
+    Call first in the transaction (before it writes and takes an id of its own). Only
+    this database's writers matter (transaction ids are server-wide, and a long report
+    in another database must not hold the rollups back): the lowest id among this
+    database's running transactions that have one, and its prepared transactions, else
+    the next id to be given out. Should another role's sessions be hidden from
+    ``pg_stat_activity``, the server-wide oldest running transaction is used instead."""
     if conn.dialect.name != "postgresql":
         return None
-    got = await conn.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
-    return int(got.scalar_one())
+    snap = (
+        await conn.execute(
+            text(
+                "SELECT pg_snapshot_xmax(s)::text::bigint, pg_snapshot_xmin(s)::text::bigint "
+                "FROM pg_current_snapshot() AS s"
+            )
+        )
+    ).one()
+    following, oldest_anywhere = int(snap[0]), int(snap[1])
+    # Read after the snapshot: a writer with an id below ``following`` that is still
+    # running is listed here (an id is in the process array before its first write).
+    mine = (await conn.execute(_WRITERS)).one()
+    if mine[0]:  # hidden sessions: be safe, as if they were all writers
+        return oldest_anywhere
+    ids = [int(x) for x in (mine[1], mine[2]) if x is not None]
+    return min([following, *(_widened(i, following) for i in ids)])
+
+
+#: This database's running and prepared transactions that have an id (32-bit ``xid``).
+_WRITERS = text(
+    "SELECT"
+    " (SELECT coalesce(bool_or(query = '<insufficient privilege>'), false)"
+    "  FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()),"
+    " (SELECT min(backend_xid::text::bigint) FROM pg_stat_activity"
+    "  WHERE datname = current_database() AND pid <> pg_backend_pid()),"
+    " (SELECT min(transaction::text::bigint) FROM pg_prepared_xacts"
+    "  WHERE database = current_database())"
+)
+
+
+def _widened(xid32: int, near: int) -> int:
+    """A 32-bit transaction id as the 64-bit id (``xid8``) of the same epoch as ``near``,
+    the next id to be given out: a running transaction's id is at most 2^31 behind it."""
+    full = (near >> 32 << 32) | xid32
+    return full - (1 << 32) if full > near else full
 
 
 async def lock_cursor(conn: AsyncConnection, now: datetime) -> tuple[int, int] | None:
@@ -113,6 +152,31 @@ async def next_events(
             .order_by(events.c.txid, events.c.id)
         )
     return [r._mapping for r in await conn.execute(stmt.limit(limit))]
+
+
+async def unfolded(conn: AsyncConnection, cursor: tuple[int, int]) -> bool:
+    """Whether events were written after ``cursor`` (folded or not yet foldable)."""
+    txid, event_id = cursor
+    if conn.dialect.name != "postgresql":
+        stmt = select(events.c.id).where(events.c.id > event_id).limit(1)
+    else:
+        stmt = (
+            select(events.c.id)
+            .where(
+                events.c.txid.is_not(None),
+                tuple_(events.c.txid, events.c.id) > tuple_(literal(txid), literal(event_id)),
+            )
+            .limit(1)
+        )
+    return (await conn.execute(stmt)).first() is not None
+
+
+async def read_cursor(conn: AsyncConnection) -> tuple[int, int]:
+    stmt = select(analytics_cursor.c.txid, analytics_cursor.c.event_id).where(
+        analytics_cursor.c.name == FOLLOWER
+    )
+    got = (await conn.execute(stmt)).first()
+    return (0, 0) if got is None else (int(got.txid), int(got.event_id))
 
 
 def _count_upsert(conn: AsyncConnection, table: Any) -> Any:

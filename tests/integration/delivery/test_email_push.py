@@ -83,6 +83,11 @@ async def test_one_click_unsubscribe(
     assert await _statuses(authed, nid3) == [("email", "suppressed", "preference")]
     assert await _statuses(authed, other_type) == [("email", "delivered", None)]
     assert len(smtp_server.sink.messages) == 3
+    # The opt-out is one fact, however often the link is posted.
+    await services.rollups.catch_up()
+    opted = (await authed.get("/api/v1/notifications/analytics/dashboard")).json()
+    assert opted["totals"]["unsubscribed"] == 1
+    assert opted["by_type"]["follow"]["unsubscribed"] == 1
 
 
 async def test_email_without_address_is_suppressed(
