@@ -121,7 +121,8 @@ PROVIDERS = {
 DELIVERY_MS = {"email": 1800, "push": 350, "webhook": 90, "sms": 1400, "in_app": 20}
 
 # (event, [(channel, weight)], [(reason, weight)] or None, latency median ms or None, share %)
-_MIX: list[tuple[str, list[tuple[str | None, float]], list[tuple[str, float]] | None, str | None, float]] = [
+_Weighted = list[tuple[Any, float]]
+_MIX: list[tuple[str, _Weighted, _Weighted | None, str | None, float]] = [
     ("accepted", [("in_app", 0.8), (None, 0.2)], None, None, 35.0),
     ("held", [(None, 0.6), ("email", 0.3), ("sms", 0.1)],
      [("batched", 0.5), ("scheduled", 0.3), ("quiet_hours", 0.2)], None, 2.0),
