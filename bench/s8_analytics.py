@@ -567,11 +567,16 @@ def compare(measured: dict[str, Any], refs: dict[str, Any]) -> dict[str, Any]:
     """Ratios: endpoint p50 over (HTTP floor p50 + the one-query rollup floor p50): how many
     "smallest possible answers" one call costs; raw count p50 over the endpoint p50: how
     much the rollups save against counting events."""
-    http = measured.get("http_floor_unread_count", {}).get("p50_ms")
+
+    def ok_p50(name: str) -> float | None:
+        m = measured.get(name, {})
+        return m.get("p50_ms") if m.get("status", {}).get("200") == m.get("requests") else None
+
+    http = ok_p50("http_floor_unread_count")
     out: dict[str, Any] = {}
     for name in ("dashboard_30d", "dashboard_24h", "trends_30d_by_day", "trends_24h_by_hour"):
         span = "30d" if "30d" in name else "24h"
-        p50 = measured.get(name, {}).get("p50_ms")
+        p50 = ok_p50(name)
         floor = refs.get(f"rollup_floor_{span}", {}).get("p50_ms")
         raw = refs.get(f"raw_count_{span}", {}).get("p50_ms")
         out[name] = {
@@ -656,12 +661,15 @@ def sqlite(procs: Procs, quick: bool) -> dict[str, Any]:
 
 def rollup_cost(procs: Procs, quick: bool) -> dict[str, Any]:
     """S1's single-process PostgreSQL ingest (same function, same parameters) with the
-    follower on and off, in the order on, off, off, on, each on a fresh database."""
+    follower on and off, each on a fresh database, in pairs of alternating order (on off,
+    off on, ...) so that a drift of the machine during the run weighs on both sides."""
     seconds = 4 if quick else 15
+    order = ["true", "false", "false", "true"] + ([] if quick else ["true", "false"])
     runs: list[dict[str, Any]] = []
-    for rollups in ("true", "false", "false", "true"):
+    for rollups in order:
         plain = fresh_db(S1_DB)
         url = plain.replace("postgresql://", "postgresql+asyncpg://")
+        load = os.getloadavg()[0]
         try:
             env = clarion_env(url, CLARION_ANALYTICS_ROLLUPS=rollups)
             r = s1_ingest._ingest(procs, env, seconds, None)
@@ -674,6 +682,7 @@ def rollup_cost(procs: Procs, quick: bool) -> dict[str, Any]:
             "p50_ms": r["p50_ms"],
             "p99_ms": r["p99_ms"],
             "cpu_ms_per_request": r["cpu_ms_per_request"],
+            "loadavg_1min_before": round(load, 2),
             **lag,
         }
         print(f"  s1 rollups={rollups}: {run}", flush=True)
@@ -683,16 +692,28 @@ def rollup_cost(procs: Procs, quick: bool) -> dict[str, Any]:
     on_rate = statistics.mean(r["ok_per_s"] for r in on)
     off_rate = statistics.mean(r["ok_per_s"] for r in off)
     cost = round(1 - on_rate / off_rate, 4) if off_rate else None
+    # Each adjacent pair (one on, one off) measured minutes apart: their ratios.
+    pairs = [
+        ratio(a["ok_per_s"], b["ok_per_s"], 4)
+        if a["rollups"]
+        else ratio(b["ok_per_s"], a["ok_per_s"], 4)
+        for a, b in zip(runs[0::2], runs[1::2], strict=True)
+    ]
+    cpu_on = statistics.mean(r["cpu_ms_per_request"] for r in on)
+    cpu_off = statistics.mean(r["cpu_ms_per_request"] for r in off)
     return {
         "setup": "bench/s1_ingest.py _ingest: clarion serve, 1 process, PostgreSQL + Redis, "
-        f"32 connections closed loop, {seconds} s after 2 s warm-up; order on, off, off, on",
+        f"32 connections closed loop, {seconds} s after 2 s warm-up, a fresh database per "
+        f"run; order {', '.join('on' if o == 'true' else 'off' for o in order)}",
         "runs": runs,
         "rollups_on_per_s": round(on_rate, 1),
         "rollups_off_per_s": round(off_rate, 1),
         "on_over_off": ratio(on_rate, off_rate, 4),
+        "on_over_off_per_pair": pairs,
         "cost_fraction": cost,
-        "cpu_ms_per_request_on": round(statistics.mean(r["cpu_ms_per_request"] for r in on), 3),
-        "cpu_ms_per_request_off": round(statistics.mean(r["cpu_ms_per_request"] for r in off), 3),
+        "cpu_ms_per_request_on": round(cpu_on, 3),
+        "cpu_ms_per_request_off": round(cpu_off, 3),
+        "cpu_cost_fraction": round(cpu_on / cpu_off - 1, 4) if cpu_off else None,
         "target_cost_fraction": 0.05,
         "verdict": "not measured" if cost is None else ("met" if cost <= 0.05 else "missed"),
     }
