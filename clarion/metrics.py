@@ -73,3 +73,13 @@ class _LiveWrites:
 
 
 REGISTRY.register(_LiveWrites())
+
+# --- analytics -----------------------------------------------------------------------------
+HEALTH_SCORE = Gauge(
+    "clarion_health_score", "The health score 0-100 (docs/analytics.md), set when computed"
+)
+HEALTH_COMPONENT = Gauge(
+    "clarion_health_component_score",
+    "Each component of the health score 0-100 in its worst window, set when computed",
+    ["component"],
+)

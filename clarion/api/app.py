@@ -18,6 +18,7 @@ from clarion.api.middleware import BodyLimit, Metrics
 from clarion.api.responses import Json
 from clarion.api.routes import (
     actions,
+    analytics,
     batches,
     batching,
     deliveries,
@@ -118,6 +119,7 @@ def create_app(
     app.include_router(ws.router)
     app.include_router(sse.router)
     app.include_router(system.router)
+    app.include_router(analytics.router)
     app.include_router(preferences.router)
     app.include_router(batching.router)
     app.include_router(batches.router)

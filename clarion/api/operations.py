@@ -111,6 +111,15 @@ OPERATIONS: Mapping[Operation, Access] = {
     ("DELETE", "/api/v1/webhooks/{endpoint_id}"): _ADMIN,
     # system
     ("GET", f"{_N}/system/status"): _READ,
+    # analytics (operator reads: API keys only) and conversions
+    ("GET", f"{_N}/analytics/dashboard"): _READ,
+    ("GET", f"{_N}/analytics/metrics/{{user_id}}"): _READ,
+    ("GET", f"{_N}/analytics/health-score"): _READ,
+    ("GET", f"{_N}/analytics/trends"): _READ,
+    ("GET", f"{_N}/analytics/events"): _READ,
+    ("GET", f"{_N}/analytics/live"): _READ,
+    ("POST", f"{_N}/{{notification_id}}/conversions"): _SEND,
+    ("POST", f"{_U}/{{user_id}}/conversions"): _SEND,
     # one-click unsubscribe from email
     ("GET", "/api/v1/unsubscribe/{token}"): _PUBLIC,
     ("POST", "/api/v1/unsubscribe/{token}"): _PUBLIC,

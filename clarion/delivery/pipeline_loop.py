@@ -19,6 +19,7 @@ from clarion.errors import ClarionError, is_outage
 from clarion.hub.tasks import wait_event
 from clarion.services.analytics_rollups import RollupFollower
 from clarion.services.digests import DigestService
+from clarion.services.health import HealthService
 from clarion.services.scheduling import SchedulingService
 
 log = logging.getLogger("clarion.scheduler")
@@ -31,6 +32,7 @@ class PipelineLoop:
         scheduling: SchedulingService,
         *,
         rollups: RollupFollower | None = None,
+        health: HealthService | None = None,
         poll_seconds: float = 0.5,
     ) -> None:
         self.digests = digests
@@ -43,6 +45,8 @@ class PipelineLoop:
         ]
         if rollups is not None:
             self._steps.append(rollups.run_once)
+        if health is not None:  # alerts: at most one check a minute
+            self._steps.append(health.run_once)
         self._stop = asyncio.Event()
 
     def stop(self) -> None:

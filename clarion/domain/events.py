@@ -16,6 +16,10 @@ from typing import Any
 
 from clarion.domain.types import EventType
 
+#: The reason on a delivered/sent event of a notification that has no inbox copy: such
+#: deliveries are what reached the user when the inbox did not (the funnel's "delivered").
+OUTSIDE_INBOX = "outside_inbox"
+
 #: Keys of a notification row (or of the values about to become one) copied onto events.
 _DIMENSIONS = ("ntype", "template", "template_key", "priority", "experiment", "variant")
 

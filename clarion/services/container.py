@@ -13,11 +13,14 @@ from typing import Any
 from clarion.config import Settings
 from clarion.hub.hub import Hub
 from clarion.services.actions import ActionService
+from clarion.services.analytics import AnalyticsService
 from clarion.services.analytics_rollups import RollupFollower
 from clarion.services.auth import AuthService, resolve_secret
 from clarion.services.batching_rules import BatchingRuleService
+from clarion.services.conversions import ConversionService
 from clarion.services.deliveries import DeliveryService
 from clarion.services.digests import DigestService
+from clarion.services.health import HealthService
 from clarion.services.idempotency import IdempotencyService
 from clarion.services.inbox import InboxService
 from clarion.services.planner import Planner
@@ -80,6 +83,15 @@ class Services:
         self.privacy = PrivacyService(self.db, secret, settings.privacy_batch_size)
         # Analytics: the rollup follower (run by the pipeline loop) and the reads over it.
         self.rollups = RollupFollower(self.db, retention_days=settings.event_retention_days)
+        self.analytics = AnalyticsService(self.db, retention_days=settings.event_retention_days)
+        self.health = HealthService(
+            self.db,
+            self.hub,
+            self.sending,
+            threshold=settings.health_alert_threshold,
+            alert_user=settings.health_alert_user,
+        )
+        self.conversions = ConversionService(self.db, window_hours=settings.conversion_window_hours)
 
     async def start(self) -> None:
         """Start the background parts the services themselves need (the hub). Delivery

@@ -22,7 +22,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from clarion.config import Settings
-from clarion.domain.events import dimensions, elapsed_ms, event_row, failure_class
+from clarion.domain.events import (
+    OUTSIDE_INBOX,
+    dimensions,
+    elapsed_ms,
+    event_row,
+    failure_class,
+)
 from clarion.domain.jobs import Job, Result
 from clarion.domain.retry import Outcome, RetryPolicy, policy_for
 from clarion.domain.types import DeliveryStatus, EventType
@@ -317,8 +323,13 @@ class DeliveryService:
         latency = None
         if status == DeliveryStatus.DELIVERED:
             kind = EventType.DELIVERED if job.channel in _RECEIPT_CHANNELS else EventType.SENT
-            created = None if job.notification is None else job.notification["created_at"]
+            note = job.notification
+            created = None if note is None else note["created_at"]
             latency = elapsed_ms(created or job.delivery["created_at"], now)
+            if note is not None and not note["inbox"]:
+                # The notification's only copies are outside the inbox: this one counts
+                # toward "delivered" in the analytics funnel (docs/analytics.md).
+                reason = OUTSIDE_INBOX
         elif status == DeliveryStatus.SUPPRESSED:
             kind = EventType.SUPPRESSED
             reason = res.suppress_reason

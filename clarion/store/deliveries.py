@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -31,3 +32,13 @@ async def backlog(conn: AsyncConnection) -> dict[str, int]:
     """Deliveries by status, for system status and metrics."""
     stmt = select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
     return {status: int(count) for status, count in await conn.execute(stmt)}
+
+
+async def oldest_due(conn: AsyncConnection, now: datetime) -> datetime | None:
+    """When the longest-waiting due delivery (pending, or failed and due again) became
+    due; ``None`` when nothing is waiting. The outbox's backlog age is ``now`` minus this."""
+    stmt = select(func.min(deliveries.c.next_attempt_at)).where(
+        deliveries.c.status.in_(["pending", "failed"]), deliveries.c.next_attempt_at <= now
+    )
+    oldest: datetime | None = (await conn.execute(stmt)).scalar()
+    return oldest

@@ -167,7 +167,8 @@ events = Table(
     # which lets the rollup follower take exactly the events of finished transactions
     # (store/analytics.py). NULL on SQLite, where ids commit in order.
     Column("txid", BigInteger),
-    Index("ix_events_created_at", "created_at"),
+    # Time ranges in a stable order (the export's pages, retention's oldest first).
+    Index("ix_events_created_at_id", "created_at", "id"),
     Index("ix_events_user_id_created_at", "user_id", "created_at"),
     Index("ix_events_notification_id", "notification_id"),
     Index("ix_events_txid_id", "txid", "id", postgresql_where=text("txid IS NOT NULL")),
@@ -236,6 +237,10 @@ health_alerts = Table(
     Column("score", Float, nullable=False),  # the score that opened it
     Column("lowest", Float, nullable=False),
     Column("window", String(10)),
+    # True while open, NULL once ended: the unique index lets one episode be open at a
+    # time, so two processes seeing the same drop send one alert.
+    Column("open", Boolean),
+    Index("uq_health_alerts_open", "open", unique=True),
 )
 
 # Outcomes the application reports (POST .../conversions): one per (notification, name).

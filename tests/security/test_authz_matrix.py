@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import inspect
+import itertools
 import json
 import sqlite3
 import time
@@ -240,6 +241,8 @@ def _for_a(path: str) -> Callable[[World], Req]:
 # --- the table: one line per operation -----------------------------------------------------
 
 _n = "{notification_id}"
+_NAMES = itertools.count()
+
 PROBES: dict[Operation, Probe] = {
     ("POST", N): Probe(
         lambda w: Req("POST", N, json={"user_id": A, "type": "x", "title": "t"}), 202
@@ -377,6 +380,31 @@ PROBES: dict[Operation, Probe] = {
         lambda w, fresh: Req("DELETE", f"/api/v1/webhooks/{w.webhook(fresh)}"), 204
     ),
     ("GET", f"{N}/system/status"): Probe(lambda w: Req("GET", f"{N}/system/status"), 200),
+    **{
+        ("GET", f"{N}/analytics/{name}"): Probe(
+            lambda w, n=name: Req("GET", f"{N}/analytics/{n}"), 200
+        )
+        for name in ("dashboard", "health-score", "events")
+    },
+    ("GET", f"{N}/analytics/trends"): Probe(
+        lambda w: Req("GET", f"{N}/analytics/trends", params={"metric": "accepted"}), 200
+    ),
+    ("GET", f"{N}/analytics/live"): Probe(
+        lambda w: Req("GET", f"{N}/analytics/live", params={"seconds": "1"}), 200
+    ),
+    ("GET", f"{N}/analytics/metrics/{{user_id}}"): Probe(
+        lambda w: Req("GET", f"{N}/analytics/metrics/{A}"), 200
+    ),
+    # A new name each time: a repeated (notification, name) answers 200, not 201.
+    ("POST", f"{N}/{_n}/conversions"): Probe(
+        lambda w: Req(
+            "POST", f"{N}/{w.notification()}/conversions", json={"name": f"c{next(_NAMES)}"}
+        ),
+        201,
+    ),
+    ("POST", f"{U}/{{user_id}}/conversions"): Probe(
+        lambda w: Req("POST", f"{U}/{A}/conversions", json={"name": f"c{next(_NAMES)}"}), 201
+    ),
     ("GET", "/api/v1/unsubscribe/{token}"): Probe(
         lambda w: Req("GET", f"/api/v1/unsubscribe/{w.unsubscribe_link()}"), 200
     ),

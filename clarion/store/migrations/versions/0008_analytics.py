@@ -88,6 +88,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("variant", sa.String(50), nullable=True))
         batch_op.add_column(sa.Column("txid", sa.BigInteger(), nullable=True))
         batch_op.create_index("ix_events_notification_id", ["notification_id"], unique=False)
+        batch_op.drop_index("ix_events_created_at")
+        batch_op.create_index("ix_events_created_at_id", ["created_at", "id"], unique=False)
     if postgres:
         # Events written before this migration have no transaction id: the follower
         # starts after them (see the cursor row below) and they are not rolled up.
@@ -120,8 +122,10 @@ def upgrade() -> None:
         sa.Column("score", sa.Float(), nullable=False),
         sa.Column("lowest", sa.Float(), nullable=False),
         sa.Column("window", sa.String(10), nullable=True),
+        sa.Column("open", sa.Boolean(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_health_alerts"),
     )
+    op.create_index("uq_health_alerts_open", "health_alerts", ["open"], unique=True)
     op.create_table(
         "conversions",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -153,6 +157,8 @@ def downgrade() -> None:
         op.drop_index("ix_events_txid_id", table_name="events")
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index("ix_events_notification_id")
+        batch_op.drop_index("ix_events_created_at_id")
+        batch_op.create_index("ix_events_created_at", ["created_at"], unique=False)
         for col in (
             "txid",
             "variant",

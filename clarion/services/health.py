@@ -1,0 +1,220 @@
+"""The health score as a service (docs/analytics.md, "Health score"): the facts of each
+window read from the rollups and the state now (outbox, Redis, broker), scored by
+domain/health.py, exported on ``/metrics``, and an alert to the operator's webhook
+endpoints once per episode below the threshold.
+
+The alert is an ordinary notification (type ``clarion.health_alert``, channel ``webhook``)
+to the user named by ``CLARION_HEALTH_ALERT_USER``: it is signed, retried and recorded as
+every webhook is, and an operator subscribes by registering a webhook endpoint for that
+user (or for that type).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from clarion.domain import health
+from clarion.domain.latency import BUCKETS, percentile
+from clarion.domain.rollup import hour_of
+from clarion.domain.send_command import SendCommand
+from clarion.domain.types import ChannelName, EventType, Priority
+from clarion.hub.hub import Hub
+from clarion.metrics import HEALTH_COMPONENT, HEALTH_SCORE
+from clarion.services.clock import as_utc, utcnow
+from clarion.services.sending import SendingService
+from clarion.store import analytics as store
+from clarion.store import deliveries as delivery_store
+from clarion.store import health_alerts as alert_store
+from clarion.store.db import Database
+
+log = logging.getLogger("clarion.health")
+
+WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+ALERT_TYPE = "clarion.health_alert"
+#: An episode ends when the score is back this far above the threshold (no flapping).
+HYSTERESIS = 5.0
+#: Least time between two alert checks in one process.
+CHECK_EVERY = 60.0
+E = EventType
+
+
+class HealthService:
+    def __init__(
+        self,
+        db: Database,
+        hub: Hub,
+        sending: SendingService,
+        *,
+        threshold: float,
+        alert_user: str,
+        targets: health.Targets | None = None,
+    ) -> None:
+        self._db = db
+        self._hub = hub
+        self._sending = sending
+        self.threshold = threshold
+        self.alert_user = alert_user
+        self.targets = targets or health.Targets()
+        self._next_check = 0.0
+
+    async def score(self, window: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+        """The score with every component; ``window`` shows that window alone."""
+        now = now or utcnow()
+        state = await self._state(now)
+        names = [window] if window is not None else list(WINDOWS)
+        scored = [
+            health.score_window(await self._facts(name, now, state), self.targets) for name in names
+        ]
+        combined = health.combine(scored)
+        if window is None:
+            self._export(combined)
+        return _json(combined, now)
+
+    async def _state(self, now: datetime) -> dict[str, Any]:
+        async with self._db.connect() as conn:
+            oldest = await delivery_store.oldest_due(conn, now)
+        status = self._hub.status()
+        degraded = []
+        if status["redis"] is not None and not status["redis"]["healthy"]:
+            degraded.append("redis")
+        if not status["broker"]["healthy"]:
+            degraded.append("broker")
+        age = 0.0 if oldest is None else max(0.0, (now - as_utc(oldest)).total_seconds())
+        return {"backlog": age, "degraded": degraded}
+
+    async def _facts(self, name: str, now: datetime, state: dict[str, Any]) -> health.WindowFacts:
+        length = WINDOWS[name]
+        end = hour_of(now) + timedelta(hours=1)  # the current hour included
+        start = hour_of(now - length)
+        before = start - (end - start)
+        async with self._db.connect() as conn:
+            rows = await store.counts(conn, start, end, ("event", "channel", "provider"))
+            earlier = await store.counts(conn, before, start, ("event", "channel"))
+            lat = await store.latency(conn, start, end, ("channel",), {"metric": "delivered"})
+        n: dict[str, int] = defaultdict(int)
+        providers: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        inbox = 0
+        for event, channel, provider, count, _ in rows:
+            n[event] += int(count)
+            if event == E.ACCEPTED and channel == ChannelName.IN_APP:
+                inbox += int(count)
+            if provider and event in (E.DELIVERED, E.SENT, E.FAILED, E.DEAD):
+                providers[provider][0] += int(count)
+                if event in (E.FAILED, E.DEAD):
+                    providers[provider][1] += int(count)
+        prev_read = prev_inbox = 0
+        for event, channel, count, _ in earlier:
+            if event == E.READ:
+                prev_read += int(count)
+            elif event == E.ACCEPTED and channel == ChannelName.IN_APP:
+                prev_inbox += int(count)
+        hists: dict[str, list[int]] = defaultdict(lambda: [0] * BUCKETS)
+        for channel, le, count in lat:
+            hists[channel][int(le)] += int(count)
+        return health.WindowFacts(
+            window=name,
+            accepted=n[E.ACCEPTED],
+            delivered=n[E.DELIVERED] + n[E.SENT],
+            dead=n[E.DEAD],
+            failed_attempts=n[E.FAILED],
+            unsubscribed=n[E.UNSUBSCRIBED],
+            latency_p95_ms={ch: percentile(h, 0.95) for ch, h in hists.items()},
+            provider_attempts={p: (a, e) for p, (a, e) in providers.items()},
+            read_rate=min(1.0, n[E.READ] / inbox) if inbox else None,
+            previous_read_rate=min(1.0, prev_read / prev_inbox) if prev_inbox else None,
+            backlog_oldest_age_s=state["backlog"],
+            degraded=state["degraded"],
+        )
+
+    def _export(self, combined: health.HealthScore) -> None:
+        HEALTH_SCORE.set(combined.score)
+        worst = next(
+            (w for w in combined.windows if w.window == combined.worst_window),
+            min(combined.windows, key=lambda w: w.score),
+        )
+        for c in worst.components:
+            HEALTH_COMPONENT.labels(component=c.name).set(c.score)
+
+    # --- alerts ------------------------------------------------------------------------------
+    async def run_once(self) -> int:
+        """For the pipeline loop: at most once a minute, score and open or close an
+        episode; returns 1 when an alert was sent."""
+        clock = time.monotonic()
+        if self.threshold <= 0 or clock < self._next_check:
+            return 0
+        self._next_check = clock + CHECK_EVERY
+        return await self.check()
+
+    async def check(self, now: datetime | None = None) -> int:
+        now = now or utcnow()
+        result = await self.score(now=now)
+        value = float(result["score"])
+        async with self._db.begin() as conn:
+            if value < self.threshold:
+                opened = await alert_store.open_episode(conn, now, value, result["worst_window"])
+                if not opened:
+                    await alert_store.note_low(conn, value)
+            elif value >= self.threshold + HYSTERESIS:
+                if await alert_store.close_episode(conn, now):
+                    log.info("health score back to %.1f: the alert episode ended", value)
+                opened = False
+            else:
+                opened = False
+        if not opened:
+            return 0
+        log.warning("health score %.1f is below %.1f: alerting", value, self.threshold)
+        await self._sending.send(
+            SendCommand(
+                user_ids=(self.alert_user,),
+                type=ALERT_TYPE,
+                title=f"Clarion health score {value:.0f} is below {self.threshold:.0f}",
+                message=_summary(result),
+                priority=Priority.HIGH,
+                channels=(ChannelName.WEBHOOK,),
+                data={
+                    "score": value,
+                    "threshold": self.threshold,
+                    "worst_window": result["worst_window"],
+                    "components": result["components"],
+                },
+            )
+        )
+        return 1
+
+
+def _summary(result: dict[str, Any]) -> str:
+    low = sorted(result["components"], key=lambda c: c["score"])[:3]
+    return "; ".join(f"{c['name']} {c['score']:.0f}: {c['advice']}" for c in low)[:1000]
+
+
+def _json(combined: health.HealthScore, now: datetime) -> dict[str, Any]:
+    windows: list[dict[str, Any]] = [
+        {
+            "window": w.window,
+            "score": round(w.score, 2),
+            "enough_data": w.enough_data,
+            "components": [_component(c) for c in w.components],
+        }
+        for w in combined.windows
+    ]
+    worst = next((w for w in windows if w["window"] == combined.worst_window), None)
+    if worst is None:
+        worst = min(windows, key=lambda w: w["score"])
+    return {
+        "score": round(combined.score, 2),
+        "worst_window": combined.worst_window,
+        "computed_at": now.isoformat(),
+        "components": worst["components"],
+        "windows": windows,
+    }
+
+
+def _component(c: health.Component) -> dict[str, Any]:
+    out = asdict(c)
+    out["score"] = round(c.score, 2)
+    return out

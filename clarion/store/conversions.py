@@ -1,0 +1,46 @@
+"""Conversions the application reports: one per (notification, name)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.store.dialect import insert_ignore
+from clarion.store.schema import conversions, notifications
+
+
+async def record(conn: AsyncConnection, row: dict[str, Any]) -> bool:
+    """Insert a conversion; ``False`` when the notification already has one of that name."""
+    result = await conn.execute(insert_ignore(conn, conversions), row)
+    return bool(result.rowcount)
+
+
+async def existing(conn: AsyncConnection, notification_id: int, name: str) -> RowMapping | None:
+    stmt = select(conversions).where(
+        conversions.c.notification_id == notification_id, conversions.c.name == name
+    )
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else row._mapping
+
+
+async def latest_notification(
+    conn: AsyncConnection, user_id: str, since: datetime
+) -> RowMapping | None:
+    """The user's most recent notification created at or after ``since``."""
+    stmt = (
+        select(notifications)
+        .where(notifications.c.user_id == user_id)
+        .order_by(notifications.c.id.desc())
+        .limit(1)
+    )
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        return None
+    created = row.created_at
+    if created.tzinfo is None:  # SQLite hands back naive UTC
+        since = since.replace(tzinfo=None)
+    return row._mapping if created >= since else None
