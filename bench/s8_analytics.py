@@ -382,10 +382,10 @@ def timed_gets(
         r = client.get(url, params=params)
         body = r.content
         dt = time.perf_counter() - t0
-        statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
         if r.status_code != 200 and first_error is None:
             first_error = f"{r.status_code}: {body[:300]!r}"
         if k >= warmup:
+            statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
             times.append(dt)
             size = len(body)
     out: dict[str, Any] = {"requests": n, "status": statuses, **percentiles(times)}
