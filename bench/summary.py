@@ -364,6 +364,7 @@ def _s8_rows(row: Any) -> None:
             str(_g(c, "verdict")),
             f"on {_fmt(_g(c, 'rollups_on_per_s'), '/s')}, "
             f"off {_fmt(_g(c, 'rollups_off_per_s'), '/s')}; "
+            f"on/off per pair {', '.join(_fmt(p) for p in _g(c, 'on_over_off_per_pair') or [])}; "
             f"server CPU per send {'+' if (cpu or 0) >= 0 else ''}"
             f"{_fmt(None if cpu is None else round(100 * cpu, 1), ' %')}",
         )
