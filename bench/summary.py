@@ -265,6 +265,8 @@ def write_summary(mode: str, commit: str) -> str:
         _verdict(v, 30, False),
     )
 
+    _s8_rows(row)
+
     head = (
         f"# Clarion bench — {mode} run\n\n"
         f"commit `{commit[:12]}`, {datetime.now(UTC).isoformat(timespec='minutes')}, "
@@ -280,3 +282,96 @@ def write_summary(mode: str, commit: str) -> str:
     text = head + body + "\n"
     (RESULTS / "summary.md").write_text(text)
     return text
+
+
+_S8_LABELS = {
+    "dashboard_30d": "dashboard, 30 days",
+    "dashboard_24h": "dashboard, 24 hours",
+    "user_metrics_30d": "user metrics, 30 days (random users)",
+    "health_score": "health score (1 h, 24 h, 7 d windows)",
+    "trends_30d_by_day": "trends delivered, 30 days by day",
+    "trends_24h_by_hour": "trends delivered, 24 hours by hour",
+}
+
+
+def _s8_rows(row: Any) -> None:
+    """S8 analytics (bench/s8_analytics.py): each endpoint's p99 on both databases, the
+    export rate, the fold rate, and what keeping the rollups costs S1 ingest."""
+    s8 = _load("s8_analytics")
+    if not s8:
+        return
+    for backend, label in (("postgres", "PostgreSQL"), ("sqlite", "SQLite")):
+        b = _g(s8, backend)
+        if not isinstance(b, dict):
+            row("S8 analytics", f"{label}: not measured", None, "", "—", "not measured")
+            continue
+        n = _fmt(_g(b, "events"))
+        http = _g(b, "endpoints", "http_floor_unread_count", "p50_ms")
+        for key, what in _S8_LABELS.items():
+            v = _g(b, "verdicts", key)
+            ceiling = "—"
+            over = _g(b, "ratios", key, "over_floor_p50")
+            if over is not None:
+                span = "30d" if "30d" in key else "24h"
+                floor = _g(b, "references", f"rollup_floor_{span}", "p50_ms")
+                raw = _g(b, "references", f"raw_count_{span}", "p50_ms")
+                ceiling = (
+                    f"p50 x{_fmt(over)} of HTTP floor {_fmt(http, ' ms')} + one rollup "
+                    f"query {_fmt(floor, ' ms')}; count(*) on events {_fmt(raw, ' ms')}"
+                )
+            row(
+                "S8 analytics",
+                f"{label}, {n} events: {what} p99",
+                _g(v, "p99_ms"),
+                " ms",
+                f"<= {_g(v, 'target_p99_ms')} ms",
+                _verdict_of(v),
+                ceiling,
+            )
+        v = _g(b, "verdicts", "export_30d_ndjson")
+        db_rate = _g(b, "references", "copy_export_30d", "events_per_s") or _g(
+            b, "references", "fetch_export_30d", "events_per_s"
+        )
+        exported = _g(b, "endpoints", "export_30d_ndjson", "events")
+        row(
+            "S8 analytics",
+            f"{label}: export 30 days as NDJSON ({_fmt(exported)} events)",
+            _g(v, "events_per_s"),
+            " events/s",
+            ">= 100,000/s",
+            _verdict_of(v),
+            f"{_fmt(_g(b, 'ratios', 'export_over_database_rate'))} of the database's own "
+            f"read of the rows ({_fmt(db_rate, '/s')})",
+        )
+        row(
+            "S8 analytics",
+            f"{label}: rollup follower catching up on {n} events",
+            _g(b, "fold", "fold_events_per_s"),
+            " events/s",
+            "—",
+            "—",
+        )
+    c = _g(s8, "s1_rollup_cost")
+    if isinstance(c, dict):
+        cost = _g(c, "cost_fraction")
+        cpu = _g(c, "cpu_cost_fraction")
+        row(
+            "S8 analytics",
+            "S1 ingest (PostgreSQL, 1 process): throughput lost with rollups on",
+            None if cost is None else round(100 * cost, 1),
+            " %",
+            "<= 5 %",
+            str(_g(c, "verdict")),
+            f"on {_fmt(_g(c, 'rollups_on_per_s'), '/s')}, "
+            f"off {_fmt(_g(c, 'rollups_off_per_s'), '/s')}; "
+            f"on/off per pair {', '.join(_fmt(p) for p in _g(c, 'on_over_off_per_pair') or [])}; "
+            f"server CPU per send {'+' if (cpu or 0) >= 0 else ''}"
+            f"{_fmt(None if cpu is None else round(100 * cpu, 1), ' %')}",
+        )
+
+
+def _verdict_of(v: Any) -> str:
+    verdict = _g(v, "verdict")
+    if verdict is None:
+        return "not measured"
+    return "**missed**" if verdict == "missed" else str(verdict)
