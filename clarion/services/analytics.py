@@ -46,6 +46,13 @@ COUNT_METRICS: Mapping[str, tuple[str, ...]] = {
     "unsubscribed": (E.UNSUBSCRIBED,),
 }
 RATE_METRICS = ("delivery_rate", "read_rate", "click_through_rate", "conversion_rate")
+#: The events each rate is computed from (a series reads only those rows).
+_RATE_EVENTS: Mapping[str, tuple[str, ...]] = {
+    "delivery_rate": (E.ACCEPTED, E.DELIVERED, E.SENT),
+    "read_rate": (E.ACCEPTED, E.READ),
+    "click_through_rate": (E.ACCEPTED, E.CLICKED),
+    "conversion_rate": (E.ACCEPTED, E.DELIVERED, E.SENT, E.CONVERTED),
+}
 METRICS = (*COUNT_METRICS, *RATE_METRICS, "latency_p95_ms")
 INTERVALS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 
@@ -197,7 +204,9 @@ class AnalyticsService:
     ) -> dict[str, Any]:
         """Counts and rates over ``[start, end)`` (whole hours), from the rollups."""
         async with self._db.connect() as conn:
-            got = await store.counts(conn, start, end, ("event", "channel", "reason"), filters)
+            got = await store.counts(
+                conn, start, end, ("event", "channel", "reason"), filters, now=utcnow()
+            )
         rows = [(r[0], r[1], "", "", r[2], "", r[3], r[4]) for r in got]
         t = _tallies(rows, lambda _r: "all").get("all", Tally())
         return {**t.summary(), "rates": t.rates()}
@@ -205,8 +214,9 @@ class AnalyticsService:
     async def dashboard(self, start: datetime, end: datetime) -> dict[str, Any]:
         by = ("event", "channel", "ntype", "template_key", "reason", "template")
         async with self._db.connect() as conn:
-            rows = await store.counts(conn, start, end, by)
-            lat = await store.latency(conn, start, end, ("metric", "channel"))
+            now = utcnow()
+            rows = await store.counts(conn, start, end, by, now=now)
+            lat = await store.latency(conn, start, end, ("metric", "channel"), now=now)
         everything = _tallies(rows, lambda _r: "all").get("all", Tally())
         channels = _tallies(rows, lambda r: r[1] or None)
         types = _tallies(rows, lambda r: r[2] or None)
@@ -367,8 +377,14 @@ class AnalyticsService:
                 for bucket, le, n in rows:
                     hists[as_utc(bucket)][int(le)] += int(n)
                 return {t: percentile(h, 0.95) for t, h in hists.items()}
+            wanted = COUNT_METRICS.get(metric) or _RATE_EVENTS[metric]
             rows = await store.series(
-                conn, start, end, interval, filters, by=("event", "channel", "reason")
+                conn,
+                start,
+                end,
+                interval,
+                {**filters, "event": [str(k) for k in wanted]},
+                by=("event", "channel", "reason"),
             )
         tallies: dict[datetime, Tally] = defaultdict(Tally)
         for bucket, event, channel, reason, n, value in rows:
