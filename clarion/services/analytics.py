@@ -6,6 +6,7 @@ the number of events; a user's metrics and the export read raw events.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -213,10 +214,17 @@ class AnalyticsService:
 
     async def dashboard(self, start: datetime, end: datetime) -> dict[str, Any]:
         by = ("event", "channel", "ntype", "template_key", "reason", "template")
-        async with self._db.connect() as conn:
-            now = utcnow()
-            rows = await store.counts(conn, start, end, by, now=now)
-            lat = await store.latency(conn, start, end, ("metric", "channel"), now=now)
+        now = utcnow()
+
+        async def count_rows() -> list[tuple[Any, ...]]:
+            async with self._db.connect() as conn:
+                return await store.counts(conn, start, end, by, now=now)
+
+        async def latency_rows() -> list[tuple[Any, ...]]:
+            async with self._db.connect() as conn:
+                return await store.latency(conn, start, end, ("metric", "channel"), now=now)
+
+        rows, lat = await asyncio.gather(count_rows(), latency_rows())
         everything = _tallies(rows, lambda _r: "all").get("all", Tally())
         channels = _tallies(rows, lambda r: r[1] or None)
         types = _tallies(rows, lambda r: r[2] or None)

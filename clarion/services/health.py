@@ -11,6 +11,7 @@ user (or for that type).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -95,11 +96,19 @@ class HealthService:
         by = ("event", "channel", "provider")
         kinds = {"event": list(_COUNTED)}
         lat = {"metric": "delivered"}
-        async with self._db.connect() as conn:
-            hourly = await store.series(conn, *hours, "hour", kinds, by=by)
-            daily = await store.series(conn, *days, "day", kinds, by=by)
-            lat_h = await store.latency_series(conn, *hours, "hour", lat, by=("channel",))
-            lat_d = await store.latency_series(conn, *days, "day", lat, by=("channel",))
+
+        async def read(query: Any) -> list[tuple[Any, ...]]:
+            async with self._db.connect() as conn:
+                got: list[tuple[Any, ...]] = await query(conn)
+                return got
+
+        # Independent reads on their own connections: the database runs them at once.
+        hourly, daily, lat_h, lat_d = await asyncio.gather(
+            read(lambda c: store.series(c, *hours, "hour", kinds, by=by)),
+            read(lambda c: store.series(c, *days, "day", kinds, by=by)),
+            read(lambda c: store.latency_series(c, *hours, "hour", lat, by=("channel",))),
+            read(lambda c: store.latency_series(c, *days, "day", lat, by=("channel",))),
+        )
         return _Data(hour, day, hourly, daily, lat_h, lat_d)
 
     def _export(self, combined: health.HealthScore) -> None:
