@@ -6,6 +6,7 @@ the number of events; a user's metrics and the export read raw events.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -46,6 +47,13 @@ COUNT_METRICS: Mapping[str, tuple[str, ...]] = {
     "unsubscribed": (E.UNSUBSCRIBED,),
 }
 RATE_METRICS = ("delivery_rate", "read_rate", "click_through_rate", "conversion_rate")
+#: The events each rate is computed from (a series reads only those rows).
+_RATE_EVENTS: Mapping[str, tuple[str, ...]] = {
+    "delivery_rate": (E.ACCEPTED, E.DELIVERED, E.SENT),
+    "read_rate": (E.ACCEPTED, E.READ),
+    "click_through_rate": (E.ACCEPTED, E.CLICKED),
+    "conversion_rate": (E.ACCEPTED, E.DELIVERED, E.SENT, E.CONVERTED),
+}
 METRICS = (*COUNT_METRICS, *RATE_METRICS, "latency_p95_ms")
 INTERVALS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 
@@ -197,16 +205,26 @@ class AnalyticsService:
     ) -> dict[str, Any]:
         """Counts and rates over ``[start, end)`` (whole hours), from the rollups."""
         async with self._db.connect() as conn:
-            got = await store.counts(conn, start, end, ("event", "channel", "reason"), filters)
+            got = await store.counts(
+                conn, start, end, ("event", "channel", "reason"), filters, now=utcnow()
+            )
         rows = [(r[0], r[1], "", "", r[2], "", r[3], r[4]) for r in got]
         t = _tallies(rows, lambda _r: "all").get("all", Tally())
         return {**t.summary(), "rates": t.rates()}
 
     async def dashboard(self, start: datetime, end: datetime) -> dict[str, Any]:
         by = ("event", "channel", "ntype", "template_key", "reason", "template")
-        async with self._db.connect() as conn:
-            rows = await store.counts(conn, start, end, by)
-            lat = await store.latency(conn, start, end, ("metric", "channel"))
+        now = utcnow()
+
+        async def count_rows() -> list[tuple[Any, ...]]:
+            async with self._db.connect() as conn:
+                return await store.counts(conn, start, end, by, now=now)
+
+        async def latency_rows() -> list[tuple[Any, ...]]:
+            async with self._db.connect() as conn:
+                return await store.latency(conn, start, end, ("metric", "channel"), now=now)
+
+        rows, lat = await asyncio.gather(count_rows(), latency_rows())
         everything = _tallies(rows, lambda _r: "all").get("all", Tally())
         channels = _tallies(rows, lambda r: r[1] or None)
         types = _tallies(rows, lambda r: r[2] or None)
@@ -367,8 +385,14 @@ class AnalyticsService:
                 for bucket, le, n in rows:
                     hists[as_utc(bucket)][int(le)] += int(n)
                 return {t: percentile(h, 0.95) for t, h in hists.items()}
+            wanted = COUNT_METRICS.get(metric) or _RATE_EVENTS[metric]
             rows = await store.series(
-                conn, start, end, interval, filters, by=("event", "channel", "reason")
+                conn,
+                start,
+                end,
+                interval,
+                {**filters, "event": [str(k) for k in wanted]},
+                by=("event", "channel", "reason"),
             )
         tallies: dict[datetime, Tally] = defaultdict(Tally)
         for bucket, event, channel, reason, n, value in rows:

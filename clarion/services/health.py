@@ -11,16 +11,17 @@ user (or for that type).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from clarion.domain import health
 from clarion.domain.latency import BUCKETS, percentile
-from clarion.domain.rollup import hour_of
+from clarion.domain.rollup import day_of, hour_of
 from clarion.domain.send_command import SendCommand
 from clarion.domain.types import ChannelName, EventType, Priority
 from clarion.hub.hub import Hub
@@ -66,10 +67,9 @@ class HealthService:
         """The score with every component; ``window`` shows that window alone."""
         now = now or utcnow()
         state = await self._state(now)
+        data = await self._read(now)
         names = [window] if window is not None else list(WINDOWS)
-        scored = [
-            health.score_window(await self._facts(name, now, state), self.targets) for name in names
-        ]
+        scored = [health.score_window(_facts(name, data, state), self.targets) for name in names]
         combined = health.combine(scored)
         if window is None:
             self._export(combined)
@@ -87,49 +87,29 @@ class HealthService:
         age = 0.0 if oldest is None else max(0.0, (now - as_utc(oldest)).total_seconds())
         return {"backlog": age, "degraded": degraded}
 
-    async def _facts(self, name: str, now: datetime, state: dict[str, Any]) -> health.WindowFacts:
-        length = WINDOWS[name]
-        end = hour_of(now) + timedelta(hours=1)  # the current hour included
-        start = hour_of(now - length)
-        before = start - (end - start)
-        async with self._db.connect() as conn:
-            rows = await store.counts(conn, start, end, ("event", "channel", "provider"))
-            earlier = await store.counts(conn, before, start, ("event", "channel"))
-            lat = await store.latency(conn, start, end, ("channel",), {"metric": "delivered"})
-        n: dict[str, int] = defaultdict(int)
-        providers: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        inbox = 0
-        for event, channel, provider, count, _ in rows:
-            n[event] += int(count)
-            if event == E.ACCEPTED and channel == ChannelName.IN_APP:
-                inbox += int(count)
-            if provider and event in (E.DELIVERED, E.SENT, E.FAILED, E.DEAD):
-                providers[provider][0] += int(count)
-                if event in (E.FAILED, E.DEAD):
-                    providers[provider][1] += int(count)
-        prev_read = prev_inbox = 0
-        for event, channel, count, _ in earlier:
-            if event == E.READ:
-                prev_read += int(count)
-            elif event == E.ACCEPTED and channel == ChannelName.IN_APP:
-                prev_inbox += int(count)
-        hists: dict[str, list[int]] = defaultdict(lambda: [0] * BUCKETS)
-        for channel, le, count in lat:
-            hists[channel][int(le)] += int(count)
-        return health.WindowFacts(
-            window=name,
-            accepted=n[E.ACCEPTED],
-            delivered=n[E.DELIVERED] + n[E.SENT],
-            dead=n[E.DEAD],
-            failed_attempts=n[E.FAILED],
-            unsubscribed=n[E.UNSUBSCRIBED],
-            latency_p95_ms={ch: percentile(h, 0.95) for ch, h in hists.items()},
-            provider_attempts={p: (a, e) for p, (a, e) in providers.items()},
-            read_rate=min(1.0, n[E.READ] / inbox) if inbox else None,
-            previous_read_rate=min(1.0, prev_read / prev_inbox) if prev_inbox else None,
-            backlog_oldest_age_s=state["backlog"],
-            degraded=state["degraded"],
+    async def _read(self, now: datetime) -> _Data:
+        """Every window and the period before it, in four reads: counts and latency per
+        hour for the last 50 hours, per day for the last 14 days."""
+        hour, day = hour_of(now), day_of(now)
+        hours = (hour - timedelta(hours=49), hour + timedelta(hours=1))
+        days = (day - timedelta(days=13), day + timedelta(days=1))
+        by = ("event", "channel", "provider")
+        kinds = {"event": list(_COUNTED)}
+        lat = {"metric": "delivered"}
+
+        async def read(query: Any) -> list[tuple[Any, ...]]:
+            async with self._db.connect() as conn:
+                got: list[tuple[Any, ...]] = await query(conn)
+                return got
+
+        # Independent reads on their own connections: the database runs them at once.
+        hourly, daily, lat_h, lat_d = await asyncio.gather(
+            read(lambda c: store.series(c, *hours, "hour", kinds, by=by)),
+            read(lambda c: store.series(c, *days, "day", kinds, by=by)),
+            read(lambda c: store.latency_series(c, *hours, "hour", lat, by=("channel",))),
+            read(lambda c: store.latency_series(c, *days, "day", lat, by=("channel",))),
         )
+        return _Data(hour, day, hourly, daily, lat_h, lat_d)
 
     def _export(self, combined: health.HealthScore) -> None:
         HEALTH_SCORE.set(combined.score)
@@ -185,6 +165,75 @@ class HealthService:
             )
         )
         return 1
+
+
+#: The events the score reads.
+_COUNTED = (E.ACCEPTED, E.DELIVERED, E.SENT, E.FAILED, E.DEAD, E.READ, E.UNSUBSCRIBED)
+#: Each window, and the one before it, in buckets: (grain, first back, last back) where
+#: "back" counts buckets before the current one (0: the current hour or day).
+_SPANS = {
+    "1h": ("hour", 1, 0),  # the current hour and the one before it
+    "24h": ("hour", 24, 0),  # the current hour and the 24 before it
+    "7d": ("day", 6, 0),  # today and the 6 days before it
+}
+
+
+@dataclass(frozen=True)
+class _Data:
+    hour: datetime
+    day: datetime
+    hourly: list[tuple[Any, ...]]
+    daily: list[tuple[Any, ...]]
+    latency_hourly: list[tuple[Any, ...]]
+    latency_daily: list[tuple[Any, ...]]
+
+
+def _facts(name: str, data: _Data, state: dict[str, Any]) -> health.WindowFacts:
+    grain, back, _ = _SPANS[name]
+    step = timedelta(hours=1) if grain == "hour" else timedelta(days=1)
+    top = data.hour if grain == "hour" else data.day
+    rows = data.hourly if grain == "hour" else data.daily
+    lat_rows = data.latency_hourly if grain == "hour" else data.latency_daily
+    start = top - back * step
+    before = start - (back + 1) * step
+    n: dict[str, int] = defaultdict(int)
+    providers: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    inbox = prev_read = prev_inbox = 0
+    for bucket, event, channel, provider, count, _ in rows:
+        at, c = as_utc(bucket), int(count)
+        if before <= at < start:  # the period before, for the read-rate trend
+            if event == E.READ:
+                prev_read += c
+            elif event == E.ACCEPTED and channel == ChannelName.IN_APP:
+                prev_inbox += c
+            continue
+        if at < start:
+            continue
+        n[event] += c
+        if event == E.ACCEPTED and channel == ChannelName.IN_APP:
+            inbox += c
+        if provider and event in (E.DELIVERED, E.SENT, E.FAILED, E.DEAD):
+            providers[provider][0] += c
+            if event in (E.FAILED, E.DEAD):
+                providers[provider][1] += c
+    hists: dict[str, list[int]] = defaultdict(lambda: [0] * BUCKETS)
+    for bucket, channel, le, count in lat_rows:
+        if as_utc(bucket) >= start:
+            hists[channel][int(le)] += int(count)
+    return health.WindowFacts(
+        window=name,
+        accepted=n[E.ACCEPTED],
+        delivered=n[E.DELIVERED] + n[E.SENT],
+        dead=n[E.DEAD],
+        failed_attempts=n[E.FAILED],
+        unsubscribed=n[E.UNSUBSCRIBED],
+        latency_p95_ms={ch: percentile(h, 0.95) for ch, h in hists.items()},
+        provider_attempts={p: (a, e) for p, (a, e) in providers.items()},
+        read_rate=min(1.0, n[E.READ] / inbox) if inbox else None,
+        previous_read_rate=min(1.0, prev_read / prev_inbox) if prev_inbox else None,
+        backlog_oldest_age_s=state["backlog"],
+        degraded=state["degraded"],
+    )
 
 
 def _summary(result: dict[str, Any]) -> str:

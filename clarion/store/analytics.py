@@ -251,11 +251,18 @@ async def expire_events(conn: AsyncConnection, before: datetime, limit: int) -> 
 # --- reads -----------------------------------------------------------------------------
 
 
-def split_range(start: datetime, end: datetime) -> list[tuple[str, datetime, datetime]]:
+def split_range(
+    start: datetime, end: datetime, now: datetime | None = None
+) -> list[tuple[str, datetime, datetime]]:
     """``[start, end)`` (whole hours) as pieces read from the daily table (``"day"``) for
-    whole days and the hourly table (``"hour"``) for the hours at either edge."""
+    whole days and the hourly table (``"hour"``) for the hours at either edge. A range
+    that runs past ``now`` reads today from the daily table too: nothing has happened
+    after now, so today's daily row holds exactly its hours so far."""
     first_day = start if start.hour == 0 else (start + timedelta(days=1)).replace(hour=0)
     last_day = end.replace(hour=0)
+    if now is not None and end > now and last_day < end and first_day <= last_day:
+        last_day += timedelta(days=1)
+        end = last_day
     if first_day >= last_day:
         return [("hour", start, end)] if start < end else []
     out = []
@@ -285,10 +292,13 @@ async def counts(
     end: datetime,
     by: Sequence[str],
     filters: Mapping[str, Any] | None = None,
+    *,
+    now: datetime | None = None,
 ) -> list[tuple[Any, ...]]:
     """Sums of ``count`` and ``value_sum`` over ``[start, end)`` grouped by the dimensions
-    ``by`` (e.g. ``("event", "channel")``): rows ``(*by, count, value_sum)``."""
-    return await _summed(conn, start, end, by, filters or {}, counts=True)
+    ``by`` (e.g. ``("event", "channel")``): rows ``(*by, count, value_sum)``. ``now``: see
+    :func:`split_range`."""
+    return await _summed(conn, start, end, by, filters or {}, counts=True, now=now)
 
 
 async def latency(
@@ -297,9 +307,11 @@ async def latency(
     end: datetime,
     by: Sequence[str],
     filters: Mapping[str, Any] | None = None,
+    *,
+    now: datetime | None = None,
 ) -> list[tuple[Any, ...]]:
     """Histogram counts over ``[start, end)``: rows ``(*by, le, count)``."""
-    return await _summed(conn, start, end, (*by, "le"), filters or {}, counts=False)
+    return await _summed(conn, start, end, (*by, "le"), filters or {}, counts=False, now=now)
 
 
 async def _summed(
@@ -310,6 +322,7 @@ async def _summed(
     filters: Mapping[str, Any],
     *,
     counts: bool,
+    now: datetime | None = None,
 ) -> list[tuple[Any, ...]]:
     tables = (
         {"hour": event_counts_hourly, "day": event_counts_daily}
@@ -317,7 +330,7 @@ async def _summed(
         else {"hour": latency_hourly, "day": latency_daily}
     )
     merged: dict[tuple[Any, ...], list[float]] = {}
-    for grain, lo, hi in split_range(start, end):
+    for grain, lo, hi in split_range(start, end, now):
         t = tables[grain]
         sums = [func.sum(t.c.count)] + ([func.sum(t.c.value_sum)] if counts else [])
         stmt = (
@@ -360,13 +373,16 @@ async def latency_series(
     end: datetime,
     grain: str,
     filters: Mapping[str, Any],
+    *,
+    by: Sequence[str] = (),
 ) -> list[tuple[Any, ...]]:
-    """Histogram counts per bucket: rows ``(bucket, le, count)``."""
+    """Histogram counts per bucket: rows ``(bucket, *by, le, count)``."""
     t = latency_hourly if grain == "hour" else latency_daily
+    cols = [t.c[n] for n in by]
     stmt = (
-        select(t.c.bucket, t.c.le, func.sum(t.c.count))
+        select(t.c.bucket, *cols, t.c.le, func.sum(t.c.count))
         .where(_where(t, start, end, filters))
-        .group_by(t.c.bucket, t.c.le)
+        .group_by(t.c.bucket, *cols, t.c.le)
         .order_by(t.c.bucket)
     )
     return [tuple(r) for r in await conn.execute(stmt)]
