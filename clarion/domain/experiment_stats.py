@@ -13,7 +13,8 @@ two together. In short:
 - :func:`verdict` turns all of it into ``running``, ``winner``, ``no_difference`` or
   ``invalid``, from the sequential p-values only, so reading the results at any time is
   safe.
-- :func:`sample_size_per_arm` plans the users each arm needs.
+- :func:`sample_size_per_arm` plans the users each arm needs (it lives beside the
+  sequential boundary it is derived from, and is re-exported here).
 
 Pure: no I/O, no clock, no randomness; the caller passes the counts.
 """
@@ -32,8 +33,8 @@ from clarion.domain.experiment_sequential import (
     always_valid_p,
     effective_size,
     half_width,
-    min_boundary,
     mixing_variance,
+    sample_size_per_arm,
     sequential_p,
 )
 
@@ -440,52 +441,3 @@ def verdict(
     if low < min_users:
         return result("running", None, f"waiting for {min_users} users in every arm{note}")
     return result("running", None, f"no significant difference yet{note}")
-
-
-# -- planning ----------------------------------------------------------------------------
-
-
-def sample_size_per_arm(
-    baseline: float,
-    mde_relative: float,
-    *,
-    alpha: float = 0.05,
-    power: float = 0.8,
-    arms: int = 2,
-    sequential: bool = True,
-) -> int:
-    """Users per arm to detect a relative change of ``mde_relative`` from ``baseline``.
-
-    With ``p1 = baseline``, ``p2 = baseline (1 + mde_relative)``, ``p = (p1 + p2) / 2``
-    and the per-comparison level ``a = alpha / (arms - 1)`` (Bonferroni; Holm is never
-    less powerful)::
-
-        n = ( c sqrt(2 p (1 - p)) + z_(power) sqrt(p1 (1 - p1) + p2 (1 - p2)) )^2 / (p2 - p1)^2
-
-    where ``c = z_(1 - a/2)`` for one fixed-horizon look, and ``c = b_min(a)``, the mSPRT
-    boundary at the size its mixture is tuned to, when ``sequential``: then a single look
-    at ``n`` (tuned to ``planned_per_arm = n``) already has the power, and earlier looks
-    can only add to it.
-    """
-    for value, name in ((baseline, "baseline"), (alpha, "alpha"), (power, "power")):
-        _check_alpha(value, name)
-    if power < 0.5:
-        raise ValueError(f"power must be in [0.5, 1), got {power!r}")
-    if not (isinstance(mde_relative, int | float) and math.isfinite(mde_relative)):
-        raise ValueError("mde_relative must be a finite number")
-    if mde_relative == 0:
-        raise ValueError("mde_relative must not be 0")
-    if isinstance(arms, bool) or not isinstance(arms, int) or arms < 2:
-        raise ValueError(f"arms must be an integer >= 2, got {arms!r}")
-    p1 = float(baseline)
-    p2 = p1 * (1.0 + mde_relative)
-    if not 0.0 < p2 < 1.0:
-        raise ValueError(f"baseline x (1 + mde_relative) = {p2:g} is not a rate in (0, 1)")
-    a = alpha / (arms - 1)
-    c = min_boundary(a) if sequential else float(stats.norm.isf(a / 2.0))
-    z_power = float(stats.norm.ppf(power))
-    pooled = (p1 + p2) / 2.0
-    root = c * math.sqrt(2.0 * pooled * (1.0 - pooled)) + z_power * math.sqrt(
-        p1 * (1.0 - p1) + p2 * (1.0 - p2)
-    )
-    return max(2, math.ceil(root * root / (p2 - p1) ** 2))
