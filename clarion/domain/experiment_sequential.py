@@ -6,7 +6,7 @@ L. Pekelis, D. Walsh, "Peeking at A/B Tests: Why it matters, and what to do abou
 KDD 2017. The normal-mixture boundary is H. Robbins, "Statistical methods related to the
 law of the iterated logarithm" (1970); its tuning follows S. Howard, A. Ramdas,
 J. McAuliffe, J. Sekhon, "Time-uniform, nonparametric, nonasymptotic confidence
-sequences", Annals of Statistics 2021, section 3.5.
+sequences", Annals of Statistics 2021.
 
 The difference of two rates, ``theta = p_v - p_c``, is estimated by
 ``d = rate_v - rate_c``. Under the null ``theta = 0`` its variance is, with the pooled
@@ -16,7 +16,7 @@ rate ``p = (s_c + s_v) / (n_c + n_v)`` and the effective size
     V = p (1 - p) / m          z = d / sqrt(V)
 
 The mSPRT mixes the likelihood ratio of a normal ``d`` over alternatives
-``theta ~ N(0, tau^2)``; in closed form (Johari et al., eq. 11 with the plug-in variance)::
+``theta ~ N(0, tau^2)``; in closed form (Johari et al., with the plug-in variance)::
 
     Lambda = sqrt(V / (V + tau^2)) * exp( tau^2 d^2 / (2 V (V + tau^2)) )
 
@@ -53,10 +53,11 @@ Then at the planned size the boundary is ``b_min(alpha) = b(r*)`` (3.035 for alp
 against 1.96 for one fixed look), and ``sample_size_per_arm(..., sequential=True)`` is the
 size at which a single look against ``b_min`` has the power asked for: the power holds
 however rarely the results are read, and each extra look only adds to it. Without a
-planned size, ``DEFAULT_PLANNED_PER_ARM`` users per arm is assumed; the boundary grows
-slowly away from ``r*`` (alpha = 0.05: 3.19 at a tenth of it, 3.25 at ten times, 3.57 at a
-hundred times). The planned size must be fixed before the data come in: changing it during
-an experiment changes the mixture, and the guarantee is only for one mixture.
+planned size, ``DEFAULT_PLANNED_PER_ARM`` users per arm is assumed. The boundary grows
+slowly away from the size it is tuned to (alpha = 0.05: 3.82 at a tenth of it, 3.16 at a
+third, 3.10 at three times, 3.25 at ten times, 3.57 at a hundred times). The planned
+size must be fixed before the data come in: changing it during an experiment changes the
+mixture, and the guarantee is only for one mixture.
 
 Every function accepts numpy arrays as well as floats so that the simulations in the tests
 run the very same formulas over thousands of runs and looks at once.
