@@ -26,7 +26,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import integrate, special, stats
+import numpy as np
+from scipy import special, stats
 
 from clarion.domain.experiment_sequential import (
     DEFAULT_PLANNED_PER_ARM,
@@ -58,6 +59,12 @@ __all__ = [
 
 #: A sample ratio mismatch is flagged below this chi-squared p-value.
 SRM_THRESHOLD = 0.001
+
+#: Points of the Simpson rule behind :func:`prob_beats` (odd), and the rule's weights.
+_BAYES_NODES = 2001
+_SIMPSON = np.ones(_BAYES_NODES)
+_SIMPSON[1:-1:2] = 4.0
+_SIMPSON[2:-1:2] = 2.0
 
 State = Literal["running", "winner", "no_difference", "invalid"]
 
@@ -139,9 +146,12 @@ class Verdict:
 def prob_beats(control: Arm, variant: Arm) -> float:
     """P(p_v > p_c) with independent Beta(1 + s, 1 + n - s) posteriors, by quadrature.
 
-    Written as an integral over the quantiles of the narrower posterior, where the other's
-    CDF is smooth: P(X_v > X_c) = integral_0^1 F_c(Q_v(u)) du (scipy's regularised
-    incomplete beta and its inverse, adaptive quadrature to about 1e-10). Deterministic.
+    ``P(X_v > X_c) = E[F_w(X_n)]`` over the narrower posterior ``n`` (the other one,
+    ``w``, has the smoother CDF there): composite Simpson's rule on
+    :data:`_BAYES_NODES` points between its 1e-15 and 1 - 1e-15 quantiles, normalised by
+    the same rule applied to its density (scipy's beta density, regularised incomplete
+    beta function and its inverse). Deterministic; within 1e-8 of the exact finite sum
+    in the tests, and a fraction of a millisecond, so ten variants cost little.
     """
     a_c, b_c = 1.0 + control.successes, 1.0 + control.users - control.successes
     a_v, b_v = 1.0 + variant.successes, 1.0 + variant.users - variant.successes
@@ -149,18 +159,17 @@ def prob_beats(control: Arm, variant: Arm) -> float:
     def var(a: float, b: float) -> float:
         return a * b / ((a + b) ** 2 * (a + b + 1.0))
 
-    def integral(a_in: float, b_in: float, a_out: float, b_out: float) -> float:
-        # integral_0^1 F_out(Q_in(u)) du = P(X_in > X_out)
-        def f(u: float) -> float:
-            return float(special.betainc(a_out, b_out, special.betaincinv(a_in, b_in, u)))
-
-        value, _ = integrate.quad(f, 0.0, 1.0, epsabs=1e-11, epsrel=1e-10, limit=200)
-        return float(value)
+    def below(a_n: float, b_n: float, a_w: float, b_w: float) -> float:
+        # P(X_w < X_n) = integral of f_n(x) F_w(x) dx
+        lo, hi = special.betaincinv(a_n, b_n, [1e-15, 1.0 - 1e-15])
+        x = np.linspace(float(lo), float(hi), _BAYES_NODES)
+        density = stats.beta.pdf(x, a_n, b_n) * _SIMPSON
+        return float((density * special.betainc(a_w, b_w, x)).sum() / density.sum())
 
     if var(a_v, b_v) <= var(a_c, b_c):
-        p = integral(a_v, b_v, a_c, b_c)
+        p = below(a_v, b_v, a_c, b_c)
     else:
-        p = 1.0 - integral(a_c, b_c, a_v, b_v)
+        p = 1.0 - below(a_c, b_c, a_v, b_v)
     return min(1.0, max(0.0, p))
 
 
