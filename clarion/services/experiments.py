@@ -112,9 +112,11 @@ class ExperimentService:
         }
         async with self._db.begin() as conn:
             await store.insert(conn, row)
-        return _json(row)
+            made = await store.get(conn, row["id"])
+        assert made is not None
+        return _json(made)
 
-    async def list(self, status: str | None, limit: int) -> list[dict[str, Any]]:
+    async def list_all(self, status: str | None, limit: int) -> list[dict[str, Any]]:
         async with self._db.connect() as conn:
             return [_json(r) for r in await store.list_all(conn, status, limit)]
 
@@ -395,6 +397,7 @@ class ExperimentService:
                 await self._promoted_event(conn, experiment_id, verdict["winner"], now)
                 self._live_until = 0.0
                 row = await store.get(conn, experiment_id)
+                assert row is not None
                 out = _results(row, counted)
         return out
 

@@ -99,7 +99,7 @@ async def list_experiments(
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
 ) -> Json:
     """Experiments, newest first."""
-    return Json({"items": await services.experiments.list(status, limit)})
+    return Json({"items": await services.experiments.list_all(status, limit)})
 
 
 @router.get("/{experiment_id}")

@@ -68,17 +68,20 @@ def upgrade() -> None:
         sa.Column("failed_at", Timestamp, nullable=True),
         sa.PrimaryKeyConstraint("experiment_id", "user_id", name="pk_experiment_assignments"),
     )
-    counter = {"nullable": False, "server_default": sa.text("0")}
+
+    def counter(name: str) -> sa.Column[int]:
+        return sa.Column(name, sa.BigInteger(), nullable=False, server_default=sa.text("0"))
+
     op.create_table(
         "experiment_arms",
         sa.Column("experiment_id", sa.String(36), nullable=False),
         sa.Column("variant", sa.String(50), nullable=False),
-        sa.Column("users", sa.BigInteger(), **counter),
-        sa.Column("read", sa.BigInteger(), **counter),
-        sa.Column("clicked", sa.BigInteger(), **counter),
-        sa.Column("converted", sa.BigInteger(), **counter),
-        sa.Column("unsubscribed", sa.BigInteger(), **counter),
-        sa.Column("failed", sa.BigInteger(), **counter),
+        counter("users"),
+        counter("read"),
+        counter("clicked"),
+        counter("converted"),
+        counter("unsubscribed"),
+        counter("failed"),
         sa.Column("p_sequential", sa.Float(), nullable=True),
         sa.PrimaryKeyConstraint("experiment_id", "variant", name="pk_experiment_arms"),
     )
