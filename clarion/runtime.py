@@ -73,6 +73,7 @@ class Runtime:
             svc.scheduling,
             rollups=svc.rollups if s.analytics_rollups else None,
             health=svc.health if s.analytics_rollups else None,
+            experiments=svc.experiments if s.analytics_rollups else None,
             poll_seconds=s.pipeline_poll_seconds,
         )
         self.pipeline_loop = loop

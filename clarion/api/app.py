@@ -22,6 +22,7 @@ from clarion.api.routes import (
     batches,
     batching,
     deliveries,
+    experiments,
     health,
     notifications,
     preferences,
@@ -120,6 +121,7 @@ def create_app(
     app.include_router(sse.router)
     app.include_router(system.router)
     app.include_router(analytics.router)
+    app.include_router(experiments.router)
     app.include_router(preferences.router)
     app.include_router(batching.router)
     app.include_router(batches.router)

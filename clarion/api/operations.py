@@ -120,6 +120,17 @@ OPERATIONS: Mapping[Operation, Access] = {
     ("GET", f"{_N}/analytics/live"): _READ,
     ("POST", f"{_N}/{{notification_id}}/conversions"): _SEND,
     ("POST", f"{_U}/{{user_id}}/conversions"): _SEND,
+    # A/B experiments
+    ("POST", f"{_N}/ab-tests"): _ADMIN,
+    ("GET", f"{_N}/ab-tests"): _READ,
+    ("GET", f"{_N}/ab-tests/{{experiment_id}}"): _READ,
+    ("PATCH", f"{_N}/ab-tests/{{experiment_id}}"): _ADMIN,
+    ("DELETE", f"{_N}/ab-tests/{{experiment_id}}"): _ADMIN,
+    ("POST", f"{_N}/ab-tests/{{experiment_id}}/start"): _ADMIN,
+    ("POST", f"{_N}/ab-tests/{{experiment_id}}/pause"): _ADMIN,
+    ("POST", f"{_N}/ab-tests/{{experiment_id}}/stop"): _ADMIN,
+    ("POST", f"{_N}/ab-tests/{{experiment_id}}/promote"): _ADMIN,
+    ("GET", f"{_N}/ab-tests/{{experiment_id}}/results"): _READ,
     # one-click unsubscribe from email
     ("GET", "/api/v1/unsubscribe/{token}"): _PUBLIC,
     ("POST", "/api/v1/unsubscribe/{token}"): _PUBLIC,

@@ -19,6 +19,7 @@ from clarion.errors import ClarionError, is_outage
 from clarion.hub.tasks import wait_event
 from clarion.services.analytics_rollups import RollupFollower
 from clarion.services.digests import DigestService
+from clarion.services.experiments import ExperimentService
 from clarion.services.health import HealthService
 from clarion.services.scheduling import SchedulingService
 
@@ -33,6 +34,7 @@ class PipelineLoop:
         *,
         rollups: RollupFollower | None = None,
         health: HealthService | None = None,
+        experiments: ExperimentService | None = None,
         poll_seconds: float = 0.5,
     ) -> None:
         self.digests = digests
@@ -47,6 +49,8 @@ class PipelineLoop:
             self._steps.append(rollups.run_once)
         if health is not None:  # alerts: at most one check a minute
             self._steps.append(health.run_once)
+        if experiments is not None:  # automatic winners: at most once a minute
+            self._steps.append(experiments.run_once)
         self._stop = asyncio.Event()
 
     def stop(self) -> None:

@@ -29,20 +29,13 @@ def dimensions(notification: Mapping[Any, Any] | None) -> dict[str, Any]:
     values of one being written); all ``None`` when the notification is unknown."""
     if notification is None:
         return dict.fromkeys(_DIMENSIONS)
-    data = notification.get("data")
-    experiment = variant = None
-    if isinstance(data, Mapping):
-        # Set by the experiments issue's assignment; read defensively from stored rows.
-        exp = data.get("_experiment")
-        if isinstance(exp, Mapping):
-            experiment, variant = exp.get("key"), exp.get("variant")
     return {
         "ntype": notification.get("type"),
         "template": _str_or_none(notification.get("template")),
         "template_key": notification.get("template_key"),
         "priority": _str_or_none(notification.get("priority")),
-        "experiment": experiment,
-        "variant": variant,
+        "experiment": notification.get("experiment_id"),
+        "variant": notification.get("variant"),
     }
 
 

@@ -82,6 +82,7 @@ class EventType(StrEnum):
     SUPPRESSED = "suppressed"
     UNSUBSCRIBED = "unsubscribed"
     CONVERTED = "converted"
+    PROMOTED = "promoted"  # an experiment's variant took all traffic
 
 
 class ApiScope(StrEnum):

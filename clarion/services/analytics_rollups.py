@@ -14,7 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.domain.rollup import fold
 from clarion.services.clock import utcnow
@@ -37,6 +41,8 @@ class RollupFollower:
         self.retention = timedelta(days=retention_days)
         self.page = page
         self._next_expiry = 0.0
+        #: Called with each page in its transaction (experiments count outcomes per user).
+        self.page_listeners: list[Callable[[AsyncConnection, Sequence[Any]], Awaitable[None]]] = []
 
     async def step(self) -> int:
         """Fold the next page of events; returns how many (0: caught up, or another
@@ -51,6 +57,8 @@ class RollupFollower:
             if not page:
                 return 0
             await store.add_increments(conn, fold(page))
+            for listener in self.page_listeners:
+                await listener(conn, page)
             last = page[-1]
             await store.save_cursor(conn, int(last["txid"] or 0), int(last["id"]), now)
         return len(page)

@@ -20,6 +20,7 @@ from clarion.services.batching_rules import BatchingRuleService
 from clarion.services.conversions import ConversionService
 from clarion.services.deliveries import DeliveryService
 from clarion.services.digests import DigestService
+from clarion.services.experiments import ExperimentService
 from clarion.services.health import HealthService
 from clarion.services.idempotency import IdempotencyService
 from clarion.services.inbox import InboxService
@@ -92,6 +93,11 @@ class Services:
             alert_user=settings.health_alert_user,
         )
         self.conversions = ConversionService(self.db, window_hours=settings.conversion_window_hours)
+        # A/B experiments: they shape their target's sends; the rollup follower counts
+        # their outcomes once per user.
+        self.experiments = ExperimentService(self.db)
+        self.sending.experiments = self.experiments
+        self.rollups.page_listeners.append(self.experiments.fold)
 
     async def start(self) -> None:
         """Start the background parts the services themselves need (the hub). Delivery

@@ -19,6 +19,7 @@ from clarion.errors import NotFound
 from clarion.services.clock import as_utc, utcnow
 from clarion.store import conversions as store
 from clarion.store import events as event_store
+from clarion.store import experiments as experiment_store
 from clarion.store import inbox as inbox_store
 from clarion.store.db import Database
 
@@ -66,6 +67,13 @@ class ConversionService:
             kept = await store.existing(conn, nid, name)
             assert kept is not None
             return _json(dict(kept)), False
+        dims = dimensions(note)
+        if note is None:
+            # Credited to no notification: to the user's latest experiment assignment
+            # (a holdout user converting is what measures the lift over sending nothing).
+            latest = await experiment_store.latest_assignment(conn, user_id)
+            if latest is not None:
+                dims = {**dims, "experiment": latest["experiment_id"], "variant": latest["variant"]}
         await event_store.append(
             conn,
             [
@@ -74,7 +82,7 @@ class ConversionService:
                     now,
                     user_id=user_id,
                     notification_id=nid,
-                    dims=dimensions(note),
+                    dims=dims,
                     latency_ms=None if note is None else elapsed_ms(note["created_at"], now),
                     value=value,
                     data={"name": name},

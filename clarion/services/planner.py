@@ -23,6 +23,7 @@ Decisions, per recipient:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -76,6 +77,7 @@ class RecipientPlan:
     deliveries: tuple[PlannedDelivery, ...] = ()
     hold: BatchRule | None = None
     suppressed_in_app: str | None = None  # the reason when in_app itself is turned off
+    experiment: tuple[str, str] | None = None  # (experiment id, variant) that shaped it
 
 
 class Planner:
@@ -139,9 +141,13 @@ class Planner:
         now: datetime,
         *,
         allow_hold: bool = True,
+        experiment: tuple[str, str] | None = None,
+        delay_seconds: float = 0.0,
     ) -> list[RecipientPlan]:
         """:meth:`plan` with the recipients already read (every id of ``user_ids`` must
-        be among ``known``)."""
+        be among ``known``). ``experiment``: the variant that shaped ``cmd``, recorded on
+        the rows; ``delay_seconds``: the variant's delay of the channels other than the
+        inbox."""
         profiles, prefs = known.profiles, known.preferences
         rules = await self._rules.rules() if allow_hold else {}
         # Without a template every recipient gets the same content: one dict for all of
@@ -162,10 +168,27 @@ class Planner:
                     hold = self.low_priority_rule(cmd.type)
             if hold is not None:
                 plans.append(
-                    RecipientPlan(uid, title, message, body, locale, p.timezone, hold=hold)
+                    RecipientPlan(
+                        uid,
+                        title,
+                        message,
+                        body,
+                        locale,
+                        p.timezone,
+                        hold=hold,
+                        experiment=experiment,
+                    )
                 )
                 continue
             inbox, in_app_reason, deliveries = await self._channels(cmd, uid, p, now)
+            if delay_seconds > 0:
+                later = now + timedelta(seconds=delay_seconds)
+                deliveries = [
+                    dataclasses.replace(d, next_attempt_at=max(d.next_attempt_at, later))
+                    if d.status == "pending"
+                    else d
+                    for d in deliveries
+                ]
             plans.append(
                 RecipientPlan(
                     uid,
@@ -177,6 +200,7 @@ class Planner:
                     inbox=inbox,
                     deliveries=tuple(deliveries),
                     suppressed_in_app=in_app_reason,
+                    experiment=experiment,
                 )
             )
         return plans

@@ -208,6 +208,8 @@ async def _write_rows(
                 "data": common_data,
                 "group_key": cmd.group_key,
                 "template_key": cmd.template_key,
+                "experiment_id": None if p.experiment is None else p.experiment[0],
+                "variant": None if p.experiment is None else p.experiment[1],
                 "created_at": now,
                 "forced_unread": False,
                 "inbox": p.inbox,
@@ -218,6 +220,8 @@ async def _write_rows(
     events: list[dict[str, Any]] = []
     for nid, (cmd, p, _) in zip(ids, sent, strict=True):
         dims = shared[id(cmd)][2]
+        if p.experiment is not None:
+            dims = {**dims, "experiment": p.experiment[0], "variant": p.experiment[1]}
         events.append(
             # The channel says whether the inbox got its copy (delivered on acceptance).
             event_row(
@@ -260,6 +264,7 @@ async def _write_rows(
                     "attempts": 0,
                     "next_attempt_at": when,
                     "digest_id": digest_id,
+                    "variant": None if p.experiment is None else p.experiment[1],
                     "created_at": now,
                     "updated_at": now,
                 }

@@ -33,9 +33,10 @@ from clarion.errors import ClarionError, StorageError, ValidationFailed
 from clarion.metrics import NOTIFICATIONS_ACCEPTED, SEND_GROUP_SIZE
 from clarion.services import send_rows
 from clarion.services.clock import as_utc, utcnow
+from clarion.services.experiments import ExperimentService, Group, Split
 from clarion.services.idempotency import IdempotencyRequest, IdempotencyService, Replay
 from clarion.services.inbox import InboxListener
-from clarion.services.planner import Planner, RecipientPlan
+from clarion.services.planner import Planner, RecipientPlan, Recipients
 from clarion.services.send_rows import Written
 from clarion.store import events as event_store
 from clarion.store import idempotency as idem_store
@@ -67,6 +68,14 @@ class _Job:
 
 
 @dataclass(frozen=True)
+class _Planned:
+    """A send's plans: one part per variant (one part without an experiment)."""
+
+    parts: list[tuple[SendCommand, list[RecipientPlan]]]
+    split: Split
+
+
+@dataclass(frozen=True)
 class Accepted:
     status_code: int
     body: dict[str, Any]
@@ -85,6 +94,8 @@ class SendingService:
         self._db = db
         self._idem = idempotency
         self.planner = planner
+        #: Set by the container: live experiments change what their sends' recipients get.
+        self.experiments: ExperimentService | None = None
         self._max_recipients = max_recipients
         self.listeners: list[InboxListener] = []
         self._queue: deque[_Job] = deque()
@@ -193,14 +204,12 @@ class SendingService:
             for job in group:
                 await self._fail(job, exc)
             return
-        planned: list[tuple[_Job, list[RecipientPlan]]] = []
+        planned: list[tuple[_Job, _Planned]] = []
         for job in group:
             try:
-                plans = await self.planner.plan_for(known, job.cmd, job.user_ids, job.content, now)
+                planned.append((job, await self._plan(job, known, now)))
             except Exception as exc:
                 await self._fail(job, exc)
-                continue
-            planned.append((job, plans))
         if not planned:
             return
         done: list[tuple[_Job, Written | Replay | ClarionError]] = []
@@ -226,8 +235,30 @@ class SendingService:
                 job.future.set_result(outcome)  # committed: the 202 need not wait
         await self.notify(merged)
 
+    async def _plan(self, job: _Job, known: Recipients, now: datetime) -> _Planned:
+        """Plan a send's recipients; with a live experiment on its type, each variant's
+        recipients as that variant changes the send (services/experiments.py)."""
+        if self.experiments is None:
+            split = Split([Group(job.cmd, job.user_ids)])
+        else:
+            split = await self.experiments.split(job.cmd, job.user_ids)
+        parts = []
+        for g in split.groups:
+            content = job.content if g.cmd is job.cmd else self.content_of(g.cmd)
+            plans = await self.planner.plan_for(
+                known,
+                g.cmd,
+                g.user_ids,
+                content,
+                now,
+                experiment=g.experiment,
+                delay_seconds=g.delay_seconds,
+            )
+            parts.append((g.cmd, plans))
+        return _Planned(parts, split)
+
     async def _commit(
-        self, planned: Sequence[tuple[_Job, list[RecipientPlan]]], now: datetime
+        self, planned: Sequence[tuple[_Job, _Planned]], now: datetime
     ) -> list[Written | Replay | ClarionError]:
         """Write a group in one transaction, its Idempotency-Keys claimed and completed in
         it: a crash before the commit leaves neither the send nor its key behind. A send
@@ -236,9 +267,21 @@ class SendingService:
         SEND_GROUP_SIZE.observe(len(planned))
         async with self._db.begin() as conn:
             owners = await self._claim_keys(conn, [job for job, _ in planned], now)
-            writing = [(job, plans) for job, plans in planned if owners[id(job)]]
-            outs = await self.write_many(conn, [(job.cmd, plans) for job, plans in writing], now)
-            written = {id(job): out for (job, _), out in zip(writing, outs, strict=True)}
+            writing = [(job, p) for job, p in planned if owners[id(job)]]
+            parts = [part for _, p in writing for part in p.parts]
+            outs = iter(await self.write_many(conn, parts, now))
+            written: dict[int, Written] = {}
+            for job, p in writing:
+                # One send's variants were written as separate parts: one answer.
+                out = Written(accepted=len(job.user_ids))
+                for _ in p.parts:
+                    part = next(outs)
+                    out.ids += part.ids
+                    out.batched += part.batched
+                    out.created += part.created
+                written[id(job)] = out
+                if self.experiments is not None:
+                    await self.experiments.record(conn, p.split, job.cmd, now)
             for job, _ in writing:
                 if job.idempotency is not None:
                     req = job.idempotency

@@ -52,6 +52,8 @@ _FOLLOWED = (
     events.c.provider,
     events.c.reason,
     events.c.variant,
+    events.c.experiment,
+    events.c.user_id,
     events.c.latency_ms,
     events.c.value,
 )

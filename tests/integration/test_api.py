@@ -159,7 +159,7 @@ async def test_unknown_ids_cursors_and_routes(authed: httpx.AsyncClient) -> None
     r = await authed.get("/api/v1/nowhere")
     assert r.status_code == 404 and err(r)["code"] == "not_found"
     # A path segment that is no notification id names no route (it was 422 int_parsing).
-    for path in (f"{N}/ab-tests", f"{N}/-1", f"{N}/abc/read", f"{N}/x/deliveries"):
+    for path in (f"{N}/no-such-thing", f"{N}/-1", f"{N}/abc/read", f"{N}/x/deliveries"):
         r = await authed.get(path) if "read" not in path else await authed.post(path)
         assert r.status_code == 404 and err(r)["code"] == "not_found", path
     r = await authed.put(N)

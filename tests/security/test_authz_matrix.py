@@ -208,6 +208,20 @@ class World:
 
         return str(self._once("webhook", make, fresh))
 
+    def experiment(self, status: str = "draft") -> str:
+        """A new experiment on a type of its own, brought to ``status``."""
+        body = {
+            "name": "probe",
+            "target_type": self.name("probe-type"),
+            "variants": [{"key": "a", "weight": 50}, {"key": "b", "weight": 50}],
+        }
+        made = str(self.admin("POST", f"{N}/ab-tests", json=body)["id"])
+        if status in ("running", "paused"):
+            self.admin("POST", f"{N}/ab-tests/{made}/start")
+        if status == "paused":
+            self.admin("POST", f"{N}/ab-tests/{made}/pause")
+        return made
+
     def user(self, fresh: bool = False) -> str:
         """A user holding data (erasure and export need some)."""
 
@@ -394,6 +408,46 @@ PROBES: dict[Operation, Probe] = {
     ),
     ("GET", f"{N}/analytics/metrics/{{user_id}}"): Probe(
         lambda w: Req("GET", f"{N}/analytics/metrics/{A}"), 200
+    ),
+    ("POST", f"{N}/ab-tests"): Probe(
+        lambda w: Req(
+            "POST",
+            f"{N}/ab-tests",
+            json={
+                "name": "probe",
+                "target_type": "probe",
+                "variants": [{"key": "a", "weight": 50}, {"key": "b", "weight": 50}],
+            },
+        ),
+        201,
+    ),
+    ("GET", f"{N}/ab-tests"): Probe(lambda w: Req("GET", f"{N}/ab-tests"), 200),
+    ("GET", f"{N}/ab-tests/{{experiment_id}}"): Probe(
+        lambda w: Req("GET", f"{N}/ab-tests/{w.experiment()}"), 200
+    ),
+    ("PATCH", f"{N}/ab-tests/{{experiment_id}}"): Probe(
+        lambda w: Req("PATCH", f"{N}/ab-tests/{w.experiment()}", json={"name": "renamed"}), 200
+    ),
+    ("DELETE", f"{N}/ab-tests/{{experiment_id}}"): Probe(
+        lambda w: Req("DELETE", f"{N}/ab-tests/{w.experiment()}"), 204
+    ),
+    ("POST", f"{N}/ab-tests/{{experiment_id}}/start"): Probe(
+        lambda w: Req("POST", f"{N}/ab-tests/{w.experiment()}/start"), 200
+    ),
+    ("POST", f"{N}/ab-tests/{{experiment_id}}/pause"): Probe(
+        lambda w: Req("POST", f"{N}/ab-tests/{w.experiment('running')}/pause"), 200
+    ),
+    ("POST", f"{N}/ab-tests/{{experiment_id}}/stop"): Probe(
+        lambda w: Req("POST", f"{N}/ab-tests/{w.experiment('running')}/stop"), 200
+    ),
+    ("POST", f"{N}/ab-tests/{{experiment_id}}/promote"): Probe(
+        lambda w: Req(
+            "POST", f"{N}/ab-tests/{w.experiment('running')}/promote", json={"variant": "b"}
+        ),
+        200,
+    ),
+    ("GET", f"{N}/ab-tests/{{experiment_id}}/results"): Probe(
+        lambda w: Req("GET", f"{N}/ab-tests/{w.experiment('running')}/results"), 200
     ),
     # A new name each time: a repeated (notification, name) answers 200, not 201.
     ("POST", f"{N}/{_n}/conversions"): Probe(

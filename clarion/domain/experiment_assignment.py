@@ -1,0 +1,49 @@
+"""Which variant of an experiment a user gets (docs/experiments.md, "Assignment").
+
+Deterministic: a hash of (experiment id, user id) is a number in [0, 1) that is the same on
+every node, in every process and after restarts, with no coordination. The holdout takes
+the bottom of the range, the variants share the rest in proportion to their weights. The
+service records each user's first assignment, so that changing the weights later does not
+move a user who has already been sent a variant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+HOLDOUT = "holdout"
+_SPAN = float(1 << 64)
+
+
+def unit(experiment_id: str, user_id: str) -> float:
+    """The user's point in [0, 1) for this experiment (SHA-256, first 8 bytes)."""
+    digest = hashlib.sha256(f"{experiment_id}\x00{user_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / _SPAN
+
+
+def pick(point: float, variants: Sequence[tuple[str, float]], holdout: float) -> str:
+    """The variant at ``point``: :data:`HOLDOUT` below ``holdout``, else the variant whose
+    share of the rest (by weight) holds it."""
+    if not variants:
+        raise ValueError("an experiment has variants")
+    if not 0.0 <= holdout < 1.0:
+        raise ValueError("holdout is a share in [0, 1)")
+    if point < holdout:
+        return HOLDOUT
+    total = sum(w for _, w in variants)
+    if total <= 0 or any(w < 0 for _, w in variants):
+        raise ValueError("weights are non-negative and not all zero")
+    at = (point - holdout) / (1.0 - holdout) * total
+    running = 0.0
+    for key, w in variants:
+        running += w
+        if at < running:
+            return key
+    return variants[-1][0]  # rounding at the very top of the range
+
+
+def assign(
+    experiment_id: str, user_id: str, variants: Sequence[tuple[str, float]], holdout: float
+) -> str:
+    return pick(unit(experiment_id, user_id), variants, holdout)

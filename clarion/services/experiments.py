@@ -1,0 +1,597 @@
+"""A/B experiments (docs/experiments.md): their life (draft, running, paused, stopped,
+completed), which variant each recipient of a send gets, and the results.
+
+Sends: the sending service asks :meth:`ExperimentService.split` which recipients of a send
+get which variant of the live experiment on its type (or stored template), plans each
+group with the variant's changes, and writes the first assignments with the send, in its
+transaction. Outcomes (read, clicked, converted, unsubscribed, a dead delivery) are counted
+once per user by the rollup follower (:meth:`fold`), so results read a few counters.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.domain import experiment_stats as stats
+from clarion.domain.content import validate_content
+from clarion.domain.events import event_row
+from clarion.domain.experiment_assignment import HOLDOUT, assign
+from clarion.domain.experiments import (
+    ExperimentConfig,
+    ExperimentInvalid,
+    Variant,
+    apply,
+    arms_of,
+    planned_note,
+)
+from clarion.domain.send_command import SendCommand
+from clarion.domain.types import EventType, TemplateKind
+from clarion.errors import Conflict, NotFound, ValidationFailed
+from clarion.services.clock import as_utc, utcnow
+from clarion.store import events as event_store
+from clarion.store import experiments as store
+from clarion.store.db import Database
+
+#: How long a process trusts its list of live experiments (changes made through this
+#: process are seen at once; another node's within this many seconds).
+LIVE_TTL = 2.0
+#: Outcome events the follower counts per user.
+OUTCOME_EVENTS = {
+    EventType.READ.value: "read",
+    EventType.CLICKED.value: "clicked",
+    EventType.CONVERTED.value: "converted",
+    EventType.UNSUBSCRIBED.value: "unsubscribed",
+    EventType.DEAD.value: "dead",
+}
+#: Guardrail -> the arm counter it reads.
+GUARDRAIL_COUNTERS = {"opt_out": "unsubscribed", "delivery_failure": "failed"}
+
+
+@dataclass(frozen=True)
+class Live:
+    id: str
+    config: ExperimentConfig
+    winner: str | None
+    target_type: str | None
+    target_template: str | None
+
+
+@dataclass
+class Group:
+    """Recipients of one send that get the same variant (``variant`` None: no experiment)."""
+
+    cmd: SendCommand
+    user_ids: list[str]
+    experiment: tuple[str, str] | None = None
+    delay_seconds: float = 0.0
+
+
+@dataclass
+class Split:
+    groups: list[Group]
+    holdout: list[str] = field(default_factory=list)
+    experiment_id: str | None = None
+    chosen: dict[str, str] = field(default_factory=dict)  # new assignments to record
+
+
+class ExperimentService:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._live: list[Live] = []
+        self._live_until = 0.0
+
+    # --- configuration -------------------------------------------------------------------
+    async def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        name, target_type, target_template = _identity(body)
+        config = _config(body)
+        now = utcnow()
+        per_arm = stats.sample_size_per_arm(
+            config.baseline,
+            config.mde,
+            alpha=config.alpha,
+            power=config.power,
+            arms=len(config.variants),
+        )
+        row = {
+            "id": str(uuid.uuid4()),
+            "name": name,
+            "target_type": target_type,
+            "target_template": target_template,
+            "status": "draft",
+            "config": config.to_json(),
+            "planned_per_arm": per_arm,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self._db.begin() as conn:
+            await store.insert(conn, row)
+            made = await store.get(conn, row["id"])
+        assert made is not None
+        return _json(made)
+
+    async def list_all(self, status: str | None, limit: int) -> list[dict[str, Any]]:
+        async with self._db.connect() as conn:
+            return [_json(r) for r in await store.list_all(conn, status, limit)]
+
+    async def get(self, experiment_id: str) -> dict[str, Any]:
+        async with self._db.connect() as conn:
+            row = await store.get(conn, experiment_id)
+        if row is None:
+            raise NotFound("no such experiment")
+        return _json(row)
+
+    async def update(self, experiment_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A draft changes anything; a running or paused experiment its name, weights,
+        holdout and automatic winner (users already assigned keep their variant)."""
+        async with self._db.begin() as conn:
+            row = await self._locked(conn, experiment_id)
+            current = dict(row["config"])
+            values: dict[str, Any] = {}
+            if row["status"] == "draft":
+                merged = {**current, **{k: v for k, v in body.items() if k in current}}
+                config = _config(merged)
+                if "name" in body or "target_type" in body or "target_template" in body:
+                    name, tt, tk = _identity({**_identity_of(row), **body})
+                    values.update(name=name, target_type=tt, target_template=tk)
+            elif row["status"] in ("running", "paused"):
+                allowed = {"name", "variants", "holdout", "auto_winner", "holdout_after_winner"}
+                extra = sorted(set(body) - allowed)
+                if extra:
+                    raise Conflict(
+                        f"a {row['status']} experiment cannot change {', '.join(extra)}",
+                        {"status": row["status"]},
+                    )
+                if "variants" in body:
+                    _same_variants(current["variants"], body["variants"])
+                config = _config({**current, **{k: v for k, v in body.items() if k != "name"}})
+                if "name" in body:
+                    values["name"] = _identity({**_identity_of(row), "name": body["name"]})[0]
+            else:
+                raise Conflict(
+                    f"a {row['status']} experiment cannot change", {"status": row["status"]}
+                )
+            values.update(config=config.to_json(), updated_at=utcnow())
+            await store.change(conn, experiment_id, **values)
+            row = await store.get(conn, experiment_id)
+        self._live_until = 0.0
+        assert row is not None
+        return _json(row)
+
+    async def delete(self, experiment_id: str) -> None:
+        async with self._db.begin() as conn:
+            row = await self._locked(conn, experiment_id)
+            if row["status"] in ("running", "paused"):
+                raise Conflict("stop the experiment before deleting it", {"status": row["status"]})
+            await store.remove(conn, experiment_id)
+        self._live_until = 0.0
+
+    async def transition(
+        self, experiment_id: str, action: str, variant: str | None = None
+    ) -> dict[str, Any]:
+        """start | pause | stop | promote (with ``variant``)."""
+        now = utcnow()
+        async with self._db.begin() as conn:
+            row = await self._locked(conn, experiment_id)
+            status = row["status"]
+            allowed = {
+                "start": ("draft", "paused"),
+                "pause": ("running",),
+                "stop": ("running", "paused", "completed"),
+                "promote": ("running", "paused"),
+            }[action]
+            if status not in allowed:
+                raise Conflict(
+                    f"cannot {action} a {status} experiment", {"status": status, "action": action}
+                )
+            values: dict[str, Any] = {"updated_at": now}
+            if action == "start":
+                values.update(status="running", started_at=row["started_at"] or now)
+            elif action == "pause":
+                values["status"] = "paused"
+            elif action == "stop":
+                values.update(status="stopped", stopped_at=now)
+            else:
+                config = ExperimentConfig.from_json(row["config"])
+                if variant is None or config.variant(variant) is None:
+                    raise ValidationFailed(
+                        f"{variant!r} is not a variant of this experiment",
+                        [{"field": "variant", "problem": "one of the experiment's variants"}],
+                    )
+                values.update(
+                    status="completed",
+                    winner=variant,
+                    winner_at=now,
+                    winner_reason="promoted by hand",
+                )
+                await self._promoted_event(conn, experiment_id, variant, now)
+            try:
+                await store.change(conn, experiment_id, **values)
+            except Exception as exc:  # the live-target index: another experiment holds it
+                if "uq_experiments_live" in str(exc) or "UNIQUE" in str(exc).upper():
+                    raise Conflict(
+                        "another experiment on the same target is live; stop it first",
+                        {
+                            "target_type": row["target_type"],
+                            "target_template": row["target_template"],
+                        },
+                    ) from None
+                raise
+            row = await store.get(conn, experiment_id)
+        self._live_until = 0.0
+        assert row is not None
+        return _json(row)
+
+    async def _locked(self, conn: AsyncConnection, experiment_id: str) -> Any:
+        row = await store.get(conn, experiment_id, lock=True)
+        if row is None:
+            raise NotFound("no such experiment")
+        return row
+
+    async def _promoted_event(
+        self, conn: AsyncConnection, experiment_id: str, variant: str, now: datetime
+    ) -> None:
+        await event_store.append(
+            conn,
+            [
+                event_row(
+                    EventType.PROMOTED,
+                    now,
+                    user_id=None,
+                    dims={"experiment": experiment_id, "variant": variant},
+                    data={"experiment_id": experiment_id},
+                )
+            ],
+        )
+
+    # --- sends ---------------------------------------------------------------------------
+    async def live(self) -> list[Live]:
+        if time.monotonic() >= self._live_until:
+            async with self._db.connect() as conn:
+                rows = await store.live(conn)
+            self._live = [
+                Live(
+                    str(r["id"]),
+                    ExperimentConfig.from_json(r["config"]),
+                    r["winner"],
+                    r["target_type"],
+                    r["target_template"],
+                )
+                for r in rows
+                if r["status"] != "paused"  # paused: sends go out as they are
+            ]
+            self._live_until = time.monotonic() + LIVE_TTL
+        return self._live
+
+    async def split(self, cmd: SendCommand, user_ids: Sequence[str]) -> Split:
+        """Which recipients get which variant; one group without an experiment when none
+        is live on the send's type or template."""
+        exp = next(
+            (
+                e
+                for e in await self.live()
+                if (e.target_type is not None and e.target_type == cmd.type)
+                or (e.target_template is not None and e.target_template == cmd.template_key)
+            ),
+            None,
+        )
+        if exp is None or not user_ids:
+            return Split([Group(cmd, list(user_ids))])
+        config = exp.config
+        async with self._db.connect() as conn:
+            known = await store.assigned(conn, exp.id, user_ids)
+        chosen: dict[str, str] = {}
+        by_variant: dict[str, list[str]] = {}
+        holdout: list[str] = []
+        for uid in user_ids:
+            variant = known.get(uid)
+            if variant is None:
+                variant = assign(exp.id, uid, config.weights(), config.holdout / 100.0)
+                chosen[uid] = variant
+            if exp.winner is not None and variant != HOLDOUT:
+                variant = exp.winner  # the winner takes all traffic
+            if (
+                variant == HOLDOUT
+                and exp.winner is not None
+                and config.holdout_after_winner == "end"
+            ):
+                variant = exp.winner
+            if variant == HOLDOUT:
+                holdout.append(uid)
+            else:
+                by_variant.setdefault(variant, []).append(uid)
+        groups = []
+        for key, uids in by_variant.items():
+            v = config.variant(key) or config.variants[0]
+            groups.append(Group(apply(cmd, v), uids, (exp.id, key), v.delay_seconds))
+        return Split(groups, holdout, exp.id, chosen)
+
+    async def record(
+        self, conn: AsyncConnection, split: Split, cmd: SendCommand, now: datetime
+    ) -> None:
+        """In the send's transaction: the first assignments, and a ``suppressed`` event
+        (reason ``holdout``) for each held-out recipient."""
+        if split.experiment_id is None:
+            return
+        await store.record(conn, split.experiment_id, split.chosen, now)
+        if split.holdout:
+            dims = {
+                "ntype": cmd.type,
+                "template": str(cmd.template),
+                "template_key": cmd.template_key,
+                "priority": str(cmd.priority),
+                "experiment": split.experiment_id,
+                "variant": HOLDOUT,
+            }
+            await event_store.append(
+                conn,
+                [
+                    event_row(EventType.SUPPRESSED, now, user_id=uid, dims=dims, reason=HOLDOUT)
+                    for uid in split.holdout
+                ],
+            )
+
+    # --- outcomes, from the rollup follower ------------------------------------------------
+    async def fold(self, conn: AsyncConnection, page: Sequence[Mapping[Any, Any]]) -> None:
+        """Count each user's first outcome per experiment (in the follower's transaction,
+        so exactly once)."""
+        deltas: dict[tuple[str, str], dict[str, int]] = {}
+        for e in page:
+            exp, outcome = e.get("experiment"), OUTCOME_EVENTS.get(str(e["type"]))
+            if exp is None or outcome is None or e.get("user_id") is None:
+                continue
+            variant = await store.mark_outcome(
+                conn, str(exp), str(e["user_id"]), outcome, e["created_at"]
+            )
+            if variant is not None:
+                column = store.OUTCOMES[outcome][1]
+                slot = deltas.setdefault((str(exp), variant), {})
+                slot[column] = slot.get(column, 0) + 1
+        by_exp: dict[str, dict[str, dict[str, int]]] = {}
+        for (exp_id, variant), counts in deltas.items():
+            by_exp.setdefault(exp_id, {})[variant] = counts
+        for exp_id, per_variant in by_exp.items():
+            await store.add_to_arms(conn, exp_id, per_variant)
+
+    # --- results -------------------------------------------------------------------------
+    async def results(self, experiment_id: str) -> dict[str, Any]:
+        async with self._db.connect() as conn:
+            row = await store.get(conn, experiment_id)
+            if row is None:
+                raise NotFound("no such experiment")
+            counted = await store.arms_of(conn, experiment_id)
+        return _results(row, counted)
+
+    async def decide(self, experiment_id: str) -> dict[str, Any]:
+        """Results, with the running minimum of each always-valid p-value kept, and the
+        automatic winner promoted when the verdict names one."""
+        now = utcnow()
+        async with self._db.begin() as conn:
+            row = await self._locked(conn, experiment_id)
+            counted = await store.arms_of(conn, experiment_id)
+            out = _results(row, counted)
+            await store.set_p(conn, experiment_id, out["verdict"]["adjusted_p"])
+            config = ExperimentConfig.from_json(row["config"])
+            verdict = out["verdict"]
+            if (
+                row["status"] == "running"
+                and config.auto_winner
+                and verdict["state"] == "winner"
+                and verdict["winner"] is not None
+            ):
+                await store.change(
+                    conn,
+                    experiment_id,
+                    status="completed",
+                    winner=verdict["winner"],
+                    winner_at=now,
+                    winner_reason=verdict["reason"],
+                    updated_at=now,
+                )
+                await self._promoted_event(conn, experiment_id, verdict["winner"], now)
+                self._live_until = 0.0
+                row = await store.get(conn, experiment_id)
+                assert row is not None
+                out = _results(row, counted)
+        return out
+
+    async def run_once(self) -> int:
+        """For the pipeline loop: decide every running experiment with an automatic
+        winner, at most once a minute."""
+        now = time.monotonic()
+        if now < getattr(self, "_next_decide", 0.0):
+            return 0
+        self._next_decide = now + 60.0
+        promoted = 0
+        for exp in await self.live():
+            if exp.winner is None and exp.config.auto_winner:
+                got = await self.decide(exp.id)
+                promoted += got["winner"] is not None
+        return promoted
+
+
+def _identity(body: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
+    name = body.get("name")
+    tt, tk = body.get("target_type"), body.get("target_template")
+    problems = []
+    if not isinstance(name, str) or not 0 < len(name) <= 200:
+        problems.append({"field": "name", "problem": "1 to 200 characters"})
+    if (tt is None) == (tk is None):
+        problems.append(
+            {"field": "target_type", "problem": "exactly one of target_type and target_template"}
+        )
+    for f, v in (("target_type", tt), ("target_template", tk)):
+        if v is not None and (not isinstance(v, str) or not 0 < len(v) <= 100):
+            problems.append({"field": f, "problem": "1 to 100 characters"})
+    if problems:
+        raise ValidationFailed("invalid experiment", problems)
+    return str(name), tt, tk
+
+
+def _identity_of(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {
+        "name": row["name"],
+        "target_type": row["target_type"],
+        "target_template": row["target_template"],
+    }
+
+
+def _config(body: Mapping[str, Any]) -> ExperimentConfig:
+    try:
+        config = ExperimentConfig.from_json(body)
+    except ExperimentInvalid as exc:
+        raise ValidationFailed("invalid experiment", exc.problems) from None
+    for i, v in enumerate(config.variants):
+        if "content" in v.overrides:
+            try:
+                validate_content(
+                    TemplateKind(v.overrides.get("template", "simple")),
+                    title=str(v.overrides.get("title", "t")),
+                    message=str(v.overrides.get("message", "")),
+                    media=None,
+                    actions=None,
+                    extra=v.overrides["content"],
+                )
+            except ValidationFailed as exc:
+                raise ValidationFailed(
+                    "invalid experiment",
+                    [{"field": f"variants[{i}].content", "problem": exc.message}],
+                ) from None
+    return config
+
+
+def _same_variants(old: Sequence[Mapping[str, Any]], new: Any) -> None:
+    if not isinstance(new, list) or sorted(
+        str(v.get("key")) for v in new if isinstance(v, Mapping)
+    ) != sorted(str(v["key"]) for v in old):
+        raise Conflict(
+            "a running experiment keeps its variants (their weights may change)",
+            {"variants": [v["key"] for v in old]},
+        )
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else as_utc(value).isoformat()
+
+
+def _json(row: Mapping[Any, Any]) -> dict[str, Any]:
+    config = ExperimentConfig.from_json(row["config"])
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "target_type": row["target_type"],
+        "target_template": row["target_template"],
+        "status": row["status"],
+        **config.to_json(),
+        "control": config.control,
+        "planned_per_arm": row["planned_per_arm"],
+        "planned": planned_note(config, row["planned_per_arm"]),
+        "winner": row["winner"],
+        "winner_at": _iso(row["winner_at"]),
+        "winner_reason": row["winner_reason"],
+        "started_at": _iso(row["started_at"]),
+        "stopped_at": _iso(row["stopped_at"]),
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+    }
+
+
+def _results(row: Mapping[Any, Any], counted: Mapping[str, Mapping[Any, Any]]) -> dict[str, Any]:
+    config = ExperimentConfig.from_json(row["config"])
+    metric_column = {"read": "read", "clicked": "clicked", "converted": "converted"}[config.metric]
+
+    def arm(key: str) -> stats.Arm:
+        c = counted.get(key)
+        users = int(c["users"]) if c else 0
+        return stats.Arm(key, users, int(c[metric_column]) if c else 0)
+
+    control = arm(config.control)
+    variants = [arm(v.key) for v in config.variants[1:]]
+    guard_failed: set[str] = set()
+    guard_out: dict[str, dict[str, Any]] = {}
+    for v in config.variants[1:]:
+        for g in config.guardrails:
+            column = GUARDRAIL_COUNTERS[g]
+            c, t = counted.get(config.control), counted.get(v.key)
+            ce, cu = (int(c[column]), int(c["users"])) if c else (0, 0)
+            ve, vu = (int(t[column]), int(t["users"])) if t else (0, 0)
+            worse = bool(cu and vu) and stats.guardrail_worse(ce, cu, ve, vu, alpha=config.alpha)
+            guard_out.setdefault(v.key, {})[g] = {
+                "control_rate": ce / cu if cu else None,
+                "rate": ve / vu if vu else None,
+                "worse": worse,
+            }
+            if worse:
+                guard_failed.add(v.key)
+    observed = {k: int(counted[k]["users"]) if k in counted else 0 for k in arms_of(config)}
+    expected_weights = {v.key: v.weight * (100.0 - config.holdout) / 100.0 for v in config.variants}
+    if config.holdout > 0:
+        expected_weights[HOLDOUT] = config.holdout
+    srm = stats.srm(observed, expected_weights) if sum(observed.values()) > 0 else None
+    previous = {
+        k: float(c["p_sequential"]) for k, c in counted.items() if c["p_sequential"] is not None
+    }
+    verdict = stats.verdict(
+        control,
+        variants,
+        alpha=config.alpha,
+        previous_p=previous,
+        guardrails_failed=guard_failed,
+        srm_flagged=bool(srm and srm.flagged),
+        planned_per_arm=int(row["planned_per_arm"]),
+    )
+    comparisons = {c.variant: c for c in verdict.comparisons}
+    arms_out = []
+    for key in arms_of(config):
+        a = arm(key)
+        c = counted.get(key)
+        item: dict[str, Any] = {
+            "variant": key,
+            "users": a.users,
+            "successes": a.successes,
+            "rate": a.successes / a.users if a.users else None,
+            "outcomes": {
+                k: int(c[k]) if c else 0
+                for k in ("read", "clicked", "converted", "unsubscribed", "failed")
+            },
+        }
+        comp = comparisons.get(key)
+        if comp is not None:
+            item.update(
+                lift=comp.lift,
+                diff=comp.diff,
+                ci=[comp.ci_low, comp.ci_high],
+                p_value=comp.p_value,
+                p_sequential=comp.p_sequential,
+                p_adjusted=verdict.adjusted_p.get(key),
+                confidence_sequence=[comp.seq_low, comp.seq_high],
+                prob_beats_control=comp.prob_beats_control,
+                guardrails=guard_out.get(key, {}),
+            )
+        arms_out.append(item)
+    return {
+        "experiment": _json(row),
+        "metric": config.metric,
+        "control": config.control,
+        "arms": arms_out,
+        "srm": None
+        if srm is None
+        else {"p_value": srm.p_value, "flagged": srm.flagged, "expected": dict(srm.expected)},
+        "verdict": {
+            "state": "winner" if row["winner"] else verdict.state,
+            "winner": row["winner"] or verdict.winner,
+            "reason": row["winner_reason"] or verdict.reason,
+            "adjusted_p": dict(verdict.adjusted_p),
+        },
+        "winner": row["winner"],
+        "winner_at": _iso(row["winner_at"]),
+    }
+
+
+__all__ = ["ExperimentService", "Group", "Split", "Variant"]

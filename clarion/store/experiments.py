@@ -1,0 +1,155 @@
+"""Experiments, who got which variant, and the per-variant counters results read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.store.dialect import insert_ignore, upsert
+from clarion.store.schema import experiment_arms, experiment_assignments, experiments
+
+ex, asg, arms = experiments, experiment_assignments, experiment_arms
+LIVE = ("running", "paused", "completed")
+#: Outcome -> (the assignment's flag column, the arm's counter column).
+OUTCOMES = {
+    "read": ("read_at", "read"),
+    "clicked": ("clicked_at", "clicked"),
+    "converted": ("converted_at", "converted"),
+    "unsubscribed": ("unsubscribed_at", "unsubscribed"),
+    "dead": ("failed_at", "failed"),
+}
+
+
+async def insert(conn: AsyncConnection, row: Mapping[str, Any]) -> None:
+    await conn.execute(ex.insert(), dict(row))
+
+
+async def get(
+    conn: AsyncConnection, experiment_id: str, *, lock: bool = False
+) -> RowMapping | None:
+    stmt = select(ex).where(ex.c.id == experiment_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else row._mapping
+
+
+async def list_all(conn: AsyncConnection, status: str | None, limit: int) -> list[RowMapping]:
+    stmt = select(ex).order_by(ex.c.created_at.desc(), ex.c.id).limit(limit)
+    if status is not None:
+        stmt = stmt.where(ex.c.status == status)
+    return [r._mapping for r in await conn.execute(stmt)]
+
+
+async def live(conn: AsyncConnection) -> list[RowMapping]:
+    """Experiments that decide their target's sends now."""
+    stmt = select(ex).where(ex.c.status.in_(LIVE))
+    return [r._mapping for r in await conn.execute(stmt)]
+
+
+async def change(conn: AsyncConnection, experiment_id: str, **values: Any) -> None:
+    await conn.execute(update(ex).where(ex.c.id == experiment_id).values(**values))
+
+
+async def remove(conn: AsyncConnection, experiment_id: str) -> None:
+    await conn.execute(delete(arms).where(arms.c.experiment_id == experiment_id))
+    await conn.execute(delete(asg).where(asg.c.experiment_id == experiment_id))
+    await conn.execute(delete(ex).where(ex.c.id == experiment_id))
+
+
+async def assigned(
+    conn: AsyncConnection, experiment_id: str, user_ids: Sequence[str]
+) -> dict[str, str]:
+    """The recorded variants of these users."""
+    if not user_ids:
+        return {}
+    stmt = select(asg.c.user_id, asg.c.variant).where(
+        asg.c.experiment_id == experiment_id, asg.c.user_id.in_(list(user_ids))
+    )
+    return {str(u): str(v) for u, v in await conn.execute(stmt)}
+
+
+async def record(
+    conn: AsyncConnection, experiment_id: str, chosen: Mapping[str, str], now: datetime
+) -> None:
+    """Record first assignments and count each new one in its arm (a user recorded
+    meanwhile by another send keeps the variant recorded first)."""
+    if not chosen:
+        return
+    rows = [
+        {"experiment_id": experiment_id, "user_id": u, "variant": v, "assigned_at": now}
+        for u, v in chosen.items()
+    ]
+    # RETURNING gives the rows really inserted (one statement for all of them).
+    stmt = insert_ignore(conn, asg).returning(asg.c.variant)
+    new: dict[str, int] = {}
+    for (variant,) in (await conn.execute(stmt, rows)).all():
+        new[str(variant)] = new.get(str(variant), 0) + 1
+    await add_to_arms(conn, experiment_id, {v: {"users": n} for v, n in new.items()})
+
+
+async def add_to_arms(
+    conn: AsyncConnection, experiment_id: str, deltas: Mapping[str, Mapping[str, int]]
+) -> None:
+    for variant, counts in sorted(deltas.items()):
+        if not counts:
+            continue
+        stmt = upsert(conn, arms).values(experiment_id=experiment_id, variant=variant, **counts)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["experiment_id", "variant"],
+            set_={k: arms.c[k] + stmt.excluded[k] for k in counts},
+        )
+        await conn.execute(stmt)
+
+
+async def mark_outcome(
+    conn: AsyncConnection, experiment_id: str, user_id: str, outcome: str, at: datetime
+) -> str | None:
+    """Flag the user's first ``outcome`` in the experiment; the variant when this was the
+    first (``None``: flagged before, or not assigned)."""
+    flag, _ = OUTCOMES[outcome]
+    stmt = (
+        update(asg)
+        .where(
+            asg.c.experiment_id == experiment_id,
+            asg.c.user_id == user_id,
+            asg.c[flag].is_(None),
+        )
+        .values({flag: at})
+        .returning(asg.c.variant)
+    )
+    got = (await conn.execute(stmt)).first()
+    return None if got is None else str(got[0])
+
+
+async def arms_of(conn: AsyncConnection, experiment_id: str) -> dict[str, RowMapping]:
+    stmt = select(arms).where(arms.c.experiment_id == experiment_id)
+    return {str(r.variant): r._mapping for r in await conn.execute(stmt)}
+
+
+async def set_p(conn: AsyncConnection, experiment_id: str, p_values: Mapping[str, float]) -> None:
+    for variant, p in p_values.items():
+        await conn.execute(
+            update(arms)
+            .where(arms.c.experiment_id == experiment_id, arms.c.variant == variant)
+            .values(p_sequential=p)
+        )
+
+
+async def latest_assignment(conn: AsyncConnection, user_id: str) -> RowMapping | None:
+    """The user's most recent assignment in a live experiment (for a conversion nothing
+    is credited with: a holdout user's)."""
+    stmt = (
+        select(asg.c.experiment_id, asg.c.variant)
+        .join(ex, ex.c.id == asg.c.experiment_id)
+        .where(asg.c.user_id == user_id, ex.c.status.in_(LIVE))
+        .order_by(asg.c.assigned_at.desc())
+        .limit(1)
+    )
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else row._mapping
