@@ -112,7 +112,7 @@ class ExperimentService:
         }
         async with self._db.begin() as conn:
             await store.insert(conn, row)
-            made = await store.get(conn, row["id"])
+            made = await store.get(conn, str(row["id"]))
         assert made is not None
         return _json(made)
 
