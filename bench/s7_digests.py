@@ -1,7 +1,7 @@
 """S7 digests: pending batch items folded into digests by the real flusher.
 
 Seeds open, due batches straight into the schema with SQL (the send path is S1's
-business), then times ``DigestService.flush_due`` — the same call the pipeline loop makes
+business), then times ``BatchService.flush_due`` — the same call the pipeline loop makes
 in ``clarion serve`` and ``clarion worker`` — until nothing is due, and checks that every
 item was folded exactly once. Target: 1,000,000 items in <= 30 s.
 
@@ -75,7 +75,7 @@ async def measure(url: str, items: int, per_batch: int) -> dict[str, Any]:
         cpu0, wall0 = cpu_seconds_self(), time.perf_counter()
         flushed = 0
         while True:
-            n = await services.digests.flush_due(limit=200)
+            n = await services.batches.flush_due(limit=200)
             if n == 0:
                 break
             flushed += n

@@ -69,7 +69,8 @@ class Runtime:
         )
         # Batches and scheduled sends are released by the same processes that deliver.
         loop = PipelineLoop(
-            svc.digests,
+            svc.batches,
+            svc.channel_digests,
             svc.scheduling,
             rollups=svc.rollups if s.analytics_rollups else None,
             health=svc.health if s.analytics_rollups else None,

@@ -76,7 +76,7 @@ OPERATIONS: Mapping[Operation, Access] = {
     ("GET", f"{_N}/scheduled/{{send_id}}"): _READ_ANY,
     ("PATCH", f"{_N}/scheduled/{{send_id}}"): _SEND,
     ("DELETE", f"{_N}/scheduled/{{send_id}}"): _SEND,
-    # batches (digests) and batching rules
+    # batches and batching rules
     ("GET", f"{_N}/batches"): _READ_OWN,
     ("GET", f"{_N}/batches/{{batch_id}}"): _READ_OWN,
     ("POST", f"{_N}/batches/{{batch_id}}/flush"): _SEND,

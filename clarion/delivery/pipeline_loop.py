@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable
 from clarion.errors import ClarionError, is_outage
 from clarion.hub.tasks import wait_event
 from clarion.services.analytics_rollups import RollupFollower
-from clarion.services.digests import DigestService
+from clarion.services.batches import BatchService
+from clarion.services.channel_digests import ChannelDigestService
 from clarion.services.experiments import ExperimentService
 from clarion.services.health import HealthService
 from clarion.services.scheduling import SchedulingService
@@ -29,7 +30,8 @@ log = logging.getLogger("clarion.scheduler")
 class PipelineLoop:
     def __init__(
         self,
-        digests: DigestService,
+        batches: BatchService,
+        channel_digests: ChannelDigestService,
         scheduling: SchedulingService,
         *,
         rollups: RollupFollower | None = None,
@@ -37,12 +39,13 @@ class PipelineLoop:
         experiments: ExperimentService | None = None,
         poll_seconds: float = 0.5,
     ) -> None:
-        self.digests = digests
+        self.batches = batches
+        self.channel_digests = channel_digests
         self.scheduling = scheduling
         self.poll_seconds = poll_seconds
         self._steps: list[Callable[[], Awaitable[int]]] = [
-            digests.flush_due,
-            digests.flush_channel_digests,
+            batches.flush_due,
+            channel_digests.flush_channel_digests,
             scheduling.run_due,
         ]
         if rollups is not None:
@@ -57,7 +60,8 @@ class PipelineLoop:
         self._stop.set()
 
     async def run_once(self) -> int:
-        """One round; returns how many batches, digests and scheduled sends were handled."""
+        """One round; returns how many batches, channel digests and scheduled sends were
+        handled."""
         done = 0
         for step in self._steps:
             try:

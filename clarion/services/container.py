@@ -16,10 +16,11 @@ from clarion.services.actions import ActionService
 from clarion.services.analytics import AnalyticsService
 from clarion.services.analytics_rollups import RollupFollower
 from clarion.services.auth import AuthService, resolve_secret
+from clarion.services.batches import BatchService
 from clarion.services.batching_rules import BatchingRuleService
+from clarion.services.channel_digests import ChannelDigestService
 from clarion.services.conversions import ConversionService
 from clarion.services.deliveries import DeliveryService
-from clarion.services.digests import DigestService
 from clarion.services.experiments import ExperimentService
 from clarion.services.health import HealthService
 from clarion.services.idempotency import IdempotencyService
@@ -67,7 +68,8 @@ class Services:
         self.sending = SendingService(
             self.db, self.idempotency, planner, max_recipients=settings.max_recipients
         )
-        self.digests = DigestService(self.db, self.sending)
+        self.batches = BatchService(self.db, self.sending)
+        self.channel_digests = ChannelDigestService(self.db)
         self.scheduling = SchedulingService(self.db, self.sending)
         self.realtime = RealtimeService(self.hub, self.inbox)
         self.sending.listeners.append(self.realtime)
@@ -76,7 +78,7 @@ class Services:
         self.inbox.listeners.append(self.realtime)
         self.deliveries = DeliveryService(self.db, settings, UnsubscribeSigner(secret))
         # Released channel digests wake the embedded worker (the same list object).
-        self.digests.release_callbacks = self.deliveries.wake_callbacks
+        self.channel_digests.release_callbacks = self.deliveries.wake_callbacks
         self.webhooks = WebhookService(self.db, settings)
         self.push_subscriptions = PushSubscriptionService(self.db, settings)
         # A user's data: export and erasure (the pseudonyms of erased users derive from

@@ -17,7 +17,7 @@ Decisions, per recipient:
   ``rate_limit_channels`` that is over it is suppressed with reason ``rate_limited`` —
   or, with ``rate_limit_overflow = "digest"``, held for the user's channel digest
   (status ``scheduled``, reason ``rate_limited``, ``digest=True``, due when the
-  limiter's window lets the next one through; see ``DigestService.flush_channel_digests``).
+  limiter's window lets the next one through; see ``ChannelDigestService.flush_channel_digests``).
   ``urgent`` skips quiet hours, batching and the channel rate limits.
 """
 

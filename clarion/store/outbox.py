@@ -50,7 +50,7 @@ PRIORITY_RANKS = tuple(sorted({p.rank for p in Priority}, reverse=True))
 
 def _claimable() -> Any:
     # A ``scheduled`` row held for a channel digest (``digest_id``) is released by the
-    # digest (services/digests.py), never claimed on its own.
+    # digest (services/channel_digests.py), never claimed on its own.
     return and_(
         deliveries.c.status.in_(CLAIMABLE),
         or_(deliveries.c.status != "scheduled", deliveries.c.digest_id.is_(None)),

@@ -1,4 +1,4 @@
-"""``/api/v1/notifications/batches``: open batches (digests) — list, read one with its
+"""``/api/v1/notifications/batches``: open batches — list, read one with its
 items, flush now, drop.
 
 Listing and reading work with an API key (every user, or ``user_id``) or a user's own
@@ -69,7 +69,7 @@ async def list_batches(
     """Open batches, oldest id first; a user token sees its own only. Pass
     ``next_cursor`` back as ``cursor`` for more."""
     after = cursors.decode("b", cursor) if cursor else None
-    page = await services.digests.list_open(principal, user_id, limit=limit, cursor=after)
+    page = await services.batches.list_open(principal, user_id, limit=limit, cursor=after)
     return Json(paged(page, "b"))
 
 
@@ -77,17 +77,17 @@ async def list_batches(
 async def get_batch(batch_id: BatchId, services: ServicesDep, principal: PrincipalDep) -> Json:
     """A batch in any state with its held items (oldest first); once flushed,
     ``notification_id`` is the folded notification and each item's ``folded_into``."""
-    return Json(await services.digests.get(principal, batch_id))
+    return Json(await services.batches.get(principal, batch_id))
 
 
 @router.post("/{batch_id}/flush", response_model=BatchOut)
 async def flush_batch(batch_id: BatchId, services: ServicesDep, _server: ServerDep) -> Json:
     """Fold the batch into one notification now (``409`` if no longer open)."""
-    return Json(await services.digests.flush(batch_id))
+    return Json(await services.batches.flush(batch_id))
 
 
 @router.delete("/{batch_id}", status_code=204, response_class=Response)
 async def drop_batch(batch_id: BatchId, services: ServicesDep, _server: ServerDep) -> Response:
     """Discard the batch and everything it holds (``409`` if no longer open)."""
-    await services.digests.drop(batch_id)
+    await services.batches.drop(batch_id)
     return Response(status_code=204)

@@ -49,9 +49,9 @@ async def test_window_batch_folds_into_one_notification_once(
     listed = (await authed.get("/api/v1/notifications/batches?user_id=u1")).json()["items"]
     assert [(b["id"], b["item_count"]) for b in listed] == [(batch_id, 5)]
 
-    assert await services.digests.flush_due() == 0  # the window is still open
-    assert await services.digests.flush_due(datetime.now(UTC) + timedelta(seconds=61)) == 1
-    assert await services.digests.flush_due(datetime.now(UTC) + LATER) == 0
+    assert await services.batches.flush_due() == 0  # the window is still open
+    assert await services.batches.flush_due(datetime.now(UTC) + timedelta(seconds=61)) == 1
+    assert await services.batches.flush_due(datetime.now(UTC) + LATER) == 0
     [n] = await _inbox(authed)
     assert n["message"] == "Ana and 4 others started following you"
     assert n["data"]["count"] == 5 and n["data"]["batch_id"] == batch_id
@@ -68,10 +68,10 @@ async def test_count_rule_flushes_on_the_nth_and_urgent_skips(
     await _rule(authed, "like", strategy="count", count=3)
     for actor in ("a", "b"):
         await post(authed, type="like", title="Like", data={"actor": actor})
-    assert await services.digests.flush_due() == 0
+    assert await services.batches.flush_due() == 0
     [urgent] = (await post(authed, type="like", title="Like", priority="urgent"))["ids"]
     await post(authed, type="like", title="Like", data={"actor": "c"})
-    assert await services.digests.flush_due() == 1
+    assert await services.batches.flush_due() == 1
     inbox = await _inbox(authed)
     assert [n["id"] for n in inbox][1] == urgent
     assert inbox[0]["message"] == "c and 2 others liked your post"
@@ -92,7 +92,7 @@ async def test_user_digest_and_manual_flush_and_drop(
     b2 = (await post(authed, type="comment", title="C", data={"actor": "Bo"}))["batched"][0]
     assert (await authed.delete(f"/api/v1/notifications/batches/{b2}")).status_code == 204
     assert (await authed.delete(f"/api/v1/notifications/batches/{b2}")).status_code == 409
-    assert await services.digests.flush_due(datetime.now(UTC) + timedelta(days=2)) == 0
+    assert await services.batches.flush_due(datetime.now(UTC) + timedelta(days=2)) == 0
     assert len(await _inbox(authed)) == 1
     missing = "00000000-0000-0000-0000-000000000000"
     assert (await authed.delete(f"/api/v1/notifications/batches/{missing}")).status_code == 404
@@ -191,11 +191,11 @@ async def test_two_concurrent_flushers_flush_each_batch_once(
     try:
         late = datetime.now(UTC) + timedelta(seconds=5)
         counts = await asyncio.gather(
-            *(svc.digests.flush_due(late, limit=3) for svc in (services, other) for _ in range(5))
+            *(svc.batches.flush_due(late, limit=3) for svc in (services, other) for _ in range(5))
         )
         while sum(counts) < 20:
             more = await asyncio.gather(
-                services.digests.flush_due(late), other.digests.flush_due(late)
+                services.batches.flush_due(late), other.digests.flush_due(late)
             )
             if sum(more) == 0:
                 break
@@ -248,8 +248,8 @@ async def test_property_nothing_lost_nothing_twice(services: Services, steps: li
             added += 1
         else:
             clock += timedelta(seconds=a)
-            await services.digests.flush_due(clock)
-    await services.digests.flush_due(clock + timedelta(hours=1))
+            await services.batches.flush_due(clock)
+    await services.batches.flush_due(clock + timedelta(hours=1))
     async with services.db.connect() as conn:
         rows = (await conn.execute(select(notifications.c.data))).scalars().all()
         item_ids = (await conn.execute(select(batch_items.c.id))).scalars().all()

@@ -85,7 +85,7 @@ async def test_overflow_is_held_then_released_as_one_folded_delivery(
     # Held rows are never claimed on their own, not even once their time has come.
     jobs = await services.deliveries.claim("w", 10, 30)
     assert sorted(j.delivery["notification_id"] for j in jobs) == ids[:2]
-    assert await services.digests.flush_channel_digests() == 0  # window still closed
+    assert await services.channel_digests.flush_channel_digests() == 0  # window still closed
     await _make_due(services)
     async with services.db.begin() as conn:
         await conn.execute(
@@ -95,8 +95,8 @@ async def test_overflow_is_held_then_released_as_one_folded_delivery(
         )
     assert await services.deliveries.claim("w", 10, 30) == []
 
-    assert await services.digests.flush_channel_digests() == 1
-    assert await services.digests.flush_channel_digests() == 0  # never twice
+    assert await services.channel_digests.flush_channel_digests() == 1
+    assert await services.channel_digests.flush_channel_digests() == 0  # never twice
     rows = await _push_rows(services)
     leader = rows[4]
     assert leader["status"] == "pending" and leader["reason"] is None
@@ -139,7 +139,7 @@ async def test_items_without_actor_fold_into_a_neutral_list(
     for i, type_ in enumerate(["build", "build", "deploy", "build"]):
         await post(authed, type=type_, title=f"Event {i}", channels=["push"])
     await _make_due(services)
-    assert await services.digests.flush_channel_digests() == 1
+    assert await services.channel_digests.flush_channel_digests() == 1
     rows = await _push_rows(services)
     assert [r["status"] for r in rows] == ["pending", "suppressed", "suppressed", "pending"]
     content = rows[-1]["content"]
@@ -153,7 +153,7 @@ async def test_a_single_held_delivery_goes_out_unchanged(
     _digest_mode(services, "1/hour")
     await _send_follows(authed, ["Bo", "Cy"])
     await _make_due(services)
-    assert await services.digests.flush_channel_digests() == 1
+    assert await services.channel_digests.flush_channel_digests() == 1
     rows = await _push_rows(services)
     assert [r["status"] for r in rows] == ["pending", "pending"]
     assert rows[1]["content"] is None
@@ -172,7 +172,7 @@ async def test_short_window_releases_through_the_pipeline_loop(
     await _send_follows(authed, ["Bo", "Cy", "Di", "Ed"])
     rows = await _push_rows(services)
     assert [r["status"] for r in rows] == ["pending", "pending", "scheduled", "scheduled"]
-    loop = PipelineLoop(services.digests, services.scheduling)
+    loop = PipelineLoop(services.batches, services.channel_digests, services.scheduling)
     assert await loop.run_once() == 0
     due = rows[2]["next_attempt_at"].replace(tzinfo=UTC)
     await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 0.2)
@@ -209,14 +209,15 @@ async def test_two_concurrent_releasers_fold_each_digest_once(
     try:
         counts = await asyncio.gather(
             *(
-                svc.digests.flush_channel_digests(limit=2)
+                svc.channel_digests.flush_channel_digests(limit=2)
                 for svc in (services, other)
                 for _ in range(4)
             )
         )
         while True:
             more = await asyncio.gather(
-                services.digests.flush_channel_digests(), other.digests.flush_channel_digests()
+                services.channel_digests.flush_channel_digests(),
+                other.digests.flush_channel_digests(),
             )
             if sum(more) == 0:
                 break

@@ -1,51 +1,37 @@
-"""Batches (digests): list, flush, drop, and the flush of due batches.
+"""Batches: list, flush, drop, and the flush of due batches (docs/batching.md).
 
 A flush folds the batch's items (``domain.folding.fold``) into ONE notification and
 writes it with ``SendingService.write`` in the same transaction that marks the batch
 ``flushed``: with several flushers (each claims with ``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL, or under SQLite's write lock) a batch flushes exactly once, and a crash
 before the commit leaves it open for the next try. Nothing is held in memory.
-
-Channel digests (``rate_limit_overflow = "digest"``) are the same idea one level down:
-deliveries held over a user's per-channel rate limit wait in the open ``channel_digests``
-row of (user, channel); :meth:`DigestService.flush_channel_digests` claims due rows the
-same way and, in that transaction, releases the most recent held delivery carrying the
-fold of all of them (``deliveries.content``) and marks the others ``suppressed`` with
-reason ``batched`` and an event naming the delivery that carried them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.domain.events import dimensions, event_row
 from clarion.domain.folding import Actor, BatchItem, fold, phrase_for
 from clarion.domain.send_command import SendCommand
-from clarion.domain.types import EventType, SuppressionReason
 from clarion.errors import ClarionError, Conflict, NotFound
 from clarion.services.auth import Principal
 from clarion.services.clock import as_utc, utcnow
-from clarion.services.send_rows import Written, actor_of
+from clarion.services.send_rows import Written
 from clarion.services.sending import SendingService
 from clarion.store import batches as store
-from clarion.store import channel_digests as digest_store
-from clarion.store import events as event_store
-from clarion.store import outbox
-from clarion.store import users as user_store
 from clarion.store.db import Database
 
-log = logging.getLogger("clarion.digests")
+log = logging.getLogger("clarion.batches")
 
-#: Due batches claimed and folded per transaction by :meth:`DigestService.flush_due`.
+#: Due batches claimed and folded per transaction by :meth:`BatchService.flush_due`.
 FLUSH_PAGE = 200
-#: Pages folded at once by :meth:`DigestService.flush_due`.
+#: Pages folded at once by :meth:`BatchService.flush_due`.
 FLUSH_PAGES = 2
 
 
@@ -100,12 +86,10 @@ def digest_content(items: list[BatchItem], types: set[str], locale: str) -> dict
     }
 
 
-class DigestService:
+class BatchService:
     def __init__(self, db: Database, sending: SendingService) -> None:
         self._db = db
         self._sending = sending
-        #: Called after channel digests were released (wakes embedded workers).
-        self.release_callbacks: list[Callable[[], None]] = []
 
     async def list_open(
         self, principal: Principal, user_id: str | None, *, limit: int, cursor: str | None
@@ -268,87 +252,6 @@ class DigestService:
         except ClarionError:  # e.g. the fold made the message longer than allowed
             cmd = replace(cmd, message=cmd.message[:4000])
             return cmd, self._sending.content_of(cmd)
-
-    async def flush_channel_digests(self, now: datetime | None = None, *, limit: int = 50) -> int:
-        """Release every due channel digest (up to ``limit``): ONE delivery per digest
-        carries the fold of everything held, the rest are ``batched`` into it — in one
-        transaction under the digest rows' locks, so each is released exactly once."""
-        now = now or utcnow()
-        async with self._db.begin() as conn:
-            rows = await digest_store.claim_due(conn, now, limit)
-            for row in rows:
-                await self._release(conn, row, now)
-        if rows:
-            for wake in self.release_callbacks:
-                wake()
-        return len(rows)
-
-    async def _release(self, conn: AsyncConnection, row: Any, now: datetime) -> None:
-        held = await digest_store.held(conn, row["id"])
-        if not held:
-            await digest_store.close(conn, row["id"], now, None)
-            return
-        notes = await outbox.notifications_by_id(conn, [h["notification_id"] for h in held])
-        profiles = await user_store.get_many(conn, [row["user_id"]])
-        profile = profiles.get(row["user_id"])
-        locale = (profile["locale"] if profile is not None else None) or "en"
-        items, types = [], set()
-        for h in held:
-            n = notes.get(h["notification_id"])
-            if n is None:  # deleted meanwhile: cascades remove its delivery too
-                continue
-            data = n["data"] or {}
-            actor = actor_of(data)
-            types.add(str(n["type"]))
-            items.append(
-                BatchItem(
-                    notification_id=str(n["id"]),
-                    title=n["title"],
-                    message=n["message"] or "",
-                    created_at=as_utc(n["created_at"]),
-                    actor=None if actor is None else Actor(**actor),
-                    data=data,
-                )
-            )
-        leader = held[-1]  # the most recent: its notification is the latest item
-        others = [str(h["id"]) for h in held[:-1]]
-        content = None
-        if len(items) > 1:
-            content = {
-                **digest_content(items, types, locale),
-                "channel_digest_id": row["id"],
-                "delivery_ids": [str(h["id"]) for h in held],
-            }
-        await digest_store.release(conn, str(leader["id"]), others, content, now)
-        await digest_store.close(conn, row["id"], now, str(leader["id"]))
-        await event_store.append(
-            conn,
-            [
-                event_row(
-                    EventType.SUPPRESSED,
-                    now,
-                    user_id=h["user_id"],
-                    notification_id=h["notification_id"],
-                    dims=dimensions(notes.get(h["notification_id"])),
-                    channel=h["channel"],
-                    reason=SuppressionReason.BATCHED,
-                    data={
-                        "delivery_id": str(h["id"]),
-                        "digest_delivery_id": str(leader["id"]),
-                        "channel_digest_id": row["id"],
-                    },
-                )
-                for h in held[:-1]
-            ],
-        )
-        log.info(
-            "channel digest %s (%s/%s) released: %d held -> delivery %s",
-            row["id"],
-            row["user_id"],
-            row["channel"],
-            len(held),
-            leader["id"],
-        )
 
     async def next_due(self) -> datetime | None:
         async with self._db.connect() as conn:
