@@ -195,7 +195,7 @@ async def test_two_concurrent_flushers_flush_each_batch_once(
         )
         while sum(counts) < 20:
             more = await asyncio.gather(
-                services.batches.flush_due(late), other.digests.flush_due(late)
+                services.batches.flush_due(late), other.batches.flush_due(late)
             )
             if sum(more) == 0:
                 break

@@ -217,7 +217,7 @@ async def test_two_concurrent_releasers_fold_each_digest_once(
         while True:
             more = await asyncio.gather(
                 services.channel_digests.flush_channel_digests(),
-                other.digests.flush_channel_digests(),
+                other.channel_digests.flush_channel_digests(),
             )
             if sum(more) == 0:
                 break
