@@ -25,6 +25,7 @@ from clarion.delivery.channels.base import (
 from clarion.delivery.channels.registry import ChannelRegistry
 from clarion.domain.content import absolute_media
 from clarion.domain.jobs import Job, Result
+from clarion.domain.types import ChannelName
 from clarion.services.clock import as_utc, utcnow
 
 
@@ -190,7 +191,9 @@ async def dispatch(job: Job, registry: ChannelRegistry) -> Result:
     t0 = time.perf_counter()
     try:
         base = registry.media_base_url
-        message = render_webhook(job, base) if job.channel == "webhook" else render(job, base)
+        message = (
+            render_webhook(job, base) if job.channel == ChannelName.WEBHOOK else render(job, base)
+        )
         result: SendResult = await channel.send(message, contact(job))
     except Exception as exc:  # channels classify, but one bug must not kill the worker
         result = SendResult(Outcome.TRANSIENT, job.channel, f"channel raised {type(exc).__name__}")

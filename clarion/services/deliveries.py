@@ -31,7 +31,7 @@ from clarion.domain.events import (
 )
 from clarion.domain.jobs import Job, Result
 from clarion.domain.retry import Outcome, RetryPolicy, policy_for
-from clarion.domain.types import DeliveryStatus, EventType
+from clarion.domain.types import ChannelName, DeliveryStatus, EventType
 from clarion.errors import Conflict, NotFound
 from clarion.services.auth import Principal
 from clarion.services.clock import as_utc, utcnow
@@ -113,7 +113,7 @@ class DeliveryService:
             profiles = await user_store.get_many(
                 conn, {r["user_id"] for r in rows if r["channel"] != "webhook"}
             )
-            push_users = [r["user_id"] for r in rows if r["channel"] == "push"]
+            push_users = [r["user_id"] for r in rows if r["channel"] == ChannelName.PUSH]
             subs = await subscription_store.subscriptions_for(conn, push_users)
             endpoints: dict[str, Mapping[Any, Any]] = {}
             endpoints.update(
@@ -122,7 +122,9 @@ class DeliveryService:
                     [
                         r["target"]
                         for r in rows
-                        if r["channel"] == "webhook" and r["target"] and r["target"] not in expanded
+                        if r["channel"] == ChannelName.WEBHOOK
+                        and r["target"]
+                        and r["target"] not in expanded
                     ],
                 )
             )
@@ -130,7 +132,7 @@ class DeliveryService:
             keys = {
                 (r["user_id"], notes[r["notification_id"]]["type"], r["channel"])
                 for r in rows
-                if r["channel"] == "email" and r["notification_id"] in notes
+                if r["channel"] == ChannelName.EMAIL and r["notification_id"] in notes
             }
             opted = await opt_out_store.opted_out(conn, keys)
         if siblings:
@@ -142,7 +144,7 @@ class DeliveryService:
             n = notes.get(r["notification_id"])
             unsubscribe = None
             opted_out = False
-            if n is not None and r["channel"] == "email":
+            if n is not None and r["channel"] == ChannelName.EMAIL:
                 opted_out = (r["user_id"], n["type"], "email") in opted
                 unsubscribe = self.unsubscribe_url(r["user_id"], n["type"], "email")
             jobs.append(
@@ -176,7 +178,9 @@ class DeliveryService:
         fresh = [
             r
             for r in rows
-            if r["channel"] == "webhook" and not r["target"] and r["notification_id"] in notes
+            if r["channel"] == ChannelName.WEBHOOK
+            and not r["target"]
+            and r["notification_id"] in notes
         ]
         if not fresh:
             return rows, 0, {}

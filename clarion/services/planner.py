@@ -34,7 +34,7 @@ from clarion.domain.batching import BatchRule, BatchStrategy, DigestFrequency
 from clarion.domain.preferences import Batch, Defer, Preferences, SendNow, Suppress, decide
 from clarion.domain.quiet_hours import quiet_until
 from clarion.domain.send_command import SendCommand
-from clarion.domain.types import ChannelName, Priority, SuppressionReason
+from clarion.domain.types import ChannelName, DeliveryStatus, Priority, SuppressionReason
 from clarion.services.batching_rules import BatchingRuleService
 from clarion.services.preferences import PreferenceService
 from clarion.services.templates import TemplateService
@@ -185,7 +185,7 @@ class Planner:
                 later = now + timedelta(seconds=delay_seconds)
                 deliveries = [
                     dataclasses.replace(d, next_attempt_at=max(d.next_attempt_at, later))
-                    if d.status == "pending"
+                    if d.status == DeliveryStatus.PENDING
                     else d
                     for d in deliveries
                 ]

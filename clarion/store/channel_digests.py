@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.types import DeliveryStatus
 from clarion.store.dialect import insert_ignore, row_locked
 from clarion.store.schema import channel_digests, deliveries
 
@@ -73,7 +74,7 @@ async def held(conn: AsyncConnection, digest_id: str) -> list[RowMapping]:
     d = deliveries
     stmt = (
         select(d)
-        .where(d.c.digest_id == digest_id, d.c.status == "scheduled")
+        .where(d.c.digest_id == digest_id, d.c.status == DeliveryStatus.SCHEDULED)
         .order_by(d.c.created_at, d.c.id)
     )
     return [r._mapping for r in await conn.execute(row_locked(stmt, conn))]

@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.domain.types import Priority
+from clarion.domain.types import DeliveryStatus, Priority
 from clarion.store.dialect import one_of, one_of_param
 from clarion.store.schema import deliveries, notifications
 
@@ -78,7 +78,7 @@ def _pick_pg(now: Any, limit: Any) -> Select[Any]:
                 deliveries.c.priority == rank,
                 deliveries.c.next_attempt_at <= now,
             ]
-            if status == "scheduled":
+            if status == DeliveryStatus.SCHEDULED:
                 cond.append(deliveries.c.digest_id.is_(None))  # held for a digest
             branch = (
                 select(deliveries.c.id, deliveries.c.priority, deliveries.c.next_attempt_at)
@@ -150,7 +150,7 @@ async def renew(
     mine = select(deliveries.c.id).where(
         one_of(conn, deliveries.c.id, ids),
         deliveries.c.leased_by == worker,
-        deliveries.c.status == "sending",
+        deliveries.c.status == DeliveryStatus.SENDING,
     )
     if conn.dialect.name == "postgresql":
         # Rows being recorded right now are locked by the recorder: skip them rather than
@@ -174,7 +174,7 @@ async def finish(
         .where(
             deliveries.c.id == delivery_id,
             deliveries.c.leased_by == worker,
-            deliveries.c.status == "sending",
+            deliveries.c.status == DeliveryStatus.SENDING,
         )
         .values(**values, lease_until=None, leased_by=None)
     )
@@ -214,7 +214,7 @@ def _finish_stmt(dialect: str, keys: tuple[str, ...]) -> Any:
         .where(
             one_of_param(dialect, deliveries.c.id, "f_ids"),
             deliveries.c.leased_by == bindparam("f_worker", type_=String()),
-            deliveries.c.status == "sending",
+            deliveries.c.status == DeliveryStatus.SENDING,
         )
         .values(
             **{k: bindparam(f"f_{k}", type_=deliveries.c[k].type) for k in keys},
@@ -234,7 +234,7 @@ async def release(conn: AsyncConnection, *, worker: str, ids: Sequence[str], now
         .where(
             deliveries.c.id.in_(list(ids)),
             deliveries.c.leased_by == worker,
-            deliveries.c.status == "sending",
+            deliveries.c.status == DeliveryStatus.SENDING,
         )
         .values(
             status="pending",
@@ -297,7 +297,7 @@ async def set_targets(
         .where(
             deliveries.c.id == bindparam("b_id"),
             deliveries.c.leased_by == worker,
-            deliveries.c.status == "sending",
+            deliveries.c.status == DeliveryStatus.SENDING,
         )
         .values(target=bindparam("b_target"))
     )
