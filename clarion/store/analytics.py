@@ -255,25 +255,41 @@ async def expire_events(conn: AsyncConnection, before: datetime, limit: int) -> 
 
 def split_range(
     start: datetime, end: datetime, now: datetime | None = None
-) -> list[tuple[str, datetime, datetime]]:
-    """``[start, end)`` (whole hours) as pieces read from the daily table (``"day"``) for
-    whole days and the hourly table (``"hour"``) for the hours at either edge. A range
-    that runs past ``now`` reads today from the daily table too: nothing has happened
-    after now, so today's daily row holds exactly its hours so far."""
-    first_day = start if start.hour == 0 else (start + timedelta(days=1)).replace(hour=0)
+) -> list[tuple[str, datetime, datetime, int]]:
+    """``[start, end)`` (whole hours) as signed pieces ``(table, from, to, sign)`` whose sum
+    is the range: the daily table (``"day"``) for whole days, the hourly one (``"hour"``)
+    for the hours at either edge. Counts add up, so an edge day mostly inside the range is
+    read as its daily row minus the few hours outside it (sign -1): never more than 12
+    hourly buckets per edge. A range that runs past ``now`` reads today from the daily
+    table: nothing has happened after now, so today's row holds exactly its hours so far."""
+    day = timedelta(days=1)
+    if start >= end:
+        return []
+    if end <= start.replace(hour=0) + day:
+        # Inside one day: its hours (or, past now, the day less the hours before start).
+        lo = start.replace(hour=0)
+        if now is not None and end > now and end - start > timedelta(hours=12):
+            return [p for p in [("day", lo, lo + day, 1), ("hour", lo, start, -1)] if p[1] < p[2]]
+        return [("hour", start, end, 1)]
+    first_day = start if start.hour == 0 else (start + day).replace(hour=0)
     last_day = end.replace(hour=0)
-    if now is not None and end > now and last_day < end and first_day <= last_day:
-        last_day += timedelta(days=1)
-        end = last_day
-    if first_day >= last_day:
-        return [("hour", start, end)] if start < end else []
-    out = []
+    out: list[tuple[str, datetime, datetime, int]] = []
     if start < first_day:
-        out.append(("hour", start, first_day))
-    out.append(("day", first_day, last_day))
+        lead = first_day - day
+        if first_day - start > timedelta(hours=12):
+            out += [("day", lead, first_day, 1), ("hour", lead, start, -1)]
+        else:
+            out.append(("hour", start, first_day, 1))
+    if first_day < last_day:
+        out.append(("day", first_day, last_day, 1))
     if last_day < end:
-        out.append(("hour", last_day, end))
-    return out
+        if now is not None and end > now:
+            out.append(("day", last_day, last_day + day, 1))
+        elif end - last_day > timedelta(hours=12):
+            out += [("day", last_day, last_day + day, 1), ("hour", end, last_day + day, -1)]
+        else:
+            out.append(("hour", last_day, end, 1))
+    return [p for p in out if p[1] < p[2]]
 
 
 def _where(table: Any, start: datetime, end: datetime, filters: Mapping[str, Any]) -> Any:
@@ -332,7 +348,7 @@ async def _summed(
         else {"hour": latency_hourly, "day": latency_daily}
     )
     merged: dict[tuple[Any, ...], list[float]] = {}
-    for grain, lo, hi in split_range(start, end, now):
+    for grain, lo, hi, sign in split_range(start, end, now):
         t = tables[grain]
         sums = [func.sum(t.c.count)] + ([func.sum(t.c.value_sum)] if counts else [])
         stmt = (
@@ -344,8 +360,9 @@ async def _summed(
             key = tuple(row[: len(by)])
             slot = merged.setdefault(key, [0.0] * len(sums))
             for i, v in enumerate(row[len(by) :]):
-                slot[i] += float(v or 0)
-    return [(*k, *(int(v[0]),), *v[1:]) for k, v in merged.items()]
+                slot[i] += sign * float(v or 0)
+    # A key whose hours outside the range were all it had nets to zero: not a row.
+    return [(*k, round(v[0]), *v[1:]) for k, v in merged.items() if round(v[0])]
 
 
 async def series(

@@ -189,3 +189,31 @@ async def test_retention_deletes_raw_events_and_keeps_rollups(services: Services
 def test_count_dimensions_are_the_tables_keys() -> None:
     keys = [c.name for c in event_counts_hourly.primary_key.columns]
     assert keys == ["bucket", *COUNT_DIMS]
+
+
+async def test_counts_over_any_range_equal_the_raw_events_in_it(services: Services) -> None:
+    """Reads combine daily rows, hourly rows and daily rows less the hours outside the
+    range: every whole-hour range gives exactly the count of its raw events."""
+    from clarion.domain.rollup import weight
+    from clarion.store import analytics as analytics_store
+
+    await _reset(services)
+    rows = [
+        _event(i, _KINDS[i % len(_KINDS)], (i * 37) % (60 * 24 * 3), "email", 10)
+        for i in range(600)
+    ]
+    async with services.db.begin() as conn:
+        await event_store.append(conn, rows)
+    await services.rollups.catch_up()
+    hour = timedelta(hours=1)
+    for s, e in [(0, 72), (2, 70), (5, 30), (13, 47), (20, 23), (1, 2), (23, 49), (0, 24)]:
+        start, end = T0 + s * hour, T0 + e * hour
+        async with services.db.connect() as conn:
+            got = dict(
+                (ev, n) for ev, n, _ in await analytics_store.counts(conn, start, end, ("event",))
+            )
+        want: dict[str, int] = {}
+        for r in rows:
+            if start <= r["created_at"] < end:
+                want[r["type"]] = want.get(r["type"], 0) + weight(r)
+        assert got == want, (s, e)
