@@ -190,7 +190,10 @@ def _tallies(
         k = key(row)
         if k is None:
             continue
-        out.setdefault(k, Tally()).add(row[0], row[1], row[4], int(row[6]), float(row[7]))
+        t = out.get(k)
+        if t is None:
+            t = out[k] = Tally()
+        t.add(row[0], row[1], row[4], int(row[6]), float(row[7]))
     return out
 
 

@@ -30,6 +30,9 @@ log = logging.getLogger("clarion.analytics")
 #: Events folded per transaction: big enough to amortise the upserts, small enough that
 #: a transaction stays short.
 PAGE = 5000
+#: Least time between two folds while the follower keeps up (the dashboard is at most
+#: this much behind); a full page is followed by the next at once.
+FOLD_EVERY = 2.0
 #: Raw events deleted per transaction, and the least time between two expiry rounds.
 EXPIRE_BATCH = 5000
 EXPIRE_EVERY = 60.0
@@ -41,6 +44,7 @@ class RollupFollower:
         self.retention = timedelta(days=retention_days)
         self.page = page
         self._next_expiry = 0.0
+        self._next_fold = 0.0
         #: Called with each page in its transaction (experiments count outcomes per user).
         self.page_listeners: list[Callable[[AsyncConnection, Sequence[Any]], Awaitable[None]]] = []
 
@@ -95,5 +99,12 @@ class RollupFollower:
         return n
 
     async def run_once(self) -> int:
-        """One round for the pipeline loop: fold a page, maybe expire a batch."""
-        return await self.step() + await self.expire()
+        """One round for the pipeline loop: fold a page (at most once every
+        :data:`FOLD_EVERY` seconds unless the last page was full: a page's transaction and
+        round trips are paid once for more events), maybe expire a batch."""
+        clock = time.monotonic()
+        folded = 0
+        if clock >= self._next_fold:
+            folded = await self.step()
+            self._next_fold = clock if folded >= self.page else clock + FOLD_EVERY
+        return folded + await self.expire()
