@@ -16,7 +16,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import calibrate, s1_ingest, s5_inbox, s6_workers, s7_digests, s8_analytics, s_live
+from bench import (
+    calibrate,
+    s1_ingest,
+    s5_inbox,
+    s6_workers,
+    s7_digests,
+    s8_analytics,
+    s9_experiments,
+    s_live,
+)
 from bench.common import RESULTS, Procs, git_commit, write_result
 from bench.summary import write_summary
 
@@ -30,6 +39,7 @@ SCENARIOS = {
     "s6_workers": s6_workers.run,
     "s7_digests": s7_digests.run,
     "s8_analytics": s8_analytics.run,
+    "s9_experiments": s9_experiments.run,
 }
 
 

@@ -266,6 +266,7 @@ def write_summary(mode: str, commit: str) -> str:
     )
 
     _s8_rows(row)
+    _s9_rows(row)
 
     head = (
         f"# Clarion bench — {mode} run\n\n"
@@ -367,6 +368,51 @@ def _s8_rows(row: Any) -> None:
             f"on/off per pair {', '.join(_fmt(p) for p in _g(c, 'on_over_off_per_pair') or [])}; "
             f"server CPU per send {'+' if (cpu or 0) >= 0 else ''}"
             f"{_fmt(None if cpu is None else round(100 * cpu, 1), ' %')}",
+        )
+
+
+def _s9_rows(row: Any) -> None:
+    """S9 experiments (bench/s9_experiments.py): what a running experiment costs S1 ingest,
+    and the results endpoint's p99 with many assigned users on both databases."""
+    s9 = _load("s9_experiments")
+    if not s9:
+        return
+    c = _g(s9, "s1_assignment_cost")
+    if isinstance(c, dict):
+        cost = _g(c, "cost_fraction")
+        cpu = _g(c, "cpu_cost_fraction")
+        row(
+            "S9 experiments",
+            "S1 ingest (PostgreSQL, 1 process): throughput lost with an experiment on the type",
+            None if cost is None else round(100 * cost, 1),
+            " %",
+            "<= 3 %",
+            str(_g(c, "verdict")),
+            f"on {_fmt(_g(c, 'on_per_s'), '/s')}, off {_fmt(_g(c, 'off_per_s'), '/s')}; "
+            f"on/off per pair {', '.join(_fmt(p) for p in _g(c, 'on_over_off_per_pair') or [])}; "
+            f"server CPU per send {'+' if (cpu or 0) >= 0 else ''}"
+            f"{_fmt(None if cpu is None else round(100 * cpu, 1), ' %')}",
+        )
+    else:
+        row("S9 experiments", "assignment cost: not measured", None, "", "—", "not measured")
+    for backend, label in (("postgres", "PostgreSQL"), ("sqlite", "SQLite")):
+        b = _g(s9, backend)
+        if not isinstance(b, dict):
+            row("S9 experiments", f"{label}: not measured", None, "", "—", "not measured")
+            continue
+        e = _g(b, "endpoints")
+        row(
+            "S9 experiments",
+            f"{label}, {_fmt(_g(b, 'assigned_users'))} assigned users: results p99",
+            _g(b, "verdict", "p99_ms"),
+            " ms",
+            f"<= {_g(b, 'verdict', 'target_p99_ms')} ms",
+            _verdict_of(_g(b, "verdict")),
+            f"p50 {_fmt(_g(e, 'results', 'p50_ms'), ' ms')} = "
+            f"x{_fmt(_g(b, 'verdict', 'results_p50_over_http_floor_p50'))} of the HTTP floor "
+            f"{_fmt(_g(e, 'http_floor_unread_count', 'p50_ms'), ' ms')}; GET experiment "
+            f"{_fmt(_g(e, 'experiment_get', 'p50_ms'), ' ms')}; statistics alone "
+            f"{_fmt(_g(b, 'in_process', 'statistics_only', 'p50_ms'), ' ms')}",
         )
 
 
