@@ -270,72 +270,61 @@ class ExperimentService:
         return self._live
 
     async def split(self, cmd: SendCommand, user_ids: Sequence[str]) -> Split:
-        """Which recipients get which variant; one group without an experiment when none
-        is live on the send's type or template."""
-        exp = next(
-            (
-                e
-                for e in await self.live()
-                if (e.target_type is not None and e.target_type == cmd.type)
-                or (e.target_template is not None and e.target_template == cmd.template_key)
-            ),
-            None,
-        )
-        if exp is None or not user_ids:
-            return Split([Group(cmd, list(user_ids))])
-        config = exp.config
-        async with self._db.connect() as conn:
-            known = await store.assigned(conn, exp.id, user_ids)
-        chosen: dict[str, str] = {}
-        by_variant: dict[str, list[str]] = {}
-        holdout: list[str] = []
-        for uid in user_ids:
-            variant = known.get(uid)
-            if variant is None:
-                variant = assign(exp.id, uid, config.weights(), config.holdout / 100.0)
-                chosen[uid] = variant
-            if exp.winner is not None and variant != HOLDOUT:
-                variant = exp.winner  # the winner takes all traffic
-            if (
-                variant == HOLDOUT
-                and exp.winner is not None
-                and config.holdout_after_winner == "end"
-            ):
-                variant = exp.winner
-            if variant == HOLDOUT:
-                holdout.append(uid)
-            else:
-                by_variant.setdefault(variant, []).append(uid)
-        groups = []
-        for key, uids in by_variant.items():
-            v = config.variant(key) or config.variants[0]
-            groups.append(Group(apply(cmd, v), uids, (exp.id, key), v.delay_seconds))
-        return Split(groups, holdout, exp.id, chosen)
+        return (await self.split_many([(cmd, user_ids)]))[0]
 
-    async def record(
-        self, conn: AsyncConnection, split: Split, cmd: SendCommand, now: datetime
+    async def split_many(self, sends: Sequence[tuple[SendCommand, Sequence[str]]]) -> list[Split]:
+        """Which recipients of each send get which variant; one group without an
+        experiment for a send whose type or template has no live experiment. One read of
+        recorded assignments per experiment for a whole group of sends."""
+        live = await self.live()
+        if not live:
+            return [Split([Group(cmd, list(uids))]) for cmd, uids in sends]
+        targets = [_target(live, cmd) for cmd, _ in sends]
+        wanted: dict[str, list[str]] = {}
+        for (_, uids), exp in zip(sends, targets, strict=True):
+            if exp is not None:
+                wanted.setdefault(exp.id, []).extend(uids)
+        known: dict[str, dict[str, str]] = {}
+        if wanted:
+            async with self._db.connect() as conn:
+                for exp_id, uids in wanted.items():
+                    known[exp_id] = await store.assigned(conn, exp_id, list(dict.fromkeys(uids)))
+        out = []
+        for (cmd, uids), exp in zip(sends, targets, strict=True):
+            if exp is None or not uids:
+                out.append(Split([Group(cmd, list(uids))]))
+            else:
+                out.append(_split(exp, cmd, uids, known[exp.id]))
+        return out
+
+    async def record_many(
+        self, conn: AsyncConnection, splits: Sequence[tuple[Split, SendCommand]], now: datetime
     ) -> None:
-        """In the send's transaction: the first assignments, and a ``suppressed`` event
-        (reason ``holdout``) for each held-out recipient."""
-        if split.experiment_id is None:
-            return
-        await store.record(conn, split.experiment_id, split.chosen, now)
-        if split.holdout:
-            dims = {
-                "ntype": cmd.type,
-                "template": str(cmd.template),
-                "template_key": cmd.template_key,
-                "priority": str(cmd.priority),
-                "experiment": split.experiment_id,
-                "variant": HOLDOUT,
-            }
-            await event_store.append(
-                conn,
-                [
+        """In the sends' transaction: the first assignments (one insert per experiment)
+        and a ``suppressed`` event (reason ``holdout``) per held-out recipient."""
+        chosen: dict[str, dict[str, str]] = {}
+        held: list[dict[str, Any]] = []
+        for split, cmd in splits:
+            if split.experiment_id is None:
+                continue
+            chosen.setdefault(split.experiment_id, {}).update(split.chosen)
+            if split.holdout:
+                dims = {
+                    "ntype": cmd.type,
+                    "template": str(cmd.template),
+                    "template_key": cmd.template_key,
+                    "priority": str(cmd.priority),
+                    "experiment": split.experiment_id,
+                    "variant": HOLDOUT,
+                }
+                held += [
                     event_row(EventType.SUPPRESSED, now, user_id=uid, dims=dims, reason=HOLDOUT)
                     for uid in split.holdout
-                ],
-            )
+                ]
+        for exp_id, users in chosen.items():
+            await store.record(conn, exp_id, users, now)
+        if held:
+            await event_store.append(conn, held)
 
     # --- outcomes, from the rollup follower ------------------------------------------------
     async def fold(self, conn: AsyncConnection, page: Sequence[Mapping[Any, Any]]) -> None:
@@ -414,6 +403,45 @@ class ExperimentService:
                 got = await self.decide(exp.id)
                 promoted += got["winner"] is not None
         return promoted
+
+
+def _target(live: Sequence[Live], cmd: SendCommand) -> Live | None:
+    return next(
+        (
+            e
+            for e in live
+            if (e.target_type is not None and e.target_type == cmd.type)
+            or (e.target_template is not None and e.target_template == cmd.template_key)
+        ),
+        None,
+    )
+
+
+def _split(exp: Live, cmd: SendCommand, user_ids: Sequence[str], known: Mapping[str, str]) -> Split:
+    """One send's recipients by variant: a recorded assignment first, else the hash."""
+    config = exp.config
+    weights = config.weights()
+    chosen: dict[str, str] = {}
+    by_variant: dict[str, list[str]] = {}
+    holdout: list[str] = []
+    for uid in user_ids:
+        variant = known.get(uid)
+        if variant is None:
+            variant = assign(exp.id, uid, weights, config.holdout / 100.0)
+            chosen[uid] = variant
+        if exp.winner is not None and variant != HOLDOUT:
+            variant = exp.winner  # the winner takes all traffic
+        if variant == HOLDOUT and exp.winner is not None and config.holdout_after_winner == "end":
+            variant = exp.winner
+        if variant == HOLDOUT:
+            holdout.append(uid)
+        else:
+            by_variant.setdefault(variant, []).append(uid)
+    groups = []
+    for key, uids in by_variant.items():
+        v = config.variant(key) or config.variants[0]
+        groups.append(Group(apply(cmd, v), uids, (exp.id, key), v.delay_seconds))
+    return Split(groups, holdout, exp.id, chosen)
 
 
 def _identity(body: Mapping[str, Any]) -> tuple[str, str | None, str | None]:

@@ -204,10 +204,16 @@ class SendingService:
             for job in group:
                 await self._fail(job, exc)
             return
+        try:
+            splits = await self._splits(group)
+        except Exception as exc:
+            for job in group:
+                await self._fail(job, exc)
+            return
         planned: list[tuple[_Job, _Planned]] = []
-        for job in group:
+        for job, split in zip(group, splits, strict=True):
             try:
-                planned.append((job, await self._plan(job, known, now)))
+                planned.append((job, await self._plan(job, split, known, now)))
             except Exception as exc:
                 await self._fail(job, exc)
         if not planned:
@@ -235,13 +241,15 @@ class SendingService:
                 job.future.set_result(outcome)  # committed: the 202 need not wait
         await self.notify(merged)
 
-    async def _plan(self, job: _Job, known: Recipients, now: datetime) -> _Planned:
-        """Plan a send's recipients; with a live experiment on its type, each variant's
-        recipients as that variant changes the send (services/experiments.py)."""
+    async def _splits(self, group: Sequence[_Job]) -> list[Split]:
+        """Each send's recipients by variant of the live experiment on its type (one
+        read of recorded assignments for the whole group; services/experiments.py)."""
         if self.experiments is None:
-            split = Split([Group(job.cmd, job.user_ids)])
-        else:
-            split = await self.experiments.split(job.cmd, job.user_ids)
+            return [Split([Group(job.cmd, job.user_ids)]) for job in group]
+        return await self.experiments.split_many([(job.cmd, job.user_ids) for job in group])
+
+    async def _plan(self, job: _Job, split: Split, known: Recipients, now: datetime) -> _Planned:
+        """Plan a send's recipients, each variant's as that variant changes the send."""
         parts = []
         for g in split.groups:
             content = job.content if g.cmd is job.cmd else self.content_of(g.cmd)
@@ -280,8 +288,10 @@ class SendingService:
                     out.batched += part.batched
                     out.created += part.created
                 written[id(job)] = out
-                if self.experiments is not None:
-                    await self.experiments.record(conn, p.split, job.cmd, now)
+            if self.experiments is not None:  # first assignments, in a few statements
+                await self.experiments.record_many(
+                    conn, [(p.split, job.cmd) for job, p in writing], now
+                )
             for job, _ in writing:
                 if job.idempotency is not None:
                     req = job.idempotency
