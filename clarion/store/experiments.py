@@ -10,11 +10,17 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.store.dialect import insert_ignore, upsert
+from clarion.store import bulk
+from clarion.store.dialect import insert_ignore, one_of, upsert
 from clarion.store.schema import experiment_arms, experiment_assignments, experiments
 
 ex, asg, arms = experiments, experiment_assignments, experiment_arms
 LIVE = ("running", "paused", "completed")
+_RECORD_SQL = (
+    "INSERT INTO experiment_assignments (experiment_id, user_id, variant, assigned_at) "
+    "SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::timestamptz[]) "
+    "ON CONFLICT DO NOTHING RETURNING variant"
+)
 #: Outcome -> (the assignment's flag column, the arm's counter column).
 OUTCOMES = {
     "read": ("read_at", "read"),
@@ -68,8 +74,9 @@ async def assigned(
     """The recorded variants of these users."""
     if not user_ids:
         return {}
+    # One statement text whatever the number of users (an array on PostgreSQL).
     stmt = select(asg.c.user_id, asg.c.variant).where(
-        asg.c.experiment_id == experiment_id, asg.c.user_id.in_(list(user_ids))
+        asg.c.experiment_id == experiment_id, one_of(conn, asg.c.user_id, list(user_ids))
     )
     return {str(u): str(v) for u, v in await conn.execute(stmt)}
 
@@ -85,11 +92,24 @@ async def record(
         {"experiment_id": experiment_id, "user_id": u, "variant": v, "assigned_at": now}
         for u, v in chosen.items()
     ]
-    # RETURNING gives the rows really inserted (one statement for all of them).
-    stmt = insert_ignore(conn, asg).returning(asg.c.variant)
+    # RETURNING gives the rows really inserted (one statement for all of them; on
+    # PostgreSQL one prepared text whatever their number, as store/bulk.py does).
     new: dict[str, int] = {}
-    for (variant,) in (await conn.execute(stmt, rows)).all():
-        new[str(variant)] = new.get(str(variant), 0) + 1
+    driver = await bulk.driver_in_transaction(conn)
+    if driver is not None:
+        got = await driver.fetch(
+            _RECORD_SQL,
+            [r["experiment_id"] for r in rows],
+            [r["user_id"] for r in rows],
+            [r["variant"] for r in rows],
+            [r["assigned_at"] for r in rows],
+        )
+        variants = [str(g[0]) for g in got]
+    else:
+        stmt = insert_ignore(conn, asg).returning(asg.c.variant)
+        variants = [str(v) for (v,) in (await conn.execute(stmt, rows)).all()]
+    for variant in variants:
+        new[variant] = new.get(variant, 0) + 1
     await add_to_arms(conn, experiment_id, {v: {"users": n} for v, n in new.items()})
 
 
