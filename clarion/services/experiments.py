@@ -42,6 +42,8 @@ from clarion.store.db import Database
 #: How long a process trusts its list of live experiments (changes made through this
 #: process are seen at once; another node's within this many seconds).
 LIVE_TTL = 2.0
+#: Recorded assignments one process keeps per experiment before starting over.
+SEEN_LIMIT = 200_000
 #: Outcome events the follower counts per user.
 OUTCOME_EVENTS = {
     EventType.READ.value: "read",
@@ -86,6 +88,14 @@ class ExperimentService:
         self._db = db
         self._live: list[Live] = []
         self._live_until = 0.0
+        #: Recorded assignments seen by this process, per experiment (bounded).
+        self._seen: dict[str, dict[str, str]] = {}
+
+    def _remember(self, experiment_id: str, found: Mapping[str, str]) -> None:
+        seen = self._seen.setdefault(experiment_id, {})
+        if len(seen) + len(found) > SEEN_LIMIT:
+            seen.clear()
+        seen.update(found)
 
     # --- configuration -------------------------------------------------------------------
     async def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -285,10 +295,17 @@ class ExperimentService:
             if exp is not None:
                 wanted.setdefault(exp.id, []).extend(uids)
         known: dict[str, dict[str, str]] = {}
-        if wanted:
-            async with self._db.connect() as conn:
-                for exp_id, uids in wanted.items():
-                    known[exp_id] = await store.assigned(conn, exp_id, list(dict.fromkeys(uids)))
+        for exp_id, uids in wanted.items():
+            # Recorded assignments never change: those this process has seen are kept
+            # (bounded), and only the others are read.
+            seen = self._seen.setdefault(exp_id, {})
+            known[exp_id] = {u: seen[u] for u in uids if u in seen}
+            missing = [u for u in dict.fromkeys(uids) if u not in seen]
+            if missing:
+                async with self._db.connect() as conn:
+                    found = await store.assigned(conn, exp_id, missing)
+                known[exp_id].update(found)
+                self._remember(exp_id, found)
         out = []
         for (cmd, uids), exp in zip(sends, targets, strict=True):
             if exp is None or not uids:
@@ -322,6 +339,8 @@ class ExperimentService:
                     for uid in split.holdout
                 ]
         for exp_id, users in chosen.items():
+            # Not remembered here: should another send have recorded one of these users
+            # first, the table's variant is the user's, and the next read learns it.
             await store.record(conn, exp_id, users, now)
         if held:
             await event_store.append(conn, held)

@@ -113,18 +113,37 @@ async def record(
     await add_to_arms(conn, experiment_id, {v: {"users": n} for v, n in new.items()})
 
 
+_COUNTERS = ("users", "read", "clicked", "converted", "unsubscribed", "failed")
+_ARMS_UPSERT: dict[str, Any] = {}
+
+
+def _arms_upsert(conn: AsyncConnection) -> Any:
+    """Built once per dialect: every counter added, whichever moved."""
+    stmt = _ARMS_UPSERT.get(conn.dialect.name)
+    if stmt is None:
+        base = upsert(conn, arms)
+        stmt = _ARMS_UPSERT[conn.dialect.name] = base.on_conflict_do_update(
+            index_elements=["experiment_id", "variant"],
+            set_={k: arms.c[k] + base.excluded[k] for k in _COUNTERS},
+        )
+    return stmt
+
+
 async def add_to_arms(
     conn: AsyncConnection, experiment_id: str, deltas: Mapping[str, Mapping[str, int]]
 ) -> None:
-    for variant, counts in sorted(deltas.items()):
-        if not counts:
-            continue
-        stmt = upsert(conn, arms).values(experiment_id=experiment_id, variant=variant, **counts)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["experiment_id", "variant"],
-            set_={k: arms.c[k] + stmt.excluded[k] for k in counts},
-        )
-        await conn.execute(stmt)
+    """Add to the variants' counters: one statement for all of them."""
+    rows = [
+        {
+            "experiment_id": experiment_id,
+            "variant": variant,
+            **{k: int(counts.get(k, 0)) for k in _COUNTERS},
+        }
+        for variant, counts in sorted(deltas.items())
+        if counts
+    ]
+    if rows:
+        await bulk.insert(conn, arms, rows, _arms_upsert(conn))
 
 
 async def mark_outcome(
