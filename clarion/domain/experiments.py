@@ -10,9 +10,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from clarion.domain.content import validate_content
 from clarion.domain.experiment_assignment import HOLDOUT
 from clarion.domain.send_command import SendCommand
 from clarion.domain.types import ChannelName, Priority, TemplateKind
+from clarion.errors import Conflict, ValidationFailed
 
 METRICS = ("read", "clicked", "converted")
 GUARDRAILS = ("opt_out", "delivery_failure")
@@ -236,3 +238,55 @@ def planned_note(config: ExperimentConfig, per_arm: int) -> str:
 def arms_of(config: ExperimentConfig) -> Sequence[str]:
     keys = [v.key for v in config.variants]
     return [*keys, HOLDOUT] if config.holdout > 0 else keys
+
+
+def identity(body: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
+    name = body.get("name")
+    tt, tk = body.get("target_type"), body.get("target_template")
+    problems = []
+    if not isinstance(name, str) or not 0 < len(name) <= 200:
+        problems.append({"field": "name", "problem": "1 to 200 characters"})
+    if (tt is None) == (tk is None):
+        problems.append(
+            {"field": "target_type", "problem": "exactly one of target_type and target_template"}
+        )
+    for f, v in (("target_type", tt), ("target_template", tk)):
+        if v is not None and (not isinstance(v, str) or not 0 < len(v) <= 100):
+            problems.append({"field": f, "problem": "1 to 100 characters"})
+    if problems:
+        raise ValidationFailed("invalid experiment", problems)
+    return str(name), tt, tk
+
+
+def validated(body: Mapping[str, Any]) -> ExperimentConfig:
+    try:
+        config = ExperimentConfig.from_json(body)
+    except ExperimentInvalid as exc:
+        raise ValidationFailed("invalid experiment", exc.problems) from None
+    for i, v in enumerate(config.variants):
+        if "content" in v.overrides:
+            try:
+                validate_content(
+                    TemplateKind(v.overrides.get("template", "simple")),
+                    title=str(v.overrides.get("title", "t")),
+                    message=str(v.overrides.get("message", "")),
+                    media=None,
+                    actions=None,
+                    extra=v.overrides["content"],
+                )
+            except ValidationFailed as exc:
+                raise ValidationFailed(
+                    "invalid experiment",
+                    [{"field": f"variants[{i}].content", "problem": exc.message}],
+                ) from None
+    return config
+
+
+def check_same_variants(old: Sequence[Mapping[str, Any]], new: Any) -> None:
+    if not isinstance(new, list) or sorted(
+        str(v.get("key")) for v in new if isinstance(v, Mapping)
+    ) != sorted(str(v["key"]) for v in old):
+        raise Conflict(
+            "a running experiment keeps its variants (their weights may change)",
+            {"variants": [v["key"] for v in old]},
+        )

@@ -20,21 +20,22 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.domain import experiment_stats as stats
-from clarion.domain.content import validate_content
 from clarion.domain.events import event_row
 from clarion.domain.experiment_assignment import HOLDOUT, assign
 from clarion.domain.experiments import (
     ExperimentConfig,
-    ExperimentInvalid,
     Variant,
     apply,
-    arms_of,
-    planned_note,
+    check_same_variants,
+    identity,
+    validated,
 )
 from clarion.domain.send_command import SendCommand
-from clarion.domain.types import EventType, TemplateKind
+from clarion.domain.types import EventType
 from clarion.errors import Conflict, NotFound, ValidationFailed
-from clarion.services.clock import as_utc, utcnow
+from clarion.services.clock import utcnow
+from clarion.services.experiment_results import experiment_json as _json
+from clarion.services.experiment_results import results as _results
 from clarion.store import events as event_store
 from clarion.store import experiments as store
 from clarion.store.db import Database
@@ -52,8 +53,6 @@ OUTCOME_EVENTS = {
     EventType.UNSUBSCRIBED.value: "unsubscribed",
     EventType.DEAD.value: "dead",
 }
-#: Guardrail -> the arm counter it reads.
-GUARDRAIL_COUNTERS = {"opt_out": "unsubscribed", "delivery_failure": "failed"}
 
 
 @dataclass(frozen=True)
@@ -99,8 +98,8 @@ class ExperimentService:
 
     # --- configuration -------------------------------------------------------------------
     async def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        name, target_type, target_template = _identity(body)
-        config = _config(body)
+        name, target_type, target_template = identity(body)
+        config = validated(body)
         now = utcnow()
         per_arm = stats.sample_size_per_arm(
             config.baseline,
@@ -146,9 +145,9 @@ class ExperimentService:
             values: dict[str, Any] = {}
             if row["status"] == "draft":
                 merged = {**current, **{k: v for k, v in body.items() if k in current}}
-                config = _config(merged)
+                config = validated(merged)
                 if "name" in body or "target_type" in body or "target_template" in body:
-                    name, tt, tk = _identity({**_identity_of(row), **body})
+                    name, tt, tk = identity({**_identity_of(row), **body})
                     values.update(name=name, target_type=tt, target_template=tk)
             elif row["status"] in ("running", "paused"):
                 allowed = {"name", "variants", "holdout", "auto_winner", "holdout_after_winner"}
@@ -159,10 +158,10 @@ class ExperimentService:
                         {"status": row["status"]},
                     )
                 if "variants" in body:
-                    _same_variants(current["variants"], body["variants"])
-                config = _config({**current, **{k: v for k, v in body.items() if k != "name"}})
+                    check_same_variants(current["variants"], body["variants"])
+                config = validated({**current, **{k: v for k, v in body.items() if k != "name"}})
                 if "name" in body:
-                    values["name"] = _identity({**_identity_of(row), "name": body["name"]})[0]
+                    values["name"] = identity({**_identity_of(row), "name": body["name"]})[0]
             else:
                 raise Conflict(
                     f"a {row['status']} experiment cannot change", {"status": row["status"]}
@@ -463,181 +462,11 @@ def _split(exp: Live, cmd: SendCommand, user_ids: Sequence[str], known: Mapping[
     return Split(groups, holdout, exp.id, chosen)
 
 
-def _identity(body: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
-    name = body.get("name")
-    tt, tk = body.get("target_type"), body.get("target_template")
-    problems = []
-    if not isinstance(name, str) or not 0 < len(name) <= 200:
-        problems.append({"field": "name", "problem": "1 to 200 characters"})
-    if (tt is None) == (tk is None):
-        problems.append(
-            {"field": "target_type", "problem": "exactly one of target_type and target_template"}
-        )
-    for f, v in (("target_type", tt), ("target_template", tk)):
-        if v is not None and (not isinstance(v, str) or not 0 < len(v) <= 100):
-            problems.append({"field": f, "problem": "1 to 100 characters"})
-    if problems:
-        raise ValidationFailed("invalid experiment", problems)
-    return str(name), tt, tk
-
-
 def _identity_of(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {
         "name": row["name"],
         "target_type": row["target_type"],
         "target_template": row["target_template"],
-    }
-
-
-def _config(body: Mapping[str, Any]) -> ExperimentConfig:
-    try:
-        config = ExperimentConfig.from_json(body)
-    except ExperimentInvalid as exc:
-        raise ValidationFailed("invalid experiment", exc.problems) from None
-    for i, v in enumerate(config.variants):
-        if "content" in v.overrides:
-            try:
-                validate_content(
-                    TemplateKind(v.overrides.get("template", "simple")),
-                    title=str(v.overrides.get("title", "t")),
-                    message=str(v.overrides.get("message", "")),
-                    media=None,
-                    actions=None,
-                    extra=v.overrides["content"],
-                )
-            except ValidationFailed as exc:
-                raise ValidationFailed(
-                    "invalid experiment",
-                    [{"field": f"variants[{i}].content", "problem": exc.message}],
-                ) from None
-    return config
-
-
-def _same_variants(old: Sequence[Mapping[str, Any]], new: Any) -> None:
-    if not isinstance(new, list) or sorted(
-        str(v.get("key")) for v in new if isinstance(v, Mapping)
-    ) != sorted(str(v["key"]) for v in old):
-        raise Conflict(
-            "a running experiment keeps its variants (their weights may change)",
-            {"variants": [v["key"] for v in old]},
-        )
-
-
-def _iso(value: Any) -> str | None:
-    return None if value is None else as_utc(value).isoformat()
-
-
-def _json(row: Mapping[Any, Any]) -> dict[str, Any]:
-    config = ExperimentConfig.from_json(row["config"])
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "target_type": row["target_type"],
-        "target_template": row["target_template"],
-        "status": row["status"],
-        **config.to_json(),
-        "control": config.control,
-        "planned_per_arm": row["planned_per_arm"],
-        "planned": planned_note(config, row["planned_per_arm"]),
-        "winner": row["winner"],
-        "winner_at": _iso(row["winner_at"]),
-        "winner_reason": row["winner_reason"],
-        "started_at": _iso(row["started_at"]),
-        "stopped_at": _iso(row["stopped_at"]),
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
-    }
-
-
-def _results(row: Mapping[Any, Any], counted: Mapping[str, Mapping[Any, Any]]) -> dict[str, Any]:
-    config = ExperimentConfig.from_json(row["config"])
-    metric_column = {"read": "read", "clicked": "clicked", "converted": "converted"}[config.metric]
-
-    def arm(key: str) -> stats.Arm:
-        c = counted.get(key)
-        users = int(c["users"]) if c else 0
-        return stats.Arm(key, users, int(c[metric_column]) if c else 0)
-
-    control = arm(config.control)
-    variants = [arm(v.key) for v in config.variants[1:]]
-    guard_failed: set[str] = set()
-    guard_out: dict[str, dict[str, Any]] = {}
-    for v in config.variants[1:]:
-        for g in config.guardrails:
-            column = GUARDRAIL_COUNTERS[g]
-            c, t = counted.get(config.control), counted.get(v.key)
-            ce, cu = (int(c[column]), int(c["users"])) if c else (0, 0)
-            ve, vu = (int(t[column]), int(t["users"])) if t else (0, 0)
-            worse = bool(cu and vu) and stats.guardrail_worse(ce, cu, ve, vu, alpha=config.alpha)
-            guard_out.setdefault(v.key, {})[g] = {
-                "control_rate": ce / cu if cu else None,
-                "rate": ve / vu if vu else None,
-                "worse": worse,
-            }
-            if worse:
-                guard_failed.add(v.key)
-    observed = {k: int(counted[k]["users"]) if k in counted else 0 for k in arms_of(config)}
-    expected_weights = {v.key: v.weight * (100.0 - config.holdout) / 100.0 for v in config.variants}
-    if config.holdout > 0:
-        expected_weights[HOLDOUT] = config.holdout
-    srm = stats.srm(observed, expected_weights) if sum(observed.values()) > 0 else None
-    previous = {
-        k: float(c["p_sequential"]) for k, c in counted.items() if c["p_sequential"] is not None
-    }
-    verdict = stats.verdict(
-        control,
-        variants,
-        alpha=config.alpha,
-        previous_p=previous,
-        guardrails_failed=guard_failed,
-        srm_flagged=bool(srm and srm.flagged),
-        planned_per_arm=int(row["planned_per_arm"]),
-    )
-    comparisons = {c.variant: c for c in verdict.comparisons}
-    arms_out = []
-    for key in arms_of(config):
-        a = arm(key)
-        c = counted.get(key)
-        item: dict[str, Any] = {
-            "variant": key,
-            "users": a.users,
-            "successes": a.successes,
-            "rate": a.successes / a.users if a.users else None,
-            "outcomes": {
-                k: int(c[k]) if c else 0
-                for k in ("read", "clicked", "converted", "unsubscribed", "failed")
-            },
-        }
-        comp = comparisons.get(key)
-        if comp is not None:
-            item.update(
-                lift=comp.lift,
-                diff=comp.diff,
-                ci=[comp.ci_low, comp.ci_high],
-                p_value=comp.p_value,
-                p_sequential=comp.p_sequential,
-                p_adjusted=verdict.adjusted_p.get(key),
-                confidence_sequence=[comp.seq_low, comp.seq_high],
-                prob_beats_control=comp.prob_beats_control,
-                guardrails=guard_out.get(key, {}),
-            )
-        arms_out.append(item)
-    return {
-        "experiment": _json(row),
-        "metric": config.metric,
-        "control": config.control,
-        "arms": arms_out,
-        "srm": None
-        if srm is None
-        else {"p_value": srm.p_value, "flagged": srm.flagged, "expected": dict(srm.expected)},
-        "verdict": {
-            "state": "winner" if row["winner"] else verdict.state,
-            "winner": row["winner"] or verdict.winner,
-            "reason": row["winner_reason"] or verdict.reason,
-            "adjusted_p": dict(verdict.adjusted_p),
-        },
-        "winner": row["winner"],
-        "winner_at": _iso(row["winner_at"]),
     }
 
 
