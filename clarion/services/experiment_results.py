@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from clarion.domain import experiment_stats as stats
 from clarion.domain.experiment_assignment import HOLDOUT
 from clarion.domain.experiments import ExperimentConfig, arms_of, planned_note
 from clarion.services.clock import as_utc
@@ -43,6 +42,9 @@ def experiment_json(row: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 def results(row: Mapping[Any, Any], counted: Mapping[str, Mapping[Any, Any]]) -> dict[str, Any]:
+    # Loaded on first use (scipy, numpy): see services/experiments.py.
+    from clarion.domain import experiment_stats as stats
+
     config = ExperimentConfig.from_json(row["config"])
     metric_column = {"read": "read", "clicked": "clicked", "converted": "converted"}[config.metric]
 

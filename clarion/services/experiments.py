@@ -19,7 +19,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.domain import experiment_stats as stats
 from clarion.domain.events import event_row
 from clarion.domain.experiment_assignment import HOLDOUT, assign
 from clarion.domain.experiments import (
@@ -101,6 +100,10 @@ class ExperimentService:
         name, target_type, target_template = identity(body)
         config = validated(body)
         now = utcnow()
+        # The statistics (scipy, numpy) load on first use: every process imports this
+        # module, few compute a planned size or results.
+        from clarion.domain import experiment_stats as stats
+
         per_arm = stats.sample_size_per_arm(
             config.baseline,
             config.mde,
