@@ -47,8 +47,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+## Two worker processes by default (TEST_WORKERS=0 runs in this process): each has its own
+## PostgreSQL database, SQLite files, ports and Redis key prefixes, so tests don't meet.
+TEST_WORKERS ?= 2
+
 pytest: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 ## The whole fault suite (docs/reliability.md): processes SIGKILLed, databases stopped,
 ## every copy received classified; figures in build/faults/*.json, table by scripts/faults-table.
