@@ -276,7 +276,9 @@ class AsyncAnalytics(AsyncResource):
     async def live(self, *, seconds: int | None = None) -> AsyncIterator[LiveCounters]:
         """One set of counters a second, for ``seconds`` (at most 3,600)."""
         params = {"seconds": seconds} if seconds is not None else None
-        async with self._t.http.stream("GET", f"{A}/live", params=params, timeout=None) as response:
+        async with self._t.http.stream(
+            "GET", self._t.url(f"{A}/live"), params=params, headers=self._t.headers(), timeout=None
+        ) as response:
             if response.status_code >= 400:
                 await response.aread()
                 raise error_from_response(response.status_code, loads_or_none(response.text))

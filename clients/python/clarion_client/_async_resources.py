@@ -203,13 +203,11 @@ class AsyncNotifications(AsyncResource):
     async def stream(self, *, cursor: int | None = None) -> AsyncIterator[LiveEvent]:
         """The user's live inbox over Server-Sent Events (a user token: ``with_token``),
         until the token expires. No reconnects here: the async client's ``live`` resumes."""
-        headers = {"Accept": "text/event-stream"}
-        if self._t.token is not None:
-            headers["Authorization"] = f"Bearer {self._t.token}"
+        extra = {"Accept": "text/event-stream"}
         if cursor is not None:
-            headers["Last-Event-ID"] = str(cursor)
+            extra["Last-Event-ID"] = str(cursor)
         async with self._t.http.stream(
-            "GET", f"{N}/stream", headers=headers, timeout=None
+            "GET", self._t.url(f"{N}/stream"), headers=self._t.headers(extra), timeout=None
         ) as response:
             if response.status_code >= 400:
                 await response.aread()

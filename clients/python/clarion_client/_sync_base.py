@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -33,22 +33,27 @@ class Transport:
         self.options = options
         self.token = token
         self._own_http = http is None
-        self.http = http or httpx.Client(
-            base_url=options.base_url,
-            headers=options.default_headers(),
-            timeout=options.timeout,
-        )
+        # A client given by the caller (its own proxies, hooks, limits) is used as it is:
+        # the URL and headers of each request are complete without it.
+        self.http = http or httpx.Client(timeout=options.timeout)
 
     def with_token(self, token: str) -> Transport:
         """The same connections, acting with a user token instead of the API key."""
         derived = Transport(self.options, self.http, token)
         return derived
 
+    def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        out = {**self.options.default_headers(), **(extra or {})}
+        if self.token is not None:
+            out["Authorization"] = f"Bearer {self.token}"
+        return out
+
+    def url(self, path: str) -> str:
+        return self.options.base_url + path
+
     def request(self, call: Call[T]) -> T:
         """Send ``call``, retrying what may be retried."""
-        headers = dict(call.headers)
-        if self.token is not None:
-            headers["Authorization"] = f"Bearer {self.token}"
+        headers = self.headers(call.headers)
         policy = self.options.retry
         retry = 0
         while True:
@@ -57,7 +62,12 @@ class Transport:
             failure: ClarionError
             try:
                 response = self.http.request(
-                    call.method, call.path, params=call.query(), json=call.json, headers=headers
+                    call.method,
+                    self.url(call.path),
+                    params=call.query(),
+                    json=call.json,
+                    headers=headers,
+                    timeout=self.options.timeout,
                 )
             except httpx.TransportError as exc:
                 kind = (

@@ -200,12 +200,12 @@ class Notifications(Resource):
     def stream(self, *, cursor: int | None = None) -> Iterator[LiveEvent]:
         """The user's live inbox over Server-Sent Events (a user token: ``with_token``),
         until the token expires. No reconnects here: the async client's ``live`` resumes."""
-        headers = {"Accept": "text/event-stream"}
-        if self._t.token is not None:
-            headers["Authorization"] = f"Bearer {self._t.token}"
+        extra = {"Accept": "text/event-stream"}
         if cursor is not None:
-            headers["Last-Event-ID"] = str(cursor)
-        with self._t.http.stream("GET", f"{N}/stream", headers=headers, timeout=None) as response:
+            extra["Last-Event-ID"] = str(cursor)
+        with self._t.http.stream(
+            "GET", self._t.url(f"{N}/stream"), headers=self._t.headers(extra), timeout=None
+        ) as response:
             if response.status_code >= 400:
                 response.read()
                 raise error_from_response(response.status_code, loads_or_none(response.text))
