@@ -43,8 +43,8 @@ run: install-service
 test: install services lint typecheck pytest
 
 lint: install
-	$(BIN)/ruff check clarion clients tests bench
-	$(BIN)/ruff format --check clarion clients tests bench
+	$(BIN)/ruff check clarion clients docs/examples tests bench
+	$(BIN)/ruff format --check clarion clients docs/examples tests bench
 	$(BIN)/lint-imports
 
 typecheck: install

@@ -236,7 +236,17 @@ class Experiment(Model):
 
 
 class ExperimentResults(Model):
-    """Per variant figures, the sample-ratio check and the verdict (docs/experiments.md)."""
+    """Per arm figures, the sample-ratio check (``srm``) and the verdict (its ``state``:
+    ``running``, ``winner``, ``no_difference``, ``invalid``); docs/experiments.md defines
+    each figure."""
+
+    experiment: Experiment | None = None
+    verdict: dict[str, Any] = {}
+    control: str | None = None
+    winner: str | None = None
+    metric: str | None = None
+    arms: list[dict[str, Any]] = []
+    srm: dict[str, Any] | None = None
 
 
 class SystemStatus(Model):
