@@ -5,6 +5,8 @@ operation that exists."""
 from __future__ import annotations
 
 import inspect
+import re
+from pathlib import Path
 from typing import Any
 
 from clarion.api.app import create_app
@@ -49,3 +51,13 @@ def test_the_sync_client_has_every_operation_but_the_websocket() -> None:
     covered = client_operations(Client("http://127.0.0.1:1", "clk_x"))
     assert sorted(routed - set(covered)) == sorted(LIVE_ONLY_ASYNC)
     assert sorted(set(covered) - routed) == []
+
+
+def test_docs_sdk_lists_every_method() -> None:
+    """docs/sdk.md's table of methods is the client's, row for row."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "sdk.md").read_text()
+    table = page.split("<!-- sdk operations: begin -->")[1].split("<!-- sdk operations: end -->")[0]
+    rows = re.findall(r"^\| `([\w.]+)`[^|]*\| `(\w+) ([^`]+)` \|$", table, re.M)
+    documented = {(method, path): name for name, method, path in rows}
+    covered = client_operations(AsyncClient("http://127.0.0.1:1", "clk_x"))
+    assert documented == covered
