@@ -8,7 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Generic, Self, TypeVar
 
 import httpx
 
@@ -139,7 +139,7 @@ class AsyncBase:
 
     _transport: AsyncTransport
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
