@@ -12,9 +12,11 @@ def main() -> None:
 
         for who in ("bo", "cy"):
             held = clarion.notifications.send(
-                user_id="ana", type="like", title=f"{who} liked your photo",
+                user_id="ana",
+                type="like",
+                title=f"{who} liked your photo",
                 data={"actor": {"id": who, "name": who.title()}},
-            )  # fmt: skip
+            )
             print("held in", held.batched)
 
         [batch] = clarion.batches.list(user_id="ana")

@@ -114,11 +114,21 @@ def answer(status: int, code: str, *, retry_after: str | None = None) -> bytes:
     import json
 
     body = json.dumps(
-        {"error": {"code": code, "message": code.replace("_", " "), "details": None,
-                   "doc": f"/docs/errors#{code}"}}
-    ).encode()  # fmt: skip
-    head = [f"HTTP/1.1 {status} X", "Content-Type: application/json",
-            f"Content-Length: {len(body)}", "Connection: close"]  # fmt: skip
+        {
+            "error": {
+                "code": code,
+                "message": code.replace("_", " "),
+                "details": None,
+                "doc": f"/docs/errors#{code}",
+            }
+        }
+    ).encode()
+    head = [
+        f"HTTP/1.1 {status} X",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+    ]
     if retry_after is not None:
         head.append(f"Retry-After: {retry_after}")
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body

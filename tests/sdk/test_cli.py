@@ -23,9 +23,13 @@ def cli(server: Server, *args: str, online: bool = True) -> subprocess.Completed
     if online:
         env.update(CLARION_URL=server.url, CLARION_API_KEY=server.key)
     return subprocess.run(
-        [*CLARION, *args], env=env, cwd=server.log.parent, capture_output=True, text=True,
+        [*CLARION, *args],
+        env=env,
+        cwd=server.log.parent,
+        capture_output=True,
+        text=True,
         timeout=60,
-    )  # fmt: skip
+    )
 
 
 async def test_a_cli_send_reaches_an_open_live_connection(server: Server) -> None:
@@ -58,8 +62,20 @@ async def test_a_cli_send_reaches_an_open_live_connection(server: Server) -> Non
 
 
 def test_send_list_and_status(server: Server) -> None:
-    done = cli(server, "send", "--user", "cli-bo", "--user", "cli-cy", "--title", "Hi",
-               "--type", "news", "--data", '{"n": 1}')  # fmt: skip
+    done = cli(
+        server,
+        "send",
+        "--user",
+        "cli-bo",
+        "--user",
+        "cli-cy",
+        "--title",
+        "Hi",
+        "--type",
+        "news",
+        "--data",
+        '{"n": 1}',
+    )
     assert done.returncode == 0 and done.stdout.startswith("accepted 2: ids ["), done
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     later = cli(server, "send", "--user", "cli-bo", "--title", "Later", "--at", tomorrow, "--json")
@@ -76,12 +92,22 @@ def test_send_list_and_status(server: Server) -> None:
 
 
 def test_offline_writes_and_reads_the_database(server: Server) -> None:
-    done = cli(server, "send", "--offline", "--user", "cli-dee", "--title", "Direct", "--json",
-               online=False)  # fmt: skip
+    done = cli(
+        server,
+        "send",
+        "--offline",
+        "--user",
+        "cli-dee",
+        "--title",
+        "Direct",
+        "--json",
+        online=False,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["accepted"] == 1
-    offline = json.loads(cli(server, "list", "--offline", "--user", "cli-dee", "--json",
-                             online=False).stdout)  # fmt: skip
+    offline = json.loads(
+        cli(server, "list", "--offline", "--user", "cli-dee", "--json", online=False).stdout
+    )
     online = json.loads(cli(server, "list", "--user", "cli-dee", "--json").stdout)
     assert [n["title"] for n in offline] == [n["title"] for n in online] == ["Direct"]
     assert json.loads(cli(server, "status", "--offline", "--json", online=False).stdout)
@@ -92,8 +118,11 @@ def test_tail_prints_what_arrives(server: Server) -> None:
     env = {**server.env, "CLARION_URL": server.url, "CLARION_API_KEY": server.key}
     proc = subprocess.Popen(
         [*CLARION, "tail", "--user", "cli-eve", "--cursor", "0", "--json"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: list[str] = []
     assert proc.stdout is not None
     stdout = proc.stdout

@@ -35,8 +35,12 @@ def _port(url: str) -> int:
 
 
 def _titles(server_url: str, key: str, user: str) -> list[str]:
-    r = httpx.get(f"{server_url}{N}", params={"user_id": user},
-                  headers={"Authorization": f"Bearer {key}"}, timeout=10)  # fmt: skip
+    r = httpx.get(
+        f"{server_url}{N}",
+        params={"user_id": user},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
     r.raise_for_status()
     return [n["title"] for n in r.json()["items"]]
 
@@ -158,8 +162,18 @@ def test_refusals_that_retrying_cannot_change_are_not_retried(server: Server) ->
 def test_429_from_the_keys_rate_limit_is_waited_out(server: Server) -> None:
     """A key limited to 2 requests a second sends 5 notifications: the client waits each
     429's Retry-After and every send gets through, once."""
-    key = run_cli(server.env, "api-key", "create", "--name", "slow", "--scope", "send",
-                  "--rate-limit", "2/second", cwd=server.log.parent).strip()  # fmt: skip
+    key = run_cli(
+        server.env,
+        "api-key",
+        "create",
+        "--name",
+        "slow",
+        "--scope",
+        "send",
+        "--rate-limit",
+        "2/second",
+        cwd=server.log.parent,
+    ).strip()
     statuses: list[int] = []
     hooks = {"response": [lambda r: statuses.append(r.status_code)]}
     with (

@@ -52,8 +52,13 @@ class AsyncTemplates(AsyncResource):
         description: str | None = None,
     ) -> Template:
         """Store a template: per locale, the Jinja2 body of each part (docs/templates.md)."""
-        payload = body(key=key, kind=kind, bodies=bodies, default_locale=default_locale,
-                       description=description)  # fmt: skip
+        payload = body(
+            key=key,
+            kind=kind,
+            bodies=bodies,
+            default_locale=default_locale,
+            description=description,
+        )
         return await self._t.request(Call("POST", T, Template.model_validate, json=payload))
 
     @operation("GET", T)
@@ -79,8 +84,9 @@ class AsyncTemplates(AsyncResource):
         default_locale: str | None = None,
         description: str | None = None,
     ) -> Template:
-        payload = body(kind=kind, bodies=bodies, default_locale=default_locale,
-                       description=description)  # fmt: skip
+        payload = body(
+            kind=kind, bodies=bodies, default_locale=default_locale, description=description
+        )
         path = f"{T}/{seg(key)}"
         return await self._t.request(
             Call("PUT", path, Template.model_validate, json=payload, idempotent=True)
@@ -119,8 +125,12 @@ class AsyncWebhooks(AsyncResource):
         description: str | None = None,
     ) -> WebhookCreated:
         """Register an endpoint; the answer holds its signing ``secret``, shown only once."""
-        payload = body(url=url, user_id=user_id, types=None if types is None else list(types),
-                       description=description)  # fmt: skip
+        payload = body(
+            url=url,
+            user_id=user_id,
+            types=None if types is None else list(types),
+            description=description,
+        )
         return await self._t.request(Call("POST", W, WebhookCreated.model_validate, json=payload))
 
     @operation("GET", W)
@@ -214,15 +224,23 @@ class AsyncAnalytics(AsyncResource):
     async def dashboard(
         self, *, start: datetime | str | None = None, to: datetime | str | None = None
     ) -> Dashboard:
-        call = Call("GET", f"{A}/dashboard", Dashboard.model_validate, params=_range(start, to),
-                    idempotent=True)  # fmt: skip
+        call = Call(
+            "GET",
+            f"{A}/dashboard",
+            Dashboard.model_validate,
+            params=_range(start, to),
+            idempotent=True,
+        )
         return await self._t.request(call)
 
     @operation("GET", f"{A}/metrics/{{user_id}}")
     async def user_metrics(
-        self, user_id: str, *, start: datetime | str | None = None,
+        self,
+        user_id: str,
+        *,
+        start: datetime | str | None = None,
         to: datetime | str | None = None,
-    ) -> UserMetrics:  # fmt: skip
+    ) -> UserMetrics:
         path = f"{A}/metrics/{seg(user_id)}"
         return await self._t.request(
             Call("GET", path, UserMetrics.model_validate, params=_range(start, to), idempotent=True)
@@ -230,8 +248,13 @@ class AsyncAnalytics(AsyncResource):
 
     @operation("GET", f"{A}/health-score")
     async def health_score(self, *, window: str | None = None) -> HealthScore:
-        call = Call("GET", f"{A}/health-score", HealthScore.model_validate,
-                    params={"window": window}, idempotent=True)  # fmt: skip
+        call = Call(
+            "GET",
+            f"{A}/health-score",
+            HealthScore.model_validate,
+            params={"window": window},
+            idempotent=True,
+        )
         return await self._t.request(call)
 
     @operation("GET", f"{A}/trends")
@@ -245,8 +268,13 @@ class AsyncAnalytics(AsyncResource):
         type: NotificationType | str | None = None,
         channel: DeliveryChannel | str | None = None,
     ) -> Trends:
-        params = {"metric": metric, "interval": interval, **_range(start, to), "type": type,
-                  "channel": channel}  # fmt: skip
+        params = {
+            "metric": metric,
+            "interval": interval,
+            **_range(start, to),
+            "type": type,
+            "channel": channel,
+        }
         call = Call("GET", f"{A}/trends", Trends.model_validate, params=params, idempotent=True)
         return await self._t.request(call)
 
@@ -263,8 +291,14 @@ class AsyncAnalytics(AsyncResource):
         format: str = "ndjson",
     ) -> builtins.list[dict[str, Any]] | str:
         """Raw events in time order: a list of objects (``ndjson``), or the ``csv`` text."""
-        params = {**_range(start, to), "event": event, "type": type, "channel": channel,
-                  "user_id": user_id, "format": format}  # fmt: skip
+        params = {
+            **_range(start, to),
+            "event": event,
+            "type": type,
+            "channel": channel,
+            "user_id": user_id,
+            "format": format,
+        }
         parse = _ndjson if format == "ndjson" else text
         call: Call[Any] = Call(
             "GET", f"{A}/events", parse, params=params, raw=True, idempotent=True
@@ -295,9 +329,14 @@ class AsyncAnalytics(AsyncResource):
         """The notification led to its outcome; once per (notification, name)."""
         path = f"{N}/{seg(notification_id)}/conversions"
         return await self._t.request(
-            Call("POST", path, Conversion.model_validate, json=body(name=name, value=value),
-                 idempotent=True)
-        )  # fmt: skip
+            Call(
+                "POST",
+                path,
+                Conversion.model_validate,
+                json=body(name=name, value=value),
+                idempotent=True,
+            )
+        )
 
     @operation("POST", "/api/v1/users/{user_id}/conversions")
     async def convert_user(

@@ -48,9 +48,13 @@ class AsyncClientBase(AsyncBase):
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         options = Options.build(
-            base_url, api_key, timeout=timeout, max_retries=max_retries, retry=retry,
+            base_url,
+            api_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry=retry,
             headers=headers,
-        )  # fmt: skip
+        )
         self._bind(AsyncTransport(options, http_client))
 
     def _bind(self, transport: AsyncTransport) -> None:

@@ -96,11 +96,14 @@ class AsyncNotifications(AsyncResource):
             scheduled_for=scheduled_for,
             cancellation_key=cancellation_key,
         )
-        call = Call("POST", N, SendResult.model_validate, json=payload, keyed=True)
-        if idempotency_key is not None:
-            call = Call(
-                "POST", N, SendResult.model_validate, json=payload, idempotency_key=idempotency_key
-            )
+        call = Call(
+            "POST",
+            N,
+            SendResult.model_validate,
+            json=payload,
+            keyed=True,
+            idempotency_key=idempotency_key,
+        )
         return await self._t.request(call)
 
     @operation("GET", N)
@@ -115,10 +118,13 @@ class AsyncNotifications(AsyncResource):
         cursor: str | None = None,
     ) -> AsyncPager[Notification]:
         """A user's inbox, newest first; iterate it for every page."""
-        archived_param = str(archived).lower() if isinstance(archived, bool) else archived
-        params: dict[str, Any] = {"user_id": user_id, "status": status, "archived": archived_param}
-        params["type"] = type
-        params["limit"] = limit
+        params = {
+            "user_id": user_id,
+            "status": status,
+            "archived": archived,
+            "type": type,
+            "limit": limit,
+        }
 
         def page(after: str | None) -> Call[Page[Notification]]:
             query = {**params, "cursor": after}
@@ -136,17 +142,23 @@ class AsyncNotifications(AsyncResource):
     @operation("GET", f"{N}/unread-count")
     async def unread_count(self, user_id: str | None = None) -> UnreadCount:
         call = Call(
-            "GET", f"{N}/unread-count", UnreadCount.model_validate, params={"user_id": user_id},
+            "GET",
+            f"{N}/unread-count",
+            UnreadCount.model_validate,
+            params={"user_id": user_id},
             idempotent=True,
-        )  # fmt: skip
+        )
         return await self._t.request(call)
 
     @operation("POST", f"{N}/read-all")
     async def read_all(self, user_id: str | None = None) -> UnreadCount:
         call = Call(
-            "POST", f"{N}/read-all", UnreadCount.model_validate, params={"user_id": user_id},
+            "POST",
+            f"{N}/read-all",
+            UnreadCount.model_validate,
+            params={"user_id": user_id},
             idempotent=True,
-        )  # fmt: skip
+        )
         return await self._t.request(call)
 
     async def _change(self, notification_id: int, action: str) -> Notification:
@@ -233,9 +245,12 @@ class AsyncScheduled(AsyncResource):
         def page(after: str | None) -> Call[Page[ScheduledSend]]:
             query = {"user_id": user_id, "status": status, "limit": limit, "cursor": after}
             return Call(
-                "GET", f"{N}/scheduled", Page[ScheduledSend].model_validate, params=query,
+                "GET",
+                f"{N}/scheduled",
+                Page[ScheduledSend].model_validate,
+                params=query,
                 idempotent=True,
-            )  # fmt: skip
+            )
 
         return AsyncPager(self._t, page, cursor=cursor)
 
@@ -263,9 +278,10 @@ class AsyncScheduled(AsyncResource):
         """Cancel every pending send sharing ``cancellation_key``."""
         params = {"cancellation_key": cancellation_key}
         return await self._t.request(
-            Call("DELETE", f"{N}/scheduled", Cancelled.model_validate, params=params,
-                 idempotent=True)
-        )  # fmt: skip
+            Call(
+                "DELETE", f"{N}/scheduled", Cancelled.model_validate, params=params, idempotent=True
+            )
+        )
 
 
 class AsyncBatches(AsyncResource):
@@ -309,8 +325,9 @@ class AsyncBatchingRules(AsyncResource):
     async def replace_all(self, rules: Sequence[Mapping[str, Any]]) -> builtins.list[BatchRule]:
         """Replace every rule at once (admin)."""
         payload = [body(**rule) for rule in rules]
-        call = Call("PUT", f"{N}/batching/rules", _RULES.validate_python, json=payload,
-                    idempotent=True)  # fmt: skip
+        call = Call(
+            "PUT", f"{N}/batching/rules", _RULES.validate_python, json=payload, idempotent=True
+        )
         return await self._t.request(call)
 
     @operation("PUT", f"{N}/batching/rules/{{type}}")
@@ -335,8 +352,9 @@ class AsyncUserPreferences(AsyncResource):
         return await self._t.request(Call("GET", path, Preferences.model_validate, idempotent=True))
 
     @operation("PUT", f"{N}/preferences/{{user_id}}")
-    async def put(self, user_id: str, preferences: Mapping[str, Any] | None = None, **fields: Any
-                  ) -> Preferences:  # fmt: skip
+    async def put(
+        self, user_id: str, preferences: Mapping[str, Any] | None = None, **fields: Any
+    ) -> Preferences:
         """Replace the user's preferences (fields left out take their defaults):
         ``channels``, ``types``, ``digest``, ``quiet_hours``, ``digest_time``, ``timezone``."""
         path = f"{N}/preferences/{seg(user_id)}"
@@ -388,9 +406,14 @@ class AsyncUsers(AsyncResource):
         """Store a browser's ``PushSubscription.toJSON()``."""
         path = f"{U}/{seg(user_id)}/push-subscriptions"
         return await self._t.request(
-            Call("POST", path, PushSubscription.model_validate, json=dict(subscription),
-                 idempotent=True)
-        )  # fmt: skip
+            Call(
+                "POST",
+                path,
+                PushSubscription.model_validate,
+                json=dict(subscription),
+                idempotent=True,
+            )
+        )
 
     @operation("GET", f"{U}/{{user_id}}/push-subscriptions")
     async def push_subscriptions(self, user_id: str) -> list[PushSubscription]:

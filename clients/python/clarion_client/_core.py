@@ -197,7 +197,8 @@ def should_retry_error(error: ClarionError) -> bool:
 def connection_retryable(call: Call[Any], exc: httpx.TransportError) -> bool:
     """A request that never reached the server may always be repeated; one that broke
     after it was sent only when repeating it cannot act twice."""
-    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) or call.idempotent
+    never_sent = httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
+    return isinstance(exc, never_sent) or call.idempotent
 
 
 def error_code(payload: Any) -> str | None:

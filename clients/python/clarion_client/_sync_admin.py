@@ -53,8 +53,13 @@ class Templates(Resource):
         description: str | None = None,
     ) -> Template:
         """Store a template: per locale, the Jinja2 body of each part (docs/templates.md)."""
-        payload = body(key=key, kind=kind, bodies=bodies, default_locale=default_locale,
-                       description=description)  # fmt: skip
+        payload = body(
+            key=key,
+            kind=kind,
+            bodies=bodies,
+            default_locale=default_locale,
+            description=description,
+        )
         return self._t.request(Call("POST", T, Template.model_validate, json=payload))
 
     @operation("GET", T)
@@ -80,8 +85,9 @@ class Templates(Resource):
         default_locale: str | None = None,
         description: str | None = None,
     ) -> Template:
-        payload = body(kind=kind, bodies=bodies, default_locale=default_locale,
-                       description=description)  # fmt: skip
+        payload = body(
+            kind=kind, bodies=bodies, default_locale=default_locale, description=description
+        )
         path = f"{T}/{seg(key)}"
         return self._t.request(
             Call("PUT", path, Template.model_validate, json=payload, idempotent=True)
@@ -120,8 +126,12 @@ class Webhooks(Resource):
         description: str | None = None,
     ) -> WebhookCreated:
         """Register an endpoint; the answer holds its signing ``secret``, shown only once."""
-        payload = body(url=url, user_id=user_id, types=None if types is None else list(types),
-                       description=description)  # fmt: skip
+        payload = body(
+            url=url,
+            user_id=user_id,
+            types=None if types is None else list(types),
+            description=description,
+        )
         return self._t.request(Call("POST", W, WebhookCreated.model_validate, json=payload))
 
     @operation("GET", W)
@@ -211,15 +221,23 @@ class Analytics(Resource):
     def dashboard(
         self, *, start: datetime | str | None = None, to: datetime | str | None = None
     ) -> Dashboard:
-        call = Call("GET", f"{A}/dashboard", Dashboard.model_validate, params=_range(start, to),
-                    idempotent=True)  # fmt: skip
+        call = Call(
+            "GET",
+            f"{A}/dashboard",
+            Dashboard.model_validate,
+            params=_range(start, to),
+            idempotent=True,
+        )
         return self._t.request(call)
 
     @operation("GET", f"{A}/metrics/{{user_id}}")
     def user_metrics(
-        self, user_id: str, *, start: datetime | str | None = None,
+        self,
+        user_id: str,
+        *,
+        start: datetime | str | None = None,
         to: datetime | str | None = None,
-    ) -> UserMetrics:  # fmt: skip
+    ) -> UserMetrics:
         path = f"{A}/metrics/{seg(user_id)}"
         return self._t.request(
             Call("GET", path, UserMetrics.model_validate, params=_range(start, to), idempotent=True)
@@ -227,8 +245,13 @@ class Analytics(Resource):
 
     @operation("GET", f"{A}/health-score")
     def health_score(self, *, window: str | None = None) -> HealthScore:
-        call = Call("GET", f"{A}/health-score", HealthScore.model_validate,
-                    params={"window": window}, idempotent=True)  # fmt: skip
+        call = Call(
+            "GET",
+            f"{A}/health-score",
+            HealthScore.model_validate,
+            params={"window": window},
+            idempotent=True,
+        )
         return self._t.request(call)
 
     @operation("GET", f"{A}/trends")
@@ -242,8 +265,13 @@ class Analytics(Resource):
         type: NotificationType | str | None = None,
         channel: DeliveryChannel | str | None = None,
     ) -> Trends:
-        params = {"metric": metric, "interval": interval, **_range(start, to), "type": type,
-                  "channel": channel}  # fmt: skip
+        params = {
+            "metric": metric,
+            "interval": interval,
+            **_range(start, to),
+            "type": type,
+            "channel": channel,
+        }
         call = Call("GET", f"{A}/trends", Trends.model_validate, params=params, idempotent=True)
         return self._t.request(call)
 
@@ -260,8 +288,14 @@ class Analytics(Resource):
         format: str = "ndjson",
     ) -> builtins.list[dict[str, Any]] | str:
         """Raw events in time order: a list of objects (``ndjson``), or the ``csv`` text."""
-        params = {**_range(start, to), "event": event, "type": type, "channel": channel,
-                  "user_id": user_id, "format": format}  # fmt: skip
+        params = {
+            **_range(start, to),
+            "event": event,
+            "type": type,
+            "channel": channel,
+            "user_id": user_id,
+            "format": format,
+        }
         parse = _ndjson if format == "ndjson" else text
         call: Call[Any] = Call(
             "GET", f"{A}/events", parse, params=params, raw=True, idempotent=True
@@ -292,9 +326,14 @@ class Analytics(Resource):
         """The notification led to its outcome; once per (notification, name)."""
         path = f"{N}/{seg(notification_id)}/conversions"
         return self._t.request(
-            Call("POST", path, Conversion.model_validate, json=body(name=name, value=value),
-                 idempotent=True)
-        )  # fmt: skip
+            Call(
+                "POST",
+                path,
+                Conversion.model_validate,
+                json=body(name=name, value=value),
+                idempotent=True,
+            )
+        )
 
     @operation("POST", "/api/v1/users/{user_id}/conversions")
     def convert_user(

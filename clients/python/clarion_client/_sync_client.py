@@ -49,9 +49,13 @@ class ClientBase(Base):
         http_client: httpx.Client | None = None,
     ) -> None:
         options = Options.build(
-            base_url, api_key, timeout=timeout, max_retries=max_retries, retry=retry,
+            base_url,
+            api_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry=retry,
             headers=headers,
-        )  # fmt: skip
+        )
         self._bind(Transport(options, http_client))
 
     def _bind(self, transport: Transport) -> None:

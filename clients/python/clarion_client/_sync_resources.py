@@ -97,11 +97,14 @@ class Notifications(Resource):
             scheduled_for=scheduled_for,
             cancellation_key=cancellation_key,
         )
-        call = Call("POST", N, SendResult.model_validate, json=payload, keyed=True)
-        if idempotency_key is not None:
-            call = Call(
-                "POST", N, SendResult.model_validate, json=payload, idempotency_key=idempotency_key
-            )
+        call = Call(
+            "POST",
+            N,
+            SendResult.model_validate,
+            json=payload,
+            keyed=True,
+            idempotency_key=idempotency_key,
+        )
         return self._t.request(call)
 
     @operation("GET", N)
@@ -116,10 +119,13 @@ class Notifications(Resource):
         cursor: str | None = None,
     ) -> Pager[Notification]:
         """A user's inbox, newest first; iterate it for every page."""
-        archived_param = str(archived).lower() if isinstance(archived, bool) else archived
-        params: dict[str, Any] = {"user_id": user_id, "status": status, "archived": archived_param}
-        params["type"] = type
-        params["limit"] = limit
+        params = {
+            "user_id": user_id,
+            "status": status,
+            "archived": archived,
+            "type": type,
+            "limit": limit,
+        }
 
         def page(after: str | None) -> Call[Page[Notification]]:
             query = {**params, "cursor": after}
@@ -135,17 +141,23 @@ class Notifications(Resource):
     @operation("GET", f"{N}/unread-count")
     def unread_count(self, user_id: str | None = None) -> UnreadCount:
         call = Call(
-            "GET", f"{N}/unread-count", UnreadCount.model_validate, params={"user_id": user_id},
+            "GET",
+            f"{N}/unread-count",
+            UnreadCount.model_validate,
+            params={"user_id": user_id},
             idempotent=True,
-        )  # fmt: skip
+        )
         return self._t.request(call)
 
     @operation("POST", f"{N}/read-all")
     def read_all(self, user_id: str | None = None) -> UnreadCount:
         call = Call(
-            "POST", f"{N}/read-all", UnreadCount.model_validate, params={"user_id": user_id},
+            "POST",
+            f"{N}/read-all",
+            UnreadCount.model_validate,
+            params={"user_id": user_id},
             idempotent=True,
-        )  # fmt: skip
+        )
         return self._t.request(call)
 
     def _change(self, notification_id: int, action: str) -> Notification:
@@ -230,9 +242,12 @@ class Scheduled(Resource):
         def page(after: str | None) -> Call[Page[ScheduledSend]]:
             query = {"user_id": user_id, "status": status, "limit": limit, "cursor": after}
             return Call(
-                "GET", f"{N}/scheduled", Page[ScheduledSend].model_validate, params=query,
+                "GET",
+                f"{N}/scheduled",
+                Page[ScheduledSend].model_validate,
+                params=query,
                 idempotent=True,
-            )  # fmt: skip
+            )
 
         return Pager(self._t, page, cursor=cursor)
 
@@ -258,9 +273,10 @@ class Scheduled(Resource):
         """Cancel every pending send sharing ``cancellation_key``."""
         params = {"cancellation_key": cancellation_key}
         return self._t.request(
-            Call("DELETE", f"{N}/scheduled", Cancelled.model_validate, params=params,
-                 idempotent=True)
-        )  # fmt: skip
+            Call(
+                "DELETE", f"{N}/scheduled", Cancelled.model_validate, params=params, idempotent=True
+            )
+        )
 
 
 class Batches(Resource):
@@ -304,8 +320,9 @@ class BatchingRules(Resource):
     def replace_all(self, rules: Sequence[Mapping[str, Any]]) -> builtins.list[BatchRule]:
         """Replace every rule at once (admin)."""
         payload = [body(**rule) for rule in rules]
-        call = Call("PUT", f"{N}/batching/rules", _RULES.validate_python, json=payload,
-                    idempotent=True)  # fmt: skip
+        call = Call(
+            "PUT", f"{N}/batching/rules", _RULES.validate_python, json=payload, idempotent=True
+        )
         return self._t.request(call)
 
     @operation("PUT", f"{N}/batching/rules/{{type}}")
@@ -330,8 +347,9 @@ class UserPreferences(Resource):
         return self._t.request(Call("GET", path, Preferences.model_validate, idempotent=True))
 
     @operation("PUT", f"{N}/preferences/{{user_id}}")
-    def put(self, user_id: str, preferences: Mapping[str, Any] | None = None, **fields: Any
-                  ) -> Preferences:  # fmt: skip
+    def put(
+        self, user_id: str, preferences: Mapping[str, Any] | None = None, **fields: Any
+    ) -> Preferences:
         """Replace the user's preferences (fields left out take their defaults):
         ``channels``, ``types``, ``digest``, ``quiet_hours``, ``digest_time``, ``timezone``."""
         path = f"{N}/preferences/{seg(user_id)}"
@@ -383,9 +401,14 @@ class Users(Resource):
         """Store a browser's ``PushSubscription.toJSON()``."""
         path = f"{U}/{seg(user_id)}/push-subscriptions"
         return self._t.request(
-            Call("POST", path, PushSubscription.model_validate, json=dict(subscription),
-                 idempotent=True)
-        )  # fmt: skip
+            Call(
+                "POST",
+                path,
+                PushSubscription.model_validate,
+                json=dict(subscription),
+                idempotent=True,
+            )
+        )
 
     @operation("GET", f"{U}/{{user_id}}/push-subscriptions")
     def push_subscriptions(self, user_id: str) -> list[PushSubscription]:
