@@ -90,3 +90,35 @@ async def test_the_sse_stream_with_a_user_token(server: Server) -> None:
         await frames.aclose()  # type: ignore[attr-defined]
         assert first.id == sent[0]  # type: ignore[attr-defined]
         assert (await as_user.notifications.unread_count()).unread == 1
+
+
+async def test_an_expiring_token_is_renewed_and_the_stream_goes_on(server: Server) -> None:
+    """A token expiring 3 s after it is used: the server closes with 4002, the stream
+    asks ``renew_token`` for a new one, reconnects after its cursor, and goes on."""
+    import time
+
+    from clarion.services.auth import SECRET_FILE, sign_token
+
+    secret = (server.log.parent / SECRET_FILE).read_text().strip()
+    now = int(time.time())
+    short = sign_token({"sub": "uma", "typ": "user", "iat": now, "exp": now + 3}, secret)
+    renewed: list[str] = []
+    async with AsyncClient(server.url, server.key, retry=QUICK) as clarion:
+
+        async def renew() -> str:
+            renewed.append("yes")
+            return (await clarion.users.create_token("uma")).token
+
+        async with clarion.live(short, renew_token=renew) as stream:
+            events = stream.__aiter__()
+            first = asyncio.create_task(_next_created(events, timeout=30))
+            await asyncio.sleep(0.5)
+            await clarion.notifications.send(user_id="uma", type="t", title="before expiry")
+            assert (await first).notification.title == "before expiry"  # type: ignore[attr-defined]
+            await asyncio.sleep(4)  # the token has expired: 4002, renewed, reconnected
+            later = asyncio.create_task(_next_created(events, timeout=30))
+            await asyncio.sleep(1)
+            await clarion.notifications.send(user_id="uma", type="t", title="after renewal")
+            assert (await later).notification.title == "after renewal"  # type: ignore[attr-defined]
+            await events.aclose()  # type: ignore[attr-defined]
+    assert renewed == ["yes"] and stream.reconnects == 1
