@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 # The analytics and experiment tables live in their own modules; importing them here
 # keeps ``metadata`` complete and their names importable from this module.
-from clarion.store.schema_analytics import (  # noqa: F401
+from clarion.store.schema_analytics import (
     analytics_cursor,
     conversions,
     event_counts_daily,
@@ -42,7 +42,7 @@ from clarion.store.schema_analytics import (  # noqa: F401
     latency_hourly,
 )
 from clarion.store.schema_base import BigId, Timestamp, metadata
-from clarion.store.schema_experiments import (  # noqa: F401
+from clarion.store.schema_experiments import (
     experiment_arms,
     experiment_assignments,
     experiments,
@@ -400,3 +400,36 @@ scheduled_sends = Table(
     Index("ix_scheduled_sends_user_id_due_at", "user_id", "due_at"),
     Index("ix_scheduled_sends_cancellation_key", "cancellation_key"),
 )
+
+__all__ = [
+    "BigId",
+    "Timestamp",
+    "analytics_cursor",
+    "api_keys",
+    "batch_items",
+    "batches",
+    "batching_rules",
+    "channel_digests",
+    "channel_opt_outs",
+    "conversions",
+    "deliveries",
+    "delivery_attempts",
+    "event_counts_daily",
+    "event_counts_hourly",
+    "events",
+    "experiment_arms",
+    "experiment_assignments",
+    "experiments",
+    "health_alerts",
+    "idempotency_keys",
+    "latency_daily",
+    "latency_hourly",
+    "metadata",
+    "notifications",
+    "preferences",
+    "push_subscriptions",
+    "scheduled_sends",
+    "templates",
+    "users",
+    "webhook_endpoints",
+]

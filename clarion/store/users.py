@@ -11,6 +11,7 @@ from sqlalchemy import BindParameter, Select, bindparam, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.recipients import Profile
 from clarion.store import bulk, direct_reads
 from clarion.store.db import Database
 from clarion.store.dialect import insert_ignore, one_of, upsert
@@ -88,12 +89,18 @@ async def ensure_counted(
         await ensure(conn, still, now)
 
 
-async def get(conn: AsyncConnection, user_id: str) -> RowMapping | None:
+async def get(conn: AsyncConnection, user_id: str) -> Profile | None:
     row = (await conn.execute(select(users).where(users.c.user_id == user_id))).first()
-    return None if row is None else row._mapping
+    return None if row is None else Profile.from_row(row._mapping)
+
+
+async def profiles(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, Profile]:
+    """:func:`get_many` as values (the worker's contacts)."""
+    return {uid: Profile.from_row(row) for uid, row in (await get_many(conn, user_ids)).items()}
 
 
 async def get_many(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, RowMapping]:
+    """Users' rows as mappings, as the send path's planner reads them."""
     ids = list(user_ids)
     if not ids:
         return {}
@@ -107,7 +114,7 @@ async def get_many(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, 
 
 async def upsert_profile(
     conn: AsyncConnection, user_id: str, profile: Mapping[str, Any], now: datetime
-) -> RowMapping:
+) -> Profile:
     await ensure(conn, [user_id], now)
     values = {k: profile[k] for k in PROFILE_FIELDS if k in profile}
     values["updated_at"] = now
