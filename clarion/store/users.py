@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +10,7 @@ from sqlalchemy import BindParameter, Select, bindparam, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.inbox_state import InboxMarks as InboxMarks  # the send path reads it here
 from clarion.domain.recipients import Profile
 from clarion.store import bulk, direct_reads
 from clarion.store.db import Database
@@ -18,18 +18,6 @@ from clarion.store.dialect import insert_ignore, one_of, upsert
 from clarion.store.schema import users
 
 PROFILE_FIELDS = ("email", "phone", "locale", "timezone", "name", "data")
-
-
-@dataclass(frozen=True)
-class InboxMarks:
-    """A user's counters and watermarks, read under the user's row lock."""
-
-    unread: int
-    unseen: int
-    read_watermark: int
-    seen_watermark: int
-    read_all_at: datetime | None
-    seen_all_at: datetime | None
 
 
 async def ensure(conn: AsyncConnection, user_ids: Iterable[str], now: datetime) -> None:
