@@ -12,7 +12,7 @@ from typing import Any
 @dataclass(frozen=True, slots=True)
 class Profile:
     """One row of ``users``: contact details and language/time preferences (the inbox
-    counters on the same row are read through ``store.users.InboxMarks``)."""
+    counters on the same row are read as ``domain.inbox_state.InboxMarks``)."""
 
     user_id: str
     email: str | None

@@ -186,7 +186,7 @@ class DeliveryService:
         )
         out = []
         targets: list[tuple[str, str]] = []
-        siblings: list[dict[str, Any]] = []
+        siblings: list[Delivery] = []
         chosen: dict[str, WebhookEndpoint] = {}
         for r in rows:
             n = notes.get(r.notification_id)
@@ -201,19 +201,19 @@ class DeliveryService:
             targets.append((r.id, first.id))
             chosen[first.id] = first
             siblings.extend(
-                {
-                    "id": str(uuid.uuid4()),
-                    "notification_id": r.notification_id,
-                    "user_id": r.user_id,
-                    "channel": ChannelName.WEBHOOK,
-                    "target": e.id,
-                    "status": DeliveryStatus.PENDING,
-                    "priority": r.priority,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                    "updated_at": now,
-                }
+                Delivery(
+                    id=str(uuid.uuid4()),
+                    notification_id=r.notification_id,
+                    user_id=r.user_id,
+                    channel=ChannelName.WEBHOOK,
+                    status=DeliveryStatus.PENDING,
+                    priority=r.priority,
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                    target=e.id,
+                )
                 for e in rest
             )
             out.append(dataclasses.replace(r, target=first.id))

@@ -290,9 +290,13 @@ async def get(conn: AsyncConnection, delivery_id: str) -> Delivery | None:
     return None if row is None else Delivery.from_row(row._mapping)
 
 
-async def insert_siblings(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+async def insert_siblings(conn: AsyncConnection, rows: Sequence[Delivery]) -> None:
+    """New deliveries beside a claimed one (a webhook's other endpoints). Columns left
+    ``None`` are not sent: SQL NULL, not a JSON ``null`` in ``content``."""
     if rows:
-        await conn.execute(deliveries.insert(), list(rows))
+        columns = [c.name for c in deliveries.c]
+        values = [{k: getattr(d, k) for k in columns if getattr(d, k) is not None} for d in rows]
+        await conn.execute(deliveries.insert(), values)
 
 
 async def set_targets(
