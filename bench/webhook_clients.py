@@ -77,6 +77,7 @@ from clarion.delivery.channels.webhook import (
     WebhookChannel,
 )
 from clarion.delivery.dispatch import webhook_payload
+from clarion.domain.notifications import Notification
 from clarion.domain.webhook_secrets import generate_webhook_secret
 from clarion.services.netguard import CheckedTarget, UrlGuard
 
@@ -329,23 +330,23 @@ def message(i: int) -> RenderedMessage:
     """What the worker renders for the webhook delivery of a plain notification (the
     payload is ``dispatch.webhook_payload``'s, as S6 sends: title, no message)."""
     delivery_id = str(uuid.uuid4())
-    n = {
-        "id": 1_000_000 + i,
-        "user_id": f"u{i}",
-        "type": "bench",
-        "title": "bench",
-        "message": None,
-        "template": None,
-        "priority": "normal",
-        "content": {},
-        "data": {},
-        "group_key": None,
-        "created_at": CREATED,
-    }
+    n = Notification(
+        id=1_000_000 + i,
+        user_id=f"u{i}",
+        type="bench",
+        title="bench",
+        message="",
+        template="simple",
+        priority="normal",
+        channels=["webhook"],
+        content={},
+        data={},
+        created_at=CREATED,
+    )
     return RenderedMessage(
         delivery_id=delivery_id,
-        notification_id=n["id"],
-        user_id=n["user_id"],
+        notification_id=n.id,
+        user_id=n.user_id,
         type="bench",
         priority="normal",
         title="bench",

@@ -25,7 +25,8 @@ from clarion.delivery.channels.base import (
 from clarion.delivery.channels.registry import ChannelRegistry
 from clarion.domain.content import absolute_media
 from clarion.domain.jobs import Job, Result
-from clarion.domain.types import ChannelName
+from clarion.domain.notifications import Notification
+from clarion.domain.types import ChannelName, SuppressionReason
 from clarion.services.clock import as_utc, utcnow
 
 
@@ -34,12 +35,12 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def webhook_payload(
-    delivery_id: str, n: Mapping[Any, Any], media_base: str | None = None
+    delivery_id: str, n: Notification, media_base: str | None = None
 ) -> dict[str, Any]:
     """The JSON a webhook receiver gets: the notification, plus which delivery this is.
     Relative media references are resolved against ``media_base``: a receiver has no
     origin to resolve them against."""
-    content = n.get("content") or {}
+    content = n.content
     media = content.get("media")
     if media_base is not None and isinstance(media, Mapping):
         media = absolute_media(media, media_base)
@@ -48,25 +49,25 @@ def webhook_payload(
         "delivery_id": delivery_id,
         "event": "notification.created",
         "notification": {
-            "id": n["id"],
-            "user_id": n["user_id"],
-            "type": n["type"],
-            "title": n["title"],
-            "message": n["message"],
-            "template": n["template"],
-            "priority": n["priority"],
+            "id": n.id,
+            "user_id": n.user_id,
+            "type": n.type,
+            "title": n.title,
+            "message": n.message,
+            "template": n.template,
+            "priority": n.priority,
             "media": media,
             "actions": content.get("actions"),
             "content": content,
-            "data": n.get("data") or {},
-            "group_key": n.get("group_key"),
-            "created_at": _iso(n.get("created_at")),
+            "data": n.data,
+            "group_key": n.group_key,
+            "created_at": _iso(n.created_at),
         },
     }
 
 
-def _url_of(n: Mapping[Any, Any]) -> str | None:
-    data = n.get("data") or {}
+def _url_of(n: Notification) -> str | None:
+    data = n.data
     url = data.get("url") if isinstance(data, Mapping) else None
     return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
 
@@ -79,12 +80,12 @@ def render(job: Job, media_base: str | None = None) -> RenderedMessage:
     ``message``, ``count``, ...) says that instead of its notification, in every part."""
     n = job.notification
     assert n is not None
-    content = n.get("content") or {}
+    content = n.content
     parts = content.get("rendered") if isinstance(content, Mapping) else None
     parts = parts if isinstance(parts, Mapping) else {}
-    title, text = str(n["title"]), str(n["message"] or "")
+    title, text = str(n.title), str(n.message or "")
     url = _url_of(n)
-    digest = job.delivery.get("content")
+    digest = job.delivery.content
     payload = webhook_payload(job.id, n, media_base)
     if isinstance(digest, Mapping) and "title" in digest:
         title, text = str(digest["title"]), str(digest.get("message") or "")
@@ -102,10 +103,10 @@ def render(job: Job, media_base: str | None = None) -> RenderedMessage:
         body_html += f'<p><a href="{html.escape(url, quote=True)}">Open</a></p>'
     return RenderedMessage(
         delivery_id=job.id,
-        notification_id=int(n["id"]),
-        user_id=str(n["user_id"]),
-        type=str(n["type"]),
-        priority=str(n["priority"]),
+        notification_id=n.id,
+        user_id=n.user_id,
+        type=n.type,
+        priority=n.priority,
         title=title,
         text=part("email.text", text) or title,
         html=part("email.html", body_html),
@@ -124,18 +125,18 @@ def render_webhook(job: Job, media_base: str | None = None) -> RenderedMessage:
     the email/push/SMS parts it never uses: a webhook delivery is worth rendering lean."""
     n = job.notification
     assert n is not None
-    title, text = str(n["title"]), str(n["message"] or "")
+    title, text = str(n.title), str(n.message or "")
     payload = webhook_payload(job.id, n, media_base)
-    digest = job.delivery.get("content")
+    digest = job.delivery.content
     if isinstance(digest, Mapping) and "title" in digest:
         title, text = str(digest["title"]), str(digest.get("message") or "")
         payload["digest"] = dict(digest)
     return RenderedMessage(
         delivery_id=job.id,
-        notification_id=int(n["id"]),
-        user_id=str(n["user_id"]),
-        type=str(n["type"]),
-        priority=str(n["priority"]),
+        notification_id=n.id,
+        user_id=n.user_id,
+        type=n.type,
+        priority=n.priority,
         title=title,
         text=text or title,
         url=_url_of(n),
@@ -144,21 +145,21 @@ def render_webhook(job: Job, media_base: str | None = None) -> RenderedMessage:
 
 
 def contact(job: Job) -> Contact:
-    p = job.profile or {}
-    data = p.get("data") or {}
+    p = job.profile
+    data = p.data if p is not None else {}
     apprise = data.get("apprise_urls") if isinstance(data, Mapping) else None
     urls = tuple(u for u in apprise if isinstance(u, str)) if isinstance(apprise, list) else ()
     ep = job.endpoint
     webhook = None
-    if ep is not None and ep["enabled"]:
-        webhook = WebhookTarget(endpoint_id=str(ep["id"]), url=ep["url"], secret=ep["secret"])
+    if ep is not None and ep.enabled:
+        webhook = WebhookTarget(endpoint_id=ep.id, url=ep.url, secret=ep.secret)
     return Contact(
-        user_id=str(job.delivery["user_id"]),
-        email=p.get("email"),
-        phone=p.get("phone"),
-        locale=p.get("locale"),
+        user_id=job.delivery.user_id,
+        email=None if p is None else p.email,
+        phone=None if p is None else p.phone,
+        locale=None if p is None else p.locale,
         push_subscriptions=tuple(
-            PushSubscription(s["endpoint"], s["p256dh"], s["auth"]) for s in job.push_subscriptions
+            PushSubscription(s.endpoint, s.p256dh, s.auth) for s in job.push_subscriptions
         ),
         webhook=webhook,
         apprise_urls=urls,
@@ -175,7 +176,7 @@ async def dispatch(job: Job, registry: ChannelRegistry) -> Result:
     if job.notification is None:
         return _suppressed(job, "deleted", started)
     if job.opted_out:
-        return _suppressed(job, "preference", started)
+        return _suppressed(job, SuppressionReason.PREFERENCE, started)
     channel = registry.get(job.channel)
     if channel is None:
         # Not configured here (e.g. no SMTP host): a permanent fault of this deployment;
@@ -206,7 +207,7 @@ async def dispatch(job: Job, registry: ChannelRegistry) -> Result:
             latency,
             provider=result.provider,
             detail=result.detail,
-            suppress_reason=result.suppress_reason or "no_contact",
+            suppress_reason=result.suppress_reason or SuppressionReason.NO_CONTACT,
         )
     return Result(
         job,

@@ -41,6 +41,7 @@ from typing import Any
 from clarion.delivery.channels.registry import ChannelRegistry
 from clarion.delivery.dispatch import dispatch
 from clarion.domain.jobs import Job, Result
+from clarion.domain.types import ChannelName, DeliveryStatus
 from clarion.errors import ClarionError, is_outage
 from clarion.hub.tasks import wait_event
 from clarion.metrics import DELIVERIES, DELIVERY_ATTEMPT_LATENCY, OUTBOX_BACKLOG
@@ -69,7 +70,7 @@ class WakeListener:
     async def notifications_created(self, items: Sequence[dict[str, Any]]) -> None:
         # Only deliveries need a worker: an in-app-only send (most of them) has no
         # outbox row, and a wake would cost a claim round for nothing.
-        if any(channel != "in_app" for item in items for channel in item["channels"]):
+        if any(channel != ChannelName.IN_APP for item in items for channel in item["channels"]):
             self._worker.wake()
 
     async def notification_changed(self, *args: Any, **kwargs: Any) -> None:
@@ -298,17 +299,17 @@ class Worker:
 
     def _log_outcome(self, res: Result, status: str) -> None:
         job = res.job
-        attempt = int(job.delivery["attempts"])
+        attempt = job.delivery.attempts
         why = res.suppress_reason or res.detail or ""
         log.info(
             "%6dms %s %s:%s attempt=%d -> %s%s",
             res.latency_ms,
             job.id,
             job.channel,
-            job.delivery["notification_id"],
+            job.delivery.notification_id,
             attempt,
             status,
-            f" ({why})" if why and status != "delivered" else "",
+            f" ({why})" if why and status != DeliveryStatus.DELIVERED else "",
         )
 
     # --- leases and metrics -------------------------------------------------------------

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from clarion.domain.notifications import Notification
 from clarion.domain.types import EventType
 
 #: The reason on a delivered/sent event of a notification that has no inbox copy: such
@@ -24,11 +25,20 @@ OUTSIDE_INBOX = "outside_inbox"
 _DIMENSIONS = ("ntype", "template", "template_key", "priority", "experiment", "variant")
 
 
-def dimensions(notification: Mapping[Any, Any] | None) -> dict[str, Any]:
-    """The dimensions of an event about ``notification`` (a notifications row, or the
-    values of one being written); all ``None`` when the notification is unknown."""
+def dimensions(notification: Notification | Mapping[Any, Any] | None) -> dict[str, Any]:
+    """The dimensions of an event about ``notification`` (a stored one, or the values of
+    one being written); all ``None`` when the notification is unknown."""
     if notification is None:
         return dict.fromkeys(_DIMENSIONS)
+    if isinstance(notification, Notification):
+        return {
+            "ntype": notification.type,
+            "template": _str_or_none(notification.template),
+            "template_key": notification.template_key,
+            "priority": _str_or_none(notification.priority),
+            "experiment": notification.experiment_id,
+            "variant": notification.variant,
+        }
     return {
         "ntype": notification.get("type"),
         "template": _str_or_none(notification.get("template")),

@@ -12,28 +12,32 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from clarion.domain.deliveries import Delivery
+from clarion.domain.notifications import Notification
+from clarion.domain.recipients import Profile, WebhookEndpoint, WebPushSubscription
 from clarion.domain.retry import Outcome
+from clarion.domain.types import ChannelName
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
     """One claimed delivery with everything needed to send it."""
 
-    delivery: Mapping[Any, Any]
-    notification: Mapping[Any, Any] | None  # None: deleted since it was sent
-    profile: Mapping[Any, Any] | None
-    push_subscriptions: Sequence[Mapping[Any, Any]] = ()
-    endpoint: Mapping[Any, Any] | None = None
+    delivery: Delivery
+    notification: Notification | None  # None: deleted since it was sent
+    profile: Profile | None
+    push_subscriptions: Sequence[WebPushSubscription] = ()
+    endpoint: WebhookEndpoint | None = None
     opted_out: bool = False
     unsubscribe_url: str | None = None
 
     @property
     def id(self) -> str:
-        return str(self.delivery["id"])
+        return self.delivery.id
 
     @property
-    def channel(self) -> str:
-        return str(self.delivery["channel"])
+    def channel(self) -> ChannelName:
+        return self.delivery.channel
 
 
 @dataclass(frozen=True, slots=True)

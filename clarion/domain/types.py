@@ -93,3 +93,21 @@ class ApiScope(StrEnum):
     SEND = "send"
     READ = "read"
     ADMIN = "admin"
+
+
+class HoldStatus(StrEnum):
+    """A batch's or a channel digest's state: collecting, folded into what was sent, or
+    dropped unsent (a batch deleted through the API)."""
+
+    OPEN = "open"
+    FLUSHED = "flushed"
+    DROPPED = "dropped"
+
+
+class ScheduledStatus(StrEnum):
+    """A scheduled send's state (docs/scheduling.md)."""
+
+    SCHEDULED = "scheduled"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    FAILED = "failed"

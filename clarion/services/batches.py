@@ -18,7 +18,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.domain.folding import Actor, BatchItem, fold, phrase_for
+from clarion.domain.holds import Batch
 from clarion.domain.send_command import SendCommand
+from clarion.domain.types import HoldStatus
 from clarion.errors import ClarionError, Conflict, NotFound
 from clarion.services.auth import Principal
 from clarion.services.clock import as_utc, utcnow
@@ -35,19 +37,19 @@ FLUSH_PAGE = 200
 FLUSH_PAGES = 2
 
 
-def batch_json(row: Any) -> dict[str, Any]:
+def batch_json(batch: Batch) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "key": row["key"],
-        "user_id": row["user_id"],
-        "type": row["type"],
-        "group_key": row["group_key"] or None,
-        "status": row["status"],
-        "rule": row["rule"],
-        "item_count": row["item_count"],
-        "opened_at": as_utc(row["opened_at"]).isoformat(),
-        "flush_at": None if row["flush_at"] is None else as_utc(row["flush_at"]).isoformat(),
-        "notification_id": row["notification_id"],
+        "id": batch.id,
+        "key": batch.key,
+        "user_id": batch.user_id,
+        "type": batch.type,
+        "group_key": batch.group_key or None,
+        "status": batch.status,
+        "rule": batch.rule,
+        "item_count": batch.item_count,
+        "opened_at": as_utc(batch.opened_at).isoformat(),
+        "flush_at": None if batch.flush_at is None else as_utc(batch.flush_at).isoformat(),
+        "notification_id": batch.notification_id,
     }
 
 
@@ -102,29 +104,30 @@ class BatchService:
         rows = rows[:limit]
         return {
             "items": [batch_json(r) for r in rows],
-            "next_cursor": rows[-1]["id"] if more else None,
+            "next_cursor": rows[-1].id if more else None,
         }
 
     async def get(self, principal: Principal, batch_id: str) -> dict[str, Any]:
         """One batch (any status) with its items and, once flushed, the notification they
         were folded into. ``404`` when unknown or another user's (with a user token)."""
         async with self._db.connect() as conn:
-            row = await store.get(conn, batch_id)
-            if row is None or (not principal.is_server and row["user_id"] != principal.user_id):
+            batch = await store.get(conn, batch_id)
+            if batch is None or (not principal.is_server and batch.user_id != principal.user_id):
                 raise NotFound(f"no batch {batch_id!r}")
             items = await store.items(conn, batch_id)
+        # Every item of a flushed batch is folded into its notification.
+        flushed = batch.status == HoldStatus.FLUSHED
         return {
-            **batch_json(row),
+            **batch_json(batch),
             "items": [
                 {
-                    "id": int(i["id"]),
-                    "title": i["title"],
-                    "message": i["message"],
-                    "actor": i["actor"] or None,
-                    "data": i["data"] or {},
-                    "created_at": as_utc(i["created_at"]).isoformat(),
-                    # Every item of a flushed batch is folded into its notification.
-                    "folded_into": row["notification_id"] if row["status"] == "flushed" else None,
+                    "id": i.id,
+                    "title": i.title,
+                    "message": i.message,
+                    "actor": i.actor,
+                    "data": i.data,
+                    "created_at": as_utc(i.created_at).isoformat(),
+                    "folded_into": batch.notification_id if flushed else None,
                 }
                 for i in items
             ],
@@ -145,7 +148,7 @@ class BatchService:
         """Discard an open batch and its items."""
         async with self._db.begin() as conn:
             await self._open(conn, batch_id)
-            await store.close(conn, batch_id, status="dropped", now=utcnow())
+            await store.close(conn, batch_id, status=HoldStatus.DROPPED, now=utcnow())
 
     async def flush_due(
         self, now: datetime | None = None, *, limit: int = FLUSH_PAGE, pages: int = FLUSH_PAGES
@@ -171,32 +174,34 @@ class BatchService:
         await self._sending.notify(written)
         return len(rows)
 
-    async def _flush_page(self, conn: AsyncConnection, rows: list[Any], now: datetime) -> Written:
-        items = await store.fold_items(conn, [r["id"] for r in rows])
+    async def _flush_page(
+        self, conn: AsyncConnection, batches: list[Batch], now: datetime
+    ) -> Written:
+        items = await store.fold_items(conn, [b.id for b in batches])
         latest = {
             bid: max(its, key=lambda i: (as_utc(i.created_at), i.id)) for bid, its in items.items()
         }
         details = await store.item_details(conn, [i.id for i in latest.values()])
-        folded: list[tuple[Any, SendCommand]] = []
+        folded: list[tuple[Batch, SendCommand]] = []
         dropped: list[str] = []
-        for row in rows:
-            its = items.get(row["id"])
+        for batch in batches:
+            its = items.get(batch.id)
             if not its:
-                dropped.append(row["id"])
+                dropped.append(batch.id)
                 continue
-            data, command = details[latest[row["id"]].id]
-            folded.append((row, self._folded_command(row, its, data, command)))
+            data, command = details[latest[batch.id].id]
+            folded.append((batch, self._folded_command(batch, its, data, command)))
         planner = self._sending.planner
-        known = await planner.recipients(row["user_id"] for row, _ in folded)
+        known = await planner.recipients(batch.user_id for batch, _ in folded)
         jobs = []
-        for row, cmd in folded:
+        for batch, cmd in folded:
             cmd, content = self._validated(cmd)
             plans = await planner.plan_for(
-                known, cmd, [row["user_id"]], content, now, allow_hold=False
+                known, cmd, [batch.user_id], content, now, allow_hold=False
             )
             jobs.append((cmd, plans))
         outs = await self._sending.write_many(conn, jobs, now)
-        closed = [(row["id"], out.ids[0]) for (row, _), out in zip(folded, outs, strict=True)]
+        closed = [(batch.id, out.ids[0]) for (batch, _), out in zip(folded, outs, strict=True)]
         await store.close_many(conn, closed, dropped, now)
         merged = Written()
         for out in outs:
@@ -208,14 +213,14 @@ class BatchService:
 
     def _folded_command(
         self,
-        row: Any,
+        batch: Batch,
         items: list[store.FoldItem],
         latest_data: dict[str, Any],
         latest_command: dict[str, Any],
     ) -> SendCommand:
         """The send a batch becomes: its items folded ("Ana and 4 others started following
         you") on top of the latest item's command, with the fold's facts in ``data``."""
-        locale = row["locale"] or "en"
+        locale = batch.locale or "en"
         folded = fold(
             [
                 BatchItem(
@@ -230,12 +235,12 @@ class BatchService:
                 for i in items
             ],
             locale,
-            phrase=phrase_for(row["type"], locale),
+            phrase=phrase_for(batch.type, locale),
         )
-        base = SendCommand.from_json(latest_command, (row["user_id"],))
+        base = SendCommand.from_json(latest_command, (batch.user_id,))
         data = {
             **latest_data,
-            "batch_id": row["id"],
+            "batch_id": batch.id,
             "count": folded.count,
             "actors": [{"id": a.id, "name": a.name} for a in folded.actors],
             "batch_item_ids": [int(x) for x in folded.notification_ids],
@@ -258,10 +263,10 @@ class BatchService:
             value = await store.next_due(conn)
         return None if value is None else as_utc(value)
 
-    async def _open(self, conn: AsyncConnection, batch_id: str) -> Any:
-        row = await store.get(conn, batch_id, for_update=True)
-        if row is None:
+    async def _open(self, conn: AsyncConnection, batch_id: str) -> Batch:
+        batch = await store.get(conn, batch_id, for_update=True)
+        if batch is None:
             raise NotFound(f"no batch {batch_id!r}")
-        if row["status"] != "open":
-            raise Conflict(f"batch {batch_id!r} is {row['status']}")
-        return row
+        if batch.status != HoldStatus.OPEN:
+            raise Conflict(f"batch {batch_id!r} is {batch.status}")
+        return batch

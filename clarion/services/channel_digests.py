@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.deliveries import ChannelDigest
 from clarion.domain.events import dimensions, event_row
 from clarion.domain.folding import Actor, BatchItem
 from clarion.domain.types import EventType, SuppressionReason
@@ -52,59 +52,57 @@ class ChannelDigestService:
                 wake()
         return len(rows)
 
-    async def _release(self, conn: AsyncConnection, row: Any, now: datetime) -> None:
-        held = await digest_store.held(conn, row["id"])
+    async def _release(self, conn: AsyncConnection, digest: ChannelDigest, now: datetime) -> None:
+        held = await digest_store.held(conn, digest.id)
         if not held:
-            await digest_store.close(conn, row["id"], now, None)
+            await digest_store.close(conn, digest.id, now, None)
             return
-        notes = await outbox.notifications_by_id(conn, [h["notification_id"] for h in held])
-        profiles = await user_store.get_many(conn, [row["user_id"]])
-        profile = profiles.get(row["user_id"])
-        locale = (profile["locale"] if profile is not None else None) or "en"
+        notes = await outbox.notifications_by_id(conn, [h.notification_id for h in held])
+        profile = await user_store.get(conn, digest.user_id)
+        locale = (profile.locale if profile is not None else None) or "en"
         items, types = [], set()
         for h in held:
-            n = notes.get(h["notification_id"])
+            n = notes.get(h.notification_id)
             if n is None:  # deleted meanwhile: cascades remove its delivery too
                 continue
-            data = n["data"] or {}
-            actor = actor_of(data)
-            types.add(str(n["type"]))
+            actor = actor_of(n.data)
+            types.add(n.type)
             items.append(
                 BatchItem(
-                    notification_id=str(n["id"]),
-                    title=n["title"],
-                    message=n["message"] or "",
-                    created_at=as_utc(n["created_at"]),
+                    notification_id=str(n.id),
+                    title=n.title,
+                    message=n.message or "",
+                    created_at=as_utc(n.created_at),
                     actor=None if actor is None else Actor(**actor),
-                    data=data,
+                    data=n.data,
                 )
             )
         leader = held[-1]  # the most recent: its notification is the latest item
-        others = [str(h["id"]) for h in held[:-1]]
+        others = [h.id for h in held[:-1]]
         content = None
         if len(items) > 1:
             content = {
                 **digest_content(items, types, locale),
-                "channel_digest_id": row["id"],
-                "delivery_ids": [str(h["id"]) for h in held],
+                "channel_digest_id": digest.id,
+                "delivery_ids": [h.id for h in held],
             }
-        await digest_store.release(conn, str(leader["id"]), others, content, now)
-        await digest_store.close(conn, row["id"], now, str(leader["id"]))
+        await digest_store.release(conn, leader.id, others, content, now)
+        await digest_store.close(conn, digest.id, now, leader.id)
         await event_store.append(
             conn,
             [
                 event_row(
                     EventType.SUPPRESSED,
                     now,
-                    user_id=h["user_id"],
-                    notification_id=h["notification_id"],
-                    dims=dimensions(notes.get(h["notification_id"])),
-                    channel=h["channel"],
+                    user_id=h.user_id,
+                    notification_id=h.notification_id,
+                    dims=dimensions(notes.get(h.notification_id)),
+                    channel=h.channel,
                     reason=SuppressionReason.BATCHED,
                     data={
-                        "delivery_id": str(h["id"]),
-                        "digest_delivery_id": str(leader["id"]),
-                        "channel_digest_id": row["id"],
+                        "delivery_id": h.id,
+                        "digest_delivery_id": leader.id,
+                        "channel_digest_id": digest.id,
                     },
                 )
                 for h in held[:-1]
@@ -112,9 +110,9 @@ class ChannelDigestService:
         )
         log.info(
             "channel digest %s (%s/%s) released: %d held -> delivery %s",
-            row["id"],
-            row["user_id"],
-            row["channel"],
+            digest.id,
+            digest.user_id,
+            digest.channel,
             len(held),
-            leader["id"],
+            leader.id,
         )

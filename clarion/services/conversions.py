@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from clarion.domain.events import dimensions, elapsed_ms, event_row
+from clarion.domain.notifications import Notification
 from clarion.domain.types import EventType
 from clarion.errors import NotFound
 from clarion.services.clock import as_utc, utcnow
@@ -39,7 +40,7 @@ class ConversionService:
             note = await inbox_store.get(conn, notification_id)
             if note is None:
                 raise NotFound("no such notification")
-            return await self._record(conn, note, str(note["user_id"]), name, value)
+            return await self._record(conn, note, note.user_id, name, value)
 
     async def for_user(
         self, user_id: str, name: str | None, value: float | None
@@ -50,11 +51,16 @@ class ConversionService:
             return await self._record(conn, note, user_id, name, value)
 
     async def _record(
-        self, conn: Any, note: Any, user_id: str, name: str | None, value: float | None
+        self,
+        conn: Any,
+        note: Notification | None,
+        user_id: str,
+        name: str | None,
+        value: float | None,
     ) -> tuple[dict[str, Any], bool]:
         now = utcnow()
         name = name or DEFAULT_NAME
-        nid = None if note is None else int(note["id"])
+        nid = None if note is None else note.id
         row = {
             "notification_id": nid,
             "user_id": user_id,
@@ -83,7 +89,7 @@ class ConversionService:
                     user_id=user_id,
                     notification_id=nid,
                     dims=dims,
-                    latency_ms=None if note is None else elapsed_ms(note["created_at"], now),
+                    latency_ms=None if note is None else elapsed_ms(note.created_at, now),
                     value=value,
                     data={"name": name},
                 )

@@ -14,6 +14,7 @@ disabled between send and delivery are honoured.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import uuid
@@ -22,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from clarion.config import Settings
+from clarion.domain.deliveries import Delivery, DeliveryAttempt
 from clarion.domain.events import (
     OUTSIDE_INBOX,
     dimensions,
@@ -30,6 +32,8 @@ from clarion.domain.events import (
     failure_class,
 )
 from clarion.domain.jobs import Job, Result
+from clarion.domain.notifications import Notification
+from clarion.domain.recipients import WebhookEndpoint
 from clarion.domain.retry import Outcome, RetryPolicy, policy_for
 from clarion.domain.types import ChannelName, DeliveryStatus, EventType
 from clarion.errors import Conflict, NotFound
@@ -50,16 +54,11 @@ log = logging.getLogger("clarion.deliveries")
 
 #: Channels where the provider's acceptance is the recipient's receipt (event ``delivered``);
 #: elsewhere acceptance means "handed to the relay" (event ``sent``).
-_RECEIPT_CHANNELS = frozenset({"webhook"})
+_RECEIPT_CHANNELS = frozenset({ChannelName.WEBHOOK})
 
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else as_utc(value).isoformat()
-
-
-def _matches(endpoint: Mapping[Any, Any], type_: str) -> bool:
-    types = endpoint["types"]
-    return not types or type_ in types
 
 
 class DeliveryService:
@@ -104,35 +103,35 @@ class DeliveryService:
             )
             if not rows:
                 return []
-            notes = await outbox.notifications_by_id(conn, [r["notification_id"] for r in rows])
+            notes = await outbox.notifications_by_id(conn, [r.notification_id for r in rows])
             rows, siblings, expanded = await self._expand_webhooks(
                 conn, rows, notes, now, worker, in_transaction=sqlite
             )
             # Webhooks need no profile (the endpoint is the address): load profiles only
             # for the rows of other channels.
-            profiles = await user_store.get_many(
-                conn, {r["user_id"] for r in rows if r["channel"] != "webhook"}
+            profiles = await user_store.profiles(
+                conn, {r.user_id for r in rows if r.channel != ChannelName.WEBHOOK}
             )
-            push_users = [r["user_id"] for r in rows if r["channel"] == ChannelName.PUSH]
+            push_users = [r.user_id for r in rows if r.channel == ChannelName.PUSH]
             subs = await subscription_store.subscriptions_for(conn, push_users)
-            endpoints: dict[str, Mapping[Any, Any]] = {}
+            endpoints: dict[str, WebhookEndpoint] = {}
             endpoints.update(
                 await endpoint_store.endpoints_by_id(
                     conn,
                     [
-                        r["target"]
+                        r.target
                         for r in rows
-                        if r["channel"] == ChannelName.WEBHOOK
-                        and r["target"]
-                        and r["target"] not in expanded
+                        if r.channel == ChannelName.WEBHOOK
+                        and r.target
+                        and r.target not in expanded
                     ],
                 )
             )
             endpoints.update(expanded)
             keys = {
-                (r["user_id"], notes[r["notification_id"]]["type"], r["channel"])
+                (r.user_id, notes[r.notification_id].type, r.channel)
                 for r in rows
-                if r["channel"] == ChannelName.EMAIL and r["notification_id"] in notes
+                if r.channel == ChannelName.EMAIL and r.notification_id in notes
             }
             opted = await opt_out_store.opted_out(conn, keys)
         if siblings:
@@ -141,19 +140,19 @@ class DeliveryService:
                 wake()
         jobs = []
         for r in rows:
-            n = notes.get(r["notification_id"])
+            n = notes.get(r.notification_id)
             unsubscribe = None
             opted_out = False
-            if n is not None and r["channel"] == ChannelName.EMAIL:
-                opted_out = (r["user_id"], n["type"], "email") in opted
-                unsubscribe = self.unsubscribe_url(r["user_id"], n["type"], "email")
+            if n is not None and r.channel == ChannelName.EMAIL:
+                opted_out = (r.user_id, n.type, ChannelName.EMAIL) in opted
+                unsubscribe = self.unsubscribe_url(r.user_id, n.type, ChannelName.EMAIL)
             jobs.append(
                 Job(
                     delivery=r,
                     notification=n,
-                    profile=profiles.get(r["user_id"]),
-                    push_subscriptions=subs.get(r["user_id"], ()),
-                    endpoint=endpoints.get(r["target"]) if r["target"] else None,
+                    profile=profiles.get(r.user_id),
+                    push_subscriptions=subs.get(r.user_id, ()),
+                    endpoint=endpoints.get(r.target) if r.target else None,
                     opted_out=opted_out,
                     unsubscribe_url=unsubscribe,
                 )
@@ -163,13 +162,13 @@ class DeliveryService:
     async def _expand_webhooks(
         self,
         conn: Any,
-        rows: list[Any],
-        notes: Mapping[int, Mapping[Any, Any]],
+        rows: list[Delivery],
+        notes: Mapping[int, Notification],
         now: datetime,
         worker: str,
         *,
         in_transaction: bool,
-    ) -> tuple[list[Any], int, dict[str, Mapping[Any, Any]]]:
+    ) -> tuple[list[Delivery], int, dict[str, WebhookEndpoint]]:
         """One row per matching endpoint: the claimed row takes the first, new pending
         rows the rest. Returns the rows to send now, how many rows were added, and the
         endpoints the claimed rows now target (already read: no second query).
@@ -178,48 +177,46 @@ class DeliveryService:
         fresh = [
             r
             for r in rows
-            if r["channel"] == ChannelName.WEBHOOK
-            and not r["target"]
-            and r["notification_id"] in notes
+            if r.channel == ChannelName.WEBHOOK and not r.target and r.notification_id in notes
         ]
         if not fresh:
             return rows, 0, {}
         per_user = await endpoint_store.enabled_endpoints_for_users(
-            conn, [r["user_id"] for r in fresh]
+            conn, [r.user_id for r in fresh]
         )
         out = []
         targets: list[tuple[str, str]] = []
-        siblings: list[dict[str, Any]] = []
-        chosen: dict[str, Mapping[Any, Any]] = {}
+        siblings: list[Delivery] = []
+        chosen: dict[str, WebhookEndpoint] = {}
         for r in rows:
-            n = notes.get(r["notification_id"])
-            if r["channel"] != "webhook" or r["target"] or n is None:
+            n = notes.get(r.notification_id)
+            if r.channel != ChannelName.WEBHOOK or r.target or n is None:
                 out.append(r)
                 continue
-            matching = [e for e in per_user[r["user_id"]] if _matches(e, n["type"])]
+            matching = [e for e in per_user[r.user_id] if e.matches(n.type)]
             if not matching:
                 out.append(r)  # no target: the channel reports no_contact -> suppressed
                 continue
             first, rest = matching[0], matching[1:]
-            targets.append((r["id"], first["id"]))
-            chosen[first["id"]] = first
+            targets.append((r.id, first.id))
+            chosen[first.id] = first
             siblings.extend(
-                {
-                    "id": str(uuid.uuid4()),
-                    "notification_id": r["notification_id"],
-                    "user_id": r["user_id"],
-                    "channel": "webhook",
-                    "target": e["id"],
-                    "status": "pending",
-                    "priority": r["priority"],
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                    "updated_at": now,
-                }
+                Delivery(
+                    id=str(uuid.uuid4()),
+                    notification_id=r.notification_id,
+                    user_id=r.user_id,
+                    channel=ChannelName.WEBHOOK,
+                    status=DeliveryStatus.PENDING,
+                    priority=r.priority,
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                    target=e.id,
+                )
                 for e in rest
             )
-            out.append({**r, "target": first["id"]})
+            out.append(dataclasses.replace(r, target=first.id))
         if siblings and not in_transaction:
             # Targets and sibling rows together or not at all: a target set without its
             # siblings would lose the other endpoints' deliveries.
@@ -242,21 +239,21 @@ class DeliveryService:
 
     def decide(self, result: Result, now: datetime) -> dict[str, Any]:
         """The new row values for one result (status, reason, next attempt, last error)."""
-        row = result.job.delivery
+        attempts = result.job.delivery.attempts
         values: dict[str, Any] = {"updated_at": now, "last_error": result.detail}
         if result.suppress_reason is not None:
             values.update(status=DeliveryStatus.SUPPRESSED, reason=result.suppress_reason)
             return values
         assert result.outcome is not None
         policy = self.policy(result.job.channel)
-        decision = policy.decide(int(row["attempts"]), result.outcome)
+        decision = policy.decide(attempts, result.outcome)
         if decision == "done":
             values.update(status=DeliveryStatus.DELIVERED, last_error=None, reason=None)
         elif decision == "dead":
             reason = "permanent" if result.outcome is Outcome.PERMANENT else "max_attempts"
             values.update(status=DeliveryStatus.DEAD, reason=reason)
         else:
-            delay = policy.next_delay(int(row["attempts"]), result.retry_after, self._rng)
+            delay = policy.next_delay(attempts, result.retry_after, self._rng)
             values.update(
                 status=DeliveryStatus.FAILED,
                 next_attempt_at=now + timedelta(seconds=delay),
@@ -277,7 +274,7 @@ class DeliveryService:
         attempts = [
             {
                 "delivery_id": res.job.id,
-                "attempt": int(res.job.delivery["attempts"]),
+                "attempt": res.job.delivery.attempts,
                 "started_at": res.started_at,
                 "outcome": str(res.outcome),
                 "latency_ms": res.latency_ms,
@@ -304,11 +301,11 @@ class DeliveryService:
                 events.append(self._event(res, status, now))
                 if res.gone_subscriptions:
                     await subscription_store.delete_subscriptions_by_endpoint(
-                        conn, str(job.delivery["user_id"]), res.gone_subscriptions
+                        conn, job.delivery.user_id, res.gone_subscriptions
                     )
-                if res.disable_endpoint and job.delivery["target"]:
+                if res.disable_endpoint and job.delivery.target:
                     await endpoint_store.disable_endpoint(
-                        conn, str(job.delivery["target"]), res.detail or "410 Gone", now
+                        conn, job.delivery.target, res.detail or "410 Gone", now
                     )
             if len(written) < len(decided):
                 # A delivery erased (or deleted with its notification) while it was being
@@ -328,9 +325,9 @@ class DeliveryService:
         if status == DeliveryStatus.DELIVERED:
             kind = EventType.DELIVERED if job.channel in _RECEIPT_CHANNELS else EventType.SENT
             note = job.notification
-            created = None if note is None else note["created_at"]
-            latency = elapsed_ms(created or job.delivery["created_at"], now)
-            if note is not None and not note["inbox"]:
+            created = None if note is None else note.created_at
+            latency = elapsed_ms(created or job.delivery.created_at, now)
+            if note is not None and not note.inbox:
                 # The notification's only copies are outside the inbox: this one counts
                 # toward "delivered" in the analytics funnel (docs/analytics.md).
                 reason = OUTSIDE_INBOX
@@ -342,15 +339,15 @@ class DeliveryService:
             reason = failure_class(None if res.outcome is None else str(res.outcome), res.detail)
         data: dict[str, Any] = {
             "delivery_id": job.id,
-            "attempt": int(job.delivery["attempts"]),
+            "attempt": job.delivery.attempts,
         }
         if res.outcome is not None:
             data["attempt_ms"] = res.latency_ms
         return event_row(
             kind,
             now,
-            user_id=job.delivery["user_id"],
-            notification_id=job.delivery["notification_id"],
+            user_id=job.delivery.user_id,
+            notification_id=job.delivery.notification_id,
             dims=dimensions(job.notification),
             channel=job.channel,
             provider=res.provider,
@@ -370,39 +367,35 @@ class DeliveryService:
             note = notes.get(notification_id)
             if note is None:
                 raise NotFound("no such notification")
-            principal.check_owner(note["user_id"])
+            principal.check_owner(note.user_id)
             rows = await for_notification(conn, notification_id)
-            log_rows = await attempt_store.attempts_for(conn, [r["id"] for r in rows])
+            log_rows = await attempt_store.attempts_for(conn, [r.id for r in rows])
         return {
             "notification_id": notification_id,
-            "deliveries": [self._delivery_json(r, log_rows.get(r["id"], [])) for r in rows],
+            "deliveries": [self._delivery_json(r, log_rows.get(r.id, [])) for r in rows],
         }
 
     @staticmethod
-    def _delivery_json(
-        r: Mapping[Any, Any], attempts: Sequence[Mapping[Any, Any]]
-    ) -> dict[str, Any]:
+    def _delivery_json(d: Delivery, attempts: Sequence[DeliveryAttempt]) -> dict[str, Any]:
         return {
-            "id": r["id"],
-            "channel": r["channel"],
-            "target": r["target"],
-            "status": r["status"],
-            "reason": r["reason"],
-            "attempt_count": r["attempts"],
-            "next_attempt_at": _iso(r["next_attempt_at"])
-            if r["status"] in ("scheduled", "pending", "failed")
-            else None,
-            "last_error": r["last_error"],
-            "created_at": _iso(r["created_at"]),
-            "updated_at": _iso(r["updated_at"]),
+            "id": d.id,
+            "channel": d.channel,
+            "target": d.target,
+            "status": d.status,
+            "reason": d.reason,
+            "attempt_count": d.attempts,
+            "next_attempt_at": _iso(d.next_attempt_at) if d.waiting else None,
+            "last_error": d.last_error,
+            "created_at": _iso(d.created_at),
+            "updated_at": _iso(d.updated_at),
             "attempts": [
                 {
-                    "attempt": a["attempt"],
-                    "at": _iso(a["started_at"]),
-                    "outcome": a["outcome"],
-                    "latency_ms": a["latency_ms"],
-                    "provider": a["provider"],
-                    "error": a["error"],
+                    "attempt": a.attempt,
+                    "at": _iso(a.started_at),
+                    "outcome": a.outcome,
+                    "latency_ms": a.latency_ms,
+                    "provider": a.provider,
+                    "error": a.error,
                 }
                 for a in attempts
             ],
@@ -417,8 +410,8 @@ class DeliveryService:
                 raise NotFound("no such delivery")
             if not await outbox.requeue(conn, delivery_id, now):
                 raise Conflict(
-                    f"only dead or failed deliveries can be retried; this one is {row['status']}",
-                    {"status": row["status"]},
+                    f"only dead or failed deliveries can be retried; this one is {row.status}",
+                    {"status": row.status},
                 )
             row = await outbox.get(conn, delivery_id)
             assert row is not None

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.domain import cursors
 from clarion.domain.events import dimensions, elapsed_ms, event_row
+from clarion.domain.inbox_state import NO_MARKS, InboxMarks, effective_times, is_read, is_seen
+from clarion.domain.notifications import Notification
 from clarion.domain.types import ChannelName, EventType
 from clarion.errors import NotFound
 from clarion.services.auth import Principal
@@ -27,12 +28,10 @@ from clarion.store import events as event_store
 from clarion.store import inbox as store
 from clarion.store import users as user_store
 from clarion.store.db import Database
-from clarion.store.users import InboxMarks
 
 log = logging.getLogger("clarion.inbox")
 
 Action = Literal["read", "unread", "seen", "archive", "unarchive"]
-_NO_MARKS = InboxMarks(0, 0, 0, 0, None, None)
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,11 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def notification_json(row: Mapping[Any, Any], marks: InboxMarks) -> dict[str, Any]:
-    seen_at, read_at = store.effective_times(row, marks)
+    """A notification as the API shows it, from its row as a mapping (the inbox's reads
+    encode rows directly; see ``store/inbox.py``)."""
+    seen_at, read_at = effective_times(
+        row["id"], row["seen_at"], row["read_at"], row["forced_unread"], marks
+    )
     content = row["content"] or {}
     return {
         "id": row["id"],
@@ -104,7 +107,7 @@ class InboxService:
         self.listeners: list[InboxListener] = []
 
     async def counts(self, user_id: str) -> Counts:
-        marks = await user_store.read_marks_fast(self._db, user_id) or _NO_MARKS
+        marks = await user_store.read_marks_fast(self._db, user_id) or NO_MARKS
         return Counts(user_id, marks.unread, marks.unseen)
 
     async def counts_many(self, user_ids: Sequence[str]) -> dict[str, Counts]:
@@ -144,17 +147,18 @@ class InboxService:
     async def since(self, user_id: str, after_id: int, limit: int = 500) -> list[dict[str, Any]]:
         """Everything after a cursor, oldest first (resume after a reconnect)."""
         async with self._db.connect() as conn:
-            marks = await user_store.read_marks(conn, user_id) or _NO_MARKS
+            marks = await user_store.read_marks(conn, user_id) or NO_MARKS
             rows = await store.newer_than(conn, user_id, after_id, limit)
         return [notification_json(r, marks) for r in rows]
 
     async def get(self, principal: Principal, notification_id: int) -> dict[str, Any]:
         async with self._db.connect() as conn:
-            row = await store.get(conn, notification_id)
+            row = await store.get_row(conn, notification_id)
             if row is None:
                 raise NotFound("no such notification")
-            principal.check_owner(row["user_id"])
-            marks = await user_store.read_marks(conn, row["user_id"]) or _NO_MARKS
+            owner = str(row["user_id"])
+            principal.check_owner(owner)
+            marks = await user_store.read_marks(conn, owner) or NO_MARKS
         return notification_json(row, marks)
 
     async def apply(
@@ -163,11 +167,11 @@ class InboxService:
         """read / unread / seen / archive / unarchive; idempotent (repeating changes nothing)."""
         now = utcnow()
         async with self._db.begin() as conn:
-            owner, marks, row = await _locked(conn, principal, notification_id)
-            values, du, ds, event = _transition(row, marks, action, now)
+            owner, marks, note = await _locked(conn, principal, notification_id)
+            values, du, ds, event = _transition(note, marks, action, now)
             if values:
                 await store.update_row(conn, notification_id, **values)
-            counted = row["inbox"] and (row["archived_at"] is None or action == "unarchive")
+            counted = note.inbox and (note.archived_at is None or action == "unarchive")
             if counted and (du or ds):
                 await user_store.add_counts(conn, {owner: (du, ds)})
             if event is not None:
@@ -182,17 +186,17 @@ class InboxService:
                             now,
                             user_id=owner,
                             notification_id=notification_id,
-                            dims=dimensions(row),
+                            dims=dimensions(note),
                             channel=ChannelName.IN_APP,
-                            latency_ms=elapsed_ms(row["created_at"], now) if timed else None,
+                            latency_ms=elapsed_ms(note.created_at, now) if timed else None,
                         )
                     ],
                 )
             new_marks = await user_store.read_marks(conn, owner)
-            updated = await store.get(conn, notification_id)
+            updated = await store.get_row(conn, notification_id)
         assert new_marks is not None and updated is not None
         result = notification_json(updated, new_marks)
-        if event is not None and row["inbox"]:
+        if event is not None and note.inbox:
             await self._changed(owner, action, result, notification_id, new_marks)
         return result
 
@@ -226,10 +230,10 @@ class InboxService:
     async def delete(self, principal: Principal, notification_id: int) -> None:
         now = utcnow()
         async with self._db.begin() as conn:
-            owner, marks, row = await _locked(conn, principal, notification_id)
-            if row["inbox"] and row["archived_at"] is None:
-                du = -1 if not store.is_read(row, marks) else 0
-                ds = -1 if not store.is_seen(row, marks) else 0
+            owner, marks, note = await _locked(conn, principal, notification_id)
+            if note.inbox and note.archived_at is None:
+                du = -1 if not _read(note, marks) else 0
+                ds = -1 if not _seen(note, marks) else 0
                 await user_store.add_counts(conn, {owner: (du, ds)})
             await store.delete_row(conn, notification_id)
             await event_store.append(
@@ -240,14 +244,14 @@ class InboxService:
                         now,
                         user_id=owner,
                         notification_id=notification_id,
-                        dims=dimensions(row),
+                        dims=dimensions(note),
                         channel=ChannelName.IN_APP,
                     )
                 ],
             )
             new_marks = await user_store.read_marks(conn, owner)
         assert new_marks is not None
-        if row["inbox"]:
+        if note.inbox:
             await self._changed(owner, "deleted", None, notification_id, new_marks)
 
     async def _changed(
@@ -279,7 +283,7 @@ class InboxService:
 
 async def _locked(
     conn: AsyncConnection, principal: Principal, notification_id: int
-) -> tuple[str, InboxMarks, RowMapping]:
+) -> tuple[str, InboxMarks, Notification]:
     """The notification and its user's marks, both locked (user row first, as every
     inbox change does, so that they can never deadlock each other)."""
     owner = await store.owner_of(conn, notification_id)
@@ -293,27 +297,35 @@ async def _locked(
     return owner, marks, row
 
 
+def _read(note: Notification, marks: InboxMarks) -> bool:
+    return is_read(note.id, note.read_at, note.forced_unread, marks)
+
+
+def _seen(note: Notification, marks: InboxMarks) -> bool:
+    return is_seen(note.id, note.seen_at, note.read_at, note.forced_unread, marks)
+
+
 def _transition(
-    row: Mapping[Any, Any], marks: InboxMarks, action: Action, now: datetime
+    note: Notification, marks: InboxMarks, action: Action, now: datetime
 ) -> tuple[dict[str, Any], int, int, EventType | None]:
     """(column values, unread delta, unseen delta, event) for one action on one row.
 
     Deltas are for a row that counts (in the inbox, not archived); ``archive`` and
     ``unarchive`` move a row out of and into the counts."""
-    read, seen = store.is_read(row, marks), store.is_seen(row, marks)
-    archived = row["archived_at"] is not None
+    read, seen = _read(note, marks), _seen(note, marks)
+    archived = note.archived_at is not None
     if action == "read":
         if read:
             return {}, 0, 0, None
         values: dict[str, Any] = {"read_at": now, "forced_unread": False}
-        if row["seen_at"] is None:
+        if note.seen_at is None:
             values["seen_at"] = now
         return values, -1, (0 if seen else -1), EventType.READ
     if action == "unread":
         if not read:
             return {}, 0, 0, None
         return (
-            {"read_at": None, "forced_unread": row["id"] <= marks.read_watermark},
+            {"read_at": None, "forced_unread": note.id <= marks.read_watermark},
             1,
             0,
             EventType.UNREAD,

@@ -29,13 +29,14 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.inbox_state import NO_MARKS, InboxMarks
 from clarion.errors import NotFound
 from clarion.services.clock import as_utc, utcnow
 from clarion.services.inbox import notification_json
 from clarion.store import privacy as store
+from clarion.store import users as user_store
 from clarion.store.db import Database
 from clarion.store.schema import batches, channel_digests, events, scheduled_sends
-from clarion.store.users import InboxMarks
 
 log = logging.getLogger("clarion.privacy")
 
@@ -108,14 +109,18 @@ class PrivacyService:
         """Everything held about ``user_id`` as one JSON document, in pieces: the small
         parts first, then notifications (each with its deliveries and their attempts),
         then events, read page by page. :class:`NotFound` (before any piece) when no table
-        holds anything of the user."""
+        holds anything of the user.
+
+        Rows are exported as mappings, every column of each table: the export promises
+        all that is held, so a column added later is in it without a change here."""
         limit = batch_size or self._batch_size
         async with self._db.connect() as conn:
             if not await store.holds_anything(conn, user_id):
                 raise NotFound(f"Clarion holds no data about user {user_id!r}")
             profile = await store.profile(conn, user_id)
+            marks = await user_store.read_marks(conn, user_id) or NO_MARKS
             small = await store.small_tables(conn, user_id)
-        return self._pieces(user_id, profile, small, limit)
+        return self._pieces(user_id, profile, marks, small, limit)
 
     async def export_document(self, user_id: str, *, batch_size: int | None = None) -> Any:
         """:meth:`export` parsed whole (the CLI and tests; the API streams it)."""
@@ -126,6 +131,7 @@ class PrivacyService:
         self,
         user_id: str,
         profile: Mapping[Any, Any] | None,
+        marks: InboxMarks,
         small: Mapping[str, list[Any]],
         limit: int,
     ) -> AsyncIterator[bytes]:
@@ -155,7 +161,7 @@ class PrivacyService:
         async for piece in self._table(channel_digests, user_id, limit):
             yield piece
         yield b'], "notifications": ['
-        async for piece in self._notifications(user_id, _marks(profile), limit):
+        async for piece in self._notifications(user_id, marks, limit):
             yield piece
         yield b'], "events": ['
         async for piece in self._table(events, user_id, limit):
@@ -243,17 +249,3 @@ def _plain(table: str, row: Mapping[Any, Any]) -> dict[str, Any]:
             continue
         out[str(key)] = as_utc(value).isoformat() if isinstance(value, datetime) else value
     return out
-
-
-def _marks(profile: Mapping[Any, Any] | None) -> InboxMarks:
-    """The watermarks that say which notifications read as read (no profile: none)."""
-    if profile is None:
-        return InboxMarks(0, 0, 0, 0, None, None)
-    return InboxMarks(
-        profile["unread_count"],
-        profile["unseen_count"],
-        profile["read_watermark"],
-        profile["seen_watermark"],
-        profile["read_all_at"],
-        profile["seen_all_at"],
-    )

@@ -6,11 +6,11 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from clarion.config import Settings
+from clarion.domain.recipients import WebPushSubscription
 from clarion.errors import NotFound, ValidationFailed
 from clarion.services.clock import as_utc, utcnow
 from clarion.services.netguard import UrlGuard, admit_target_url, check_target_url
@@ -36,12 +36,12 @@ def _b64url_len(value: str, field: str, sizes: tuple[int, ...]) -> None:
         )
 
 
-def _subscription_json(row: Mapping[Any, Any]) -> dict[str, Any]:
+def _subscription_json(sub: WebPushSubscription) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "user_id": row["user_id"],
-        "endpoint": row["endpoint"],
-        "created_at": _iso(row["created_at"]),
+        "id": sub.id,
+        "user_id": sub.user_id,
+        "endpoint": sub.endpoint,
+        "created_at": _iso(sub.created_at),
     }
 
 
@@ -61,18 +61,18 @@ class PushSubscriptionService:
         _b64url_len(auth, "keys.auth", (16,))
         await admit_target_url(self._guard, endpoint, field="endpoint")
         now = utcnow()
-        values = {
-            "id": str(uuid.uuid4()),
-            "user_id": user_id,
-            "endpoint": endpoint,
-            "p256dh": p256dh,
-            "auth": auth,
-            "created_at": now,
-        }
+        sub = WebPushSubscription(
+            id=str(uuid.uuid4()),
+            user_id=user_id,
+            endpoint=endpoint,
+            p256dh=p256dh,
+            auth=auth,
+            created_at=now,
+        )
         async with self._db.begin() as conn:
             await user_store.ensure(conn, [user_id], now)
-            row = await subscription_store.upsert_subscription(conn, values)
-        return _subscription_json(row)
+            stored = await subscription_store.upsert_subscription(conn, sub)
+        return _subscription_json(stored)
 
     async def list(self, user_id: str) -> list[dict[str, Any]]:
         async with self._db.connect() as conn:

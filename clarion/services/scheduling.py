@@ -14,7 +14,9 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from clarion.domain.holds import ScheduledSend
 from clarion.domain.send_command import SendCommand
+from clarion.domain.types import ScheduledStatus
 from clarion.errors import ClarionError, Conflict, NotFound
 from clarion.services.auth import Principal
 from clarion.services.clock import as_utc, utcnow
@@ -26,21 +28,21 @@ from clarion.store.db import Database
 log = logging.getLogger("clarion.scheduling")
 
 
-def scheduled_json(row: Any) -> dict[str, Any]:
-    cmd = row["command"]
+def scheduled_json(send: ScheduledSend) -> dict[str, Any]:
+    cmd = send.command
     return {
-        "id": row["id"],
-        "user_id": row["user_id"],
-        "scheduled_for": as_utc(row["due_at"]).isoformat(),
-        "status": row["status"],
-        "cancellation_key": row["cancellation_key"],
+        "id": send.id,
+        "user_id": send.user_id,
+        "scheduled_for": as_utc(send.due_at).isoformat(),
+        "status": send.status,
+        "cancellation_key": send.cancellation_key,
         "type": cmd.get("type"),
         "title": cmd.get("title"),
         "priority": cmd.get("priority"),
         "channels": cmd.get("channels"),
-        "notification_id": row["notification_id"],
-        "error": row["error"],
-        "created_at": as_utc(row["created_at"]).isoformat(),
+        "notification_id": send.notification_id,
+        "error": send.error,
+        "created_at": as_utc(send.created_at).isoformat(),
     }
 
 
@@ -54,7 +56,7 @@ class SchedulingService:
         principal: Principal,
         user_id: str | None,
         *,
-        status: str,
+        status: ScheduledStatus,
         limit: int,
         cursor: str | None,
     ) -> dict[str, Any]:
@@ -68,7 +70,7 @@ class SchedulingService:
         rows = rows[:limit]
         return {
             "items": [scheduled_json(r) for r in rows],
-            "next_cursor": rows[-1]["id"] if more else None,
+            "next_cursor": rows[-1].id if more else None,
         }
 
     async def get(self, send_id: str) -> dict[str, Any]:
@@ -86,8 +88,9 @@ class SchedulingService:
             if row is None:
                 raise NotFound(f"no scheduled send {send_id!r}")
             if not await store.reschedule(conn, send_id, as_utc(when), now):
-                raise Conflict(f"scheduled send {send_id!r} is already {row['status']}")
+                raise Conflict(f"scheduled send {send_id!r} is already {row.status}")
             row = await store.get(conn, send_id)
+        assert row is not None
         return scheduled_json(row)
 
     async def cancel(self, send_id: str) -> None:
@@ -96,10 +99,10 @@ class SchedulingService:
             row = await store.get(conn, send_id, for_update=True)
             if row is None:
                 raise NotFound(f"no scheduled send {send_id!r}")
-            if row["status"] == "cancelled":
+            if row.status == ScheduledStatus.CANCELLED:
                 return
             if not await store.cancel(conn, send_id, utcnow()):
-                raise Conflict(f"scheduled send {send_id!r} is already {row['status']}")
+                raise Conflict(f"scheduled send {send_id!r} is already {row.status}")
 
     async def cancel_by_key(self, key: str) -> int:
         async with self._db.begin() as conn:
@@ -112,22 +115,22 @@ class SchedulingService:
         async with self._db.begin() as conn:
             rows = await store.claim_due(conn, now, limit)
             for row in rows:
-                cmd = SendCommand.from_json(row["command"], (row["user_id"],))
+                cmd = SendCommand.from_json(row.command, (row.user_id,))
                 try:
                     content = self._sending.content_of(cmd)
-                    plans = await self._sending.planner.plan(cmd, [row["user_id"]], content, now)
+                    plans = await self._sending.planner.plan(cmd, [row.user_id], content, now)
                 except ClarionError as exc:  # e.g. its template was deleted meanwhile
-                    log.warning("scheduled send %s failed: %s", row["id"], exc)
+                    log.warning("scheduled send %s failed: %s", row.id, exc)
                     await store.set_status(
-                        conn, row["id"], now=now, status="failed", error=str(exc)
+                        conn, row.id, now=now, status=ScheduledStatus.FAILED, error=str(exc)
                     )
                     continue
                 one = await self._sending.write(conn, cmd, plans, now)
                 await store.set_status(
                     conn,
-                    row["id"],
+                    row.id,
                     now=now,
-                    status="sent",
+                    status=ScheduledStatus.SENT,
                     notification_id=one.ids[0] if one.ids else None,
                 )
                 written.ids.extend(one.ids)

@@ -6,23 +6,24 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from clarion.domain.recipients import Profile
 from clarion.errors import Forbidden, NotFound, ValidationFailed
 from clarion.services.clock import as_utc, utcnow
 from clarion.store import users as store
 from clarion.store.db import Database
 
 
-def profile_json(row: Mapping[Any, Any]) -> dict[str, Any]:
+def profile_json(profile: Profile) -> dict[str, Any]:
     return {
-        "user_id": row["user_id"],
-        "email": row["email"],
-        "phone": row["phone"],
-        "name": row["name"],
-        "locale": row["locale"],
-        "timezone": row["timezone"],
-        "data": row["data"] or {},
-        "created_at": as_utc(row["created_at"]).isoformat(),
-        "updated_at": as_utc(row["updated_at"]).isoformat(),
+        "user_id": profile.user_id,
+        "email": profile.email,
+        "phone": profile.phone,
+        "name": profile.name,
+        "locale": profile.locale,
+        "timezone": profile.timezone,
+        "data": profile.data,
+        "created_at": as_utc(profile.created_at).isoformat(),
+        "updated_at": as_utc(profile.updated_at).isoformat(),
     }
 
 
@@ -77,7 +78,7 @@ class UserService:
                 # whole, so dropping the stored URLs is a change too; sending them back
                 # unchanged (a read-modify-write of the profile) is not.
                 current = await store.get(conn, user_id)
-                before = _apprise_urls(current["data"]) if current is not None else None
+                before = _apprise_urls(current.data) if current is not None else None
                 if _apprise_urls(profile["data"]) != before:
                     raise Forbidden(
                         "only a server API key may set data.apprise_urls "

@@ -4,11 +4,12 @@ Each gets a signing secret at creation, shown once in the answer."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from clarion.config import Settings
+from clarion.domain.recipients import WebhookEndpoint
 from clarion.domain.webhook_secrets import generate_webhook_secret
 from clarion.errors import NotFound
 from clarion.services.clock import as_utc, utcnow
@@ -21,16 +22,16 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else as_utc(value).isoformat()
 
 
-def _endpoint_json(row: Mapping[Any, Any]) -> dict[str, Any]:
+def _endpoint_json(endpoint: WebhookEndpoint) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "url": row["url"],
-        "user_id": row["user_id"],
-        "types": row["types"],
-        "description": row["description"],
-        "enabled": bool(row["enabled"]),
-        "disabled_reason": row["disabled_reason"],
-        "created_at": _iso(row["created_at"]),
+        "id": endpoint.id,
+        "url": endpoint.url,
+        "user_id": endpoint.user_id,
+        "types": endpoint.types,
+        "description": endpoint.description,
+        "enabled": endpoint.enabled,
+        "disabled_reason": endpoint.disabled_reason,
+        "created_at": _iso(endpoint.created_at),
     }
 
 
@@ -53,21 +54,21 @@ class WebhookService:
         await admit_target_url(self._guard, url, field="url")
         now = utcnow()
         secret = generate_webhook_secret()
-        values = {
-            "id": str(uuid.uuid4()),
-            "url": url,
-            "secret": secret,
-            "user_id": user_id,
-            "types": sorted(set(types)) if types else None,
-            "description": description,
-            "enabled": True,
-            "disabled_reason": None,
-            "created_at": now,
-            "updated_at": now,
-        }
+        endpoint = WebhookEndpoint(
+            id=str(uuid.uuid4()),
+            url=url,
+            secret=secret,
+            user_id=user_id,
+            types=sorted(set(types)) if types else None,
+            description=description,
+            enabled=True,
+            disabled_reason=None,
+            created_at=now,
+            updated_at=now,
+        )
         async with self._db.begin() as conn:
-            await endpoint_store.add_endpoint(conn, values)
-        return {**_endpoint_json(values), "secret": secret}
+            await endpoint_store.add_endpoint(conn, endpoint)
+        return {**_endpoint_json(endpoint), "secret": secret}
 
     async def list(self) -> list[dict[str, Any]]:
         async with self._db.connect() as conn:

@@ -6,12 +6,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.store.schema import (
-    delivery_attempts,
-)
+from clarion.domain.deliveries import DeliveryAttempt
+from clarion.store.schema import delivery_attempts
 
 
 async def add_attempts(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -21,8 +19,8 @@ async def add_attempts(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]])
 
 async def attempts_for(
     conn: AsyncConnection, delivery_ids: Sequence[str]
-) -> dict[str, list[RowMapping]]:
-    out: dict[str, list[RowMapping]] = {d: [] for d in delivery_ids}
+) -> dict[str, list[DeliveryAttempt]]:
+    out: dict[str, list[DeliveryAttempt]] = {d: [] for d in delivery_ids}
     if not delivery_ids:
         return out
     stmt = (
@@ -31,5 +29,5 @@ async def attempts_for(
         .order_by(delivery_attempts.c.delivery_id, delivery_attempts.c.id)
     )
     for row in await conn.execute(stmt):
-        out[row.delivery_id].append(row._mapping)
+        out[row.delivery_id].append(DeliveryAttempt.from_row(row._mapping))
     return out

@@ -20,6 +20,8 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.holds import Batch, HeldItem
+from clarion.domain.types import HoldStatus
 from clarion.store import bulk
 from clarion.store.dialect import insert_ignore, one_of, row_locked
 from clarion.store.schema import batch_items, batches
@@ -30,8 +32,12 @@ b = batches
 async def open_for_update(
     conn: AsyncConnection, user_id: str, type_: str, group_key: str
 ) -> RowMapping | None:
+    """The open batch's row, locked, as the send path reads it (``open_or_create``)."""
     stmt = select(b).where(
-        b.c.user_id == user_id, b.c.type == type_, b.c.group_key == group_key, b.c.status == "open"
+        b.c.user_id == user_id,
+        b.c.type == type_,
+        b.c.group_key == group_key,
+        b.c.status == HoldStatus.OPEN,
     )
     row = (await conn.execute(row_locked(stmt, conn))).first()
     return None if row is None else row._mapping
@@ -48,7 +54,7 @@ async def open_or_create(conn: AsyncConnection, values: Mapping[str, Any]) -> Ro
         return row
     await conn.execute(
         insert_ignore(conn, b),
-        {**values, "id": str(uuid.uuid4()), "status": "open", "item_count": 0},
+        {**values, "id": str(uuid.uuid4()), "status": HoldStatus.OPEN, "item_count": 0},
     )
     row = await open_for_update(conn, *key)
     assert row is not None
@@ -64,30 +70,29 @@ async def add_item(
     )
 
 
-async def claim_due(conn: AsyncConnection, now: datetime, limit: int) -> list[RowMapping]:
+async def claim_due(conn: AsyncConnection, now: datetime, limit: int) -> list[Batch]:
     """Open batches due at ``now``, locked; other flushers skip them (PostgreSQL)."""
     stmt = (
         select(b)
-        .where(b.c.status == "open", b.c.flush_at <= now)
+        .where(b.c.status == HoldStatus.OPEN, b.c.flush_at <= now)
         .order_by(b.c.flush_at)
         .limit(limit)
     )
-    return [r._mapping for r in await conn.execute(row_locked(stmt, conn, skip_locked=True))]
+    rows = await conn.execute(row_locked(stmt, conn, skip_locked=True))
+    return [Batch.from_row(r._mapping) for r in rows]
 
 
-async def get(
-    conn: AsyncConnection, batch_id: str, *, for_update: bool = False
-) -> RowMapping | None:
+async def get(conn: AsyncConnection, batch_id: str, *, for_update: bool = False) -> Batch | None:
     stmt = select(b).where(b.c.id == batch_id)
     if for_update:
         stmt = row_locked(stmt, conn)
     row = (await conn.execute(stmt)).first()
-    return None if row is None else row._mapping
+    return None if row is None else Batch.from_row(row._mapping)
 
 
-async def items(conn: AsyncConnection, batch_id: str) -> list[RowMapping]:
+async def items(conn: AsyncConnection, batch_id: str) -> list[HeldItem]:
     stmt = select(batch_items).where(batch_items.c.batch_id == batch_id).order_by(batch_items.c.id)
-    return [r._mapping for r in await conn.execute(stmt)]
+    return [HeldItem.from_row(r._mapping) for r in await conn.execute(stmt)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,23 +167,23 @@ async def close_many(
         params = [{"bid": bid, "nid": nid} for bid, nid in flushed]
         await conn.execute(
             update(b)
-            .where(b.c.id == bindparam("bid"), b.c.status == "open")
-            .values(status="flushed", closed_at=now, notification_id=bindparam("nid")),
+            .where(b.c.id == bindparam("bid"), b.c.status == HoldStatus.OPEN)
+            .values(status=HoldStatus.FLUSHED, closed_at=now, notification_id=bindparam("nid")),
             params,
         )
     if dropped:
         await conn.execute(
             update(b)
-            .where(b.c.id.in_(dropped), b.c.status == "open")
-            .values(status="dropped", closed_at=now)
+            .where(b.c.id.in_(dropped), b.c.status == HoldStatus.OPEN)
+            .values(status=HoldStatus.DROPPED, closed_at=now)
         )
 
 
-async def close(conn: AsyncConnection, batch_id: str, *, status: str, now: datetime) -> bool:
+async def close(conn: AsyncConnection, batch_id: str, *, status: HoldStatus, now: datetime) -> bool:
     """Mark an open batch closed with ``status`` (dropped); False if it was not open."""
     result = await conn.execute(
         update(b)
-        .where(b.c.id == batch_id, b.c.status == "open")
+        .where(b.c.id == batch_id, b.c.status == HoldStatus.OPEN)
         .values(status=status, closed_at=now)
     )
     return bool(result.rowcount)
@@ -186,18 +191,18 @@ async def close(conn: AsyncConnection, batch_id: str, *, status: str, now: datet
 
 async def list_open(
     conn: AsyncConnection, *, user_id: str | None, limit: int, after: str | None
-) -> list[RowMapping]:
-    stmt = select(b).where(b.c.status == "open")
+) -> list[Batch]:
+    stmt = select(b).where(b.c.status == HoldStatus.OPEN)
     if user_id is not None:
         stmt = stmt.where(b.c.user_id == user_id)
     if after is not None:
         stmt = stmt.where(b.c.id > after)
     stmt = stmt.order_by(b.c.id).limit(limit)
-    return [r._mapping for r in await conn.execute(stmt)]
+    return [Batch.from_row(r._mapping) for r in await conn.execute(stmt)]
 
 
 async def next_due(conn: AsyncConnection) -> datetime | None:
-    stmt = select(b.c.flush_at).where(b.c.status == "open", b.c.flush_at.is_not(None))
+    stmt = select(b.c.flush_at).where(b.c.status == HoldStatus.OPEN, b.c.flush_at.is_not(None))
     stmt = stmt.order_by(b.c.flush_at).limit(1)
     value: datetime | None = (await conn.execute(stmt)).scalar_one_or_none()
     return value

@@ -18,7 +18,8 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.domain.types import DeliveryStatus
+from clarion.domain.deliveries import ChannelDigest, Delivery
+from clarion.domain.types import DeliveryStatus, HoldStatus, SuppressionReason
 from clarion.store.dialect import insert_ignore, row_locked
 from clarion.store.schema import channel_digests, deliveries
 
@@ -26,7 +27,9 @@ cd = channel_digests
 
 
 async def _open(conn: AsyncConnection, user_id: str, channel: str) -> RowMapping | None:
-    stmt = select(cd).where(cd.c.user_id == user_id, cd.c.channel == channel, cd.c.status == "open")
+    stmt = select(cd).where(
+        cd.c.user_id == user_id, cd.c.channel == channel, cd.c.status == HoldStatus.OPEN
+    )
     row = (await conn.execute(row_locked(stmt, conn))).first()
     return None if row is None else row._mapping
 
@@ -44,7 +47,7 @@ async def hold(
                 "id": str(uuid.uuid4()),
                 "user_id": user_id,
                 "channel": channel,
-                "status": "open",
+                "status": HoldStatus.OPEN,
                 "opened_at": now,
                 "due_at": due_at,
                 "item_count": 0,
@@ -58,18 +61,19 @@ async def hold(
     return row
 
 
-async def claim_due(conn: AsyncConnection, now: datetime, limit: int) -> list[RowMapping]:
+async def claim_due(conn: AsyncConnection, now: datetime, limit: int) -> list[ChannelDigest]:
     """Open digests due at ``now``, locked; other releasers skip them (PostgreSQL)."""
     stmt = (
         select(cd)
-        .where(cd.c.status == "open", cd.c.due_at <= now)
+        .where(cd.c.status == HoldStatus.OPEN, cd.c.due_at <= now)
         .order_by(cd.c.due_at)
         .limit(limit)
     )
-    return [r._mapping for r in await conn.execute(row_locked(stmt, conn, skip_locked=True))]
+    rows = await conn.execute(row_locked(stmt, conn, skip_locked=True))
+    return [ChannelDigest.from_row(r._mapping) for r in rows]
 
 
-async def held(conn: AsyncConnection, digest_id: str) -> list[RowMapping]:
+async def held(conn: AsyncConnection, digest_id: str) -> list[Delivery]:
     """The deliveries still held in a digest (locked on PostgreSQL), oldest first."""
     d = deliveries
     stmt = (
@@ -77,7 +81,7 @@ async def held(conn: AsyncConnection, digest_id: str) -> list[RowMapping]:
         .where(d.c.digest_id == digest_id, d.c.status == DeliveryStatus.SCHEDULED)
         .order_by(d.c.created_at, d.c.id)
     )
-    return [r._mapping for r in await conn.execute(row_locked(stmt, conn))]
+    return [Delivery.from_row(r._mapping) for r in await conn.execute(row_locked(stmt, conn))]
 
 
 async def release(
@@ -92,13 +96,23 @@ async def release(
     await conn.execute(
         update(d)
         .where(d.c.id == leader)
-        .values(status="pending", reason=None, next_attempt_at=now, content=content, updated_at=now)
+        .values(
+            status=DeliveryStatus.PENDING,
+            reason=None,
+            next_attempt_at=now,
+            content=content,
+            updated_at=now,
+        )
     )
     if others:
         await conn.execute(
             update(d)
             .where(d.c.id.in_(list(others)))
-            .values(status="suppressed", reason="batched", updated_at=now)
+            .values(
+                status=DeliveryStatus.SUPPRESSED,
+                reason=SuppressionReason.BATCHED,
+                updated_at=now,
+            )
         )
 
 
@@ -108,10 +122,10 @@ async def close(
     await conn.execute(
         update(cd)
         .where(cd.c.id == digest_id)
-        .values(status="flushed", closed_at=now, delivery_id=delivery_id)
+        .values(status=HoldStatus.FLUSHED, closed_at=now, delivery_id=delivery_id)
     )
 
 
-async def get(conn: AsyncConnection, digest_id: str) -> RowMapping | None:
+async def get(conn: AsyncConnection, digest_id: str) -> ChannelDigest | None:
     row = (await conn.execute(select(cd).where(cd.c.id == digest_id))).first()
-    return None if row is None else row._mapping
+    return None if row is None else ChannelDigest.from_row(row._mapping)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.notifications import Notification
 from clarion.store.dialect import insert_ignore
 from clarion.store.schema import conversions, notifications
 
@@ -29,7 +30,7 @@ async def existing(conn: AsyncConnection, notification_id: int, name: str) -> Ro
 
 async def latest_notification(
     conn: AsyncConnection, user_id: str, since: datetime
-) -> RowMapping | None:
+) -> Notification | None:
     """The user's most recent notification created at or after ``since``."""
     stmt = (
         select(notifications)
@@ -43,4 +44,4 @@ async def latest_notification(
     created = row.created_at
     if created.tzinfo is None:  # SQLite hands back naive UTC
         since = since.replace(tzinfo=None)
-    return row._mapping if created >= since else None
+    return Notification.from_row(row._mapping) if created >= since else None

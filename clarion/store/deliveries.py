@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.deliveries import Delivery
+from clarion.domain.types import DeliveryStatus
 from clarion.store import bulk
 from clarion.store.schema import deliveries
 
@@ -19,13 +20,13 @@ async def insert(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> No
     await bulk.insert(conn, deliveries, rows)
 
 
-async def for_notification(conn: AsyncConnection, notification_id: int) -> list[RowMapping]:
+async def for_notification(conn: AsyncConnection, notification_id: int) -> list[Delivery]:
     stmt = (
         select(deliveries)
         .where(deliveries.c.notification_id == notification_id)
         .order_by(deliveries.c.channel, deliveries.c.id)
     )
-    return [r._mapping for r in await conn.execute(stmt)]
+    return [Delivery.from_row(r._mapping) for r in await conn.execute(stmt)]
 
 
 async def backlog(conn: AsyncConnection) -> dict[str, int]:
@@ -38,7 +39,8 @@ async def oldest_due(conn: AsyncConnection, now: datetime) -> datetime | None:
     """When the longest-waiting due delivery (pending, or failed and due again) became
     due; ``None`` when nothing is waiting. The outbox's backlog age is ``now`` minus this."""
     stmt = select(func.min(deliveries.c.next_attempt_at)).where(
-        deliveries.c.status.in_(["pending", "failed"]), deliveries.c.next_attempt_at <= now
+        deliveries.c.status.in_([DeliveryStatus.PENDING, DeliveryStatus.FAILED]),
+        deliveries.c.next_attempt_at <= now,
     )
     oldest: datetime | None = (await conn.execute(stmt)).scalar()
     return oldest

@@ -1,7 +1,10 @@
 """Notification rows: insert, keyset listing, and state changes of the inbox.
 
-The read/seen state of a row depends on its user's watermarks (see ``schema``); the
-helpers here take the user's :class:`~clarion.store.users.InboxMarks` and compute it.
+The read/seen state of a row depends on its user's watermarks (``domain/inbox_state.py``).
+A state change reads the row as a :class:`~clarion.domain.notifications.Notification`
+(:func:`get`); the reads that answer JSON (:func:`read_page`, :func:`newer_than`,
+:func:`get_row`) return rows as mappings, which the service encodes directly: on the hot
+inbox page a frozen dataclass per row cost about as much as encoding the row.
 """
 
 from __future__ import annotations
@@ -31,38 +34,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from clarion.domain import jsonlimits
+from clarion.domain.inbox_state import InboxMarks
+from clarion.domain.notifications import Notification
 from clarion.store import bulk, direct_reads
 from clarion.store import users as user_store
 from clarion.store.db import Database
 from clarion.store.schema import Timestamp, notifications, users
-from clarion.store.users import InboxMarks
 
 n = notifications
 ReadFilter = Literal["unread", "read", "all"]
 ArchivedFilter = Literal["false", "true", "all"]
-
-
-def is_read(row: Mapping[Any, Any], marks: InboxMarks) -> bool:
-    return row["read_at"] is not None or (
-        row["id"] <= marks.read_watermark and not row["forced_unread"]
-    )
-
-
-def is_seen(row: Mapping[Any, Any], marks: InboxMarks) -> bool:
-    return row["seen_at"] is not None or row["id"] <= marks.seen_watermark or is_read(row, marks)
-
-
-def effective_times(
-    row: Mapping[Any, Any], marks: InboxMarks
-) -> tuple[datetime | None, datetime | None]:
-    """(seen_at, read_at) as a client sees them, watermarks applied."""
-    read_at = row["read_at"]
-    if read_at is None and is_read(row, marks):
-        read_at = marks.read_all_at
-    seen_at = row["seen_at"]
-    if seen_at is None and is_seen(row, marks):
-        seen_at = marks.seen_all_at or read_at
-    return seen_at, read_at
 
 
 async def insert(conn: AsyncConnection, rows: Sequence[Mapping[Any, Any]]) -> list[int]:
@@ -73,7 +54,15 @@ async def insert(conn: AsyncConnection, rows: Sequence[Mapping[Any, Any]]) -> li
 
 async def get(
     conn: AsyncConnection, notification_id: int, *, for_update: bool = False
+) -> Notification | None:
+    row = await get_row(conn, notification_id, for_update=for_update)
+    return None if row is None else Notification.from_row(row)
+
+
+async def get_row(
+    conn: AsyncConnection, notification_id: int, *, for_update: bool = False
 ) -> RowMapping | None:
+    """One notification's row as a mapping, for a JSON answer."""
     stmt = select(n).where(n.c.id == notification_id)
     if for_update:
         stmt = stmt.with_for_update()

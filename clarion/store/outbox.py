@@ -35,15 +35,21 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.deliveries import Delivery
+from clarion.domain.notifications import Notification
 from clarion.domain.types import DeliveryStatus, Priority
 from clarion.store.dialect import one_of, one_of_param
 from clarion.store.schema import deliveries, notifications
 
 # ``scheduled``: deferred by quiet hours to ``next_attempt_at``.
-CLAIMABLE = ("scheduled", "pending", "failed", "sending")
+CLAIMABLE = (
+    DeliveryStatus.SCHEDULED,
+    DeliveryStatus.PENDING,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.SENDING,
+)
 # Every value ``deliveries.priority`` takes (``Priority.rank``), highest first.
 PRIORITY_RANKS = tuple(sorted({p.rank for p in Priority}, reverse=True))
 
@@ -53,7 +59,7 @@ def _claimable() -> Any:
     # digest (services/channel_digests.py), never claimed on its own.
     return and_(
         deliveries.c.status.in_(CLAIMABLE),
-        or_(deliveries.c.status != "scheduled", deliveries.c.digest_id.is_(None)),
+        or_(deliveries.c.status != DeliveryStatus.SCHEDULED, deliveries.c.digest_id.is_(None)),
     )
 
 
@@ -103,7 +109,7 @@ def _claim_stmt(dialect: str) -> Any:
     lease = (
         update(deliveries)
         .values(
-            status="sending",
+            status=DeliveryStatus.SENDING,
             lease_until=until,
             next_attempt_at=until,
             leased_by=bindparam("c_worker", type_=deliveries.c.leased_by.type),
@@ -128,16 +134,17 @@ def _claim_stmt(dialect: str) -> Any:
 
 async def claim(
     conn: AsyncConnection, *, worker: str, now: datetime, lease_until: datetime, limit: int
-) -> list[RowMapping]:
+) -> list[Delivery]:
     """Take up to ``limit`` due deliveries, highest priority first, oldest due first.
 
     Each claim counts as an attempt (``attempts + 1``), so a delivery that kills its worker
     every time still runs out of attempts instead of looping forever.
     """
     params = {"c_now": now, "c_until": lease_until, "c_limit": limit, "c_worker": worker}
-    rows = [r._mapping for r in await conn.execute(_claim_stmt(conn.dialect.name), params)]
+    result = await conn.execute(_claim_stmt(conn.dialect.name), params)
+    rows = [Delivery.from_row(r._mapping) for r in result]
     # RETURNING does not keep the subquery's order.
-    rows.sort(key=lambda r: (-r["priority"], r["created_at"], r["id"]))
+    rows.sort(key=lambda d: (-d.priority, d.created_at, d.id))
     return rows
 
 
@@ -237,7 +244,7 @@ async def release(conn: AsyncConnection, *, worker: str, ids: Sequence[str], now
             deliveries.c.status == DeliveryStatus.SENDING,
         )
         .values(
-            status="pending",
+            status=DeliveryStatus.PENDING,
             next_attempt_at=now,
             lease_until=None,
             leased_by=None,
@@ -252,9 +259,12 @@ async def requeue(conn: AsyncConnection, delivery_id: str, now: datetime) -> boo
     """A dead or failed delivery back to ``pending`` with a fresh attempt budget."""
     stmt = (
         update(deliveries)
-        .where(deliveries.c.id == delivery_id, deliveries.c.status.in_(("dead", "failed")))
+        .where(
+            deliveries.c.id == delivery_id,
+            deliveries.c.status.in_((DeliveryStatus.DEAD, DeliveryStatus.FAILED)),
+        )
         .values(
-            status="pending",
+            status=DeliveryStatus.PENDING,
             attempts=0,
             next_attempt_at=now,
             reason=None,
@@ -275,14 +285,18 @@ async def existing(conn: AsyncConnection, ids: Sequence[str]) -> set[str]:
     return {r[0] for r in await conn.execute(stmt)}
 
 
-async def get(conn: AsyncConnection, delivery_id: str) -> RowMapping | None:
+async def get(conn: AsyncConnection, delivery_id: str) -> Delivery | None:
     row = (await conn.execute(select(deliveries).where(deliveries.c.id == delivery_id))).first()
-    return None if row is None else row._mapping
+    return None if row is None else Delivery.from_row(row._mapping)
 
 
-async def insert_siblings(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+async def insert_siblings(conn: AsyncConnection, rows: Sequence[Delivery]) -> None:
+    """New deliveries beside a claimed one (a webhook's other endpoints). Columns left
+    ``None`` are not sent: SQL NULL, not a JSON ``null`` in ``content``."""
     if rows:
-        await conn.execute(deliveries.insert(), list(rows))
+        columns = [c.name for c in deliveries.c]
+        values = [{k: getattr(d, k) for k in columns if getattr(d, k) is not None} for d in rows]
+        await conn.execute(deliveries.insert(), values)
 
 
 async def set_targets(
@@ -315,7 +329,10 @@ async def backlog_due(conn: AsyncConnection, now: datetime) -> int:
     stmt = (
         select(func.count())
         .select_from(deliveries)
-        .where(deliveries.c.status.in_(("pending", "failed")), deliveries.c.next_attempt_at <= now)
+        .where(
+            deliveries.c.status.in_((DeliveryStatus.PENDING, DeliveryStatus.FAILED)),
+            deliveries.c.next_attempt_at <= now,
+        )
     )
     return int((await conn.execute(stmt)).scalar_one())
 
@@ -327,12 +344,12 @@ async def next_due(conn: AsyncConnection) -> datetime | None:
     return value
 
 
-async def notifications_by_id(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, RowMapping]:
+async def notifications_by_id(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, Notification]:
     wanted = list(set(ids))
     if not wanted:
         return {}
     rows = await conn.execute(_notifications_stmt(conn.dialect.name), {"n_ids": wanted})
-    return {int(r.id): r._mapping for r in rows}
+    return {int(r.id): Notification.from_row(r._mapping) for r in rows}
 
 
 @functools.cache

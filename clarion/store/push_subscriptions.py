@@ -2,40 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import delete, select
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.store.schema import (
-    push_subscriptions,
-)
+from clarion.domain.recipients import WebPushSubscription
+from clarion.store.schema import push_subscriptions
 
 
-async def upsert_subscription(conn: AsyncConnection, values: Mapping[str, Any]) -> RowMapping:
+async def upsert_subscription(
+    conn: AsyncConnection, sub: WebPushSubscription
+) -> WebPushSubscription:
     """One row per (user, endpoint): a browser re-subscribing refreshes its keys."""
     await conn.execute(
         delete(push_subscriptions).where(
-            push_subscriptions.c.user_id == values["user_id"],
-            push_subscriptions.c.endpoint == values["endpoint"],
+            push_subscriptions.c.user_id == sub.user_id,
+            push_subscriptions.c.endpoint == sub.endpoint,
         )
     )
+    values = {c.name: getattr(sub, c.name) for c in push_subscriptions.c}
     await conn.execute(push_subscriptions.insert().values(**values))
     row = (
-        await conn.execute(
-            select(push_subscriptions).where(push_subscriptions.c.id == values["id"])
-        )
+        await conn.execute(select(push_subscriptions).where(push_subscriptions.c.id == sub.id))
     ).one()
-    return row._mapping
+    return WebPushSubscription.from_row(row._mapping)
 
 
 async def subscriptions_for(
     conn: AsyncConnection, user_ids: Iterable[str]
-) -> dict[str, list[RowMapping]]:
+) -> dict[str, list[WebPushSubscription]]:
     wanted = list(set(user_ids))
-    out: dict[str, list[RowMapping]] = {u: [] for u in wanted}
+    out: dict[str, list[WebPushSubscription]] = {u: [] for u in wanted}
     if not wanted:
         return out
     stmt = (
@@ -44,7 +42,7 @@ async def subscriptions_for(
         .order_by(push_subscriptions.c.created_at, push_subscriptions.c.id)
     )
     for row in await conn.execute(stmt):
-        out[row.user_id].append(row._mapping)
+        out[row.user_id].append(WebPushSubscription.from_row(row._mapping))
     return out
 
 

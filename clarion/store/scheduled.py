@@ -12,9 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.holds import ScheduledSend
+from clarion.domain.types import ScheduledStatus
 from clarion.store.schema import scheduled_sends
 
 s = scheduled_sends
@@ -25,26 +26,26 @@ async def insert(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> No
         await conn.execute(s.insert(), list(rows))
 
 
-async def claim_due(conn: AsyncConnection, now: datetime, limit: int) -> list[RowMapping]:
+async def claim_due(conn: AsyncConnection, now: datetime, limit: int) -> list[ScheduledSend]:
     stmt = (
         select(s)
-        .where(s.c.status == "scheduled", s.c.due_at <= now)
+        .where(s.c.status == ScheduledStatus.SCHEDULED, s.c.due_at <= now)
         .order_by(s.c.due_at)
         .limit(limit)
     )
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
-    return [r._mapping for r in await conn.execute(stmt)]
+    return [ScheduledSend.from_row(r._mapping) for r in await conn.execute(stmt)]
 
 
 async def get(
     conn: AsyncConnection, send_id: str, *, for_update: bool = False
-) -> RowMapping | None:
+) -> ScheduledSend | None:
     stmt = select(s).where(s.c.id == send_id)
     if for_update and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     row = (await conn.execute(stmt)).first()
-    return None if row is None else row._mapping
+    return None if row is None else ScheduledSend.from_row(row._mapping)
 
 
 async def set_status(conn: AsyncConnection, send_id: str, *, now: datetime, **values: Any) -> None:
@@ -54,7 +55,7 @@ async def set_status(conn: AsyncConnection, send_id: str, *, now: datetime, **va
 async def reschedule(conn: AsyncConnection, send_id: str, due_at: datetime, now: datetime) -> bool:
     result = await conn.execute(
         update(s)
-        .where(s.c.id == send_id, s.c.status == "scheduled")
+        .where(s.c.id == send_id, s.c.status == ScheduledStatus.SCHEDULED)
         .values(due_at=due_at, updated_at=now)
     )
     return bool(result.rowcount)
@@ -63,8 +64,8 @@ async def reschedule(conn: AsyncConnection, send_id: str, due_at: datetime, now:
 async def cancel(conn: AsyncConnection, send_id: str, now: datetime) -> bool:
     result = await conn.execute(
         update(s)
-        .where(s.c.id == send_id, s.c.status == "scheduled")
-        .values(status="cancelled", updated_at=now)
+        .where(s.c.id == send_id, s.c.status == ScheduledStatus.SCHEDULED)
+        .values(status=ScheduledStatus.CANCELLED, updated_at=now)
     )
     return bool(result.rowcount)
 
@@ -72,24 +73,31 @@ async def cancel(conn: AsyncConnection, send_id: str, now: datetime) -> bool:
 async def cancel_by_key(conn: AsyncConnection, key: str, now: datetime) -> int:
     result = await conn.execute(
         update(s)
-        .where(s.c.cancellation_key == key, s.c.status == "scheduled")
-        .values(status="cancelled", updated_at=now)
+        .where(s.c.cancellation_key == key, s.c.status == ScheduledStatus.SCHEDULED)
+        .values(status=ScheduledStatus.CANCELLED, updated_at=now)
     )
     return int(result.rowcount or 0)
 
 
 async def list_for(
-    conn: AsyncConnection, *, user_id: str | None, status: str, limit: int, after: str | None
-) -> list[RowMapping]:
+    conn: AsyncConnection,
+    *,
+    user_id: str | None,
+    status: ScheduledStatus,
+    limit: int,
+    after: str | None,
+) -> list[ScheduledSend]:
     stmt = select(s).where(s.c.status == status)
     if user_id is not None:
         stmt = stmt.where(s.c.user_id == user_id)
     if after is not None:
         stmt = stmt.where(s.c.id > after)
-    return [r._mapping for r in await conn.execute(stmt.order_by(s.c.id).limit(limit))]
+    rows = await conn.execute(stmt.order_by(s.c.id).limit(limit))
+    return [ScheduledSend.from_row(r._mapping) for r in rows]
 
 
 async def next_due(conn: AsyncConnection) -> datetime | None:
-    stmt = select(s.c.due_at).where(s.c.status == "scheduled").order_by(s.c.due_at).limit(1)
+    stmt = select(s.c.due_at).where(s.c.status == ScheduledStatus.SCHEDULED)
+    stmt = stmt.order_by(s.c.due_at).limit(1)
     value: datetime | None = (await conn.execute(stmt)).scalar_one_or_none()
     return value

@@ -19,12 +19,10 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     SmallInteger,
     String,
     Table,
@@ -32,20 +30,23 @@ from sqlalchemy import (
     text,
 )
 
-# One naming convention so Alembic migrations have stable constraint names.
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-    }
+# The analytics and experiment tables live in their own modules; importing them here
+# keeps ``metadata`` complete and their names importable from this module.
+from clarion.store.schema_analytics import (
+    analytics_cursor,
+    conversions,
+    event_counts_daily,
+    event_counts_hourly,
+    health_alerts,
+    latency_daily,
+    latency_hourly,
 )
-
-# BIGINT primary keys that are still INTEGER PRIMARY KEY (rowid aliases) on SQLite.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-Timestamp = DateTime(timezone=True)
+from clarion.store.schema_base import BigId, Timestamp, metadata
+from clarion.store.schema_experiments import (
+    experiment_arms,
+    experiment_assignments,
+    experiments,
+)
 
 users = Table(
     "users",
@@ -175,96 +176,6 @@ events = Table(
     Index("ix_events_user_id_created_at", "user_id", "created_at"),
     Index("ix_events_notification_id", "notification_id"),
     Index("ix_events_txid_id", "txid", "id", postgresql_where=text("txid IS NOT NULL")),
-)
-
-# Rollups of events (docs/analytics.md): counts per hour and per day and dimension, and
-# latency histograms with fixed bucket edges (domain/latency.py). Dimensions are '' rather
-# than NULL so that they can be part of the primary key.
-
-
-def _rollup_counts(name: str) -> Table:
-    return Table(
-        name,
-        metadata,
-        Column("bucket", Timestamp, primary_key=True),
-        Column("event", String(20), primary_key=True),
-        Column("ntype", String(100), primary_key=True),
-        Column("channel", String(20), primary_key=True),
-        Column("template", String(20), primary_key=True),
-        Column("template_key", String(100), primary_key=True),
-        Column("provider", String(40), primary_key=True),
-        Column("reason", String(40), primary_key=True),
-        Column("variant", String(50), primary_key=True),
-        Column("count", BigInteger, nullable=False),
-        Column("value_sum", Float, nullable=False),
-    )
-
-
-def _rollup_latency(name: str) -> Table:
-    return Table(
-        name,
-        metadata,
-        Column("bucket", Timestamp, primary_key=True),
-        Column("metric", String(20), primary_key=True),  # delivered | seen | read
-        Column("channel", String(20), primary_key=True),
-        Column("ntype", String(100), primary_key=True),
-        Column("variant", String(50), primary_key=True),
-        Column("le", SmallInteger, primary_key=True),  # the histogram bucket's index
-        Column("count", BigInteger, nullable=False),
-    )
-
-
-event_counts_hourly = _rollup_counts("event_counts_hourly")
-event_counts_daily = _rollup_counts("event_counts_daily")
-latency_hourly = _rollup_latency("latency_hourly")
-latency_daily = _rollup_latency("latency_daily")
-
-# Where the rollup follower is in the events table: (txid, id) of the last event rolled
-# up on PostgreSQL, (0, id) on SQLite. One row per follower name.
-analytics_cursor = Table(
-    "analytics_cursor",
-    metadata,
-    Column("name", String(40), primary_key=True),
-    Column("txid", BigInteger, nullable=False),
-    Column("event_id", BigInteger, nullable=False),
-    Column("updated_at", Timestamp, nullable=False),
-)
-
-# Episodes of a health score below the alert threshold: one alert each (docs/analytics.md).
-health_alerts = Table(
-    "health_alerts",
-    metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("started_at", Timestamp, nullable=False),
-    Column("ended_at", Timestamp),  # NULL: still below the threshold
-    Column("score", Float, nullable=False),  # the score that opened it
-    Column("lowest", Float, nullable=False),
-    Column("window", String(10)),
-    # True while open, NULL once ended: the unique index lets one episode be open at a
-    # time, so two processes seeing the same drop send one alert.
-    Column("open", Boolean),
-    Index("uq_health_alerts_open", "open", unique=True),
-)
-
-# Outcomes the application reports (POST .../conversions): one per (notification, name).
-conversions = Table(
-    "conversions",
-    metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("notification_id", BigInteger),  # NULL: a user's conversion nothing is credited with
-    Column("user_id", String(255), nullable=False),
-    Column("name", String(100), nullable=False),
-    Column("value", Float),
-    Column("created_at", Timestamp, nullable=False),
-    Index(
-        "uq_conversions_notification_id_name",
-        "notification_id",
-        "name",
-        unique=True,
-        postgresql_where=text("notification_id IS NOT NULL"),
-        sqlite_where=text("notification_id IS NOT NULL"),
-    ),
-    Index("ix_conversions_user_id_created_at", "user_id", "created_at"),
 )
 
 api_keys = Table(
@@ -490,71 +401,35 @@ scheduled_sends = Table(
     Index("ix_scheduled_sends_cancellation_key", "cancellation_key"),
 )
 
-
-# A/B experiments (docs/experiments.md). ``config`` holds the variants, weights, holdout,
-# metric, guardrails and the statistical plan, as validated by domain/experiments.py.
-experiments = Table(
-    "experiments",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("name", String(200), nullable=False),
-    Column("target_type", String(100)),
-    Column("target_template", String(100)),
-    Column("status", String(20), nullable=False),  # draft|running|paused|stopped|completed
-    Column("config", JSON, nullable=False),
-    Column("planned_per_arm", Integer, nullable=False),
-    Column("winner", String(50)),
-    Column("winner_at", Timestamp),
-    Column("winner_reason", Text),
-    Column("started_at", Timestamp),
-    Column("stopped_at", Timestamp),
-    Column("created_at", Timestamp, nullable=False),
-    Column("updated_at", Timestamp, nullable=False),
-    # One live experiment per target at a time: which variant a send gets is then never
-    # ambiguous (completed ones keep sending their winner, and count as live).
-    Index(
-        "uq_experiments_live_type",
-        "target_type",
-        unique=True,
-        postgresql_where=text("status IN ('running', 'paused', 'completed')"),
-        sqlite_where=text("status IN ('running', 'paused', 'completed')"),
-    ),
-    Index(
-        "uq_experiments_live_template",
-        "target_template",
-        unique=True,
-        postgresql_where=text("status IN ('running', 'paused', 'completed')"),
-        sqlite_where=text("status IN ('running', 'paused', 'completed')"),
-    ),
-)
-
-# Who got which variant, first time and for good; and per variant the users assigned and
-# the users with each outcome (counted once per user by the rollup follower).
-experiment_assignments = Table(
-    "experiment_assignments",
-    metadata,
-    Column("experiment_id", String(36), primary_key=True),
-    Column("user_id", String(255), primary_key=True),
-    Column("variant", String(50), nullable=False),
-    Column("assigned_at", Timestamp, nullable=False),
-    Column("read_at", Timestamp),
-    Column("clicked_at", Timestamp),
-    Column("converted_at", Timestamp),
-    Column("unsubscribed_at", Timestamp),
-    Column("failed_at", Timestamp),
-)
-
-experiment_arms = Table(
+__all__ = [
+    "BigId",
+    "Timestamp",
+    "analytics_cursor",
+    "api_keys",
+    "batch_items",
+    "batches",
+    "batching_rules",
+    "channel_digests",
+    "channel_opt_outs",
+    "conversions",
+    "deliveries",
+    "delivery_attempts",
+    "event_counts_daily",
+    "event_counts_hourly",
+    "events",
     "experiment_arms",
-    metadata,
-    Column("experiment_id", String(36), primary_key=True),
-    Column("variant", String(50), primary_key=True),
-    Column("users", BigInteger, nullable=False, default=0, server_default=text("0")),
-    Column("read", BigInteger, nullable=False, default=0, server_default=text("0")),
-    Column("clicked", BigInteger, nullable=False, default=0, server_default=text("0")),
-    Column("converted", BigInteger, nullable=False, default=0, server_default=text("0")),
-    Column("unsubscribed", BigInteger, nullable=False, default=0, server_default=text("0")),
-    Column("failed", BigInteger, nullable=False, default=0, server_default=text("0")),
-    # The running minimum of the always-valid p-value (docs/experiments.md).
-    Column("p_sequential", Float),
-)
+    "experiment_assignments",
+    "experiments",
+    "health_alerts",
+    "idempotency_keys",
+    "latency_daily",
+    "latency_hourly",
+    "metadata",
+    "notifications",
+    "preferences",
+    "push_subscriptions",
+    "scheduled_sends",
+    "templates",
+    "users",
+    "webhook_endpoints",
+]

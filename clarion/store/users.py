@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,24 +10,14 @@ from sqlalchemy import BindParameter, Select, bindparam, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.inbox_state import InboxMarks as InboxMarks  # the send path reads it here
+from clarion.domain.recipients import Profile
 from clarion.store import bulk, direct_reads
 from clarion.store.db import Database
 from clarion.store.dialect import insert_ignore, one_of, upsert
 from clarion.store.schema import users
 
 PROFILE_FIELDS = ("email", "phone", "locale", "timezone", "name", "data")
-
-
-@dataclass(frozen=True)
-class InboxMarks:
-    """A user's counters and watermarks, read under the user's row lock."""
-
-    unread: int
-    unseen: int
-    read_watermark: int
-    seen_watermark: int
-    read_all_at: datetime | None
-    seen_all_at: datetime | None
 
 
 async def ensure(conn: AsyncConnection, user_ids: Iterable[str], now: datetime) -> None:
@@ -88,12 +77,18 @@ async def ensure_counted(
         await ensure(conn, still, now)
 
 
-async def get(conn: AsyncConnection, user_id: str) -> RowMapping | None:
+async def get(conn: AsyncConnection, user_id: str) -> Profile | None:
     row = (await conn.execute(select(users).where(users.c.user_id == user_id))).first()
-    return None if row is None else row._mapping
+    return None if row is None else Profile.from_row(row._mapping)
+
+
+async def profiles(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, Profile]:
+    """:func:`get_many` as values (the worker's contacts)."""
+    return {uid: Profile.from_row(row) for uid, row in (await get_many(conn, user_ids)).items()}
 
 
 async def get_many(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, RowMapping]:
+    """Users' rows as mappings, as the send path's planner reads them."""
     ids = list(user_ids)
     if not ids:
         return {}
@@ -107,7 +102,7 @@ async def get_many(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, 
 
 async def upsert_profile(
     conn: AsyncConnection, user_id: str, profile: Mapping[str, Any], now: datetime
-) -> RowMapping:
+) -> Profile:
     await ensure(conn, [user_id], now)
     values = {k: profile[k] for k in PROFILE_FIELDS if k in profile}
     values["updated_at"] = now

@@ -13,6 +13,7 @@ names can resolve to internal addresses without touching /etc/hosts or the inter
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import selectors
 import socket
@@ -280,7 +281,7 @@ async def deliver(
             async with services.db.connect() as conn:
                 for user, nid in nids.items():
                     (row,) = await for_notification(conn, nid)
-                    rows[user] = dict(row)
+                    rows[user] = dataclasses.asdict(row)
             if all(r["status"] in TERMINAL for r in rows.values()):
                 return rows
             assert time.monotonic() < deadline, rows

@@ -327,13 +327,13 @@ async def test_a_delivery_erased_while_in_flight(
         )
         assert r.status_code == 202
     jobs = await services.deliveries.claim("w1", 10, 60.0)
-    assert sorted(j.delivery["user_id"] for j in jobs) == [ANA, BOB]
+    assert sorted(j.delivery.user_id for j in jobs) == [ANA, BOB]
     assert (await authed.delete(f"{U}/{ANA}")).status_code == 204
     now = datetime.now(UTC)
     done = await services.deliveries.record(
         "w1", [Result(job=j, outcome=Outcome.DELIVERED, started_at=now, latency_ms=5) for j in jobs]
     )
-    assert sorted((res.job.delivery["user_id"], status) for res, status in done) == [
+    assert sorted((res.job.delivery.user_id, status) for res, status in done) == [
         (ANA, "lost"),
         (BOB, "delivered"),
     ]

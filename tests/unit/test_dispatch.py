@@ -3,15 +3,21 @@ provider (deleted notification, opt-out, unconfigured channel)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from clarion.delivery.channels.registry import ChannelRegistry
 from clarion.delivery.dispatch import contact, dispatch, render
+from clarion.domain.deliveries import Delivery
 from clarion.domain.jobs import Job
+from clarion.domain.notifications import Notification
+from clarion.domain.recipients import Profile, WebhookEndpoint, WebPushSubscription
 from clarion.domain.retry import Outcome
+from clarion.domain.types import ChannelName, DeliveryStatus
 
-NOTE = {
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+NOTE_ROW = {
     "id": 42,
     "user_id": "u1",
     "type": "follow",
@@ -22,12 +28,33 @@ NOTE = {
     "content": {"title": "x"},
     "data": {"url": "https://app.example/n/42", "k": 1},
     "group_key": None,
-    "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+    "created_at": AT,
+    "channels": ["in_app", "email"],
+    "template_key": None,
+    "experiment_id": None,
+    "variant": None,
+    "seen_at": None,
+    "read_at": None,
+    "archived_at": None,
+    "forced_unread": False,
+    "inbox": True,
 }
+NOTE = Notification.from_row(NOTE_ROW)
 
 
 def job(channel: str = "email", **extra: Any) -> Job:
-    delivery = {"id": "d-1", "channel": channel, "user_id": "u1", "notification_id": 42}
+    delivery = Delivery(
+        id="d-1",
+        notification_id=42,
+        user_id="u1",
+        channel=ChannelName(channel),
+        status=DeliveryStatus.SENDING,
+        priority=2,
+        attempts=1,
+        next_attempt_at=AT,
+        created_at=AT,
+        updated_at=AT,
+    )
     values: dict[str, Any] = {"delivery": delivery, "notification": NOTE, "profile": None}
     values.update(extra)
     return Job(**values)
@@ -45,20 +72,36 @@ def test_render_escapes_html_and_keeps_the_delivery_id() -> None:
 
 
 def test_contact_takes_what_the_profile_has() -> None:
-    profile = {
-        "email": "u1@example.org",
-        "phone": "+14155550100",
-        "locale": "en",
-        "data": {"apprise_urls": ["json://hooks.example/x", 3]},
-    }
-    endpoint = {"id": "e1", "url": "https://h.example/", "secret": "whsec_x", "enabled": True}
-    subs = [{"endpoint": "https://push.example/1", "p256dh": "k", "auth": "a"}]
+    profile = Profile(
+        user_id="u1",
+        email="u1@example.org",
+        phone="+14155550100",
+        locale="en",
+        timezone=None,
+        name=None,
+        data={"apprise_urls": ["json://hooks.example/x", 3]},
+        created_at=AT,
+        updated_at=AT,
+    )
+    endpoint = WebhookEndpoint(
+        id="e1",
+        url="https://h.example/",
+        secret="whsec_x",
+        user_id=None,
+        types=None,
+        description=None,
+        enabled=True,
+        disabled_reason=None,
+        created_at=AT,
+        updated_at=AT,
+    )
+    subs = [WebPushSubscription("s1", "u1", "https://push.example/1", "k", "a", AT)]
     c = contact(job(profile=profile, endpoint=endpoint, push_subscriptions=subs))
     assert c.email == "u1@example.org" and c.phone == "+14155550100"
     assert c.apprise_urls == ("json://hooks.example/x",)
     assert c.webhook is not None and c.webhook.endpoint_id == "e1"
     assert [s.endpoint for s in c.push_subscriptions] == ["https://push.example/1"]
-    disabled = contact(job(endpoint={**endpoint, "enabled": False}))
+    disabled = contact(job(endpoint=replace(endpoint, enabled=False)))
     assert disabled.webhook is None
 
 
@@ -75,7 +118,7 @@ async def test_paths_that_never_reach_a_provider() -> None:
 def test_relative_media_is_absolute_for_receivers() -> None:
     """Webhook receivers and push payloads have no origin to resolve a relative media
     reference against: they get it resolved against the deployment's media base."""
-    note = {**NOTE, "content": {"title": "x", "media": {"avatar": "john_avatar.jpg"}}}
+    note = replace(NOTE, content={"title": "x", "media": {"avatar": "john_avatar.jpg"}})
     registry = ChannelRegistry(media_base_url="https://cdn.example/m/")
     base = registry.media_base_url
     msg = render(job(notification=note), base)

@@ -13,6 +13,7 @@ from clarion.api.responses import Json
 from clarion.api.routes import ERROR_RESPONSES, paged
 from clarion.api.schemas import Strict, UserId
 from clarion.domain import cursors
+from clarion.domain.types import ScheduledStatus
 
 router = APIRouter(
     prefix="/api/v1/notifications/scheduled", tags=["scheduling"], responses=ERROR_RESPONSES
@@ -62,7 +63,7 @@ async def list_scheduled(
     ``next_cursor`` back as ``cursor`` for more."""
     after = cursors.decode("s", cursor) if cursor else None
     page = await services.scheduling.list(
-        principal, user_id, status=status, limit=limit, cursor=after
+        principal, user_id, status=ScheduledStatus(status), limit=limit, cursor=after
     )
     return Json(paged(page, "s"))
 

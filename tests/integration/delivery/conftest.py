@@ -145,7 +145,7 @@ async def statuses(services: Services, notification_ids: list[int]) -> dict[str,
     async with services.db.connect() as conn:
         for nid in notification_ids:
             for row in await for_notification(conn, nid):
-                out[row["id"]] = row["status"]
+                out[row.id] = row.status
     return out
 
 

@@ -23,9 +23,9 @@ async def test_priority_order(authed: httpx.AsyncClient, services: Services) -> 
     urgent = await send(authed, "u1", ["webhook"], priority="urgent")
     await send(authed, "u1", ["webhook"], priority="high")
     [first] = await services.deliveries.claim("w1", 1, 30)
-    assert first.delivery["notification_id"] == urgent
+    assert first.delivery.notification_id == urgent
     rest = await services.deliveries.claim("w1", 10, 30)
-    assert [j.delivery["priority"] for j in rest] == [2, 1, 0]
+    assert [j.delivery.priority for j in rest] == [2, 1, 0]
 
 
 async def test_lease_expiry_hands_over_and_stale_worker_cannot_overwrite(
@@ -34,11 +34,11 @@ async def test_lease_expiry_hands_over_and_stale_worker_cannot_overwrite(
     nid = await send(authed, "u1", ["webhook"])
     # A lease long enough that a loaded machine cannot outlast it between the two claims.
     [job] = await services.deliveries.claim("dead-worker", 10, 1.5)
-    assert job.delivery["attempts"] == 1
+    assert job.delivery.attempts == 1
     assert await services.deliveries.claim("w2", 10, 30) == []  # leased: not due
     await asyncio.sleep(1.6)
     [again] = await services.deliveries.claim("w2", 10, 30)
-    assert again.id == job.id and again.delivery["attempts"] == 2
+    assert again.id == job.id and again.delivery.attempts == 2
 
     # The first worker wakes up late: its result is not written over the new lease.
     late = Result(job, Outcome.DELIVERED, utcnow(), 5, provider="webhook")
@@ -67,7 +67,7 @@ async def test_release_on_shutdown_does_not_burn_an_attempt(
     [job] = await services.deliveries.claim("w1", 10, 30)
     assert await services.deliveries.release("w1", [job.id]) == 1
     [again] = await services.deliveries.claim("w2", 10, 30)
-    assert again.id == job.id and again.delivery["attempts"] == 1
+    assert again.id == job.id and again.delivery.attempts == 1
 
 
 async def test_concurrent_workers_never_double_claim(

@@ -84,7 +84,7 @@ async def test_overflow_is_held_then_released_as_one_folded_delivery(
 
     # Held rows are never claimed on their own, not even once their time has come.
     jobs = await services.deliveries.claim("w", 10, 30)
-    assert sorted(j.delivery["notification_id"] for j in jobs) == ids[:2]
+    assert sorted(j.delivery.notification_id for j in jobs) == ids[:2]
     assert await services.channel_digests.flush_channel_digests() == 0  # window still closed
     await _make_due(services)
     async with services.db.begin() as conn:

@@ -79,7 +79,7 @@ async def test_scheduled_delivery_is_claimed_when_due(
 
         [row] = await claim(conn, worker="w", now=later, lease_until=later, limit=5)
         await conn.rollback()
-    assert row["notification_id"] == nid
+    assert row.notification_id == nid
 
 
 async def test_sixth_push_in_an_hour_is_rate_limited(
