@@ -34,7 +34,8 @@ def page(
     doc = (
         f'<!doctype html><html lang="{html.escape(lang)}" dir="{"rtl" if rtl else "ltr"}">'
         f'<head><meta charset="utf-8"><meta name="viewport" content="width=device-width,'
-        f'initial-scale=1"><title>{html.escape(title)}</title><style nonce="{nonce}">{STYLE}'
+        f'initial-scale=1"><link rel="icon" href="data:,"><title>{html.escape(title)}</title>'
+        f'<style nonce="{nonce}">{STYLE}'
         f"</style></head><body>{body}"
         + (f'<script type="module" nonce="{nonce}">{script}</script>' if script else "")
         + "</body></html>"

@@ -23,6 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "screenshots"
 SECRET = "browser-tests-secret-key-0123456789abcdef"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# The host page is answered by Playwright (context.route), so Chromium knows no address of
+# its own and counts it as public; its Local Network Access check then refuses the
+# WebSocket to 127.0.0.1 (pages Clarion itself serves, like /demo, are not affected).
+TEST_ARGS = [*ARGS, "--disable-features=LocalNetworkAccessChecks"]
 
 try:
     from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
@@ -84,8 +88,8 @@ class Clarion:
         assert r.status_code == 202, r.text
         return int(r.json()["ids"][0])
 
-    def get(self, path: str, user: str) -> Any:
-        r = self.http.get(path, params={"user_id": user})
+    def get(self, path: str, **params: Any) -> Any:
+        r = self.http.get(path, params=params)
         r.raise_for_status()
         return r.json()
 
@@ -107,7 +111,7 @@ def clarion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clarion]:
 def browser() -> Iterator[Browser]:
     assert sync_playwright is not None
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=TEST_ARGS, headless=True)
         try:
             yield b
         finally:
@@ -117,11 +121,15 @@ def browser() -> Iterator[Browser]:
 class Host:
     """Pages of one browser context (one "browser": its tabs share the connection)."""
 
-    def __init__(self, context: BrowserContext, clarion: Clarion, user: str) -> None:
+    def __init__(
+        self, context: BrowserContext, clarion: Clarion, user: str, base: str | None = None
+    ) -> None:
         self.context = context
         self.clarion = clarion
         self.user = user
-        self.base = clarion.url
+        self.base = base or clarion.url
+        self.replace: dict[str, str] = {}
+        self.sockets: list[str] = []
         self.tokens_minted = 0
         self.html = doc_html()
         self.first_token: str | None = None
@@ -136,11 +144,14 @@ class Host:
         else:
             token = self.first_token or self.clarion.token(self.user)
             html = self.html.replace("eyJ...", token)
+            for old, new in self.replace.items():
+                html = html.replace(old, new)
             route.fulfill(body=html, content_type="text/html; charset=utf-8")
 
     def open(self, query: str = "") -> Page:
         page = self.context.new_page()
         page.on("pageerror", lambda e: print("page error:", e))
+        page.on("websocket", lambda ws: self.sockets.append(ws.url))
         page.goto(f"{self.base}/my-app/page.html{query}")
         return page
 
@@ -149,10 +160,10 @@ class Host:
 def host_factory(browser: Browser, clarion: Clarion) -> Iterator[Any]:
     contexts: list[BrowserContext] = []
 
-    def make(user: str, **options: Any) -> Host:
+    def make(user: str, base: str | None = None, **options: Any) -> Host:
         ctx = browser.new_context(**options)
         contexts.append(ctx)
-        return Host(ctx, clarion, user)
+        return Host(ctx, clarion, user, base)
 
     yield make
     for ctx in contexts:
@@ -168,6 +179,23 @@ def shot(page: Page, name: str, **options: Any) -> Path:
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), **options)
     return path
+
+
+def open_center(page: Page) -> None:
+    page.locator("clarion-bell").click()
+    page.wait_for_function(
+        "() => document.querySelector('clarion-bell').inbox.tabState.get('all').loaded"
+    )
+
+
+def items(page: Page) -> list[str]:
+    """The titles of the center's rows, in order."""
+    return list(
+        page.evaluate(
+            """() => [...document.querySelector('clarion-bell').inbox.shadowRoot
+                 .querySelectorAll('#list > li > .body > .title')].map((e) => e.textContent)"""
+        )
+    )
 
 
 def badge(page: Page) -> str:

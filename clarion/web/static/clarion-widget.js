@@ -143,6 +143,7 @@ export class ClarionClient extends EventTarget {
     this._wsFailures = 0;
     this._closed = false;
     this._renewing = null;
+    this._countVersion = 0;
     this.ready = this._start();
   }
 
@@ -224,8 +225,11 @@ export class ClarionClient extends EventTarget {
     return data;
   }
 
+  /** The counts by REST (a page's first badge); a frame arriving meanwhile is newer. */
   async refreshCount() {
-    this._setCounts(await this.api("/notifications/unread-count"));
+    const asked = ++this._countVersion;
+    const counts = await this.api("/notifications/unread-count");
+    if (asked === this._countVersion) this._setCounts(counts);
   }
 
   list(params) {
@@ -297,7 +301,7 @@ export class ClarionClient extends EventTarget {
       if (this._ws !== ws) return;
       this._ws = null;
       if (!opened) this._wsFailures++;
-      this._lost(e.code);
+      this._lost(e.code, opened);
     };
   }
 
@@ -313,20 +317,22 @@ export class ClarionClient extends EventTarget {
       this._frame({ type, ...frame }, true);
     });
     ["notification.created", "notification.updated", "unread_count", "resync_required"].forEach(on);
-    const end = (code) => {
+    const end = (code, reached = true) => {
       es.close();
       if (this._es !== es) return;
       this._es = null;
-      this._lost(code);
+      this._lost(code, reached);
     };
     es.addEventListener("token_expired", () => end(4002));
     es.addEventListener("closed", () => end(1001));
-    es.onerror = () => end(1006);
+    es.onerror = () => end(1006, this.status === "live");
   }
 
-  _lost(code) {
+  /** The connection ended (`reached`: it had been open): "reconnecting" at first, and
+   * "offline" once the server could not be reached. */
+  _lost(code, reached) {
     if (this._closed) return;
-    this._setStatus(navigator.onLine === false ? "offline" : "reconnecting");
+    this._setStatus(navigator.onLine === false || !reached ? "offline" : "reconnecting");
     if (code === 4002 || code === 4001 || code === 4003) {
       this.renewToken().then(() => this._connect(), (e) => { this._error(e); this._reconnectSoon(); });
       return;
@@ -353,6 +359,7 @@ export class ClarionClient extends EventTarget {
     } else if (frame.type === "notification.updated") {
       this._dispatch("updated", frame);
     } else if (frame.type === "unread_count") {
+      this._countVersion++;
       this._setCounts(frame);
     } else if (frame.type === "resync_required") {
       this._dispatch("resync", frame);
@@ -449,7 +456,7 @@ function clientFor(el) {
 const LIGHT = "--_bg:var(--clarion-bg,#fff);--_fg:var(--clarion-fg,#1b1e23);--_muted:var(--clarion-muted,#555d68);--_border:var(--clarion-border,#d9dde3);--_accent:var(--clarion-accent,#2450c8);--_accent-fg:var(--clarion-accent-fg,#fff);--_unread:var(--clarion-unread-bg,#eef3ff);--_hover:var(--clarion-hover-bg,#f3f5f8);--_badge:var(--clarion-badge-bg,#c8251a);--_badge-fg:var(--clarion-badge-fg,#fff);--_danger:var(--clarion-danger,#b42318);color-scheme:light;";
 const DARK = "--_bg:var(--clarion-dark-bg,#17191d);--_fg:var(--clarion-dark-fg,#eceef1);--_muted:var(--clarion-dark-muted,#a8b0bb);--_border:var(--clarion-dark-border,#343a42);--_accent:var(--clarion-dark-accent,#8fb0ff);--_accent-fg:var(--clarion-dark-accent-fg,#0d1526);--_unread:var(--clarion-dark-unread-bg,#1f2a44);--_hover:var(--clarion-dark-hover-bg,#22262c);--_badge:var(--clarion-dark-badge-bg,#ff6b5e);--_badge-fg:var(--clarion-dark-badge-fg,#1b0503);--_danger:var(--clarion-dark-danger,#ff8a80);color-scheme:dark;";
 const CSS = `
-:host{${LIGHT}font:var(--clarion-font,14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif);color:var(--_fg)}
+:host{${LIGHT}font:var(--clarion-font,14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif)}
 @media (prefers-color-scheme:dark){:host(:not([theme=light])){${DARK}}}
 :host([theme=dark]){${DARK}}
 :host([hidden]){display:none}
@@ -510,7 +517,7 @@ ul,ol{list-style:none;margin:0;padding:0}
 .toasts{position:fixed;z-index:1001;inset-block-end:1em;inset-inline-end:1em;display:flex;flex-direction:column;gap:.5em;width:min(360px,calc(100vw - 2em))}
 .toast{display:flex;gap:.6em;align-items:flex-start;background:var(--_bg);color:var(--_fg);border:1px solid var(--_border);border-inline-start:4px solid var(--_accent);border-radius:8px;padding:.7em .8em;box-shadow:0 6px 20px rgba(0,0,0,.2)}
 .toast.urgent{border-inline-start-color:var(--_danger)}
-.prefs{padding:.8em;background:var(--_bg);border:1px solid var(--_border);border-radius:var(--clarion-radius,10px)}
+.prefs{padding:.8em;background:var(--_bg);color:var(--_fg);border:1px solid var(--_border);border-radius:var(--clarion-radius,10px)}
 .prefs label{display:flex;gap:.5em;align-items:center;padding:.25em 0}
 `;
 let sheet = null;
@@ -875,7 +882,7 @@ export class ClarionInbox extends Base {
   _renderBanner() {
     if (!this._banner) return;
     const status = this._client.status;
-    const down = status === "offline" || (status === "reconnecting" && this._client._attempt > 1);
+    const down = status === "offline";
     this._banner.hidden = !down;
     this._banner.textContent = down ? this.t("offline") : "";
   }
