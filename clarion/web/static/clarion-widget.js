@@ -478,7 +478,8 @@ h2{font-size:1.05em;margin:0}
 [role=tablist]{display:flex;gap:.2em;padding:.3em .6em;border-block-end:1px solid var(--_border);overflow-x:auto}
 [role=tab]{border-radius:6px 6px 0 0;border-block-end:2px solid transparent;color:var(--_muted)}
 [role=tab][aria-selected=true]{color:var(--_fg);border-block-end-color:var(--_accent);font-weight:600}
-.scroll{overflow-y:auto;flex:1;min-height:6em}
+header,[role=tablist],.banner{flex:none}
+.scroll{overflow-y:auto;flex:1 1 auto;min-height:6em}
 ul,ol{list-style:none;margin:0;padding:0}
 .item{display:flex;gap:.6em;padding:.7em .8em;border-block-end:1px solid var(--_border);position:relative}
 .item.unread{background:var(--_unread)}
