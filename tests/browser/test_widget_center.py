@@ -127,3 +127,19 @@ def test_an_inline_center_toasts_and_preferences(clarion: Clarion, host_factory:
     page.locator("clarion-preferences").get_by_text("Saved").wait_for()
     prefs = clarion.get(f"/notifications/preferences/{user}")
     assert prefs["channels"] == {"email": False}
+
+
+def test_a_bell_counting_unseen_marks_the_first_page_seen_on_opening(
+    clarion: Clarion, host_factory: Any
+) -> None:
+    user = unique("unseen")
+    clarion.send(user, title="One")
+    clarion.send(user, title="Two")
+    host = host_factory(user)
+    host.replace["<clarion-bell>"] = '<clarion-bell count="unseen">'
+    page = host.open()
+    wait_badge(page, "2")
+    open_center(page)
+    wait_badge(page, "0")
+    counts = clarion.get("/notifications/unread-count", user_id=user)
+    assert (counts["unseen"], counts["unread"]) == (0, 2)

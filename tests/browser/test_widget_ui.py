@@ -98,6 +98,7 @@ def test_every_template_kind_renders(clarion: Clarion, host_factory: Any, scheme
     assert entries.all_inner_texts() == ["Ordered", "Shipped"]  # oldest first
     bell.locator(".scroll").evaluate("el => el.scrollTop = 0")
     shot(page, f"center-{scheme}")
+    bell.locator("[part=panel]").screenshot(path=str(shot_path(f"center-panel-{scheme}")))
 
 
 def shot_path(name: str) -> Any:

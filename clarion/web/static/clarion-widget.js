@@ -706,6 +706,20 @@ export class ClarionInbox extends Base {
     if (!st.loaded && !st.loading) this._load(this.current);
   }
 
+  /** Mark what the first page shows as seen (a bell counting unseen, on opening). */
+  async markSeen() {
+    const st = this.tabState.get(this.current);
+    if (!st.loaded) {
+      this.addEventListener("clarion-loaded", () => this.markSeen(), { once: true });
+      return;
+    }
+    const unseen = st.ids.slice(0, PAGE).map((id) => this.items.get(id)).filter((n) => n && !n.seen_at);
+    for (const n of unseen) {
+      n.seen_at = new Date().toISOString();
+      this._client.change(n.id, "seen").catch(() => {});
+    }
+  }
+
   reload() {
     for (const st of this.tabState.values()) Object.assign(st, { ids: [], cursor: null, loaded: false, error: null });
     this.show();
@@ -1059,6 +1073,7 @@ export class ClarionBell extends Base {
       inbox.hidden = false;
     }
     inbox?.show?.();
+    if (this.getAttribute("count") === "unseen") inbox?.markSeen?.();
     requestAnimationFrame(() => inbox?.focusFirst?.());
     emit(this, "clarion-toggle", { open: true });
   }
