@@ -143,3 +143,13 @@ def test_a_bell_counting_unseen_marks_the_first_page_seen_on_opening(
     wait_badge(page, "0")
     counts = clarion.get("/notifications/unread-count", user_id=user)
     assert (counts["unseen"], counts["unread"]) == (0, 2)
+
+
+def test_new_notifications_are_announced_politely(clarion: Clarion, host_factory: Any) -> None:
+    user = unique("announce")
+    page = host_factory(user).open()
+    wait_badge(page, "0")
+    clarion.send(user, title="Bo followed you")
+    wait_badge(page, "1")
+    region = page.locator("clarion-bell").locator(".wrap > [aria-live=polite]")
+    assert region.inner_text() == "New notification: Bo followed you"

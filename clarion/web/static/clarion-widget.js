@@ -770,7 +770,8 @@ export class ClarionInbox extends Base {
         st.ids.sort((a, b) => b - a);
       }
     }
-    if (!replay) this._live.textContent = this.t("newNotification", { title: n.title });
+    // Inside a closed popover the region is hidden: the bell announces for it then.
+    if (!replay && this.getAttribute("mode") !== "popover") this._live.textContent = this.t("newNotification", { title: n.title });
     this._render();
     if (!replay) emit(this, "clarion-notification", { notification: n });
   }
@@ -1037,8 +1038,13 @@ export class ClarionBell extends Base {
       this._panel = h("div", { class: "popover", part: "panel", role: "dialog", "aria-modal": "false", hidden: true,
         onkeydown: (e) => { if (e.key === "Escape") { e.stopPropagation(); this.close(true); } } }, this._inbox);
     }
-    root.replaceChildren(h("div", { class: "wrap" }, this._button, this._panel || null));
+    this._live = h("div", { class: "sr", "aria-live": "polite", role: "status" });
+    root.replaceChildren(h("div", { class: "wrap" }, this._button, this._panel || null, this._live));
     this._on("count", () => this._renderCount());
+    this._on("created", (e) => {
+      const { notification: n, replay } = e.detail;
+      if (n && !replay) this._live.textContent = this.t("newNotification", { title: n.title });
+    });
     this._renderCount();
     this._outside = (e) => { if (this.open && !e.composedPath().includes(this)) this.close(false); };
     document.addEventListener("click", this._outside, true);
