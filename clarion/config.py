@@ -136,6 +136,11 @@ class Settings(BaseSettings):
         "delivery folding everything held once the limiter's window reopens.",
     )
 
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins (`https://app.example.com`) whose pages may call the API "
+        "from the browser (the widget on another origin); a JSON list. Empty: none.",
+    )
     demo: bool | None = Field(
         default=None,
         description="Serve the demo page `/demo` (a demo user, the widget, a form that "

@@ -18,6 +18,9 @@ from clarion.errors import NotFound
 
 WIDGET_FILE = "clarion-widget.js"
 IMMUTABLE = "public, max-age=31536000, immutable"
+# Public files: a page on any origin may import the module (module scripts load in CORS
+# mode); what it may then call is up to CLARION_CORS_ORIGINS.
+PUBLIC = {"Access-Control-Allow-Origin": "*"}
 TYPES = {".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
 
 
@@ -49,7 +52,7 @@ class Asset:
         """The file, gzipped when the client takes it, cached for good (the URL changes
         with the content); ``304`` when the client already has this version."""
         etag = f'"{self.digest}"'
-        headers = {"Cache-Control": IMMUTABLE, "ETag": etag, "Vary": "Accept-Encoding"}
+        headers = {"Cache-Control": IMMUTABLE, "ETag": etag, "Vary": "Accept-Encoding", **PUBLIC}
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
         media = TYPES["." + self.name.rpartition(".")[2]]
@@ -78,5 +81,6 @@ class StaticFiles:
             return asset.response(request)
         current = self.by_name.get(name)
         if current is not None:  # the unversioned name: where the current version is
-            return RedirectResponse(current.path, 307, headers={"Cache-Control": "no-cache"})
+            headers = {"Cache-Control": "no-cache", **PUBLIC}
+            return RedirectResponse(current.path, 307, headers=headers)
         raise NotFound(f"no static file {name!r}")

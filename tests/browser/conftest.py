@@ -22,6 +22,7 @@ CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "screenshots"
 SECRET = "browser-tests-secret-key-0123456789abcdef"
+APP_ORIGIN = "http://app.example.test"  # another origin, answered by Playwright
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # The host page is answered by Playwright (context.route), so Chromium knows no address of
 # its own and counts it as public; its Local Network Access check then refuses the
@@ -99,7 +100,12 @@ def clarion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clarion]:
     if _missing():
         pytest.skip(_missing() or "")
     workdir = tmp_path_factory.mktemp("browser-serve")
-    env = clarion_env(workdir, CLARION_SECRET_KEY=SECRET, CLARION_DEMO="true")
+    env = clarion_env(
+        workdir,
+        CLARION_SECRET_KEY=SECRET,
+        CLARION_DEMO="true",
+        CLARION_CORS_ORIGINS=f'["{APP_ORIGIN}"]',
+    )
     server = start_server(workdir, env)
     try:
         yield Clarion(server)

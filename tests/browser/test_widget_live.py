@@ -12,6 +12,7 @@ import pytest
 
 from clarion.services.auth import sign_token
 from tests.browser.conftest import (
+    APP_ORIGIN,
     ROOT,
     SECRET,
     Clarion,
@@ -284,3 +285,36 @@ def test_infinite_scroll_loads_every_page_by_cursor(clarion: Clarion, host_facto
         )
         page.wait_for_timeout(300)
     assert items(page) == [f"N{i:02d}" for i in range(44, -1, -1)]
+
+
+def test_a_page_on_another_origin_embeds_the_widget(clarion: Clarion, browser: Any) -> None:
+    """The app's page is on its own origin (listed in CLARION_CORS_ORIGINS); the module,
+    the REST calls and the socket go to Clarion's."""
+    user = unique("cors")
+    token = clarion.token(user)
+    html = (
+        '<!doctype html><html lang="en"><script type="module">'
+        f'import {{ configure }} from "{clarion.url}/static/clarion-widget.js";'
+        f'configure({{ url: "{clarion.url}", token: "{token}" }});'
+        "</script><clarion-bell></clarion-bell></html>"
+    )
+    ctx = browser.new_context()
+    try:
+        ctx.route(f"{APP_ORIGIN}/**", lambda r: r.fulfill(body=html, content_type="text/html"))
+        page = ctx.new_page()
+        page.goto(f"{APP_ORIGIN}/page.html")
+        wait_badge(page, "0")
+        clarion.send(user, title="Across origins")
+        wait_badge(page, "1")
+        open_center(page)
+        assert items(page) == ["Across origins"]
+        page.locator("clarion-bell").get_by_role("button", name="Mark as read").click()
+        wait_badge(page, "0")
+    finally:
+        ctx.close()
+    # An origin not listed gets no CORS answer: its pages cannot read the API.
+    preflight = clarion.http.options(
+        "/notifications",
+        headers={"Origin": "http://evil.example.test", "Access-Control-Request-Method": "GET"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers

@@ -470,6 +470,7 @@ button:hover{background:var(--_hover)}
 .badge{position:absolute;inset-block-start:0;inset-inline-end:0;min-width:1.4em;height:1.4em;padding:0 .35em;border-radius:.7em;background:var(--_badge);color:var(--_badge-fg);font-size:.72em;font-weight:700;line-height:1.4em;text-align:center}
 .wrap{position:relative;display:inline-block}
 .popover{position:absolute;z-index:1000;inset-block-start:calc(100% + 6px);inset-inline-end:0;width:min(400px,calc(100vw - 16px))}
+.popover.flip{inset-inline-end:auto;inset-inline-start:0}
 .center{display:flex;flex-direction:column;background:var(--_bg);color:var(--_fg);border:1px solid var(--_border);border-radius:var(--clarion-radius,10px);overflow:hidden;height:100%}
 :host([mode=popover]) .center{max-height:min(70vh,560px);box-shadow:0 8px 28px rgba(0,0,0,.18)}
 header{display:flex;align-items:center;justify-content:space-between;gap:.5em;padding:.6em .8em;border-block-end:1px solid var(--_border)}
@@ -1075,6 +1076,10 @@ export class ClarionBell extends Base {
     if (this._panel) {
       this._panel.hidden = false;
       this._panel.setAttribute("aria-label", this.t("notifications"));
+      // Open towards the side with room: a bell near the page's start edge flips it.
+      this._panel.classList.remove("flip");
+      const box = this._panel.getBoundingClientRect();
+      if (box.left < 0 || box.right > innerWidth) this._panel.classList.add("flip");
     } else if (inbox) {
       inbox.hidden = false;
     }
