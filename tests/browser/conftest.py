@@ -137,6 +137,7 @@ class Host:
         self.replace: dict[str, str] = {}
         self.sockets: list[str] = []
         self.tokens_minted = 0
+        self.fail_tokens = 0
         self.html = doc_html()
         self.first_token: str | None = None
         context.route(f"{self.base}/my-app/**", self._answer)
@@ -144,6 +145,10 @@ class Host:
     def _answer(self, route: Route) -> None:
         path = route.request.url[len(self.base) :]
         if path.startswith("/my-app/clarion-token"):
+            if self.fail_tokens > 0:  # the app's backend is failing
+                self.fail_tokens -= 1
+                route.fulfill(status=503, json={"error": "try later"})
+                return
             self.tokens_minted += 1
             token = self.clarion.token(self.user)
             route.fulfill(json={"token": token}, headers={"Cache-Control": "no-store"})

@@ -318,3 +318,34 @@ def test_a_page_on_another_origin_embeds_the_widget(clarion: Clarion, browser: A
         headers={"Origin": "http://evil.example.test", "Access-Control-Request-Method": "GET"},
     )
     assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_a_token_that_could_not_be_renewed_in_time_reconnects_from_the_cursor(
+    clarion: Clarion, host_factory: Any
+) -> None:
+    """The renewal before expiry fails (the app's backend is down): the server closes the
+    socket with 4002 at expiry; the widget gets a token then and resumes from its cursor,
+    so what was sent meanwhile appears, once."""
+    user = unique("expired")
+    host = host_factory(user)
+    now = datetime.now(UTC)
+    host.first_token = sign_token(
+        {"sub": user, "typ": "user", "iat": now, "exp": now + timedelta(seconds=5)}, SECRET
+    )
+    host.fail_tokens = 1
+    clarion.send(user, title="Before")
+    page = host.open()
+    wait_badge(page, "1")
+    open_center(page)  # the list is loaded: the widget now has a cursor
+    page.wait_for_timeout(5500)  # the renewal failed; the token has expired
+    clarion.send(user, title="Around expiry")
+    wait_badge(page, "2", timeout=15000)
+    assert host.tokens_minted >= 1
+    assert len(host.sockets) == 2, host.sockets  # closed with 4002, then reopened
+    assert "cursor=" in host.sockets[1]
+    page.wait_for_function(
+        "() => document.querySelector('clarion-bell').inbox.shadowRoot"
+        ".querySelectorAll('#list > li').length === 2"
+    )
+    page.wait_for_timeout(300)
+    assert items(page) == ["Around expiry", "Before"]
