@@ -70,8 +70,6 @@ def test_the_error_state_offers_a_retry(clarion: Clarion, host_factory: Any) -> 
     user = unique("error")
     clarion.send(user, title="Eventually shown")
     host = host_factory(user)
-    page = host.open()
-    wait_badge(page, "1")
     failing = {"on": True}
 
     def answer(route: Any) -> None:
@@ -80,7 +78,9 @@ def test_the_error_state_offers_a_retry(clarion: Clarion, host_factory: Any) -> 
         else:
             route.continue_()
 
-    page.route("**/api/v1/notifications?**", answer)
+    host.context.route("**/api/v1/notifications?**", answer)
+    page = host.open()
+    wait_badge(page, "1")
     page.locator("clarion-bell").click()
     bell = page.locator("clarion-bell")
     bell.get_by_role("alert").wait_for()

@@ -382,6 +382,9 @@ export class ClarionClient extends EventTarget {
     this.status = status;
     if (relay && this.leader && this._bc) this._bc.postMessage({ t: "status", status });
     this._dispatch("status", { status });
+    // Connected without a cursor (nothing known yet): what a list loaded before may
+    // have missed cannot be replayed, so lists reload.
+    if (status === "live" && !this.cursor) this._dispatch("resync", { reason: "no cursor" });
   }
 
   _error(error) {
@@ -723,7 +726,7 @@ export class ClarionInbox extends Base {
 
   reload() {
     for (const st of this.tabState.values()) Object.assign(st, { ids: [], cursor: null, loaded: false, error: null });
-    this.show();
+    if (this._wanted) this.show();
   }
 
   focusFirst() {
@@ -744,6 +747,7 @@ export class ClarionInbox extends Base {
         this._client.seen(n.id);
         if (!st.ids.includes(n.id)) st.ids.push(n.id);
       }
+      st.ids.sort((a, b) => b - a);
       st.cursor = page.next_cursor;
       st.loaded = true;
       st.loading = false;
@@ -765,8 +769,9 @@ export class ClarionInbox extends Base {
   _created({ notification: n, replay }) {
     if (!n || this.items.has(n.id)) { if (n) this.items.set(n.id, n); this._render(); return; }
     this.items.set(n.id, n);
+    // A page in flight may have been read before this commit: keep it either way.
     for (const [id, st] of this.tabState) {
-      if (st.loaded && this.tabs.find((t) => t.id === id)?.match(n)) {
+      if ((st.loaded || st.loading) && this.tabs.find((t) => t.id === id)?.match(n)) {
         st.ids.push(n.id);
         st.ids.sort((a, b) => b - a);
       }
@@ -1030,7 +1035,7 @@ export class ClarionBell extends Base {
     this._badge = h("span", { class: "badge", part: "badge", "aria-hidden": "true", hidden: true });
     this._button = h("button", { type: "button", class: "bell", part: "button", "aria-expanded": "false",
       "aria-haspopup": "dialog", onclick: () => this.toggle(),
-      onpointerenter: () => this._prefetch(), onfocus: () => this._prefetch() }, bellIcon(), this._badge);
+      onpointerenter: () => this._prefetch(true), onfocus: () => this._prefetch(true) }, bellIcon(), this._badge);
     const external = this.getAttribute("for");
     if (!external) {
       this._inbox = h("clarion-inbox", { mode: "popover", part: "inbox", exportparts: "center,header,tabs,tab,list,item,title,message,time,actions,action,badge" });
@@ -1047,6 +1052,10 @@ export class ClarionBell extends Base {
       if (n && !replay) this._live.textContent = this.t("newNotification", { title: n.title });
     });
     this._renderCount();
+    // The first page is fetched ahead when the page is idle (prefetch="idle", the default),
+    // on hover or focus ("hover"), or only on opening ("none").
+    const prefetch = this.getAttribute("prefetch") || "idle";
+    if (prefetch === "idle") (globalThis.requestIdleCallback || ((f) => setTimeout(f, 300)))(() => this._prefetch(), { timeout: 2000 });
     this._outside = (e) => { if (this.open && !e.composedPath().includes(this)) this.close(false); };
     document.addEventListener("click", this._outside, true);
     const detach = this._detach;
@@ -1062,7 +1071,8 @@ export class ClarionBell extends Base {
     return id ? document.getElementById(id) : this._inbox;
   }
 
-  _prefetch() {
+  _prefetch(hover = false) {
+    if (hover && this.getAttribute("prefetch") === "none") return;
     this.inbox?.show?.();
   }
 
