@@ -152,3 +152,28 @@ def test_a_token_that_could_not_be_renewed_in_time_reconnects_from_the_cursor(
     )
     page.wait_for_timeout(300)
     assert items(page) == ["Around expiry", "Before"]
+
+
+def test_an_sse_stream_ended_by_token_expiry_reopens_with_a_new_token(
+    clarion: Clarion, host_factory: Any
+) -> None:
+    user = unique("sse-expiry")
+    host = host_factory(user)
+    host.context.route_web_socket("**/api/v1/ws**", lambda ws: ws.close())
+    streams: list[str] = []
+    host.context.on("request", lambda r: "/stream" in r.url and streams.append(r.url))
+    now = datetime.now(UTC)
+    host.first_token = sign_token(
+        {"sub": user, "typ": "user", "iat": now, "exp": now + timedelta(seconds=6)}, SECRET
+    )
+    clarion.send(user, title="Before")
+    page = host.open()
+    wait_badge(page, "1", timeout=15000)
+    open_center(page)
+    page.wait_for_timeout(7000)  # the stream ended with token_expired at 6 s
+    clarion.send(user, title="After")
+    wait_badge(page, "2", timeout=15000)
+    assert len(streams) >= 2 and "cursor=" in streams[-1], streams
+    assert host.first_token not in streams[-1]  # reopened with the renewed token
+    page.wait_for_timeout(300)
+    assert items(page) == ["After", "Before"]
