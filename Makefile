@@ -13,7 +13,7 @@ HASH    := $(shell cat $(PYPROJECTS) | sha1sum | cut -c1-12)
 RUN_STAMP := $(VENV)/.service-$(HASH)
 STAMP     := $(VENV)/.installed-$(HASH)
 
-.PHONY: install install-service run test lint typecheck pytest services bench bench-quick \
+.PHONY: install install-service run test lint typecheck pytest services browser bench bench-quick \
 	bench-setup wheel-check clean faults
 
 $(VENV)/bin/python:
@@ -40,7 +40,7 @@ run: install-service
 	$(BIN)/clarion serve
 
 ## Lint, type-check and run the whole suite (SQLite, PostgreSQL, Redis, real processes).
-test: install services lint typecheck pytest
+test: install services browser lint typecheck pytest
 
 lint: install
 	$(BIN)/ruff check clarion clients docs/examples tests bench
@@ -67,6 +67,10 @@ faults: install services
 ## Start the local PostgreSQL and Redis if they are installed but stopped.
 services:
 	@scripts/ensure-services
+
+## Debian's Chromium for the browser tests (tests/browser), from apt when it is missing.
+browser:
+	@scripts/ensure-browser
 
 ## Benchmarks (bench/README.md): the peers go into their own bench/.venv-peers.
 PEERS   := bench/.venv-peers

@@ -136,6 +136,18 @@ class Settings(BaseSettings):
         "delivery folding everything held once the limiter's window reopens.",
     )
 
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins (`https://app.example.com`) whose pages may call the API "
+        "from the browser (the widget on another origin); a JSON list. Empty: none.",
+    )
+    demo: bool | None = Field(
+        default=None,
+        description="Serve the demo page `/demo` (a demo user, the widget, a form that "
+        "sends one notification of each kind). Unset: on only with the embedded SQLite "
+        "database.",
+    )
+
     # --- delivery ---------------------------------------------------------------------
     embedded_worker: bool = Field(default=True, description="`serve` also runs a worker.")
     worker_concurrency: int = 64
@@ -245,6 +257,9 @@ class Settings(BaseSettings):
 
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def demo_enabled(self) -> bool:
+        return self.is_sqlite() if self.demo is None else self.demo
 
     def data_dir(self) -> Path:
         """Where generated files live: beside the SQLite file, else the working directory."""

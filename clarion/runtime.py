@@ -23,6 +23,7 @@ from clarion.delivery.pipeline_loop import PipelineLoop
 from clarion.delivery.worker import WakeListener, Worker
 from clarion.hub.tasks import stop_task
 from clarion.services.container import Services
+from clarion.web import routes as web_routes
 
 log = logging.getLogger("clarion.runtime")
 
@@ -125,4 +126,6 @@ class Runtime:
 def build_app(settings: Settings) -> FastAPI:
     """The app of one ``clarion serve`` process: its runtime is built and started in the
     app's lifespan, on the event loop that serves it, with the embedded worker."""
-    return create_app(settings, runtime=lambda: Runtime(settings))
+    app = create_app(settings, runtime=lambda: Runtime(settings))
+    web_routes.install(app, settings)  # the widget, its embedding page and the demo
+    return app

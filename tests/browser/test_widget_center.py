@@ -1,0 +1,155 @@
+"""The center's own work: tabs (by state and by type), mark all read, archive, delete,
+optimistic changes undone when the server refuses, the empty and error states, the
+inline center, toasts and preferences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.browser.conftest import Clarion, items, open_center, shot, unique, wait_badge
+
+
+def inbox_js(expr: str) -> str:
+    return f"() => {{ const ib = document.querySelector('clarion-bell').inbox; return {expr}; }}"
+
+
+def test_tabs_archive_delete_and_mark_all_read(clarion: Clarion, host_factory: Any) -> None:
+    user = unique("center")
+    clarion.send(user, title="Invite 1", type="invite")
+    clarion.send(user, title="Order 1", type="order")
+    clarion.send(user, title="Invite 2", type="invite")
+    host = host_factory(user)
+    host.replace["<clarion-bell>"] = '<clarion-bell type-tabs="invite:Invites">'
+    page = host.open()
+    wait_badge(page, "3")
+    open_center(page)
+    bell = page.locator("clarion-bell")
+    row = bell.locator("#list > li").filter(has_text="Order 1")
+    row.get_by_role("button", name="Archive").click()
+    wait_badge(page, "2")  # archived notifications leave the counts
+    assert items(page) == ["Invite 2", "Invite 1"]
+    bell.get_by_role("tab", name="Archived").click()
+    page.wait_for_function(inbox_js("ib.tabState.get('archived').loaded"))
+    assert items(page) == ["Order 1"]
+    bell.get_by_role("tab", name="Invites").click()
+    page.wait_for_function(inbox_js("ib.tabState.get('type:invite').loaded"))
+    assert items(page) == ["Invite 2", "Invite 1"]
+    bell.locator("#list > li").filter(has_text="Invite 1").get_by_role(
+        "button", name="Delete"
+    ).click()
+    wait_badge(page, "1")
+    assert items(page) == ["Invite 2"]
+    bell.get_by_role("tab", name="Unread (1)").click()
+    page.wait_for_function(inbox_js("ib.tabState.get('unread').loaded"))
+    assert items(page) == ["Invite 2"]
+    bell.get_by_role("button", name="Mark all as read").click()
+    wait_badge(page, "0")
+    assert items(page) == []
+    assert bell.locator("[part=state]").inner_text() == "You're all caught up"
+    assert clarion.get("/notifications/unread-count", user_id=user)["unread"] == 0
+    remaining = clarion.get("/notifications", user_id=user, archived="all")["items"]
+    assert sorted(n["title"] for n in remaining) == ["Invite 2", "Order 1"]
+
+
+def test_a_refused_change_is_undone_and_said(clarion: Clarion, host_factory: Any) -> None:
+    user = unique("refused")
+    nid = clarion.send(user, title="Stays unread")
+    host = host_factory(user)
+    page = host.open()
+    wait_badge(page, "1")
+    open_center(page)
+    page.route(f"**/api/v1/notifications/{nid}/read", lambda r: r.fulfill(status=503, json={}))
+    bell = page.locator("clarion-bell")
+    bell.get_by_role("button", name="Mark as read").click()
+    bell.get_by_text("That didn't work: try again").wait_for(state="attached")
+    page.wait_for_function(inbox_js(f"ib.items.get({nid}).status === 'unread'"))
+    assert bell.locator("#list > li.unread").count() == 1
+
+
+def test_the_error_state_offers_a_retry(clarion: Clarion, host_factory: Any) -> None:
+    user = unique("error")
+    clarion.send(user, title="Eventually shown")
+    host = host_factory(user)
+    failing = {"on": True}
+
+    def answer(route: Any) -> None:
+        if failing["on"] and "/unread-count" not in route.request.url:
+            route.fulfill(status=500, json={"error": {"code": "internal", "message": "x"}})
+        else:
+            route.continue_()
+
+    host.context.route("**/api/v1/notifications?**", answer)
+    page = host.open()
+    wait_badge(page, "1")
+    page.locator("clarion-bell").click()
+    bell = page.locator("clarion-bell")
+    bell.get_by_role("alert").wait_for()
+    assert "Couldn't load notifications" in bell.get_by_role("alert").inner_text()
+    shot(page, "error-light")
+    failing["on"] = False
+    bell.get_by_role("button", name="Try again").click()
+    page.wait_for_function(inbox_js("ib.tabState.get('all').loaded"))
+    assert items(page) == ["Eventually shown"]
+
+
+def test_an_inline_center_toasts_and_preferences(clarion: Clarion, host_factory: Any) -> None:
+    user = unique("inline")
+    host = host_factory(user)
+    page = host.open()
+    wait_badge(page, "0")
+    page.evaluate(
+        """() => { const ib = document.createElement('clarion-inbox'); ib.id = 'center';
+             ib.style.cssText = 'display:block;height:420px;max-width:480px;margin:16px';
+             const prefs = document.createElement('clarion-preferences');
+             document.body.append(ib, prefs); }"""
+    )
+    inline = page.locator("#center")
+    inline.locator("[part=state]").filter(has_text="You're all caught up").wait_for()
+    clarion.send(user, title="Quiet one", priority="normal")
+    clarion.send(user, title="Server down", priority="urgent")
+    clarion.send(user, title="Deploy done", priority="high")
+    wait_badge(page, "3")
+    inline.locator("#list > li").nth(2).wait_for()
+    assert inline.locator("#list > li .title").all_inner_texts() == [
+        "Deploy done",
+        "Server down",
+        "Quiet one",
+    ]
+    toasts = page.locator("clarion-toast")
+    assert toasts.get_by_role("alert").inner_text().startswith("Server down")
+    assert toasts.get_by_role("status").inner_text().startswith("Deploy done")
+    assert "Quiet one" not in toasts.inner_text()
+    shot(page, "inline-toasts-light")
+    # Preferences: the user turns email off; the server has it.
+    email = page.locator("clarion-preferences").get_by_role("checkbox", name="Email")
+    assert email.is_checked()
+    email.uncheck()
+    page.locator("clarion-preferences").get_by_text("Saved").wait_for()
+    prefs = clarion.get(f"/notifications/preferences/{user}")
+    assert prefs["channels"] == {"email": False}
+
+
+def test_a_bell_counting_unseen_marks_the_first_page_seen_on_opening(
+    clarion: Clarion, host_factory: Any
+) -> None:
+    user = unique("unseen")
+    clarion.send(user, title="One")
+    clarion.send(user, title="Two")
+    host = host_factory(user)
+    host.replace["<clarion-bell>"] = '<clarion-bell count="unseen">'
+    page = host.open()
+    wait_badge(page, "2")
+    open_center(page)
+    wait_badge(page, "0")
+    counts = clarion.get("/notifications/unread-count", user_id=user)
+    assert (counts["unseen"], counts["unread"]) == (0, 2)
+
+
+def test_new_notifications_are_announced_politely(clarion: Clarion, host_factory: Any) -> None:
+    user = unique("announce")
+    page = host_factory(user).open()
+    wait_badge(page, "0")
+    clarion.send(user, title="Bo followed you")
+    wait_badge(page, "1")
+    region = page.locator("clarion-bell").locator(".wrap > [aria-live=polite]")
+    assert region.inner_text() == "New notification: Bo followed you"
