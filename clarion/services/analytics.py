@@ -1,6 +1,6 @@
 """Reading analytics (docs/analytics.md): the dashboard, a user's metrics, trends, the raw
 event export and live counters. Everything over a time range is read from the rollups
-(store/analytics.py), so its cost depends on the number of hours and dimensions, not on
+(store/rollup_reads.py), so its cost depends on the number of hours and dimensions, not on
 the number of events; a user's metrics and the export read raw events.
 """
 
@@ -21,7 +21,7 @@ from clarion.domain.trends import flag_anomalies, previous_period
 from clarion.domain.types import ChannelName, EventType
 from clarion.errors import ValidationFailed
 from clarion.services.clock import as_utc, utcnow
-from clarion.store import analytics as store
+from clarion.store import rollup_reads as store
 from clarion.store import events as event_store
 from clarion.store.db import Database
 
@@ -216,22 +216,26 @@ class AnalyticsService:
         return {**t.summary(), "rates": t.rates()}
 
     async def dashboard(self, start: datetime, end: datetime) -> dict[str, Any]:
-        by = ("event", "channel", "ntype", "template_key", "reason", "template")
         now = utcnow()
 
-        async def count_rows() -> list[tuple[Any, ...]]:
+        async def read(query: Callable[[Any], Any]) -> list[tuple[Any, ...]]:
             async with self._db.connect() as conn:
-                return await store.counts(conn, start, end, by, now=now)
+                got: list[tuple[Any, ...]] = await query(conn)
+                return got
 
-        async def latency_rows() -> list[tuple[Any, ...]]:
-            async with self._db.connect() as conn:
-                return await store.latency(conn, start, end, ("metric", "channel"), now=now)
-
-        rows, lat = await asyncio.gather(count_rows(), latency_rows())
+        # Three reads of the narrow rollups (tens of rows per bucket each), at once: the
+        # totals, the counts per type and template, the latency per channel.
+        by = ("event", "channel", "ntype", "template_key", "reason", "template")
+        total_rows, type_rows, lat = await asyncio.gather(
+            read(lambda c: store.counts(c, start, end, ("event", "channel", "reason"), now=now)),
+            read(lambda c: store.counts(c, start, end, by, now=now, per_type=True)),
+            read(lambda c: store.latency(c, start, end, ("metric", "channel"), now=now)),
+        )
+        rows = [(r[0], r[1], "", "", r[2], "", r[3], r[4]) for r in total_rows]
         everything = _tallies(rows, lambda _r: "all").get("all", Tally())
         channels = _tallies(rows, lambda r: r[1] or None)
-        types = _tallies(rows, lambda r: r[2] or None)
-        templates = _tallies(rows, lambda r: r[3] or (f"kind:{r[5]}" if r[5] else None))
+        types = _tallies(type_rows, lambda r: r[2] or None)
+        templates = _tallies(type_rows, lambda r: r[3] or (f"kind:{r[5]}" if r[5] else None))
         hist: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * BUCKETS)
         for metric, channel, le, count in lat:
             hist[(metric, channel)][int(le)] += int(count)
