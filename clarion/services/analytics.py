@@ -7,9 +7,10 @@ the number of events; a user's metrics and the export read raw events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,9 +21,10 @@ from clarion.domain.rollup import day_of, hour_of
 from clarion.domain.trends import flag_anomalies, previous_period
 from clarion.domain.types import ChannelName, EventType
 from clarion.errors import ValidationFailed
+from clarion.services import analytics_export
 from clarion.services.clock import as_utc, utcnow
-from clarion.store import rollup_reads as store
 from clarion.store import events as event_store
+from clarion.store import rollup_reads as store
 from clarion.store.db import Database
 
 E = EventType
@@ -410,20 +412,29 @@ class AnalyticsService:
         return {t: x.rates()[metric] for t, x in tallies.items()}
 
     # --- export and live --------------------------------------------------------------------
-    async def export(
-        self, start: datetime, end: datetime, filters: Mapping[str, Any], page: int = 5000
-    ) -> AsyncIterator[Sequence[Mapping[Any, Any]]]:
-        """Raw events in ``[start, end)`` matching ``filters``, page by page, by id."""
-        after: tuple[datetime, int] | None = None
-        while True:
-            async with self._db.connect() as conn:
-                rows = await event_store.page(conn, start, end, filters, after, page)
-            if not rows:
-                return
-            yield rows
-            if len(rows) < page:
-                return
-            after = (rows[-1]["created_at"], int(rows[-1]["id"]))
+    def export(
+        self,
+        start: datetime,
+        end: datetime,
+        filters: Mapping[str, Any],
+        fmt: str = "ndjson",
+        *,
+        page: int = analytics_export.PAGE,
+    ) -> AsyncGenerator[bytes, None]:
+        """Raw events in ``[start, end)`` matching ``filters``, in time order, encoded as
+        ``fmt`` (``ndjson`` or ``csv``, with its header row) a page at a time."""
+        return self._export(start, end, filters, fmt, page)
+
+    async def _export(
+        self, start: datetime, end: datetime, filters: Mapping[str, Any], fmt: str, page: int
+    ) -> AsyncGenerator[bytes, None]:
+        encode = analytics_export.ndjson if fmt == "ndjson" else analytics_export.csv_rows
+        if fmt != "ndjson":
+            yield analytics_export.csv_header()
+        pages = analytics_export.pages(self._db, start, end, filters, page)
+        async with contextlib.aclosing(pages):  # closed with this stream, not later
+            async for rows in pages:
+                yield encode(rows)
 
     async def live_counts(self, after_id: int | None) -> tuple[int, dict[str, int]]:
         """Counts of the events written after ``after_id`` (``None``: start now), and the

@@ -28,9 +28,9 @@ from clarion.hub.hub import Hub
 from clarion.metrics import HEALTH_COMPONENT, HEALTH_SCORE
 from clarion.services.clock import as_utc, utcnow
 from clarion.services.sending import SendingService
-from clarion.store import rollup_reads as store
 from clarion.store import deliveries as delivery_store
 from clarion.store import health_alerts as alert_store
+from clarion.store import rollup_reads as store
 from clarion.store.db import Database
 
 log = logging.getLogger("clarion.health")
