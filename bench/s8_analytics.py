@@ -644,7 +644,11 @@ def _load_postgres(plain: str, total: int, now: datetime) -> dict[str, Any]:
 async def _vacuum_rollups(url: str) -> None:
     conn = await asyncpg.connect(url)
     try:
-        for t in ("event_counts_hourly", "event_counts_daily", "latency_hourly", "latency_daily"):
+        for t in (
+            *("event_counts_hourly", "event_counts_daily", "latency_hourly", "latency_daily"),
+            *("event_totals_hourly", "event_totals_daily", "event_types_hourly"),
+            *("event_types_daily", "latency_channels_hourly", "latency_channels_daily"),
+        ):
             await conn.execute(f"VACUUM ANALYZE {t}")
     finally:
         await conn.close()

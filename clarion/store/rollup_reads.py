@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, func, select
+from sqlalchemy import Table, and_, func, literal_column, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.domain.rollup import COUNT_DIMS, LATENCY_CHANNEL_DIMS, LATENCY_DIMS, TOTAL_DIMS
@@ -152,22 +152,45 @@ async def _summed(
     counts: bool,
     now: datetime | None = None,
 ) -> list[tuple[Any, ...]]:
-    merged: dict[tuple[Any, ...], list[float]] = {}
-    for grain, lo, hi, sign in split_range(start, end, now):
+    # Every piece of the range in ONE statement (a round trip, not one per piece), each
+    # piece's sums beside its sign; the signed sums are added up here.
+    parts = []
+    for grain, lo, hi, sign in _coalesced(split_range(start, end, now)):
         t = tables[grain]
         sums = [func.sum(t.c.count)] + ([func.sum(t.c.value_sum)] if counts else [])
-        stmt = (
-            select(*[t.c[name] for name in by], *sums)
+        parts.append(
+            select(*[t.c[name] for name in by], literal_column(str(sign)), *sums)
             .where(_where(t, lo, hi, filters))
             .group_by(*[t.c[name] for name in by])
         )
-        for row in await conn.execute(stmt):
-            key = tuple(row[: len(by)])
-            slot = merged.setdefault(key, [0.0] * len(sums))
-            for i, v in enumerate(row[len(by) :]):
-                slot[i] += sign * float(v or 0)
+    if not parts:
+        return []
+    stmt = parts[0] if len(parts) == 1 else union_all(*parts)
+    merged: dict[tuple[Any, ...], list[float]] = {}
+    n = len(by)
+    for row in await conn.execute(stmt):
+        key, sign = tuple(row[:n]), int(row[n])
+        slot = merged.get(key)
+        if slot is None:
+            slot = merged[key] = [0.0] * (len(row) - n - 1)
+        for i, v in enumerate(row[n + 1 :]):
+            slot[i] += sign * float(v or 0)
     # A key whose hours outside the range were all it had nets to zero: not a row.
     return [(*k, round(v[0]), *v[1:]) for k, v in merged.items() if round(v[0])]
+
+
+def _coalesced(
+    pieces: list[tuple[str, datetime, datetime, int]],
+) -> list[tuple[str, datetime, datetime, int]]:
+    """Adjacent pieces of the same table and sign as one (e.g. the whole days and today)."""
+    out: list[tuple[str, datetime, datetime, int]] = []
+    for piece in sorted(pieces, key=lambda p: (p[0], p[3], p[1])):
+        last = out[-1] if out else None
+        if last is not None and last[0] == piece[0] and last[3] == piece[3] and last[2] == piece[1]:
+            out[-1] = (last[0], last[1], piece[2], last[3])
+        else:
+            out.append(piece)
+    return out
 
 
 async def series(

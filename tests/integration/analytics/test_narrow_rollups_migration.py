@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 
 from clarion.store.db import Database
 from clarion.store.migrate import alembic_config, upgrade_sync
@@ -115,11 +115,23 @@ async def test_upgrade_fills_the_narrow_rollups_from_the_full_ones(empty_url: st
                         rows = {r[:-1] for r in rows}
                     assert rows == want, (name, grain)
             # Every table the code declares was made, with the same columns.
-            tables = await conn.run_sync(
+            columns = await conn.run_sync(
                 lambda c: {t: [col["name"] for col in inspect(c).get_columns(t)] for t in NARROW}
             )
+            collations = set()
+            if not db.is_sqlite:
+                got = await conn.execute(
+                    text(
+                        "SELECT DISTINCT collation_name FROM information_schema.columns"
+                        " WHERE table_name = ANY(:t) AND data_type = 'character varying'"
+                    ),
+                    {"t": list(NARROW)},
+                )
+                collations = {r[0] for r in got}
         for t in NARROW:
-            assert tables[t] == [c.name for c in metadata.tables[t].columns]
+            assert columns[t] == [c.name for c in metadata.tables[t].columns]
+        # PostgreSQL groups these by bytes, not by the locale (see the migration).
+        assert collations == (set() if db.is_sqlite else {"C"})
     finally:
         await db.dispose()
 

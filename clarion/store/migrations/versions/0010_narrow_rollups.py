@@ -46,12 +46,20 @@ _TYPE_SELECT = (
 )
 
 
+def _dim(length: int) -> sa.types.TypeEngine[str]:
+    """A dimension's type: on PostgreSQL with the "C" collation. Reads group by these
+    columns, and grouping by sorting compares text by the database's collation, which
+    for a locale such as C.UTF-8 costs 5-10x more than comparing bytes; the values are
+    names (event kinds, channels, reasons), whose byte order is as good as any."""
+    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
+
+
 def _table(name: str, dims: tuple[tuple[str, int], ...], *, counts: bool) -> None:
     keys = ["bucket", *(d for d, _ in dims), *([] if counts else ["le"])]
     op.create_table(
         name,
         sa.Column("bucket", Timestamp, nullable=False),
-        *[sa.Column(d, sa.String(n), nullable=False) for d, n in dims],
+        *[sa.Column(d, _dim(n), nullable=False) for d, n in dims],
         *([] if counts else [sa.Column("le", sa.SmallInteger(), nullable=False)]),
         sa.Column("count", sa.BigInteger(), nullable=False),
         *([sa.Column("value_sum", sa.Float(), nullable=False)] if counts else []),
@@ -82,6 +90,10 @@ def upgrade() -> None:
             f"SELECT bucket, metric, channel, le, sum(count) FROM latency_{grain} "
             "GROUP BY bucket, metric, channel, le"
         )
+    if op.get_bind().dialect.name == "postgresql":  # plans from real row counts at once
+        for grain in ("hourly", "daily"):
+            for name in ("event_totals", "event_types", "latency_channels"):
+                op.execute(f"ANALYZE {name}_{grain}")
 
 
 def downgrade() -> None:
