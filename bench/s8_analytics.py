@@ -359,7 +359,10 @@ def endpoint_cases(now: datetime) -> dict[str, tuple[str, dict[str, str], str]]:
         "dashboard_30d": (f"{API}/dashboard", d30, "30d"),
         "dashboard_24h": (f"{API}/dashboard", h24, "24h"),
         "user_metrics_30d": (f"{API}/metrics/{{user}}", d30, "30d"),
+        # Without ``window``: the score of all windows, which a process computes at most
+        # once a second (so most of these are that answer again); with it, computed afresh.
         "health_score": (f"{API}/health-score", {}, "30d"),
+        "health_score_fresh": (f"{API}/health-score", {"window": "24h"}, "30d"),
         "trends_30d_by_day": (
             f"{API}/trends",
             {"metric": "delivered", "interval": "day", **d30},
