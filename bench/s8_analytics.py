@@ -19,6 +19,12 @@ rollups costs ingest.
    database each time: the cost of the follower on the send path.
 
     PYTHONPATH=$PWD .venv/bin/python bench/run.py --only s8 [--quick]
+
+or load first and measure later (see ``prepare``)::
+
+    PYTHONPATH=$PWD .venv/bin/python -m bench.s8_analytics prepare [--quick]
+    CLARION_BENCH_S8_PREPARED=1 PYTHONPATH=$PWD .venv/bin/python bench/run.py --only s8
+    PYTHONPATH=$PWD .venv/bin/python -m bench.s8_analytics clean
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import httpx
 
 from bench import s1_ingest
 from bench.common import (
+    PG_BASE,
     Clarion,
     Procs,
     clarion_env,
@@ -352,7 +359,10 @@ def endpoint_cases(now: datetime) -> dict[str, tuple[str, dict[str, str], str]]:
         "dashboard_30d": (f"{API}/dashboard", d30, "30d"),
         "dashboard_24h": (f"{API}/dashboard", h24, "24h"),
         "user_metrics_30d": (f"{API}/metrics/{{user}}", d30, "30d"),
+        # Without ``window``: the score of all windows, which a process computes at most
+        # once a second (so most of these are that answer again); with it, computed afresh.
         "health_score": (f"{API}/health-score", {}, "30d"),
+        "health_score_fresh": (f"{API}/health-score", {"window": "24h"}, "30d"),
         "trends_30d_by_day": (
             f"{API}/trends",
             {"metric": "delivered", "interval": "day", **d30},
@@ -598,17 +608,16 @@ def compare(measured: dict[str, Any], refs: dict[str, Any]) -> dict[str, Any]:
 
 def postgres(procs: Procs, quick: bool) -> dict[str, Any]:
     total = 1_000_000 if quick else 10_000_000
-    now = datetime.now(UTC)
-    plain = fresh_db(DB)
+    prepared = _prepared(quick)
+    plain = f"{PG_BASE}/{DB}" if prepared else fresh_db(DB)
     url = plain.replace("postgresql://", "postgresql+asyncpg://")
     try:
-        upgrade_sync(url)
-        out: dict[str, Any] = {"events": total}
-        out["seed"] = asyncio.run(seed_postgres(plain, total, now))
-        print(f"  postgres seed: {out['seed']}", flush=True)
-        out["fold"] = asyncio.run(fold(url, total))
-        print(f"  postgres fold: {out['fold']}", flush=True)
-        asyncio.run(_vacuum_rollups(plain))
+        if prepared:
+            now = datetime.fromisoformat(prepared["now"])
+            out: dict[str, Any] = {"events": total, **prepared["postgres"]}
+        else:
+            now = datetime.now(UTC)
+            out = {"events": total, **_load_postgres(plain, total, now)}
         env = clarion_env(url, CLARION_ANALYTICS_ROLLUPS="false")
         server = start_clarion(procs, env, log_name="s8-postgres")
         try:
@@ -620,13 +629,29 @@ def postgres(procs: Procs, quick: bool) -> dict[str, Any]:
         out["ratios"] = compare(out["endpoints"], out["references"])
         return out
     finally:
-        drop_db(DB)
+        if not prepared:  # prepared data stays for another run: ``clean`` drops it
+            drop_db(DB)
+
+
+def _load_postgres(plain: str, total: int, now: datetime) -> dict[str, Any]:
+    url = plain.replace("postgresql://", "postgresql+asyncpg://")
+    upgrade_sync(url)
+    out: dict[str, Any] = {"seed": asyncio.run(seed_postgres(plain, total, now))}
+    print(f"  postgres seed: {out['seed']}", flush=True)
+    out["fold"] = asyncio.run(fold(url, total))
+    print(f"  postgres fold: {out['fold']}", flush=True)
+    asyncio.run(_vacuum_rollups(plain))
+    return out
 
 
 async def _vacuum_rollups(url: str) -> None:
     conn = await asyncpg.connect(url)
     try:
-        for t in ("event_counts_hourly", "event_counts_daily", "latency_hourly", "latency_daily"):
+        for t in (
+            *("event_counts_hourly", "event_counts_daily", "latency_hourly", "latency_daily"),
+            *("event_totals_hourly", "event_totals_daily", "event_types_hourly"),
+            *("event_types_daily", "latency_channels_hourly", "latency_channels_daily"),
+        ):
             await conn.execute(f"VACUUM ANALYZE {t}")
     finally:
         await conn.close()
@@ -634,19 +659,16 @@ async def _vacuum_rollups(url: str) -> None:
 
 def sqlite(procs: Procs, quick: bool) -> dict[str, Any]:
     total = 200_000 if quick else 1_000_000
-    now = datetime.now(UTC)
+    prepared = _prepared(quick)
     with tempfile.TemporaryDirectory(prefix="clarion-bench-s8-") as tmp:
-        path = str(Path(tmp) / "clarion.db")
+        path = str(PREPARED / "clarion.db") if prepared else str(Path(tmp) / "clarion.db")
         url = f"sqlite+aiosqlite:///{path}"
-        upgrade_sync(url)
-        out: dict[str, Any] = {"events": total}
-        out["seed"] = seed_sqlite(path, total, now)
-        print(f"  sqlite seed: {out['seed']}", flush=True)
-        out["fold"] = asyncio.run(fold(url, total))
-        print(f"  sqlite fold: {out['fold']}", flush=True)
-        conn = sqlite3.connect(path)
-        conn.execute("ANALYZE")
-        conn.close()
+        if prepared:
+            now = datetime.fromisoformat(prepared["now"])
+            out: dict[str, Any] = {"events": total, **prepared["sqlite"]}
+        else:
+            now = datetime.now(UTC)
+            out = {"events": total, **_load_sqlite(path, total, now)}
         env = clarion_env(url, redis=False, CLARION_ANALYTICS_ROLLUPS="false")
         server = start_clarion(procs, env, log_name="s8-sqlite")
         try:
@@ -657,6 +679,58 @@ def sqlite(procs: Procs, quick: bool) -> dict[str, Any]:
         out["verdicts"] = verdicts(out["endpoints"], now, "sqlite")
         out["ratios"] = compare(out["endpoints"], out["references"])
         return out
+
+
+def _load_sqlite(path: str, total: int, now: datetime) -> dict[str, Any]:
+    url = f"sqlite+aiosqlite:///{path}"
+    upgrade_sync(url)
+    out: dict[str, Any] = {"seed": seed_sqlite(path, total, now)}
+    print(f"  sqlite seed: {out['seed']}", flush=True)
+    out["fold"] = asyncio.run(fold(url, total))
+    print(f"  sqlite fold: {out['fold']}", flush=True)
+    conn = sqlite3.connect(path)
+    conn.execute("ANALYZE")
+    conn.close()
+    return out
+
+
+# --- loading ahead of measuring ------------------------------------------------------------
+#: Where ``prepare`` leaves the SQLite database and what it loaded (the PostgreSQL one is
+#: ``DB``). On a shared machine the load (minutes of COPY and folding) can run while
+#: nobody measures, and ``CLARION_BENCH_S8_PREPARED=1 bench/run.py --only s8`` then only
+#: measures (as often as wanted: the data stays until ``python -m bench.s8_analytics
+#: clean``); the ranges are taken from the time of the load, so they hold the same events.
+PREPARED = Path(tempfile.gettempdir()) / "clarion-bench-s8"
+
+
+def prepare(quick: bool) -> dict[str, Any]:
+    PREPARED.mkdir(exist_ok=True)
+    (PREPARED / "clarion.db").unlink(missing_ok=True)
+    now = datetime.now(UTC)
+    pg_total, sq_total = (1_000_000, 200_000) if quick else (10_000_000, 1_000_000)
+    state: dict[str, Any] = {"now": now.isoformat(), "quick": quick}
+    state["postgres"] = _load_postgres(fresh_db(DB), pg_total, now)
+    state["sqlite"] = _load_sqlite(str(PREPARED / "clarion.db"), sq_total, now)
+    (PREPARED / "state.json").write_text(json.dumps(state))
+    return state
+
+
+def clean() -> None:
+    drop_db(DB)
+    (PREPARED / "clarion.db").unlink(missing_ok=True)
+    (PREPARED / "state.json").unlink(missing_ok=True)
+
+
+def _prepared(quick: bool) -> dict[str, Any] | None:
+    if not os.environ.get("CLARION_BENCH_S8_PREPARED"):
+        return None
+    state: dict[str, Any] = json.loads((PREPARED / "state.json").read_text())
+    if state["quick"] != quick:
+        raise RuntimeError("the prepared S8 data is of the other size (--quick or not)")
+    state["postgres"]["prepared_minutes_before"] = state["sqlite"]["prepared_minutes_before"] = (
+        round((datetime.now(UTC) - datetime.fromisoformat(state["now"])).total_seconds() / 60, 1)
+    )
+    return state
 
 
 def rollup_cost(procs: Procs, quick: bool) -> dict[str, Any]:
@@ -780,3 +854,14 @@ def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
             result[f"{name}_error"] = f"{exc!r}: {traceback.format_exc()[-1500:]}"
             print(result[f"{name}_error"], flush=True)
     return result
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] == ["clean"]:
+        clean()
+    elif sys.argv[1:2] == ["prepare"]:
+        print(json.dumps(prepare("--quick" in sys.argv[2:]), default=str)[:2000])
+    else:
+        sys.exit("usage: python -m bench.s8_analytics prepare [--quick] | clean")

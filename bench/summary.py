@@ -289,7 +289,8 @@ _S8_LABELS = {
     "dashboard_30d": "dashboard, 30 days",
     "dashboard_24h": "dashboard, 24 hours",
     "user_metrics_30d": "user metrics, 30 days (random users)",
-    "health_score": "health score (1 h, 24 h, 7 d windows)",
+    "health_score": "health score (1 h, 24 h, 7 d windows; reused for 1 s)",
+    "health_score_fresh": "health score, ?window=24h (computed afresh)",
     "trends_30d_by_day": "trends delivered, 30 days by day",
     "trends_24h_by_hour": "trends delivered, 24 hours by hour",
 }

@@ -1,15 +1,16 @@
 """Reading analytics (docs/analytics.md): the dashboard, a user's metrics, trends, the raw
 event export and live counters. Everything over a time range is read from the rollups
-(store/analytics.py), so its cost depends on the number of hours and dimensions, not on
+(store/rollup_reads.py), so its cost depends on the number of hours and dimensions, not on
 the number of events; a user's metrics and the export read raw events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,9 +21,10 @@ from clarion.domain.rollup import day_of, hour_of
 from clarion.domain.trends import flag_anomalies, previous_period
 from clarion.domain.types import ChannelName, EventType
 from clarion.errors import ValidationFailed
+from clarion.services import analytics_export
 from clarion.services.clock import as_utc, utcnow
-from clarion.store import analytics as store
 from clarion.store import events as event_store
+from clarion.store import rollup_reads as store
 from clarion.store.db import Database
 
 E = EventType
@@ -216,22 +218,26 @@ class AnalyticsService:
         return {**t.summary(), "rates": t.rates()}
 
     async def dashboard(self, start: datetime, end: datetime) -> dict[str, Any]:
-        by = ("event", "channel", "ntype", "template_key", "reason", "template")
         now = utcnow()
 
-        async def count_rows() -> list[tuple[Any, ...]]:
+        async def read(query: Callable[[Any], Any]) -> list[tuple[Any, ...]]:
             async with self._db.connect() as conn:
-                return await store.counts(conn, start, end, by, now=now)
+                got: list[tuple[Any, ...]] = await query(conn)
+                return got
 
-        async def latency_rows() -> list[tuple[Any, ...]]:
-            async with self._db.connect() as conn:
-                return await store.latency(conn, start, end, ("metric", "channel"), now=now)
-
-        rows, lat = await asyncio.gather(count_rows(), latency_rows())
+        # Three reads of the narrow rollups (tens of rows per bucket each), at once: the
+        # totals, the counts per type and template, the latency per channel.
+        by = ("event", "channel", "ntype", "template_key", "reason", "template")
+        total_rows, type_rows, lat = await asyncio.gather(
+            read(lambda c: store.counts(c, start, end, ("event", "channel", "reason"), now=now)),
+            read(lambda c: store.counts(c, start, end, by, now=now, per_type=True)),
+            read(lambda c: store.latency(c, start, end, ("metric", "channel"), now=now)),
+        )
+        rows = [(r[0], r[1], "", "", r[2], "", r[3], r[4]) for r in total_rows]
         everything = _tallies(rows, lambda _r: "all").get("all", Tally())
         channels = _tallies(rows, lambda r: r[1] or None)
-        types = _tallies(rows, lambda r: r[2] or None)
-        templates = _tallies(rows, lambda r: r[3] or (f"kind:{r[5]}" if r[5] else None))
+        types = _tallies(type_rows, lambda r: r[2] or None)
+        templates = _tallies(type_rows, lambda r: r[3] or (f"kind:{r[5]}" if r[5] else None))
         hist: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * BUCKETS)
         for metric, channel, le, count in lat:
             hist[(metric, channel)][int(le)] += int(count)
@@ -406,20 +412,29 @@ class AnalyticsService:
         return {t: x.rates()[metric] for t, x in tallies.items()}
 
     # --- export and live --------------------------------------------------------------------
-    async def export(
-        self, start: datetime, end: datetime, filters: Mapping[str, Any], page: int = 5000
-    ) -> AsyncIterator[Sequence[Mapping[Any, Any]]]:
-        """Raw events in ``[start, end)`` matching ``filters``, page by page, by id."""
-        after: tuple[datetime, int] | None = None
-        while True:
-            async with self._db.connect() as conn:
-                rows = await event_store.page(conn, start, end, filters, after, page)
-            if not rows:
-                return
-            yield rows
-            if len(rows) < page:
-                return
-            after = (rows[-1]["created_at"], int(rows[-1]["id"]))
+    def export(
+        self,
+        start: datetime,
+        end: datetime,
+        filters: Mapping[str, Any],
+        fmt: str = "ndjson",
+        *,
+        page: int = analytics_export.PAGE,
+    ) -> AsyncGenerator[bytes, None]:
+        """Raw events in ``[start, end)`` matching ``filters``, in time order, encoded as
+        ``fmt`` (``ndjson`` or ``csv``, with its header row) a page at a time."""
+        return self._export(start, end, filters, fmt, page)
+
+    async def _export(
+        self, start: datetime, end: datetime, filters: Mapping[str, Any], fmt: str, page: int
+    ) -> AsyncGenerator[bytes, None]:
+        encode = analytics_export.ndjson if fmt == "ndjson" else analytics_export.csv_rows
+        if fmt != "ndjson":
+            yield analytics_export.csv_header()
+        pages = analytics_export.pages(self._db, start, end, filters, page)
+        async with contextlib.aclosing(pages):  # closed with this stream, not later
+            async for rows in pages:
+                yield encode(rows)
 
     async def live_counts(self, after_id: int | None) -> tuple[int, dict[str, int]]:
         """Counts of the events written after ``after_id`` (``None``: start now), and the

@@ -28,9 +28,9 @@ from clarion.hub.hub import Hub
 from clarion.metrics import HEALTH_COMPONENT, HEALTH_SCORE
 from clarion.services.clock import as_utc, utcnow
 from clarion.services.sending import SendingService
-from clarion.store import analytics as store
 from clarion.store import deliveries as delivery_store
 from clarion.store import health_alerts as alert_store
+from clarion.store import rollup_reads as store
 from clarion.store.db import Database
 
 log = logging.getLogger("clarion.health")
@@ -41,6 +41,10 @@ ALERT_TYPE = "clarion.health_alert"
 HYSTERESIS = 5.0
 #: Least time between two alert checks in one process.
 CHECK_EVERY = 60.0
+#: How long a computed score (all windows, now) is answered again: the dashboard and the
+#: endpoint compute it at most once a second per process, however many poll them
+#: (docs/analytics.md; ``computed_at`` says when it was).
+FRESH_FOR = 1.0
 E = EventType
 
 
@@ -62,12 +66,25 @@ class HealthService:
         self.alert_user = alert_user
         self.targets = targets or health.Targets()
         self._next_check = 0.0
+        self._last: tuple[float, dict[str, Any]] | None = None
+        self._computing = asyncio.Lock()
 
     async def score(self, window: str | None = None, now: datetime | None = None) -> dict[str, Any]:
-        """The score with every component; ``window`` shows that window alone."""
-        now = now or utcnow()
-        state = await self._state(now)
-        data = await self._read(now)
+        """The score with every component; ``window`` shows that window alone. The score
+        of all windows now is computed at most every :data:`FRESH_FOR` seconds, once for
+        every caller meanwhile (the answer is shared: read it, do not change it)."""
+        if window is not None or now is not None:
+            return await self._score(window, now or utcnow())
+        async with self._computing:
+            last = self._last
+            if last is not None and time.monotonic() - last[0] < FRESH_FOR:
+                return last[1]
+            result = await self._score(None, utcnow())
+            self._last = (time.monotonic(), result)
+            return result
+
+    async def _score(self, window: str | None, now: datetime) -> dict[str, Any]:
+        state, data = await asyncio.gather(self._state(now), self._read(now))
         names = [window] if window is not None else list(WINDOWS)
         scored = [health.score_window(_facts(name, data, state), self.targets) for name in names]
         combined = health.combine(scored)

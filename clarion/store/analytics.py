@@ -1,5 +1,5 @@
-"""The statements of analytics: following the events table, adding rollup increments,
-expiring raw events, and reading counts, histograms and series over a time range.
+"""The statements of analytics: following the events table, adding rollup increments and
+expiring raw events (reading the rollups: store/rollup_reads.py).
 
 Following exactly once (docs/analytics.md, "How rollups are kept"). A follower keeps a
 cursor and, in one transaction, reads the next events after it, adds their increments to
@@ -17,22 +17,27 @@ the rollups and moves the cursor — so each event is counted once, whatever cra
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, literal, select, text, tuple_, update
+from sqlalchemy import delete, func, literal, select, text, tuple_, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.domain.rollup import COUNT_DIMS, Increments
+from clarion.domain.rollup import Increments
 from clarion.store import bulk
 from clarion.store.dialect import insert_ignore, row_locked, upsert
 from clarion.store.schema import (
     analytics_cursor,
     event_counts_daily,
     event_counts_hourly,
+    event_totals_daily,
+    event_totals_hourly,
+    event_types_daily,
+    event_types_hourly,
     events,
+    latency_channels_daily,
+    latency_channels_hourly,
     latency_daily,
     latency_hourly,
 )
@@ -213,23 +218,36 @@ def _statement(conn: AsyncConnection, table: Any, build: Any) -> Any:
     return stmt
 
 
-_COUNT_KEYS = ("bucket", *COUNT_DIMS)
-_LATENCY_KEYS = ("bucket", "metric", "channel", "ntype", "variant", "le")
-
-
 async def add_increments(conn: AsyncConnection, inc: Increments) -> None:
-    """Add a page's increments to the four rollup tables."""
-    for table, counts in ((event_counts_hourly, inc.hourly), (event_counts_daily, inc.daily)):
+    """Add a page's increments to the rollup tables, full and narrow. Rows go in key
+    order, so two followers' upserts (never at once, but a test may run two) lock rows in
+    the same order."""
+    counts: list[tuple[Any, dict[Any, list[float]]]] = [
+        (event_counts_hourly, inc.hourly),
+        (event_counts_daily, inc.daily),
+        (event_totals_hourly, inc.totals(daily=False)),
+        (event_totals_daily, inc.totals(daily=True)),
+        (event_types_hourly, inc.types(daily=False)),
+        (event_types_daily, inc.types(daily=True)),
+    ]
+    for table, sums in counts:
+        keys = [c.name for c in table.primary_key.columns]
         rows = [
-            {**dict(zip(_COUNT_KEYS, key, strict=True)), "count": int(c), "value_sum": v}
-            for key, (c, v) in sorted(counts.items())
+            {**dict(zip(keys, key, strict=True)), "count": int(c), "value_sum": v}
+            for key, (c, v) in sorted(sums.items())
         ]
         if rows:
             await bulk.insert(conn, table, rows, _statement(conn, table, _count_upsert))
-    for table, lat in ((latency_hourly, inc.latency_hourly), (latency_daily, inc.latency_daily)):
+    latency: list[tuple[Any, dict[Any, int]]] = [
+        (latency_hourly, inc.latency_hourly),
+        (latency_daily, inc.latency_daily),
+        (latency_channels_hourly, inc.latency_channels(daily=False)),
+        (latency_channels_daily, inc.latency_channels(daily=True)),
+    ]
+    for table, hist in latency:
+        keys = [c.name for c in table.primary_key.columns]
         rows = [
-            {**dict(zip(_LATENCY_KEYS, key, strict=True)), "count": n}
-            for key, n in sorted(lat.items())
+            {**dict(zip(keys, key, strict=True)), "count": n} for key, n in sorted(hist.items())
         ]
         if rows:
             await bulk.insert(conn, table, rows, _statement(conn, table, _latency_upsert))
@@ -248,160 +266,3 @@ async def expire_events(conn: AsyncConnection, before: datetime, limit: int) -> 
         return 0
     await conn.execute(delete(events).where(events.c.id.in_(ids)))
     return len(ids)
-
-
-# --- reads -----------------------------------------------------------------------------
-
-
-def split_range(
-    start: datetime, end: datetime, now: datetime | None = None
-) -> list[tuple[str, datetime, datetime, int]]:
-    """``[start, end)`` (whole hours) as signed pieces ``(table, from, to, sign)`` whose sum
-    is the range: the daily table (``"day"``) for whole days, the hourly one (``"hour"``)
-    for the hours at either edge. Counts add up, so an edge day mostly inside the range is
-    read as its daily row minus the few hours outside it (sign -1): never more than 12
-    hourly buckets per edge. A range that runs past ``now`` reads today from the daily
-    table: nothing has happened after now, so today's row holds exactly its hours so far."""
-    day = timedelta(days=1)
-    if start >= end:
-        return []
-    if end <= start.replace(hour=0) + day:
-        # Inside one day: its hours (or, past now, the day less the hours before start).
-        lo = start.replace(hour=0)
-        if now is not None and end > now and end - start > timedelta(hours=12):
-            return [p for p in [("day", lo, lo + day, 1), ("hour", lo, start, -1)] if p[1] < p[2]]
-        return [("hour", start, end, 1)]
-    first_day = start if start.hour == 0 else (start + day).replace(hour=0)
-    last_day = end.replace(hour=0)
-    out: list[tuple[str, datetime, datetime, int]] = []
-    if start < first_day:
-        lead = first_day - day
-        if first_day - start > timedelta(hours=12):
-            out += [("day", lead, first_day, 1), ("hour", lead, start, -1)]
-        else:
-            out.append(("hour", start, first_day, 1))
-    if first_day < last_day:
-        out.append(("day", first_day, last_day, 1))
-    if last_day < end:
-        if now is not None and end > now:
-            out.append(("day", last_day, last_day + day, 1))
-        elif end - last_day > timedelta(hours=12):
-            out += [("day", last_day, last_day + day, 1), ("hour", end, last_day + day, -1)]
-        else:
-            out.append(("hour", last_day, end, 1))
-    return [p for p in out if p[1] < p[2]]
-
-
-def _where(table: Any, start: datetime, end: datetime, filters: Mapping[str, Any]) -> Any:
-    cond = [table.c.bucket >= start, table.c.bucket < end]
-    for name, value in filters.items():
-        if value is None:
-            continue
-        if isinstance(value, list | tuple | set | frozenset):
-            cond.append(table.c[name].in_(list(value)))
-        else:
-            cond.append(table.c[name] == value)
-    return and_(*cond)
-
-
-async def counts(
-    conn: AsyncConnection,
-    start: datetime,
-    end: datetime,
-    by: Sequence[str],
-    filters: Mapping[str, Any] | None = None,
-    *,
-    now: datetime | None = None,
-) -> list[tuple[Any, ...]]:
-    """Sums of ``count`` and ``value_sum`` over ``[start, end)`` grouped by the dimensions
-    ``by`` (e.g. ``("event", "channel")``): rows ``(*by, count, value_sum)``. ``now``: see
-    :func:`split_range`."""
-    return await _summed(conn, start, end, by, filters or {}, counts=True, now=now)
-
-
-async def latency(
-    conn: AsyncConnection,
-    start: datetime,
-    end: datetime,
-    by: Sequence[str],
-    filters: Mapping[str, Any] | None = None,
-    *,
-    now: datetime | None = None,
-) -> list[tuple[Any, ...]]:
-    """Histogram counts over ``[start, end)``: rows ``(*by, le, count)``."""
-    return await _summed(conn, start, end, (*by, "le"), filters or {}, counts=False, now=now)
-
-
-async def _summed(
-    conn: AsyncConnection,
-    start: datetime,
-    end: datetime,
-    by: Sequence[str],
-    filters: Mapping[str, Any],
-    *,
-    counts: bool,
-    now: datetime | None = None,
-) -> list[tuple[Any, ...]]:
-    tables = (
-        {"hour": event_counts_hourly, "day": event_counts_daily}
-        if counts
-        else {"hour": latency_hourly, "day": latency_daily}
-    )
-    merged: dict[tuple[Any, ...], list[float]] = {}
-    for grain, lo, hi, sign in split_range(start, end, now):
-        t = tables[grain]
-        sums = [func.sum(t.c.count)] + ([func.sum(t.c.value_sum)] if counts else [])
-        stmt = (
-            select(*[t.c[name] for name in by], *sums)
-            .where(_where(t, lo, hi, filters))
-            .group_by(*[t.c[name] for name in by])
-        )
-        for row in await conn.execute(stmt):
-            key = tuple(row[: len(by)])
-            slot = merged.setdefault(key, [0.0] * len(sums))
-            for i, v in enumerate(row[len(by) :]):
-                slot[i] += sign * float(v or 0)
-    # A key whose hours outside the range were all it had nets to zero: not a row.
-    return [(*k, round(v[0]), *v[1:]) for k, v in merged.items() if round(v[0])]
-
-
-async def series(
-    conn: AsyncConnection,
-    start: datetime,
-    end: datetime,
-    grain: str,
-    filters: Mapping[str, Any],
-    *,
-    by: Sequence[str] = ("event",),
-) -> list[tuple[Any, ...]]:
-    """Counts per bucket of ``grain`` (``hour`` or ``day``) over ``[start, end)``:
-    rows ``(bucket, *by, count, value_sum)``."""
-    t = event_counts_hourly if grain == "hour" else event_counts_daily
-    stmt = (
-        select(t.c.bucket, *[t.c[n] for n in by], func.sum(t.c.count), func.sum(t.c.value_sum))
-        .where(_where(t, start, end, filters))
-        .group_by(t.c.bucket, *[t.c[n] for n in by])
-        .order_by(t.c.bucket)
-    )
-    return [tuple(r) for r in await conn.execute(stmt)]
-
-
-async def latency_series(
-    conn: AsyncConnection,
-    start: datetime,
-    end: datetime,
-    grain: str,
-    filters: Mapping[str, Any],
-    *,
-    by: Sequence[str] = (),
-) -> list[tuple[Any, ...]]:
-    """Histogram counts per bucket: rows ``(bucket, *by, le, count)``."""
-    t = latency_hourly if grain == "hour" else latency_daily
-    cols = [t.c[n] for n in by]
-    stmt = (
-        select(t.c.bucket, *cols, t.c.le, func.sum(t.c.count))
-        .where(_where(t, start, end, filters))
-        .group_by(t.c.bucket, *cols, t.c.le)
-        .order_by(t.c.bucket)
-    )
-    return [tuple(r) for r in await conn.execute(stmt)]

@@ -41,17 +41,17 @@ async def page(
     filters: Mapping[str, Any],
     after: tuple[datetime, int] | None,
     limit: int,
-) -> list[RowMapping]:
+) -> list[Any]:
     """Up to ``limit`` events of ``[start, end)`` after ``after`` (the last page's final
-    ``(created_at, id)``), in time order; ``filters`` name columns (``type``,
-    ``channel``, ``ntype``, ``user_id``)."""
+    ``(created_at, id)``), in time order, as rows in :data:`EXPORTED` order; ``filters``
+    name columns (``type``, ``channel``, ``ntype``, ``user_id``)."""
     cond = [events.c.created_at >= start, events.c.created_at < end]
     if after is not None:
         cond.append(tuple_(events.c.created_at, events.c.id) > tuple_(*after))
     cond += [events.c[k] == v for k, v in filters.items() if v is not None]
     cols = [events.c[name] for name in EXPORTED]
     stmt = select(*cols).where(*cond).order_by(events.c.created_at, events.c.id).limit(limit)
-    return [r._mapping for r in await conn.execute(stmt)]
+    return list(await conn.execute(stmt))
 
 
 async def counts_after(conn: AsyncConnection, after_id: int | None) -> tuple[int, dict[str, int]]:

@@ -59,6 +59,42 @@ event_counts_daily = _rollup_counts("event_counts_daily")
 latency_hourly = _rollup_latency("latency_hourly")
 latency_daily = _rollup_latency("latency_daily")
 
+
+# The narrow rollups (domain/rollup.py): the same sums over fewer dimensions, kept by the
+# same follower in the same transaction, for the reads that need only these.
+def _narrow(name: str, dims: tuple[tuple[str, int], ...], *, counts: bool) -> Table:
+    sums = (
+        [Column("count", BigInteger, nullable=False), Column("value_sum", Float, nullable=False)]
+        if counts
+        else [Column("count", BigInteger, nullable=False)]
+    )
+    return Table(
+        name,
+        metadata,
+        Column("bucket", Timestamp, primary_key=True),
+        *[Column(d, String(n), primary_key=True) for d, n in dims],
+        *([] if counts else [Column("le", SmallInteger, primary_key=True)]),
+        *sums,
+    )
+
+
+_TOTAL = (("event", 20), ("channel", 20), ("provider", 40), ("reason", 40))
+_TYPE = (
+    ("event", 20),
+    ("ntype", 100),
+    ("template", 20),
+    ("template_key", 100),
+    ("channel", 20),
+    ("reason", 40),
+)
+_LATENCY_CHANNEL = (("metric", 20), ("channel", 20))
+event_totals_hourly = _narrow("event_totals_hourly", _TOTAL, counts=True)
+event_totals_daily = _narrow("event_totals_daily", _TOTAL, counts=True)
+event_types_hourly = _narrow("event_types_hourly", _TYPE, counts=True)
+event_types_daily = _narrow("event_types_daily", _TYPE, counts=True)
+latency_channels_hourly = _narrow("latency_channels_hourly", _LATENCY_CHANNEL, counts=False)
+latency_channels_daily = _narrow("latency_channels_daily", _LATENCY_CHANNEL, counts=False)
+
 # Where the rollup follower is in the events table: (txid, id) of the last event rolled
 # up on PostgreSQL, (0, id) on SQLite. One row per follower name.
 analytics_cursor = Table(

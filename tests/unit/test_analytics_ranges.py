@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from clarion.store.analytics import split_range
+from clarion.store.rollup_reads import split_range
 
 D = datetime(2026, 12, 1, tzinfo=UTC)
 H = timedelta(hours=1)

@@ -6,12 +6,10 @@ conversions need ``send``. docs/analytics.md defines every figure."""
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
@@ -26,7 +24,6 @@ from clarion.domain.types import ChannelName, EventType
 from clarion.errors import ValidationFailed
 from clarion.services.analytics import INTERVALS, METRICS, resolve_range
 from clarion.services.clock import utcnow
-from clarion.store.events import EXPORTED
 
 router = APIRouter(tags=["analytics"], responses=ERROR_RESPONSES)
 _A = "/api/v1/notifications/analytics"
@@ -163,43 +160,15 @@ async def export_events(
         "channel": None if channel is None else str(channel),
         "user_id": user_id,
     }
-    pages = services.analytics.export(lo, hi, filters)
-
-    async def ndjson() -> AsyncIterator[bytes]:
-        async for rows in pages:
-            yield b"".join(orjson.dumps({k: _plain(r[k]) for k in EXPORTED}) + b"\n" for r in rows)
-
-    async def as_csv() -> AsyncIterator[bytes]:
-        yield (",".join(EXPORTED) + "\r\n").encode()
-        async for rows in pages:
-            out = io.StringIO()
-            writer = csv.writer(out)
-            for r in rows:
-                writer.writerow(
-                    [
-                        ""
-                        if r[k] is None
-                        else orjson.dumps(r[k]).decode()
-                        if k == "data"
-                        else _plain(r[k])
-                        for k in EXPORTED
-                    ]
-                )
-            yield out.getvalue().encode()
-
     media = "application/x-ndjson" if format == "ndjson" else "text/csv"
     return StreamingResponse(
-        ndjson() if format == "ndjson" else as_csv(),
+        services.analytics.export(lo, hi, filters, format),
         media_type=media,
         headers={
             "Cache-Control": "no-store",
             "Content-Disposition": f'attachment; filename="clarion-events.{format}"',
         },
     )
-
-
-def _plain(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 @router.get(

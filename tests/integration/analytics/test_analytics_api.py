@@ -4,6 +4,7 @@ changes nothing; conversions are idempotent and credited within the window."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import UTC, datetime, timedelta
@@ -114,6 +115,21 @@ async def test_health_score_has_every_component(authed: httpx.AsyncClient) -> No
     assert [w["window"] for w in h["windows"]] == ["1h", "24h", "7d"]
     one = (await authed.get(f"{A}/health-score", params={"window": "24h"})).json()
     assert [w["window"] for w in one["windows"]] == ["24h"]
+
+
+async def test_the_score_is_computed_at_most_once_a_second(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Callers at once share one computation, and within FRESH_FOR get it again; after
+    that, a new one (computed_at says when)."""
+    from clarion.services import health
+
+    first = await asyncio.gather(*[services.health.score() for _ in range(5)])
+    assert len({id(r) for r in first}) == 1
+    assert (await services.health.score())["computed_at"] == first[0]["computed_at"]
+    monkeypatch.setattr(health, "FRESH_FOR", 0.0)
+    later = await services.health.score()
+    assert later["computed_at"] > first[0]["computed_at"]
 
 
 async def test_user_conversion_is_credited_within_the_window_else_kept_uncredited(

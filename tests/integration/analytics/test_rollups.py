@@ -21,7 +21,13 @@ from clarion.store.schema import (
     analytics_cursor,
     event_counts_daily,
     event_counts_hourly,
+    event_totals_daily,
+    event_totals_hourly,
+    event_types_daily,
+    event_types_hourly,
     events,
+    latency_channels_daily,
+    latency_channels_hourly,
     latency_daily,
     latency_hourly,
 )
@@ -37,7 +43,18 @@ _KINDS = [
     EventType.CONVERTED,
     EventType.SUPPRESSED,
 ]
-_TABLES = (event_counts_hourly, event_counts_daily, latency_hourly, latency_daily)
+_TABLES = (
+    event_counts_hourly,
+    event_counts_daily,
+    latency_hourly,
+    latency_daily,
+    event_totals_hourly,
+    event_totals_daily,
+    event_types_hourly,
+    event_types_daily,
+    latency_channels_hourly,
+    latency_channels_daily,
+)
 
 
 async def _reset(services: Services) -> None:
@@ -85,12 +102,46 @@ async def _recomputed(services: Services) -> dict[str, set[tuple[Any, ...]]]:
     inc = fold(raw)
     counts = lambda d: {(*k, int(c), float(v)) for k, (c, v) in d.items()}  # noqa: E731
     lat = lambda d: {(*k, n) for k, n in d.items()}  # noqa: E731
-    return {
+    full = {
         "event_counts_hourly": counts(inc.hourly),
         "event_counts_daily": counts(inc.daily),
         "latency_hourly": lat(inc.latency_hourly),
         "latency_daily": lat(inc.latency_daily),
     }
+    return {**full, **_narrowed(full)}
+
+
+def _narrowed(full: dict[str, set[tuple[Any, ...]]]) -> dict[str, set[tuple[Any, ...]]]:
+    """The narrow rollups, summed here from the full ones: totals keep (event, channel,
+    provider, reason); per type, the channel of accepted and the reason of delivered or
+    sent only; latency per (metric, channel)."""
+
+    def summed(rows: set[tuple[Any, ...]], key: Any, sums: int) -> set[tuple[Any, ...]]:
+        out: dict[tuple[Any, ...], list[Any]] = {}
+        for r in rows:
+            slot = out.setdefault(key(r), [0] * sums)
+            for i, v in enumerate(r[-sums:]):
+                slot[i] += v
+        return {(*k, *v) for k, v in out.items()}
+
+    def total(r: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (r[0], r[1], r[3], r[6], r[7])
+
+    def per_type(r: tuple[Any, ...]) -> tuple[Any, ...]:
+        channel = r[3] if r[1] == "accepted" else ""
+        reason = r[7] if r[1] in ("delivered", "sent") else ""
+        return (r[0], r[1], r[2], r[4], r[5], channel, reason)
+
+    def channel(r: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (r[0], r[1], r[2], r[5])
+
+    out = {}
+    for grain in ("hourly", "daily"):
+        counts = full[f"event_counts_{grain}"]
+        out[f"event_totals_{grain}"] = summed(counts, total, 2)
+        out[f"event_types_{grain}"] = summed(counts, per_type, 2)
+        out[f"latency_channels_{grain}"] = summed(full[f"latency_{grain}"], channel, 1)
+    return out
 
 
 _step = st.one_of(
@@ -195,7 +246,7 @@ async def test_counts_over_any_range_equal_the_raw_events_in_it(services: Servic
     """Reads combine daily rows, hourly rows and daily rows less the hours outside the
     range: every whole-hour range gives exactly the count of its raw events."""
     from clarion.domain.rollup import weight
-    from clarion.store import analytics as analytics_store
+    from clarion.store import rollup_reads as analytics_store
 
     await _reset(services)
     rows = [

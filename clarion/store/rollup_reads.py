@@ -1,0 +1,235 @@
+"""Reading the rollups: counts, histograms and series over a time range.
+
+Each read takes the narrowest rollup that holds every dimension it groups or filters by
+(domain/rollup.py): the totals (event, channel, provider, reason) and the latency per
+channel hold tens of rows per bucket, the full rollups thousands, so the dashboard, the
+health score and unfiltered trends read the narrow ones and a read filtered by type or
+variant the full ones. The per-type counts keep only part of the channel and the reason
+(``domain.rollup.type_key``) and are read only when asked for (``per_type``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, and_, func, literal_column, select, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.domain.rollup import COUNT_DIMS, LATENCY_CHANNEL_DIMS, LATENCY_DIMS, TOTAL_DIMS
+from clarion.store.schema import (
+    event_counts_daily,
+    event_counts_hourly,
+    event_totals_daily,
+    event_totals_hourly,
+    event_types_daily,
+    event_types_hourly,
+    latency_channels_daily,
+    latency_channels_hourly,
+    latency_daily,
+    latency_hourly,
+)
+
+Grains = Mapping[str, Table]
+#: Count rollups, narrowest first: (dimensions, table per grain).
+_COUNTS: tuple[tuple[tuple[str, ...], Grains], ...] = (
+    (TOTAL_DIMS, {"hour": event_totals_hourly, "day": event_totals_daily}),
+    (COUNT_DIMS, {"hour": event_counts_hourly, "day": event_counts_daily}),
+)
+_TYPES: Grains = {"hour": event_types_hourly, "day": event_types_daily}
+_LATENCY: tuple[tuple[tuple[str, ...], Grains], ...] = (
+    (LATENCY_CHANNEL_DIMS, {"hour": latency_channels_hourly, "day": latency_channels_daily}),
+    (LATENCY_DIMS, {"hour": latency_hourly, "day": latency_daily}),
+)
+
+
+def _tables(
+    families: tuple[tuple[tuple[str, ...], Grains], ...],
+    by: Sequence[str],
+    filters: Mapping[str, Any],
+) -> Grains:
+    """The narrowest rollup with every dimension of ``by`` and of the filters given."""
+    needed = {*by, *(k for k, v in filters.items() if v is not None)} - {"le"}
+    for dims, tables in families:
+        if needed <= set(dims):
+            return tables
+    raise ValueError(f"no rollup has the dimensions {sorted(needed)}")
+
+
+def split_range(
+    start: datetime, end: datetime, now: datetime | None = None
+) -> list[tuple[str, datetime, datetime, int]]:
+    """``[start, end)`` (whole hours) as signed pieces ``(table, from, to, sign)`` whose sum
+    is the range: the daily table (``"day"``) for whole days, the hourly one (``"hour"``)
+    for the hours at either edge. Counts add up, so an edge day mostly inside the range is
+    read as its daily row minus the few hours outside it (sign -1): never more than 12
+    hourly buckets per edge. A range that runs past ``now`` reads today from the daily
+    table: nothing has happened after now, so today's row holds exactly its hours so far."""
+    day = timedelta(days=1)
+    if start >= end:
+        return []
+    if end <= start.replace(hour=0) + day:
+        # Inside one day: its hours (or, past now, the day less the hours before start).
+        lo = start.replace(hour=0)
+        if now is not None and end > now and end - start > timedelta(hours=12):
+            return [p for p in [("day", lo, lo + day, 1), ("hour", lo, start, -1)] if p[1] < p[2]]
+        return [("hour", start, end, 1)]
+    first_day = start if start.hour == 0 else (start + day).replace(hour=0)
+    last_day = end.replace(hour=0)
+    out: list[tuple[str, datetime, datetime, int]] = []
+    if start < first_day:
+        lead = first_day - day
+        if first_day - start > timedelta(hours=12):
+            out += [("day", lead, first_day, 1), ("hour", lead, start, -1)]
+        else:
+            out.append(("hour", start, first_day, 1))
+    if first_day < last_day:
+        out.append(("day", first_day, last_day, 1))
+    if last_day < end:
+        if now is not None and end > now:
+            out.append(("day", last_day, last_day + day, 1))
+        elif end - last_day > timedelta(hours=12):
+            out += [("day", last_day, last_day + day, 1), ("hour", end, last_day + day, -1)]
+        else:
+            out.append(("hour", last_day, end, 1))
+    return [p for p in out if p[1] < p[2]]
+
+
+def _where(table: Any, start: datetime, end: datetime, filters: Mapping[str, Any]) -> Any:
+    cond = [table.c.bucket >= start, table.c.bucket < end]
+    for name, value in filters.items():
+        if value is None:
+            continue
+        if isinstance(value, list | tuple | set | frozenset):
+            cond.append(table.c[name].in_(list(value)))
+        else:
+            cond.append(table.c[name] == value)
+    return and_(*cond)
+
+
+async def counts(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    by: Sequence[str],
+    filters: Mapping[str, Any] | None = None,
+    *,
+    now: datetime | None = None,
+    per_type: bool = False,
+) -> list[tuple[Any, ...]]:
+    """Sums of ``count`` and ``value_sum`` over ``[start, end)`` grouped by the dimensions
+    ``by`` (e.g. ``("event", "channel")``): rows ``(*by, count, value_sum)``. ``now``: see
+    :func:`split_range`. ``per_type``: from the per-type counts (see the module's doc)."""
+    filters = filters or {}
+    tables = _TYPES if per_type else _tables(_COUNTS, by, filters)
+    return await _summed(conn, start, end, by, filters, tables, counts=True, now=now)
+
+
+async def latency(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    by: Sequence[str],
+    filters: Mapping[str, Any] | None = None,
+    *,
+    now: datetime | None = None,
+) -> list[tuple[Any, ...]]:
+    """Histogram counts over ``[start, end)``: rows ``(*by, le, count)``."""
+    filters = filters or {}
+    tables = _tables(_LATENCY, by, filters)
+    return await _summed(conn, start, end, (*by, "le"), filters, tables, counts=False, now=now)
+
+
+async def _summed(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    by: Sequence[str],
+    filters: Mapping[str, Any],
+    tables: Grains,
+    *,
+    counts: bool,
+    now: datetime | None = None,
+) -> list[tuple[Any, ...]]:
+    # Every piece of the range in ONE statement (a round trip, not one per piece), each
+    # piece's sums beside its sign; the signed sums are added up here.
+    parts = []
+    for grain, lo, hi, sign in _coalesced(split_range(start, end, now)):
+        t = tables[grain]
+        sums = [func.sum(t.c.count)] + ([func.sum(t.c.value_sum)] if counts else [])
+        parts.append(
+            select(*[t.c[name] for name in by], literal_column(str(sign)), *sums)
+            .where(_where(t, lo, hi, filters))
+            .group_by(*[t.c[name] for name in by])
+        )
+    if not parts:
+        return []
+    stmt = parts[0] if len(parts) == 1 else union_all(*parts)
+    merged: dict[tuple[Any, ...], list[float]] = {}
+    n = len(by)
+    for row in await conn.execute(stmt):
+        key, sign = tuple(row[:n]), int(row[n])
+        slot = merged.get(key)
+        if slot is None:
+            slot = merged[key] = [0.0] * (len(row) - n - 1)
+        for i, v in enumerate(row[n + 1 :]):
+            slot[i] += sign * float(v or 0)
+    # A key whose hours outside the range were all it had nets to zero: not a row.
+    return [(*k, round(v[0]), *v[1:]) for k, v in merged.items() if round(v[0])]
+
+
+def _coalesced(
+    pieces: list[tuple[str, datetime, datetime, int]],
+) -> list[tuple[str, datetime, datetime, int]]:
+    """Adjacent pieces of the same table and sign as one (e.g. the whole days and today)."""
+    out: list[tuple[str, datetime, datetime, int]] = []
+    for piece in sorted(pieces, key=lambda p: (p[0], p[3], p[1])):
+        last = out[-1] if out else None
+        if last is not None and last[0] == piece[0] and last[3] == piece[3] and last[2] == piece[1]:
+            out[-1] = (last[0], last[1], piece[2], last[3])
+        else:
+            out.append(piece)
+    return out
+
+
+async def series(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    grain: str,
+    filters: Mapping[str, Any],
+    *,
+    by: Sequence[str] = ("event",),
+) -> list[tuple[Any, ...]]:
+    """Counts per bucket of ``grain`` (``hour`` or ``day``) over ``[start, end)``:
+    rows ``(bucket, *by, count, value_sum)``."""
+    t = _tables(_COUNTS, by, filters)[grain]
+    stmt = (
+        select(t.c.bucket, *[t.c[n] for n in by], func.sum(t.c.count), func.sum(t.c.value_sum))
+        .where(_where(t, start, end, filters))
+        .group_by(t.c.bucket, *[t.c[n] for n in by])
+        .order_by(t.c.bucket)
+    )
+    return [tuple(r) for r in await conn.execute(stmt)]
+
+
+async def latency_series(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    grain: str,
+    filters: Mapping[str, Any],
+    *,
+    by: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
+    """Histogram counts per bucket: rows ``(bucket, *by, le, count)``."""
+    t = _tables(_LATENCY, by, filters)[grain]
+    cols = [t.c[n] for n in by]
+    stmt = (
+        select(t.c.bucket, *cols, t.c.le, func.sum(t.c.count))
+        .where(_where(t, start, end, filters))
+        .group_by(t.c.bucket, *cols, t.c.le)
+        .order_by(t.c.bucket)
+    )
+    return [tuple(r) for r in await conn.execute(stmt)]
