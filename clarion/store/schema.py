@@ -154,10 +154,6 @@ deliveries = Table(
 # copied onto the row when it is written, so rollups and exports never join a notification
 # that may since have been deleted or erased.
 events = Table(
-    "event_totals_daily",
-    "event_totals_hourly",
-    "event_types_daily",
-    "event_types_hourly",
     "events",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
