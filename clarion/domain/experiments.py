@@ -226,6 +226,31 @@ def apply(cmd: SendCommand, variant: Variant) -> SendCommand:
     return dataclasses.replace(cmd, **changes) if changes else cmd
 
 
+#: Overrides after which a send's in-app content is the send's own but for its title and
+#: message.
+_SAME_CONTENT = frozenset({"title", "message", "channels", "priority", "delay_seconds"})
+
+
+def content_patch(variant: Variant) -> dict[str, str] | None:
+    """What ``variant`` changes in a send's validated in-app content when that is only its
+    title and message, validated here once: the send's content with these laid over it is
+    what validating the variant's send would give (each field is checked on its own).
+    ``None`` when the variant changes more (template, content, template key) or its title
+    or message is refused: each of its sends is then validated as the variant makes it."""
+    over = variant.overrides
+    if not set(over) <= _SAME_CONTENT:
+        return None
+    try:
+        checked = validate_content(
+            TemplateKind.SIMPLE,
+            title=over.get("title", "t"),
+            message=over.get("message", ""),
+        )
+    except ValidationFailed:
+        return None
+    return {k: checked[k] for k in ("title", "message") if k in over}
+
+
 def planned_note(config: ExperimentConfig, per_arm: int) -> str:
     arms = len(config.variants)
     return (
