@@ -18,9 +18,10 @@ ex, asg, arms = experiments, experiment_assignments, experiment_arms
 LIVE = ("running", "paused", "completed")
 #: First assignments, their arms' user counts and the assignments recorded before, in ONE
 #: round trip: the data-modifying CTEs run whether or not the outer query reads them, and
-#: the outer query's snapshot is the statement's start, so its second part sees exactly
-#: the rows recorded before this statement (not those ``new`` inserts). The arms are
-#: upserted in variant order, as every writer of them does (no deadlock).
+#: the outer query's snapshot is the statement's start, so its second part sees the rows
+#: recorded before this statement (not those ``new`` inserts), looked up only for the
+#: users that were not inserted (usually none). The arms are upserted in variant order,
+#: as every writer of them does (no deadlock).
 _RECORD_SQL = (
     "WITH given AS ("
     " SELECT * FROM unnest($2::varchar[], $3::varchar[]) AS g(user_id, variant)),"
@@ -36,7 +37,8 @@ _RECORD_SQL = (
     " SELECT user_id, variant, true FROM new"
     " UNION ALL"
     " SELECT a.user_id, a.variant, false FROM experiment_assignments a"
-    " WHERE a.experiment_id = $1 AND a.user_id = ANY($2::varchar[])"
+    " JOIN (SELECT user_id FROM given EXCEPT SELECT user_id FROM new) AS old USING (user_id)"
+    " WHERE a.experiment_id = $1"
 )
 #: Outcome -> (the assignment's flag column, the arm's counter column).
 OUTCOMES = {
