@@ -1,7 +1,7 @@
 """A/B experiments (docs/experiments.md): their life (draft, running, paused, stopped,
 completed), which variant each recipient of a send gets, and the results.
 
-Sends: the sending service asks :meth:`ExperimentService.split` which recipients of a send
+Sends: the sending service asks :meth:`ExperimentService.split_many` which recipients of a send
 get which variant of the live experiment on its type (or stored template), plans each
 group with the variant's changes, and writes the first assignments with the send, in its
 transaction. Outcomes (read, clicked, converted, unsubscribed, a dead delivery) are counted
@@ -315,9 +315,6 @@ class ExperimentService:
                 del self._seen[gone]  # stopped or deleted: its users are not sent again
             self._live_until = time.monotonic() + LIVE_TTL
         return self._live
-
-    async def split(self, cmd: SendCommand, user_ids: Sequence[str]) -> Split:
-        return (await self.split_many([(cmd, user_ids)]))[0]
 
     async def split_many(self, sends: Sequence[tuple[SendCommand, Sequence[str]]]) -> list[Split]:
         """Which recipients of each send get which variant; one group without an
