@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.domain.events import event_row
-from clarion.domain.experiment_assignment import HOLDOUT, assign
+from clarion.domain.experiment_assignment import HOLDOUT, Assigner
 from clarion.domain.experiments import (
     ExperimentConfig,
     Variant,
@@ -63,7 +63,8 @@ class Live:
     target_type: str | None
     target_template: str | None
     #: Per variant, its validated title and message (domain.experiments.content_patch).
-    patches: Mapping[str, Mapping[str, str] | None] = field(default_factory=dict)
+    patches: Mapping[str, Mapping[str, str] | None]
+    assign: Assigner  # user id -> variant by the hash, for this config
 
 
 @dataclass
@@ -301,6 +302,7 @@ class ExperimentService:
                         r["target_type"],
                         r["target_template"],
                         patches,
+                        Assigner(str(r["id"]), config.weights(), config.holdout / 100.0),
                     )
                 )
             self._live = live
@@ -462,14 +464,13 @@ class ExperimentService:
 def _split(exp: Live, cmd: SendCommand, user_ids: Sequence[str], known: Mapping[str, str]) -> Split:
     """One send's recipients by variant: a recorded assignment first, else the hash."""
     config = exp.config
-    weights = config.weights()
     chosen: dict[str, str] = {}
     by_variant: dict[str, list[str]] = {}
     holdout: list[str] = []
     for uid in user_ids:
         variant = known.get(uid)
         if variant is None:
-            variant = assign(exp.id, uid, weights, config.holdout / 100.0)
+            variant = exp.assign(uid)
             chosen[uid] = variant
         if exp.winner is not None and variant != HOLDOUT:
             variant = exp.winner  # the winner takes all traffic
