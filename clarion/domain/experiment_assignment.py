@@ -31,16 +31,43 @@ def pick(point: float, variants: Sequence[tuple[str, float]], holdout: float) ->
         raise ValueError("holdout is a share in [0, 1)")
     if point < holdout:
         return HOLDOUT
-    total = sum(w for _, w in variants)
-    if total <= 0 or any(w < 0 for _, w in variants):
-        raise ValueError("weights are non-negative and not all zero")
-    at = (point - holdout) / (1.0 - holdout) * total
-    running = 0.0
-    for key, w in variants:
-        running += w
-        if at < running:
-            return key
-    return variants[-1][0]  # rounding at the very top of the range
+    return Assigner("", variants, holdout).at(point)
+
+
+class Assigner:
+    """:func:`assign` for one experiment's weights and holdout, checked and summed once
+    (the same arithmetic, so the same variants): what a send in it pays per recipient."""
+
+    def __init__(
+        self, experiment_id: str, variants: Sequence[tuple[str, float]], holdout: float
+    ) -> None:
+        if not variants:
+            raise ValueError("an experiment has variants")
+        if not 0.0 <= holdout < 1.0:
+            raise ValueError("holdout is a share in [0, 1)")
+        total = sum(w for _, w in variants)
+        if total <= 0 or any(w < 0 for _, w in variants):
+            raise ValueError("weights are non-negative and not all zero")
+        self.experiment_id = experiment_id
+        self.holdout = holdout
+        self._total = total
+        self._bounds: list[tuple[str, float]] = []
+        running = 0.0
+        for key, w in variants:
+            running += w
+            self._bounds.append((key, running))
+
+    def at(self, point: float) -> str:
+        if point < self.holdout:
+            return HOLDOUT
+        at = (point - self.holdout) / (1.0 - self.holdout) * self._total
+        for key, running in self._bounds:
+            if at < running:
+                return key
+        return self._bounds[-1][0]  # rounding at the very top of the range
+
+    def __call__(self, user_id: str) -> str:
+        return self.at(unit(self.experiment_id, user_id))
 
 
 def assign(

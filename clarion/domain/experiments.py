@@ -8,6 +8,7 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from clarion.domain.content import validate_content
@@ -52,6 +53,27 @@ class Variant:
     @property
     def delay_seconds(self) -> float:
         return float(self.overrides.get("delay_seconds") or 0)
+
+    @cached_property
+    def changes(self) -> dict[str, Any]:
+        """The fields of a send this variant sets, as the send's values (see ``apply``)."""
+        o = self.overrides
+        out: dict[str, Any] = {}
+        if "title" in o:
+            out["title"] = o["title"]
+        if "message" in o:
+            out["message"] = o["message"]
+        if "template" in o:
+            out["template"] = TemplateKind(o["template"])
+        if "content" in o:
+            out["content"] = dict(o["content"])
+        if "template_key" in o:
+            out["template_key"] = o["template_key"]
+        if "channels" in o:
+            out["channels"] = tuple(ChannelName(c) for c in o["channels"])
+        if "priority" in o:
+            out["priority"] = Priority(o["priority"])
+        return out
 
 
 @dataclass(frozen=True)
@@ -207,23 +229,33 @@ def _check_overrides(where: str, over: Mapping[str, Any]) -> list[dict[str, str]
 
 def apply(cmd: SendCommand, variant: Variant) -> SendCommand:
     """The send as ``variant`` makes it (its delay is applied by the planner)."""
-    o = variant.overrides
-    changes: dict[str, Any] = {}
-    if "title" in o:
-        changes["title"] = o["title"]
-    if "message" in o:
-        changes["message"] = o["message"]
-    if "template" in o:
-        changes["template"] = TemplateKind(o["template"])
-    if "content" in o:
-        changes["content"] = dict(o["content"])
-    if "template_key" in o:
-        changes["template_key"] = o["template_key"]
-    if "channels" in o:
-        changes["channels"] = tuple(ChannelName(c) for c in o["channels"])
-    if "priority" in o:
-        changes["priority"] = Priority(o["priority"])
-    return dataclasses.replace(cmd, **changes) if changes else cmd
+    changes = variant.changes
+    return cmd.replaced(changes) if changes else cmd
+
+
+#: Overrides after which a send's in-app content is the send's own but for its title and
+#: message.
+_SAME_CONTENT = frozenset({"title", "message", "channels", "priority", "delay_seconds"})
+
+
+def content_patch(variant: Variant) -> dict[str, str] | None:
+    """What ``variant`` changes in a send's validated in-app content when that is only its
+    title and message, validated here once: the send's content with these laid over it is
+    what validating the variant's send would give (each field is checked on its own).
+    ``None`` when the variant changes more (template, content, template key) or its title
+    or message is refused: each of its sends is then validated as the variant makes it."""
+    over = variant.overrides
+    if not set(over) <= _SAME_CONTENT:
+        return None
+    try:
+        checked = validate_content(
+            TemplateKind.SIMPLE,
+            title=over.get("title", "t"),
+            message=over.get("message", ""),
+        )
+    except ValidationFailed:
+        return None
+    return {k: checked[k] for k in ("title", "message") if k in over}
 
 
 def planned_note(config: ExperimentConfig, per_arm: int) -> str:

@@ -30,6 +30,15 @@ class SendCommand:
     scheduled_for: datetime | None = None
     cancellation_key: str | None = None
 
+    def replaced(self, changes: Mapping[str, Any]) -> SendCommand:
+        """``dataclasses.replace`` for values already of their fields' types, without
+        running ``__init__`` again: a tenth of its cost, paid per recipient group of a
+        send in an experiment."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
+
     def to_json(self) -> dict[str, Any]:
         """The command without its recipients, as stored by batches and schedules."""
         out = asdict(self)

@@ -1,7 +1,7 @@
 """A/B experiments (docs/experiments.md): their life (draft, running, paused, stopped,
 completed), which variant each recipient of a send gets, and the results.
 
-Sends: the sending service asks :meth:`ExperimentService.split` which recipients of a send
+Sends: the sending service asks :meth:`ExperimentService.split_many` which recipients of a send
 get which variant of the live experiment on its type (or stored template), plans each
 group with the variant's changes, and writes the first assignments with the send, in its
 transaction. Outcomes (read, clicked, converted, unsubscribed, a dead delivery) are counted
@@ -20,12 +20,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.domain.events import event_row
-from clarion.domain.experiment_assignment import HOLDOUT, assign
+from clarion.domain.experiment_assignment import HOLDOUT, Assigner
 from clarion.domain.experiments import (
     ExperimentConfig,
     Variant,
     apply,
     check_same_variants,
+    content_patch,
     identity,
     validated,
 )
@@ -61,6 +62,9 @@ class Live:
     winner: str | None
     target_type: str | None
     target_template: str | None
+    #: Per variant, its validated title and message (domain.experiments.content_patch).
+    patches: Mapping[str, Mapping[str, str] | None]
+    assign: Assigner  # user id -> variant by the hash, for this config
 
 
 @dataclass
@@ -71,6 +75,8 @@ class Group:
     user_ids: list[str]
     experiment: tuple[str, str] | None = None
     delay_seconds: float = 0.0
+    #: Laid over the send's validated content gives ``cmd``'s (None: validate ``cmd``).
+    content_patch: Mapping[str, str] | None = None
 
 
 @dataclass
@@ -81,19 +87,34 @@ class Split:
     chosen: dict[str, str] = field(default_factory=dict)  # new assignments to record
 
 
+class AssignmentsMoved(Exception):
+    """Raised in a send's transaction (which then rolls back) when users this process took
+    for unassigned had been recorded with another variant (by another process, before the
+    weights changed): ``found`` holds their variants, per experiment, to split again with."""
+
+    def __init__(self, found: Mapping[str, Mapping[str, str]]) -> None:
+        super().__init__("recorded assignments differ from the ones planned")
+        self.found = found
+
+
 class ExperimentService:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._live: list[Live] = []
+        #: The live experiments by target type and by target template.
+        self._by_type: dict[str, Live] = {}
+        self._by_template: dict[str, Live] = {}
         self._live_until = 0.0
         #: Recorded assignments seen by this process, per experiment (bounded).
         self._seen: dict[str, dict[str, str]] = {}
 
-    def _remember(self, experiment_id: str, found: Mapping[str, str]) -> None:
-        seen = self._seen.setdefault(experiment_id, {})
-        if len(seen) + len(found) > SEEN_LIMIT:
-            seen.clear()
-        seen.update(found)
+    def learn(self, found: Mapping[str, Mapping[str, str]]) -> None:
+        """Keep recorded assignments (experiment -> user -> variant): they never change."""
+        for experiment_id, users in found.items():
+            seen = self._seen.setdefault(experiment_id, {})
+            if len(seen) + len(users) > SEEN_LIMIT:
+                seen.clear()
+            seen.update(users)
 
     # --- configuration -------------------------------------------------------------------
     async def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -267,60 +288,67 @@ class ExperimentService:
         if time.monotonic() >= self._live_until:
             async with self._db.connect() as conn:
                 rows = await store.live(conn)
-            self._live = [
-                Live(
-                    str(r["id"]),
-                    ExperimentConfig.from_json(r["config"]),
-                    r["winner"],
-                    r["target_type"],
-                    r["target_template"],
+            live = []
+            for r in rows:
+                if r["status"] == "paused":  # sends go out as they are
+                    continue
+                config = ExperimentConfig.from_json(r["config"])
+                patches = {v.key: content_patch(v) for v in config.variants}
+                live.append(
+                    Live(
+                        str(r["id"]),
+                        config,
+                        r["winner"],
+                        r["target_type"],
+                        r["target_template"],
+                        patches,
+                        Assigner(str(r["id"]), config.weights(), config.holdout / 100.0),
+                    )
                 )
-                for r in rows
-                if r["status"] != "paused"  # paused: sends go out as they are
-            ]
+            self._live = live
+            # One experiment is live per target; a send whose type has one is not
+            # looked up by its template.
+            self._by_type = {e.target_type: e for e in live if e.target_type is not None}
+            self._by_template = {
+                e.target_template: e for e in live if e.target_template is not None
+            }
+            ids = {str(r["id"]) for r in rows}
+            for gone in [x for x in self._seen if x not in ids]:
+                del self._seen[gone]  # stopped or deleted: its users are not sent again
             self._live_until = time.monotonic() + LIVE_TTL
         return self._live
 
-    async def split(self, cmd: SendCommand, user_ids: Sequence[str]) -> Split:
-        return (await self.split_many([(cmd, user_ids)]))[0]
-
     async def split_many(self, sends: Sequence[tuple[SendCommand, Sequence[str]]]) -> list[Split]:
         """Which recipients of each send get which variant; one group without an
-        experiment for a send whose type or template has no live experiment. One read of
-        recorded assignments per experiment for a whole group of sends."""
-        live = await self.live()
-        if not live:
+        experiment for a send whose type or template has no live experiment.
+
+        Nothing is read here: a user this process has seen recorded keeps that variant,
+        any other gets the hash's (``Split.chosen``). :meth:`record_many`, in the sends'
+        transaction, records those and finds any recorded before by another process; if
+        one's variant differs (the weights changed since), it raises
+        :class:`AssignmentsMoved` and the group is split again."""
+        await self.live()
+        if not self._by_type and not self._by_template:
             return [Split([Group(cmd, list(uids))]) for cmd, uids in sends]
-        targets = [_target(live, cmd) for cmd, _ in sends]
-        wanted: dict[str, list[str]] = {}
-        for (_, uids), exp in zip(sends, targets, strict=True):
-            if exp is not None:
-                wanted.setdefault(exp.id, []).extend(uids)
-        known: dict[str, dict[str, str]] = {}
-        for exp_id, uids in wanted.items():
-            # Recorded assignments never change: those this process has seen are kept
-            # (bounded), and only the others are read.
-            seen = self._seen.setdefault(exp_id, {})
-            known[exp_id] = {u: seen[u] for u in uids if u in seen}
-            missing = [u for u in dict.fromkeys(uids) if u not in seen]
-            if missing:
-                async with self._db.connect() as conn:
-                    found = await store.assigned(conn, exp_id, missing)
-                known[exp_id].update(found)
-                self._remember(exp_id, found)
         out = []
-        for (cmd, uids), exp in zip(sends, targets, strict=True):
+        for cmd, uids in sends:
+            exp = self._by_type.get(cmd.type)
+            if exp is None and cmd.template_key is not None:
+                exp = self._by_template.get(cmd.template_key)
             if exp is None or not uids:
                 out.append(Split([Group(cmd, list(uids))]))
             else:
-                out.append(_split(exp, cmd, uids, known[exp.id]))
+                out.append(_split(exp, cmd, uids, self._seen.get(exp.id, {})))
         return out
 
     async def record_many(
         self, conn: AsyncConnection, splits: Sequence[tuple[Split, SendCommand]], now: datetime
-    ) -> None:
-        """In the sends' transaction: the first assignments (one insert per experiment)
-        and a ``suppressed`` event (reason ``holdout``) per held-out recipient."""
+    ) -> dict[str, dict[str, str]]:
+        """In the sends' transaction: the first assignments (one statement per experiment)
+        and a ``suppressed`` event (reason ``holdout``) per held-out recipient. Returns the
+        assignments now known to be recorded, for :meth:`learn` once the transaction has
+        committed; raises :class:`AssignmentsMoved` when a user was recorded before with
+        another variant than the send was split with."""
         chosen: dict[str, dict[str, str]] = {}
         held: list[dict[str, Any]] = []
         for split, cmd in splits:
@@ -340,12 +368,19 @@ class ExperimentService:
                     event_row(EventType.SUPPRESSED, now, user_id=uid, dims=dims, reason=HOLDOUT)
                     for uid in split.holdout
                 ]
-        for exp_id, users in chosen.items():
-            # Not remembered here: should another send have recorded one of these users
-            # first, the table's variant is the user's, and the next read learns it.
-            await store.record(conn, exp_id, users, now)
         if held:
             await event_store.append(conn, held)
+        known: dict[str, dict[str, str]] = {}
+        moved: dict[str, dict[str, str]] = {}
+        for exp_id, users in chosen.items():
+            recorded, before = await store.record(conn, exp_id, users, now)
+            known[exp_id] = {**recorded, **before}
+            differ = {u: v for u, v in before.items() if users[u] != v}
+            if differ:
+                moved[exp_id] = differ
+        if moved:
+            raise AssignmentsMoved(moved)
+        return known
 
     # --- outcomes, from the rollup follower ------------------------------------------------
     async def fold(self, conn: AsyncConnection, page: Sequence[Mapping[Any, Any]]) -> None:
@@ -426,29 +461,16 @@ class ExperimentService:
         return promoted
 
 
-def _target(live: Sequence[Live], cmd: SendCommand) -> Live | None:
-    return next(
-        (
-            e
-            for e in live
-            if (e.target_type is not None and e.target_type == cmd.type)
-            or (e.target_template is not None and e.target_template == cmd.template_key)
-        ),
-        None,
-    )
-
-
 def _split(exp: Live, cmd: SendCommand, user_ids: Sequence[str], known: Mapping[str, str]) -> Split:
     """One send's recipients by variant: a recorded assignment first, else the hash."""
     config = exp.config
-    weights = config.weights()
     chosen: dict[str, str] = {}
     by_variant: dict[str, list[str]] = {}
     holdout: list[str] = []
     for uid in user_ids:
         variant = known.get(uid)
         if variant is None:
-            variant = assign(exp.id, uid, weights, config.holdout / 100.0)
+            variant = exp.assign(uid)
             chosen[uid] = variant
         if exp.winner is not None and variant != HOLDOUT:
             variant = exp.winner  # the winner takes all traffic
@@ -461,7 +483,8 @@ def _split(exp: Live, cmd: SendCommand, user_ids: Sequence[str], known: Mapping[
     groups = []
     for key, uids in by_variant.items():
         v = config.variant(key) or config.variants[0]
-        groups.append(Group(apply(cmd, v), uids, (exp.id, key), v.delay_seconds))
+        patch = exp.patches.get(v.key)
+        groups.append(Group(apply(cmd, v), uids, (exp.id, key), v.delay_seconds, patch))
     return Split(groups, holdout, exp.id, chosen)
 
 
@@ -473,4 +496,4 @@ def _identity_of(row: Mapping[Any, Any]) -> dict[str, Any]:
     }
 
 
-__all__ = ["ExperimentService", "Group", "Split", "Variant"]
+__all__ = ["AssignmentsMoved", "ExperimentService", "Group", "Split", "Variant"]

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,7 +33,7 @@ from clarion.errors import ClarionError, StorageError, ValidationFailed
 from clarion.metrics import NOTIFICATIONS_ACCEPTED, SEND_GROUP_SIZE
 from clarion.services import send_rows
 from clarion.services.clock import as_utc, utcnow
-from clarion.services.experiments import ExperimentService, Group, Split
+from clarion.services.experiments import AssignmentsMoved, ExperimentService, Group, Split
 from clarion.services.idempotency import IdempotencyRequest, IdempotencyService, Replay
 from clarion.services.inbox import InboxListener
 from clarion.services.planner import Planner, RecipientPlan, Recipients
@@ -51,6 +51,9 @@ _FRESH = InboxMarks(0, 0, 0, 0, None, None)
 GROUP_RECIPIENTS = 1000
 #: Groups in flight at once: one being planned while another commits.
 GROUP_WRITERS = 2
+#: Times a group is split and planned again when its users turn out to have been recorded
+#: in an experiment with other variants than this process assumed (services/experiments.py).
+REPLANS = 3
 SCHEDULE_SKEW = timedelta(seconds=5)  # a scheduled_for this far in the past is still "now"
 SCHEDULE_HORIZON = timedelta(days=366)
 
@@ -204,30 +207,19 @@ class SendingService:
             for job in group:
                 await self._fail(job, exc)
             return
-        try:
-            splits = await self._splits(group)
-        except Exception as exc:
-            for job in group:
-                await self._fail(job, exc)
-            return
-        planned: list[tuple[_Job, _Planned]] = []
-        for job, split in zip(group, splits, strict=True):
-            try:
-                planned.append((job, await self._plan(job, split, known, now)))
-            except Exception as exc:
-                await self._fail(job, exc)
+        planned = await self._plan_group(group, known, now)
         if not planned:
             return
         done: list[tuple[_Job, Written | Replay | ClarionError]] = []
         try:
-            done = list(zip([j for j, _ in planned], await self._commit(planned, now), strict=True))
+            done = await self._commit_planned(planned, known, now)
         except Exception as exc:
             if len(planned) == 1:
                 await self._fail(planned[0][0], exc)
                 return
             for one in planned:
                 try:
-                    done.append((one[0], (await self._commit([one], now))[0]))
+                    done += await self._commit_planned([one], known, now)
                 except Exception as exc_one:
                     await self._fail(one[0], exc_one)
         merged = Written()
@@ -241,9 +233,52 @@ class SendingService:
                 job.future.set_result(outcome)  # committed: the 202 need not wait
         await self.notify(merged)
 
+    async def _plan_group(
+        self, group: Sequence[_Job], known: Recipients, now: datetime
+    ) -> list[tuple[_Job, _Planned]]:
+        """Split and plan each send of a group (a send that fails to plan fails alone)."""
+        try:
+            splits = await self._splits(group)
+        except Exception as exc:
+            for job in group:
+                await self._fail(job, exc)
+            return []
+        planned: list[tuple[_Job, _Planned]] = []
+        for job, split in zip(group, splits, strict=True):
+            try:
+                planned.append((job, await self._plan(job, split, known, now)))
+            except Exception as exc:
+                await self._fail(job, exc)
+        return planned
+
+    async def _commit_planned(
+        self, planned: list[tuple[_Job, _Planned]], known: Recipients, now: datetime
+    ) -> list[tuple[_Job, Written | Replay | ClarionError]]:
+        """:meth:`_commit`, and when users turn out to have been recorded in an experiment
+        with other variants than the sends were split with (nothing was written), the
+        sends concerned split and planned again with the recorded variants."""
+        for _ in range(REPLANS):
+            try:
+                outcomes = await self._commit(planned, now)
+                return list(zip([job for job, _ in planned], outcomes, strict=True))
+            except AssignmentsMoved as moved:
+                assert self.experiments is not None
+                self.experiments.learn(moved.found)
+                again = [job for job, p in planned if _moved(p.split, moved.found)]
+                replanned = {id(j): p for j, p in await self._plan_group(again, known, now)}
+                redo = {id(job) for job in again}
+                planned = [
+                    (job, replanned.get(id(job), p))
+                    for job, p in planned
+                    if id(job) not in redo or id(job) in replanned
+                ]
+                if not planned:
+                    return []
+        raise StorageError("experiment assignments kept changing; try again")
+
     async def _splits(self, group: Sequence[_Job]) -> list[Split]:
-        """Each send's recipients by variant of the live experiment on its type (one
-        read of recorded assignments for the whole group; services/experiments.py)."""
+        """Each send's recipients by variant of the live experiment on its type, from
+        what this process knows (no read: services/experiments.py)."""
         if self.experiments is None:
             return [Split([Group(job.cmd, job.user_ids)]) for job in group]
         return await self.experiments.split_many([(job.cmd, job.user_ids) for job in group])
@@ -252,7 +287,12 @@ class SendingService:
         """Plan a send's recipients, each variant's as that variant changes the send."""
         parts = []
         for g in split.groups:
-            content = job.content if g.cmd is job.cmd else self.content_of(g.cmd)
+            if g.cmd is job.cmd:
+                content = job.content
+            elif g.content_patch is not None:  # the variant's title or message, checked once
+                content = {**job.content, **g.content_patch}
+            else:
+                content = self.content_of(g.cmd)
             plans = await self.planner.plan_for(
                 known,
                 g.cmd,
@@ -288,10 +328,6 @@ class SendingService:
                     out.batched += part.batched
                     out.created += part.created
                 written[id(job)] = out
-            if self.experiments is not None:  # first assignments, in a few statements
-                await self.experiments.record_many(
-                    conn, [(p.split, job.cmd) for job, p in writing], now
-                )
             for job, _ in writing:
                 if job.idempotency is not None:
                     req = job.idempotency
@@ -307,6 +343,15 @@ class SendingService:
                     results.append(await self._idem.answer_in(conn, job.idempotency, now))
                 except ClarionError as exc:  # reused with another body: this send's 4xx
                     results.append(exc)
+            recorded = None
+            if self.experiments is not None:
+                # First assignments last: the statement also adds to the arms' counters,
+                # rows every send to the experiment updates, locked from here to the commit.
+                recorded = await self.experiments.record_many(
+                    conn, [(p.split, job.cmd) for job, p in writing], now
+                )
+        if recorded and self.experiments is not None:  # committed: kept, never read again
+            self.experiments.learn(recorded)
         return results
 
     async def _claim_keys(
@@ -418,6 +463,12 @@ class SendingService:
     ) -> list[Written]:
         """:meth:`write` for several sends at once (send_rows.write_many)."""
         return await send_rows.write_many(conn, jobs, now)
+
+
+def _moved(split: Split, found: Mapping[str, Mapping[str, str]]) -> bool:
+    """Whether ``split`` assumed an assignment for one of the users ``found`` recorded."""
+    users = found.get(split.experiment_id or "", {})
+    return any(u in users for u in split.chosen)
 
 
 def check_schedule(when: datetime, now: datetime) -> datetime:

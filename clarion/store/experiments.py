@@ -16,10 +16,29 @@ from clarion.store.schema import experiment_arms, experiment_assignments, experi
 
 ex, asg, arms = experiments, experiment_assignments, experiment_arms
 LIVE = ("running", "paused", "completed")
+#: First assignments, their arms' user counts and the assignments recorded before, in ONE
+#: round trip: the data-modifying CTEs run whether or not the outer query reads them, and
+#: the outer query's snapshot is the statement's start, so its second part sees the rows
+#: recorded before this statement (not those ``new`` inserts), looked up only for the
+#: users that were not inserted (usually none). The arms are upserted in variant order,
+#: as every writer of them does (no deadlock).
 _RECORD_SQL = (
-    "INSERT INTO experiment_assignments (experiment_id, user_id, variant, assigned_at) "
-    "SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::timestamptz[]) "
-    "ON CONFLICT DO NOTHING RETURNING variant"
+    "WITH given AS ("
+    " SELECT * FROM unnest($2::varchar[], $3::varchar[]) AS g(user_id, variant)),"
+    " new AS ("
+    " INSERT INTO experiment_assignments (experiment_id, user_id, variant, assigned_at)"
+    " SELECT $1, user_id, variant, $4::timestamptz FROM given"
+    " ON CONFLICT DO NOTHING RETURNING user_id, variant),"
+    " counted AS ("
+    " INSERT INTO experiment_arms (experiment_id, variant, users)"
+    " SELECT $1, variant, count(*) FROM new GROUP BY variant ORDER BY variant"
+    " ON CONFLICT (experiment_id, variant)"
+    " DO UPDATE SET users = experiment_arms.users + excluded.users)"
+    " SELECT user_id, variant, true FROM new"
+    " UNION ALL"
+    " SELECT a.user_id, a.variant, false FROM experiment_assignments a"
+    " JOIN (SELECT user_id FROM given EXCEPT SELECT user_id FROM new) AS old USING (user_id)"
+    " WHERE a.experiment_id = $1"
 )
 #: Outcome -> (the assignment's flag column, the arm's counter column).
 OUTCOMES = {
@@ -83,34 +102,36 @@ async def assigned(
 
 async def record(
     conn: AsyncConnection, experiment_id: str, chosen: Mapping[str, str], now: datetime
-) -> None:
-    """Record first assignments and count each new one in its arm (a user recorded
-    meanwhile by another send keeps the variant recorded first)."""
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Record first assignments (``chosen``: user -> variant) and count each new one in its
+    arm. Returns ``(recorded, before)``: the users recorded now, and those of ``chosen``
+    recorded before with the variant recorded then (it stays theirs). A user recorded
+    meanwhile by a transaction still running when this one started is in neither."""
     if not chosen:
-        return
+        return {}, {}
+    users = list(chosen)
+    recorded: dict[str, str] = {}
+    before: dict[str, str] = {}
+    driver = await bulk.driver_in_transaction(conn)
+    if driver is not None:  # one prepared text whatever the number of users
+        got = await driver.fetch(_RECORD_SQL, experiment_id, users, list(chosen.values()), now)
+        for user_id, variant, new in got:
+            (recorded if new else before)[str(user_id)] = str(variant)
+        return recorded, before
     rows = [
         {"experiment_id": experiment_id, "user_id": u, "variant": v, "assigned_at": now}
         for u, v in chosen.items()
     ]
-    # RETURNING gives the rows really inserted (one statement for all of them; on
-    # PostgreSQL one prepared text whatever their number, as store/bulk.py does).
-    new: dict[str, int] = {}
-    driver = await bulk.driver_in_transaction(conn)
-    if driver is not None:
-        got = await driver.fetch(
-            _RECORD_SQL,
-            [r["experiment_id"] for r in rows],
-            [r["user_id"] for r in rows],
-            [r["variant"] for r in rows],
-            [r["assigned_at"] for r in rows],
-        )
-        variants = [str(g[0]) for g in got]
-    else:
-        stmt = insert_ignore(conn, asg).returning(asg.c.variant)
-        variants = [str(v) for (v,) in (await conn.execute(stmt, rows)).all()]
-    for variant in variants:
-        new[variant] = new.get(variant, 0) + 1
-    await add_to_arms(conn, experiment_id, {v: {"users": n} for v, n in new.items()})
+    stmt = insert_ignore(conn, asg).returning(asg.c.user_id, asg.c.variant)
+    recorded = {str(u): str(v) for u, v in (await conn.execute(stmt, rows)).all()}
+    others = [u for u in users if u not in recorded]
+    if others:
+        before = await assigned(conn, experiment_id, others)
+    counts: dict[str, int] = {}
+    for variant in recorded.values():
+        counts[variant] = counts.get(variant, 0) + 1
+    await add_to_arms(conn, experiment_id, {v: {"users": n} for v, n in counts.items()})
+    return recorded, before
 
 
 _COUNTERS = ("users", "read", "clicked", "converted", "unsubscribed", "failed")

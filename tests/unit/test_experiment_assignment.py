@@ -10,7 +10,7 @@ import sys
 import pytest
 from scipy.stats import chisquare
 
-from clarion.domain.experiment_assignment import HOLDOUT, assign, pick
+from clarion.domain.experiment_assignment import HOLDOUT, Assigner, assign, pick
 
 WEIGHTS = [("a", 50.0), ("b", 30.0), ("c", 20.0)]
 
@@ -57,3 +57,17 @@ def test_pick_boundaries_and_refusals() -> None:
         pick(0.5, [], 0)
     with pytest.raises(ValueError):
         pick(0.5, WEIGHTS, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("weights", "holdout"),
+    [(WEIGHTS, 0.1), (WEIGHTS, 0.0), ([("x", 33.3), ("y", 33.3), ("z", 33.4)], 0.5)],
+)
+def test_an_assigner_gives_what_assign_gives(
+    weights: list[tuple[str, float]], holdout: float
+) -> None:
+    one = Assigner("exp-4", weights, holdout)
+    users = [f"user-{i}" for i in range(20_000)]
+    assert [one(u) for u in users] == [assign("exp-4", u, weights, holdout) for u in users]
+    for point in (0.0, holdout, 0.5, 0.999999999, 1.0 - 1e-17):
+        assert one.at(point) == pick(point, weights, holdout)

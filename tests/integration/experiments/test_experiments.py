@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from clarion.domain.experiment_assignment import HOLDOUT, assign
+from clarion.services.clock import utcnow
 from clarion.services.container import Services
 from clarion.store import experiments as exp_store
 from clarion.store.schema import events, experiment_assignments, notifications
@@ -176,3 +177,50 @@ async def test_automatic_winner_takes_all_traffic(
     async with services.db.connect() as conn:
         promoted = (await conn.execute(select(events).where(events.c.type == "promoted"))).all()
     assert [(p.experiment, p.variant) for p in promoted] == [(xid, "short")]
+
+
+async def test_users_recorded_elsewhere_keep_their_variant(
+    authed: httpx.AsyncClient, services: Services
+) -> None:
+    """Users another process recorded (before the weights changed) get their recorded
+    variant, though this process would have hashed them into the other one; they are not
+    counted again, and this process then knows them."""
+    xid = (await _create(authed, holdout=20))["id"]
+    await authed.post(f"{X}/{xid}/start")
+    weights = [("control", 50.0), ("short", 50.0)]
+    users = [f"elsewhere-{i}" for i in range(30)]
+    hashed = {u: assign(xid, u, weights, 0.2) for u in users}
+    flip = {"control": "short", "short": "control", HOLDOUT: "control"}
+    recorded = {u: flip[v] for u, v in list(hashed.items())[:20]}  # the last 10: new
+    async with services.db.begin() as conn:
+        await conn.execute(
+            experiment_assignments.insert(),
+            [
+                {"experiment_id": xid, "user_id": u, "variant": v, "assigned_at": utcnow()}
+                for u, v in recorded.items()
+            ],
+        )
+    expected = {**hashed, **recorded}
+    for chunk in (users[:15], users[15:]):  # two sends, each with old and new users
+        r = await authed.post(N, json={"user_ids": chunk, "type": "promo", "title": "Big sale"})
+        assert r.status_code == 202, r.text
+    titles = await _titles(services)
+    for u, v in expected.items():
+        if v == HOLDOUT:
+            assert u not in titles
+        else:
+            assert titles[u] == ("Sale!" if v == "short" else "Big sale"), (u, v)
+    async with services.db.connect() as conn:
+        rows = await conn.execute(
+            select(experiment_assignments.c.user_id, experiment_assignments.c.variant)
+        )
+        assert {u: v for u, v in rows} == expected
+        variants = await conn.execute(select(notifications.c.user_id, notifications.c.variant))
+        assert {u: v for u, v in variants} == {u: v for u, v in expected.items() if v != HOLDOUT}
+        arms = await exp_store.arms_of(conn, xid)
+    assert sum(int(a["users"]) for a in arms.values()) == 10  # the new ones only
+    # Known now: a second send to all of them records nothing and reads nothing new.
+    await authed.post(N, json={"user_ids": users, "type": "promo", "title": "Again"})
+    async with services.db.connect() as conn:
+        arms = await exp_store.arms_of(conn, xid)
+    assert sum(int(a["users"]) for a in arms.values()) == 10
