@@ -52,10 +52,12 @@ typecheck: install
 
 ## Two worker processes by default (TEST_WORKERS=0 runs in this process): each has its own
 ## PostgreSQL database, SQLite files, ports and Redis key prefixes, so tests don't meet.
+## Each worker takes whole test modules (--dist loadfile): a module's fixtures, such as
+## the browser tests' Chromium, are closed before another module's tests run.
 TEST_WORKERS ?= 2
 
 pytest: install
-	$(BIN)/pytest -q -n $(TEST_WORKERS)
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 ## The whole fault suite (docs/reliability.md): processes SIGKILLed, databases stopped,
 ## every copy received classified; figures in build/faults/*.json, table by scripts/faults-table.

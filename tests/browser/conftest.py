@@ -110,8 +110,12 @@ def clarion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clarion]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per test module, not per session: Playwright's sync API keeps an event
+    loop running in this thread while it is open, and every later test of the process
+    that calls ``asyncio.run`` (most fixtures do) would fail. The suite's workers take
+    whole modules (``--dist loadfile``), so it closes before another module starts."""
     assert sync_playwright is not None
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=TEST_ARGS, headless=True)
