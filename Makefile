@@ -4,7 +4,10 @@
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-HASH    := $(shell sha1sum pyproject.toml | cut -c1-12)
+# The server and its Python client (clients/python, which the server depends on and which
+# is installed from this checkout, not an index): a change to either's pyproject reinstalls.
+PYPROJECTS := pyproject.toml clients/python/pyproject.toml
+HASH    := $(shell cat $(PYPROJECTS) | sha1sum | cut -c1-12)
 # Two stamps: the service alone (make run), and the service with the development tools
 # (make test). The development install includes the service's, so it satisfies both.
 RUN_STAMP := $(VENV)/.service-$(HASH)
@@ -18,12 +21,12 @@ $(VENV)/bin/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/python -m pip install -q -e .
+$(RUN_STAMP): $(PYPROJECTS) | $(VENV)/bin/python
+	$(BIN)/python -m pip install -q -e ./clients/python -e .
 	rm -f $(VENV)/.service-* && touch $(RUN_STAMP)
 
-$(STAMP): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+$(STAMP): $(PYPROJECTS) | $(VENV)/bin/python
+	$(BIN)/python -m pip install -q -e ./clients/python -e '.[dev]'
 	rm -f $(VENV)/.installed-* $(VENV)/.service-* && touch $(STAMP) $(RUN_STAMP)
 
 ## Only what the service needs to run.
@@ -40,15 +43,19 @@ run: install-service
 test: install services browser lint typecheck pytest
 
 lint: install
-	$(BIN)/ruff check clarion tests bench
-	$(BIN)/ruff format --check clarion tests bench
+	$(BIN)/ruff check clarion clients docs/examples tests bench
+	$(BIN)/ruff format --check clarion clients docs/examples tests bench
 	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy
 
+## Two worker processes by default (TEST_WORKERS=0 runs in this process): each has its own
+## PostgreSQL database, SQLite files, ports and Redis key prefixes, so tests don't meet.
+TEST_WORKERS ?= 2
+
 pytest: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 ## The whole fault suite (docs/reliability.md): processes SIGKILLed, databases stopped,
 ## every copy received classified; figures in build/faults/*.json, table by scripts/faults-table.
@@ -85,7 +92,8 @@ bench: bench-setup services
 bench-quick: bench-setup services
 	$(BIN)/python bench/run.py --quick
 
-## Build the wheel, install it into a fresh virtualenv and run `clarion serve` from it.
+## Build both wheels (server and client), install them into a fresh virtualenv and run
+## `clarion serve` from it; the client's wheel alone into another, which calls that server.
 wheel-check:
 	PY=$(PY) scripts/wheel-check
 

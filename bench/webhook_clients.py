@@ -73,13 +73,12 @@ from clarion.delivery.channels.http1_client import (
 )
 from clarion.delivery.channels.webhook import (
     USER_AGENT,
+    SignedRequest,
     WebhookChannel,
-    encode_payload,
-    sign_with_key,
 )
 from clarion.delivery.dispatch import webhook_payload
 from clarion.domain.webhook_secrets import generate_webhook_secret
-from clarion.services.netguard import BlockedURL, CheckedTarget, UrlGuard
+from clarion.services.netguard import CheckedTarget, UrlGuard
 
 OUT = RESULTS / "webhook_clients.json"
 HOST = "receiver.bench.invalid"  # resolvable only through the guard's injected resolver
@@ -273,36 +272,18 @@ class AiohttpWebhookChannel(WebhookChannel):
             self._pinned[url] = cached
         return cached
 
-    async def send(self, message: RenderedMessage, contact: Contact) -> SendResult:
-        target = contact.webhook
-        if target is None:
-            return SendResult(Outcome.NO_CONTACT, self.provider, "user has no webhook")
-        try:
-            body = encode_payload(dict(message.payload))
-        except (TypeError, ValueError) as exc:
-            return self._result(Outcome.PERMANENT, f"payload is not JSON: {exc}", target.url)
-        try:
-            checked = await self._guard.check(target.url)
-        except BlockedURL as exc:
-            return self._result(Outcome.PERMANENT, f"blocked: {exc}", target.url)
-        timestamp = int(time.time())
-        try:
-            signature = sign_with_key(
-                self._key(target.secret), message.delivery_id, timestamp, body
-            )
-        except ValueError as exc:
-            return self._result(Outcome.PERMANENT, str(exc), target.url)
-        url, fixed, server_hostname = self._pin(target.url, checked)
+    async def exchange(self, signed: SignedRequest) -> SendResult:
+        url, fixed, server_hostname = self._pin(signed.url, signed.checked)
         headers = {
             **fixed,
-            "webhook-id": message.delivery_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature,
+            "webhook-id": signed.delivery_id,
+            "webhook-timestamp": str(signed.timestamp),
+            "webhook-signature": signed.signature,
         }
         try:
             async with self._client().post(
                 url,
-                data=body,
+                data=signed.body,
                 headers=headers,
                 allow_redirects=False,
                 server_hostname=server_hostname,
@@ -320,11 +301,11 @@ class AiohttpWebhookChannel(WebhookChannel):
                     resp.status, {k.lower(): v for k, v in resp.headers.items()}, bytes(kept)
                 )
         except TimeoutError:
-            return self._result(Outcome.TRANSIENT, "timeout (aiohttp)", target.url)
+            return self._result(Outcome.TRANSIENT, "timeout (aiohttp)", signed.url)
         except (aiohttp.ClientError, OSError) as exc:
             detail = f"connection failed ({type(exc).__name__})"
-            return self._result(Outcome.TRANSIENT, detail, target.url)
-        return self._classify(response, target.url)
+            return self._result(Outcome.TRANSIENT, detail, signed.url)
+        return self._classify(response, signed.url)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import jwt
 import orjson
 import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
 from tests.e2e.conftest import Server, clarion_env, start_server
+from tests.e2e.test_realtime import token_for
 
 SECRET = "e2e-secret-" + "h" * 40
 HEADER_TIMEOUT = 2.0
@@ -55,10 +55,8 @@ def _rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def _token(user: str, ttl: float = 600) -> str:
-    now = time.time()
-    claims = {"sub": user, "typ": "user", "iss": "clarion", "iat": int(now), "exp": now + ttl}
-    return jwt.encode(claims, SECRET, algorithm="HS256")
+def _token(user: str) -> str:
+    return token_for(user, secret=SECRET)
 
 
 @pytest.fixture(scope="module")

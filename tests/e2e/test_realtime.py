@@ -35,10 +35,10 @@ def ws_url(server: Server, token: str | None, cursor: int | None = None) -> str:
     return url + ("?" + "&".join(params) if params else "")
 
 
-def token_for(user: str, ttl: float = 600) -> str:
+def token_for(user: str, ttl: float = 600, secret: str = SECRET) -> str:
     now = time.time()
     claims = {"sub": user, "typ": "user", "iss": "clarion", "iat": int(now), "exp": now + ttl}
-    return jwt.encode(claims, SECRET, algorithm="HS256")
+    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 async def recv(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:

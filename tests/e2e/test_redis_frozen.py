@@ -19,27 +19,11 @@ import httpx
 
 from tests.conftest import service_missing
 from tests.e2e.conftest import clarion_env, free_port, start_server
+from tests.e2e.test_degradation import status_of, wait_status
 from tests.integration.hub.conftest import RedisProcess
 
 N = "/api/v1/notifications"
-STATUS = "/api/v1/notifications/system/status"
 TIMEOUT = 0.5  # CLARION_REDIS_TIMEOUT_SECONDS for this server
-
-
-async def status_of(c: httpx.AsyncClient) -> dict[str, object]:
-    r = await c.get(STATUS)
-    assert r.status_code == 200, r.text
-    return dict(r.json())
-
-
-async def wait_status(c: httpx.AsyncClient, wanted: str, within: float) -> dict[str, object]:
-    deadline = time.monotonic() + within
-    while True:
-        status = await status_of(c)
-        if status["status"] == wanted:
-            return status
-        assert time.monotonic() < deadline, f"never {wanted}: {status}"
-        await asyncio.sleep(0.2)
 
 
 async def test_frozen_redis_degrades_steadily_and_recovers(tmp_path: Path) -> None:

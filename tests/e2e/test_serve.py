@@ -63,6 +63,8 @@ def test_cli_send_and_migrate(tmp_path: Path) -> None:
     out = run_cli(
         env,
         "send",
+        "--offline",
+        "--json",
         "--user",
         "ana",
         "--user",

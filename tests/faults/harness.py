@@ -745,9 +745,10 @@ def send_until_acknowledged(
 class Load:
     """``clients`` threads, each with its own keep-alive connection, sending ``items``
     (``(identity, body)``) one after another through ``send_until_acknowledged``. A send
-    gives up ``budget`` seconds after its first attempt, but not before ``hold()`` (a
-    test moves it on while the server is down: restarts are slow on a busy machine), and
-    at ``cutoff()`` at the latest."""
+    gives up ``budget`` seconds after its first attempt, but not while the load is held
+    (``hold()`` while the server is down, ``release(t)`` once it is back: restarts are slow
+    on a busy machine, so each send then has ``budget`` seconds from ``t``), and at
+    ``cutoff()`` at the latest."""
 
     def __init__(
         self,
@@ -758,7 +759,6 @@ class Load:
         clients: int,
         budget: float,
         seed: int = 7,
-        hold: Callable[[], float] = lambda: 0.0,
         cutoff: Callable[[], float] = lambda: float("inf"),
     ) -> None:
         self.url = url
@@ -766,7 +766,7 @@ class Load:
         self.statuses = statuses
         self.clients = clients
         self.budget = budget
-        self.hold = hold
+        self.held_until = 0.0
         self.cutoff = cutoff
         self.rng = random.Random(seed)
         self.outcomes: dict[str, SendOutcome] = {}
@@ -775,6 +775,14 @@ class Load:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self.errors: list[BaseException] = []
+
+    def hold(self) -> None:
+        """No send gives up from now until :meth:`release`."""
+        self.held_until = float("inf")
+
+    def release(self, back_at: float) -> None:
+        """The server answers again since ``back_at``: each send has ``budget`` from it."""
+        self.held_until = back_at + self.budget
 
     @property
     def acknowledged(self) -> int:
@@ -801,7 +809,7 @@ class Load:
                         body,
                         identity,
                         self.statuses,
-                        lambda g=give_up: min(max(g, self.hold()), self.cutoff()),
+                        lambda g=give_up: min(max(g, self.held_until), self.cutoff()),
                         rng,
                     )
                     with self._lock:
@@ -894,6 +902,23 @@ def expect(condition: bool, message: str) -> None:
     """``assert`` for a ``PendingBehaviour``; check it after the guarantees."""
     if not condition:
         raise PendingBehaviour(message)
+
+
+def assert_exactly_once(tally: Tally, statuses: StatusLog) -> None:
+    """The guarantees of every fault: nothing acknowledged is lost or stored twice,
+    nothing is invented, and no client is ever given a 500."""
+    assert tally.lost == 0, tally.examples
+    assert tally.duplicated == 0 and tally.conflicting == 0, tally.examples
+    assert tally.unexpected == 0, tally.examples
+    assert "500" not in statuses.counts, statuses.samples
+
+
+def expect_prompt_retries(statuses: StatusLog, unacknowledged: int, after: str) -> None:
+    """Retries after the fault are answered (a dead request's Idempotency-Key claim died
+    with its transaction, so no 409 idempotency_in_progress) and every send is answered."""
+    conflicts = statuses.counts["409 after failure"]
+    expect(conflicts == 0, f"{conflicts} retries after {after} got 409 idempotency_in_progress")
+    expect(not unacknowledged, f"{unacknowledged} sends never acknowledged")
 
 
 # --- figures ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import hmac
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import orjson
@@ -61,6 +62,19 @@ def encode_payload(payload: Any) -> bytes:
         return orjson.dumps(payload)
     except TypeError:
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """A webhook ready to send: the receiver's URL, the address the guard checked for it,
+    and the Standard Webhooks headers' values for exactly this body."""
+
+    url: str
+    checked: CheckedTarget
+    delivery_id: str
+    timestamp: int
+    signature: str
+    body: bytes
 
 
 class WebhookChannel(Channel):
@@ -121,6 +135,16 @@ class WebhookChannel(Channel):
         return cached
 
     async def send(self, message: RenderedMessage, contact: Contact) -> SendResult:
+        signed = await self.sign_request(message, contact)
+        if isinstance(signed, SendResult):
+            return signed
+        return await self.exchange(signed)
+
+    async def sign_request(
+        self, message: RenderedMessage, contact: Contact
+    ) -> SignedRequest | SendResult:
+        """Everything before the wire: the body, the guard's checked address and the
+        signature, or the failure that ends the delivery without a request."""
         target = contact.webhook
         if target is None:
             return SendResult(Outcome.NO_CONTACT, self.provider, "user has no webhook")
@@ -141,18 +165,22 @@ class WebhookChannel(Channel):
             )
         except ValueError as exc:
             return self._result(Outcome.PERMANENT, str(exc), target.url)
+        return SignedRequest(target.url, checked, message.delivery_id, timestamp, signature, body)
 
-        head, scheme, port, host = self._head(target.url, checked)
+    async def exchange(self, signed: SignedRequest) -> SendResult:
+        """The POST itself, over :class:`Http1Pool`, and the answer classified."""
+        checked, body = signed.checked, signed.body
+        head, scheme, port, host = self._head(signed.url, checked)
         # The delivery id is a UUID we made, the rest is ours: no header injection.
         data = b"".join(
             (
                 head,
                 b"webhook-id: ",
-                message.delivery_id.encode("ascii", "replace"),
+                signed.delivery_id.encode("ascii", "replace"),
                 b"\r\nwebhook-timestamp: ",
-                str(timestamp).encode(),
+                str(signed.timestamp).encode(),
                 b"\r\nwebhook-signature: ",
-                signature.encode(),
+                signed.signature.encode(),
                 b"\r\nContent-Length: ",
                 str(len(body)).encode(),
                 b"\r\n\r\n",
@@ -163,8 +191,8 @@ class WebhookChannel(Channel):
         try:
             response = await self._pool.request(key, data)
         except HttpError as exc:
-            return self._result(Outcome.TRANSIENT, _error_detail(exc), target.url)
-        return self._classify(response, target.url)
+            return self._result(Outcome.TRANSIENT, _error_detail(exc), signed.url)
+        return self._classify(response, signed.url)
 
     def _classify(self, response: Response, url: str) -> SendResult:
         status = response.status

@@ -1,4 +1,6 @@
-"""``clarion``: serve, migrate, manage API keys, send from the shell.
+"""``clarion``: serve, migrate, manage API keys (here), and the client commands that talk
+to a running service through the Python client (``cli/client.py``: send, list, tail,
+status).
 
 Settings are built here, once, from the environment (``CLARION_*``) and passed down.
 """
@@ -6,63 +8,21 @@ Settings are built here, once, from the environment (``CLARION_*``) and passed d
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import os
 from typing import Annotated, Any
 
 import typer
 
 from clarion import gc_tuning
-from clarion.config import Settings
+from clarion.cli import client
+from clarion.cli.common import configure_logging, err, load_settings, run, with_services
 
 app = typer.Typer(help="Clarion, a self-hosted notification service.", no_args_is_help=True)
 api_key_app = typer.Typer(help="Manage server API keys.", no_args_is_help=True)
 app.add_typer(api_key_app, name="api-key")
 vapid_app = typer.Typer(help="Web Push (VAPID) keys.", no_args_is_help=True)
 app.add_typer(vapid_app, name="vapid")
-
-
-def _settings() -> Settings:
-    return Settings()
-
-
-#: Libraries whose DEBUG (SQLAlchemy: INFO) lines print SQL parameters, webhook secrets and
-#: contact data among them: never below WARNING, whatever CLARION_LOG_LEVEL says.
-_QUIET_LOGGERS = ("aiosqlite", "sqlalchemy", "asyncpg")
-
-
-def _configure_logging(settings: Settings, fmt: str) -> None:
-    level = settings.log_level.upper()
-    logging.basicConfig(level=level, format=fmt)
-    for name in _QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
-
-
-def _err(message: str) -> None:
-    typer.echo(message, err=True)
-
-
-def _run(coro: Any) -> Any:
-    from clarion.errors import ClarionError
-
-    try:
-        return asyncio.run(coro)
-    except ClarionError as exc:
-        _err(f"error: {exc.code}: {exc.message}")
-        raise typer.Exit(2) from exc
-
-
-async def _with_services(settings: Settings, fn: Any) -> Any:
-    from clarion.services.container import Services
-    from clarion.store.migrate import upgrade
-
-    await upgrade(settings.database_url)
-    services = Services(settings)
-    try:
-        return await fn(services)
-    finally:
-        await services.close()
+client.register(app)
 
 
 def app_from_environment() -> Any:
@@ -71,7 +31,7 @@ def app_from_environment() -> Any:
     from clarion.api import server_protocol
     from clarion.runtime import build_app
 
-    settings = _settings()
+    settings = load_settings()
     server_protocol.configure(settings)  # this process's connections (server_protocol.py)
     return build_app(settings)
 
@@ -91,7 +51,7 @@ def serve(
     from clarion.api.live_protocol import WS_PROTOCOL
     from clarion.runtime import build_app
 
-    settings = _settings()
+    settings = load_settings()
     if host is not None:
         settings.host = host
     if port is not None:
@@ -105,23 +65,23 @@ def serve(
     ):
         # Live updates travel between processes over Redis or PostgreSQL NOTIFY; with
         # SQLite and no Redis each process would only reach its own sockets.
-        _err(
+        err(
             "--workers above 1 needs CLARION_REDIS_URL (or PostgreSQL): live updates "
             "must reach every process"
         )
         raise typer.Exit(2)
-    _configure_logging(settings, "%(levelname)s %(name)s: %(message)s")
+    configure_logging(settings, "%(levelname)s %(name)s: %(message)s")
 
     async def bootstrap(services: Any) -> None:
         if not await services.auth.has_api_keys():
             _key_id, key = await services.auth.create_api_key("default")
             banner = "=" * 72
-            _err(
+            err(
                 f"{banner}\nNo API key existed, so one was created. It is shown only once:\n\n"
                 f"    {key}\n\nUse it as: Authorization: Bearer {key}\n{banner}"
             )
 
-    _run(_with_services(settings, bootstrap))
+    run(with_services(settings, bootstrap))
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -157,10 +117,10 @@ def worker(
     reaches the database; SIGTERM drains in-flight deliveries, then exits."""
     import signal
 
-    settings = _settings()
+    settings = load_settings()
     if concurrency is not None:
         settings.worker_concurrency = concurrency
-    _configure_logging(settings, "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings, "%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def go() -> None:
         from clarion.runtime import Runtime
@@ -193,7 +153,7 @@ def worker(
         finally:
             await runtime.close()
 
-    _run(go())
+    run(go())
 
 
 @vapid_app.command("generate")
@@ -212,9 +172,9 @@ def migrate() -> None:
     """Apply pending database migrations."""
     from clarion.store.migrate import upgrade
 
-    settings = _settings()
-    _run(upgrade(settings.database_url))
-    _err("database is up to date")
+    settings = load_settings()
+    run(upgrade(settings.database_url))
+    err("database is up to date")
 
 
 @api_key_app.command("create")
@@ -241,7 +201,7 @@ def api_key_create(
         _key_id, key = await services.auth.create_api_key(name, scope or (), rate_limit)
         return str(key)
 
-    typer.echo(_run(_with_services(_settings(), go)))
+    typer.echo(run(with_services(load_settings(), go)))
 
 
 @api_key_app.command("list")
@@ -252,7 +212,7 @@ def api_key_list() -> None:
     async def go(services: Any) -> list[dict[str, Any]]:
         return list(await services.auth.list_api_keys())
 
-    for row in _run(_with_services(_settings(), go)):
+    for row in run(with_services(load_settings(), go)):
         state = "revoked" if row["revoked_at"] else "active"
         scopes = ",".join(row["scopes"]) or "-"
         limit = row["rate_limit"] or "default"
@@ -268,40 +228,8 @@ def api_key_revoke(key: Annotated[str, typer.Argument(help="The key's id or pref
     async def go(services: Any) -> None:
         await services.auth.revoke_api_key(key)
 
-    _run(_with_services(_settings(), go))
-    _err("revoked")
-
-
-@app.command()
-def send(
-    user: Annotated[list[str], typer.Option("--user", help="Recipient user_id (repeatable)")],
-    title: Annotated[str, typer.Option("--title")],
-    message: Annotated[str, typer.Option("--message")] = "",
-    type_: Annotated[str, typer.Option("--type")] = "message",
-    channel: Annotated[list[str] | None, typer.Option("--channel", help="Repeatable")] = None,
-    priority: Annotated[str, typer.Option("--priority")] = "normal",
-) -> None:
-    """Send a notification directly through the service (no HTTP needed)."""
-    from clarion.domain.send_command import SendCommand
-    from clarion.domain.types import ChannelName, Priority
-
-    try:
-        cmd = SendCommand(
-            user_ids=tuple(user),
-            type=type_,
-            title=title,
-            message=message,
-            priority=Priority(priority),
-            channels=tuple(ChannelName(c) for c in (channel or ["in_app"])),
-        )
-    except ValueError as exc:
-        _err(f"error: {exc}")
-        raise typer.Exit(2) from exc
-
-    async def go(services: Any) -> Any:
-        return (await services.sending.send(cmd)).body
-
-    typer.echo(json.dumps(_run(_with_services(_settings(), go))))
+    run(with_services(load_settings(), go))
+    err("revoked")
 
 
 def main() -> None:

@@ -1,0 +1,5 @@
+"""``python -m clarion.cli``."""
+
+from clarion.cli import main
+
+main()
