@@ -5,7 +5,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from clarion.web.dashboard import access, audit, dead_letters, notifications, overview, system
+from clarion.web.dashboard import (
+    access,
+    audit,
+    dead_letters,
+    experiments,
+    notifications,
+    overview,
+    system,
+    templates_page,
+    users,
+)
 from clarion.web.dashboard.render import HERE
 from clarion.web.dashboard.session import guarded
 
@@ -16,12 +26,22 @@ PAGES = {
     "/dashboard/notifications": notifications.search,
     "/dashboard/notifications/{id}": notifications.story,
     "/dashboard/dead-letters": dead_letters.dead_letters,
+    "/dashboard/experiments": experiments.experiments,
+    "/dashboard/experiments/{id}": experiments.detail,
+    "/dashboard/templates": templates_page.templates,
+    "/dashboard/templates/{key}": templates_page.edit,
+    "/dashboard/users": users.find,
+    "/dashboard/users/{user_id}": users.user,
     "/dashboard/system": system.system,
     "/dashboard/audit": audit.audit,
     "/dashboard/audit/export": audit.export,
 }
 ACTIONS = {
     "/dashboard/dead-letters/retry": dead_letters.retry,
+    "/dashboard/experiments": experiments.create,
+    "/dashboard/experiments/{id}/transition": experiments.transition,
+    "/dashboard/templates/{key}": templates_page.save,
+    "/dashboard/users/{user_id}/test": users.send_test,
 }
 
 
@@ -31,6 +51,12 @@ def install(app: FastAPI) -> None:
     app.add_route(
         "/dashboard/logout",
         guarded(access.logout, write=False),
+        methods=["POST"],
+        include_in_schema=False,
+    )
+    app.add_route(
+        "/dashboard/templates/{key}/preview",
+        guarded(templates_page.preview, write=False),
         methods=["POST"],
         include_in_schema=False,
     )

@@ -35,7 +35,11 @@ function livePreview() {
     clearTimeout(timer);
     timer = setTimeout(async () => {
       const body = new URLSearchParams(new FormData(form));
-      const r = await fetch(form.dataset.preview, { method: "POST", body });
+      const r = await fetch(form.dataset.preview, {
+        method: "POST",
+        body,
+        headers: { "X-Dashboard-Fragment": "preview" },
+      });
       const target = document.getElementById("preview");
       if (target) target.innerHTML = await r.text();
     }, 300);
