@@ -127,15 +127,17 @@ class DashboardService:
         target: str,
         before: Any = None,
         after: Any = None,
+        actor: str | None = None,
     ) -> None:
-        """Write one audit row (its own transaction, after the change committed)."""
+        """Write one audit row (its own transaction, after the change committed).
+        ``actor``: who, when not an API key (``cli:<os user>``)."""
         async with self._db.begin() as conn:
             await store.add_audit(
                 conn,
                 {
                     "at": utcnow(),
                     "api_key_id": api_key_id,
-                    "actor": f"api_key:{api_key_id}" if api_key_id else "system",
+                    "actor": actor or (f"api_key:{api_key_id}" if api_key_id else "system"),
                     "via": via,
                     "action": action,
                     "target": target[:255],

@@ -10,9 +10,7 @@ from clarion.services.container import Services
 from .test_editing import TEMPLATE
 
 
-async def test_admin_api_changes_are_audited(
-    authed: httpx.AsyncClient, services: Services
-) -> None:
+async def test_admin_api_changes_are_audited(authed: httpx.AsyncClient, services: Services) -> None:
     assert (await authed.post("/api/v1/templates", json=TEMPLATE)).status_code == 201
     body = {k: v for k, v in TEMPLATE.items() if k != "key"}
     body["description"] = "second"
