@@ -44,8 +44,16 @@ class DashboardReads:
         note = dict(row)
         for k in ("created_at", "seen_at", "read_at", "archived_at"):
             note[k] = _iso(note[k])
+        rendered: dict[str, dict[str, str]] = {
+            "in_app": {"title": row["title"], "message": row["message"]}
+        }
+        content = row["content"] if isinstance(row["content"], dict) else {}
+        for part, text in (content.get("rendered") or {}).items():
+            channel, _, field = str(part).partition(".")
+            rendered.setdefault(channel, {})[field] = str(text)
         return {
             "notification": note,
+            "rendered": rendered,
             "events": [
                 {
                     "at": _iso(e["created_at"]),
@@ -77,3 +85,7 @@ class DashboardReads:
             except ClarionError as exc:
                 failed.append((delivery_id, exc.message))
         return {"retried": done, "failed": failed}
+
+    async def workers(self) -> list[tuple[str, int]]:
+        async with self._db.connect() as conn:
+            return await store.workers_now(conn)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -76,3 +76,15 @@ async def dead_letters(
     cols = [d.id, d.notification_id, d.user_id, d.channel, d.attempts, d.last_error, d.updated_at]
     stmt = select(*cols).where(*cond).order_by(d.updated_at.desc(), d.id).limit(limit)
     return [r._mapping for r in await conn.execute(stmt)]
+
+
+async def workers_now(conn: AsyncConnection) -> list[tuple[str, int]]:
+    """Workers holding leases now (deliveries ``sending``), with how many each holds."""
+    d = deliveries.c
+    stmt = (
+        select(d.leased_by, func.count())
+        .where(d.status == "sending", d.leased_by.is_not(None))
+        .group_by(d.leased_by)
+        .order_by(d.leased_by)
+    )
+    return [(str(w), int(n)) for w, n in await conn.execute(stmt)]

@@ -32,6 +32,7 @@ async def system(request: Request, session: DashSession) -> Response:
     services = services_of(request)
     status = await services.system_status()
     backlog = await services.deliveries.backlog()
+    workers = await services.dashboard_reads.workers()
     settings = sorted(
         (name, _shown(name, getattr(services.settings, name)))
         for name in type(services.settings).model_fields
@@ -43,5 +44,7 @@ async def system(request: Request, session: DashSession) -> Response:
         active="system",
         status=status,
         backlog=backlog,
+        workers=workers,
+        embedded_worker=services.settings.embedded_worker,
         settings=settings,
     )

@@ -78,9 +78,29 @@ async def test_template_preview_and_save(
     assert r.status_code == 303
     stored = (await authed.get("/api/v1/templates/welcome")).json()
     assert stored["version"] == 2
-    [row] = await _audit(admin)
-    assert row["action"] == "template.replace" and row["target"] == "template:welcome"
+    row, api = await _audit(admin)  # newest first: the dashboard's save, the API's create
+    assert api["via"] == "api" and api["action"] == "POST /api/v1/templates"
+    assert row["via"] == "dashboard" and row["action"] == "template.replace"
+    assert row["target"] == "template:welcome"
     assert row["before"]["version"] == 1 and row["after"]["version"] == 2  # type: ignore[index]
+
+
+async def test_story_shows_each_channel_as_rendered(
+    admin: httpx.AsyncClient, authed: httpx.AsyncClient
+) -> None:
+    assert (await authed.post("/api/v1/templates", json=TEMPLATE)).status_code == 201
+    body = {
+        "user_id": "ana",
+        "type": "welcome",
+        "template_key": "welcome",
+        "data": {"name": "Ana"},
+        "channels": ["in_app", "email"],
+    }
+    r = await authed.post("/api/v1/notifications", json=body)
+    assert r.status_code == 202, r.text
+    story = await admin.get(f"/dashboard/notifications/{r.json()['ids'][0]}")
+    assert 'data-channel="email"' in story.text and "Welcome Ana" in story.text
+    assert "Hi Ana" in story.text
 
 
 async def test_user_page_and_test_send(admin: httpx.AsyncClient) -> None:
