@@ -40,6 +40,7 @@ class DashboardReads:
             if row is None:
                 raise NotFound("no such notification")
             events = await store.events_of(conn, notification_id)
+            origin = await store.origin_of(conn, row["user_id"], notification_id)
         deliveries = await self._deliveries.for_notification(_OPERATOR, notification_id)
         note = dict(row)
         for k in ("created_at", "seen_at", "read_at", "archived_at"):
@@ -53,6 +54,7 @@ class DashboardReads:
             rendered.setdefault(channel, {})[field] = str(text)
         return {
             "notification": note,
+            "origin": origin,
             "rendered": rendered,
             "events": [
                 {

@@ -10,7 +10,14 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.store.schema import deliveries, events, notifications
+from clarion.store.schema import (
+    batch_items,
+    batches,
+    deliveries,
+    events,
+    notifications,
+    scheduled_sends,
+)
 
 
 async def search_notifications(
@@ -88,3 +95,30 @@ async def workers_now(conn: AsyncConnection) -> list[tuple[str, int]]:
         .order_by(d.leased_by)
     )
     return [(str(w), int(n)) for w, n in await conn.execute(stmt)]
+
+
+async def origin_of(conn: AsyncConnection, user_id: str, notification_id: int) -> dict[str, Any]:
+    """The batch this notification folds (and its items' titles) and the scheduled send
+    that wrote it, if any (found through the user's own rows: both are indexed by user)."""
+    b, s = batches.c, scheduled_sends.c
+    stmt = select(b.id, b.type, b.rule, b.opened_at, b.closed_at, b.item_count).where(
+        b.user_id == user_id, b.notification_id == notification_id
+    )
+    batch = (await conn.execute(stmt)).first()
+    items: list[str] = []
+    if batch is not None:
+        rows = await conn.execute(
+            select(batch_items.c.title)
+            .where(batch_items.c.batch_id == batch.id)
+            .order_by(batch_items.c.id)
+            .limit(50)
+        )
+        items = [str(r[0]) for r in rows]
+    stmt2 = select(s.id, s.due_at, s.status, s.cancellation_key).where(
+        s.user_id == user_id, s.notification_id == notification_id
+    )
+    scheduled = (await conn.execute(stmt2)).first()
+    return {
+        "batch": None if batch is None else {**dict(batch._mapping), "items": items},
+        "scheduled": None if scheduled is None else dict(scheduled._mapping),
+    }

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 import httpx
 
 from clarion.domain.jobs import Result
 from clarion.domain.retry import Outcome
+from clarion.services.auth import Principal
 from clarion.services.clock import utcnow
 from clarion.services.container import Services
 from tests.integration.delivery.conftest import add_webhook, send
@@ -94,3 +96,27 @@ async def test_every_page_answers_quickly(
         assert r.status_code == 200, (path, r.text[:300])
         assert "default-src 'none'" in r.headers["content-security-policy"]
         assert took < PAGE_BUDGET, (path, took)
+
+
+async def test_story_names_its_batch_and_its_schedule(
+    admin: httpx.AsyncClient, authed: httpx.AsyncClient, services: Services, server: Principal
+) -> None:
+    rule = {"strategy": "window", "window_seconds": 600}
+    r = await authed.put("/api/v1/notifications/batching/rules/follow", json=rule)
+    assert r.status_code in (200, 201), r.text
+    for who in ("Bo", "Cy"):
+        body = {"user_id": "ana", "type": "follow", "title": f"{who} followed you"}
+        assert (await authed.post("/api/v1/notifications", json=body)).status_code == 202
+    [batch] = (await services.batches.list_open(server, "ana", limit=10, cursor=None))["items"]
+    flushed = await services.batches.flush(batch["id"])
+    folded = flushed["notification_id"]
+    story = await admin.get(f"/dashboard/notifications/{folded}")
+    assert 'id="batch"' in story.text and "Bo followed you" in story.text
+
+    when = (utcnow() + timedelta(seconds=1)).isoformat()
+    body = {"user_id": "ana", "type": "remind", "title": "Later", "scheduled_for": when}
+    assert (await authed.post("/api/v1/notifications", json=body)).status_code == 202
+    assert await services.scheduling.run_due(utcnow() + timedelta(seconds=2)) == 1
+    [row] = await services.dashboard_reads.search({"type": "remind"})
+    story = await admin.get(f"/dashboard/notifications/{row['id']}")
+    assert 'id="scheduled"' in story.text and "(sent" in story.text
