@@ -13,13 +13,19 @@ from clarion.services.dashboard import DashSession
 from clarion.web.dashboard.render import render
 from clarion.web.dashboard.session import services_of
 
-SECRET_WORDS = ("secret", "password", "token", "key", "dsn", "credential")
+SECRET_WORDS = ("secret", "password", "token", "key", "dsn", "credential", "sid")
 
 
 def _shown(name: str, value: Any) -> str:
+    """A setting as shown: secrets (by type, or text under a secret-like name) hidden,
+    Apprise URLs (they carry tokens) counted, credentials in URLs cut out."""
     if value is None:
         return "—"
-    if isinstance(value, SecretStr) or any(w in name.lower() for w in SECRET_WORDS):
+    if isinstance(value, SecretStr):
+        return "(hidden)" if value.get_secret_value() else "—"
+    if "apprise_urls" in name and isinstance(value, list | tuple):
+        return f"({len(value)} hidden)" if value else "[]"
+    if isinstance(value, str) and any(w in name.lower() for w in SECRET_WORDS):
         return "(hidden)" if value else "—"
     text = str(value)
     if "://" in text and "@" in text:  # a URL with credentials in it

@@ -101,3 +101,17 @@ async def test_system_page_hides_secrets(admin: httpx.AsyncClient) -> None:
     page = await admin.get("/dashboard/system")
     assert page.status_code == 200
     assert "test-secret-key-" not in page.text and "(hidden)" in page.text
+
+
+def test_settings_shown_hide_secrets_not_numbers() -> None:
+    from pydantic import SecretStr
+
+    from clarion.web.dashboard.system import _shown
+
+    assert _shown("secret_key", SecretStr("s3cr3t")) == "(hidden)"
+    assert _shown("smtp_password", "pw") == "(hidden)"
+    assert _shown("api_key_cache_seconds", 5.0) == "5.0"
+    assert _shown("user_token_ttl_seconds", 3600) == "3600"
+    assert _shown("apprise_urls", ["tgram://bot-token/123"]) == "(1 hidden)"
+    assert _shown("redis_url", "redis://u:p@host:6379/0") == "redis://(hidden)@host:6379/0"
+    assert _shown("smtp_host", None) == "—"
