@@ -27,6 +27,14 @@ EXAMPLE = {
     "mde": 0.2,
 }
 ACTIONS = ("start", "pause", "stop", "promote")
+#: Which actions each status allows (as the experiment service enforces); only these
+#: buttons are shown.
+ALLOWED = {
+    "draft": ("start",),
+    "running": ("pause", "stop", "promote"),
+    "paused": ("start", "stop", "promote"),
+    "completed": ("stop",),
+}
 
 
 async def experiments(request: Request, session: DashSession) -> Response:
@@ -76,8 +84,9 @@ async def create(request: Request, session: DashSession) -> Response:
 
 async def detail(request: Request, session: DashSession) -> Response:
     got = await services_of(request).experiments.results(request.path_params["id"])
+    allowed = ALLOWED.get(got["experiment"]["status"], ())
     return render(
-        request, "experiment.html", session=session, active="experiments", r=got, actions=ACTIONS
+        request, "experiment.html", session=session, active="experiments", r=got, actions=allowed
     )
 
 
