@@ -246,3 +246,14 @@ def test_keys_that_may_not_open_it(browser: Browser, ops: Ops) -> None:
     p.goto(f"{ops.url}/dashboard/dead-letters")
     assert "(read-only)" in p.content() and "retry-all" not in p.content()
     context.close()
+
+
+def test_dark_scheme_follows_the_system(browser: Browser, ops: Ops) -> None:
+    context = browser.new_context(color_scheme="dark", viewport={"width": 1280, "height": 900})
+    p = context.new_page()
+    sign_in(p, ops, ops.key)
+    p.wait_for_selector("#health-score")
+    background = p.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(17, 20, 24)", background  # --bg of the dark scheme
+    shot(p, "dashboard-overview-dark")
+    context.close()
