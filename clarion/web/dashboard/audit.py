@@ -18,6 +18,14 @@ from clarion.web.dashboard.render import render
 from clarion.web.dashboard.session import services_of
 
 
+def _cell(value: object, column: str) -> object:
+    """A CSV cell; text a spreadsheet would run as a formula gets a leading quote."""
+    text = json.dumps(value) if column in ("before", "after") else value
+    if isinstance(text, str) and text[:1] in ("=", "+", "-", "@"):
+        return "'" + text
+    return text
+
+
 async def audit(request: Request, session: DashSession) -> Response:
     q = request.query_params
     before = _int(q.get("before"), "before")
@@ -52,9 +60,7 @@ async def export(request: Request, session: DashSession) -> Response:
         writer = csv.writer(out)
         writer.writerow(AUDIT_COLUMNS)
         async for row in rows:
-            writer.writerow(
-                [json.dumps(row[c]) if c in ("before", "after") else row[c] for c in AUDIT_COLUMNS]
-            )
+            writer.writerow([_cell(row[c], c) for c in AUDIT_COLUMNS])
             yield out.getvalue().encode()
             out.seek(0)
             out.truncate()
