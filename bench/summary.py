@@ -267,6 +267,7 @@ def write_summary(mode: str, commit: str) -> str:
 
     _s8_rows(row)
     _s9_rows(row)
+    _dashboard_rows(row)
 
     head = (
         f"# Clarion bench — {mode} run\n\n"
@@ -422,3 +423,22 @@ def _verdict_of(v: Any) -> str:
     if verdict is None:
         return "not measured"
     return "**missed**" if verdict == "missed" else str(verdict)
+
+
+def _dashboard_rows(row: Any) -> None:
+    """The dashboard (bench/s_dashboard.py): each page's p99 over S8's events."""
+    d = _load("s_dashboard")
+    if not d:
+        return
+    events = _fmt(_g(d, "events"))
+    for page, m in (_g(d, "pages") or {}).items():
+        p99 = _g(m, "p99_ms")
+        row(
+            "Dashboard",
+            f"{page} page, {events} events: p99",
+            p99,
+            " ms",
+            f"<= {_g(d, 'target_ms')} ms",
+            _verdict(p99, _g(d, "target_ms") or 200, False),
+            f"p50 {_fmt(_g(m, 'p50_ms'), ' ms')}",
+        )

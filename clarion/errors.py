@@ -106,6 +106,12 @@ class InsufficientScope(Forbidden):
     code = "insufficient_scope"
 
 
+class CsrfFailed(Forbidden):
+    """A state-changing dashboard form without its session's CSRF token."""
+
+    code = "csrf_failed"
+
+
 class NotFound(ClarionError):
     code = "not_found"
     status = 404
@@ -224,6 +230,12 @@ CODES: dict[str, ErrorCode] = {
         "The API key lacks the scope the operation needs (`details` names the required"
         " scope and the key's scopes).",
         "Use a key with that scope (`clarion api-key create --scope ...`).",
+    ),
+    "csrf_failed": ErrorCode(
+        403,
+        "A state-changing dashboard form arrived without the session's CSRF token (or"
+        " with another session's).",
+        "Reload the dashboard page and submit the form again.",
     ),
     "not_found": ErrorCode(
         404,

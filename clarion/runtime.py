@@ -24,6 +24,7 @@ from clarion.delivery.worker import WakeListener, Worker
 from clarion.hub.tasks import stop_task
 from clarion.services.container import Services
 from clarion.web import routes as web_routes
+from clarion.web.dashboard import routes as dashboard_routes
 
 log = logging.getLogger("clarion.runtime")
 
@@ -128,4 +129,5 @@ def build_app(settings: Settings) -> FastAPI:
     app's lifespan, on the event loop that serves it, with the embedded worker."""
     app = create_app(settings, runtime=lambda: Runtime(settings))
     web_routes.install(app, settings)  # the widget, its embedding page and the demo
+    dashboard_routes.install(app)  # the operator dashboard (docs/dashboard.md)
     return app

@@ -13,6 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from clarion import gc_tuning
 from clarion.api import docs_ui, errors, openapi_links, sse, ws
+from clarion.api.audit import AdminAudit
 from clarion.api.fastpath import HotPaths
 from clarion.api.inputguard import InputGuard
 from clarion.api.middleware import BodyLimit, Metrics
@@ -136,7 +137,9 @@ def create_app(
     app.include_router(push.router)
     app.include_router(unsubscribe.router)
     app.include_router(health.router)
-    # Innermost: JSON limits and parameter characters, for every route (the hot send
+    # Innermost: the audit of admin operations (api/audit.py).
+    app.add_middleware(AdminAudit)
+    # Then JSON limits and parameter characters, for every route (the hot send
     # checks the same itself).
     app.add_middleware(InputGuard, max_json_depth=settings.max_json_depth)
     # The hot reads it answers are still limited, counted and timed.

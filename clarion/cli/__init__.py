@@ -8,6 +8,7 @@ Settings are built here, once, from the environment (``CLARION_*``) and passed d
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 from typing import Annotated, Any
 
@@ -198,10 +199,25 @@ def api_key_create(
     """Create a key and print it alone on stdout (it is shown once)."""
 
     async def go(services: Any) -> str:
-        _key_id, key = await services.auth.create_api_key(name, scope or (), rate_limit)
+        key_id, key = await services.auth.create_api_key(name, scope or (), rate_limit)
+        after = next(k for k in await services.auth.list_api_keys() if k["id"] == key_id)
+        await _audit_key(services, "api_key.create", key_id, None, after)
         return str(key)
 
     typer.echo(run(with_services(load_settings(), go)))
+
+
+async def _audit_key(services: Any, action: str, key_id: str, before: Any, after: Any) -> None:
+    """Keys are managed from the command line: the audit log names the OS user."""
+    await services.dashboard.audit(
+        api_key_id=None,
+        via="cli",
+        action=action,
+        target=f"api_key:{key_id}",
+        before=before,
+        after=after,
+        actor=f"cli:{getpass.getuser()}",
+    )
 
 
 @api_key_app.command("list")
@@ -226,7 +242,13 @@ def api_key_revoke(key: Annotated[str, typer.Argument(help="The key's id or pref
     """Revoke a key by id or prefix."""
 
     async def go(services: Any) -> None:
+        keys = await services.auth.list_api_keys()
+        live = [k for k in keys if k["revoked_at"] is None]
+        before = next((k for k in live if key in (k["id"], k["prefix"])), None)
         await services.auth.revoke_api_key(key)
+        if before is not None:
+            after = {**before, "revoked": True}
+            await _audit_key(services, "api_key.revoke", before["id"], before, after)
 
     run(with_services(load_settings(), go))
     err("revoked")

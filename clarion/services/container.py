@@ -20,6 +20,8 @@ from clarion.services.batches import BatchService
 from clarion.services.batching_rules import BatchingRuleService
 from clarion.services.channel_digests import ChannelDigestService
 from clarion.services.conversions import ConversionService
+from clarion.services.dashboard import DashboardService
+from clarion.services.dashboard_reads import DashboardReads
 from clarion.services.deliveries import DeliveryService
 from clarion.services.experiments import ExperimentService
 from clarion.services.health import HealthService
@@ -100,6 +102,9 @@ class Services:
         self.experiments = ExperimentService(self.db)
         self.sending.experiments = self.experiments
         self.rollups.page_listeners.append(self.experiments.fold)
+        # The operator dashboard: its sessions, its reads, the audit log.
+        self.dashboard = DashboardService(self.db, self.auth)
+        self.dashboard_reads = DashboardReads(self.db, self.deliveries)
 
     async def start(self) -> None:
         """Start the background parts the services themselves need (the hub). Delivery

@@ -48,6 +48,7 @@ from clarion.store.schema_analytics import (
     latency_hourly,
 )
 from clarion.store.schema_base import BigId, Timestamp, metadata
+from clarion.store.schema_dashboard import audit_log, dashboard_sessions
 from clarion.store.schema_experiments import (
     experiment_arms,
     experiment_assignments,
@@ -412,12 +413,14 @@ __all__ = [
     "Timestamp",
     "analytics_cursor",
     "api_keys",
+    "audit_log",
     "batch_items",
     "batches",
     "batching_rules",
     "channel_digests",
     "channel_opt_outs",
     "conversions",
+    "dashboard_sessions",
     "deliveries",
     "delivery_attempts",
     "event_counts_daily",

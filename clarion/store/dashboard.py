@@ -1,0 +1,78 @@
+"""The operator dashboard's own rows: signed-in sessions and the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.store.schema import api_keys, audit_log, dashboard_sessions
+
+# --- sessions ---------------------------------------------------------------------------------
+
+
+async def add_session(conn: AsyncConnection, row: Mapping[str, Any]) -> None:
+    await conn.execute(dashboard_sessions.insert().values(**row))
+
+
+async def session(conn: AsyncConnection, session_hash: str) -> RowMapping | None:
+    """The session with its key's ``key_revoked_at`` (a revoked key ends its sessions)."""
+    s = dashboard_sessions
+    stmt = (
+        select(s, api_keys.c.revoked_at.label("key_revoked_at"))
+        .join(api_keys, api_keys.c.id == s.c.api_key_id)
+        .where(s.c.id == session_hash)
+    )
+    row = (await conn.execute(stmt)).first()
+    return row._mapping if row is not None else None
+
+
+async def revoke_session(conn: AsyncConnection, session_hash: str, now: datetime) -> bool:
+    stmt = (
+        update(dashboard_sessions)
+        .where(dashboard_sessions.c.id == session_hash, dashboard_sessions.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return bool((await conn.execute(stmt)).rowcount)
+
+
+async def purge_sessions(conn: AsyncConnection, before: datetime) -> int:
+    """Forget sessions that ended (expired or revoked) before ``before``."""
+    stmt = delete(dashboard_sessions).where(
+        or_(dashboard_sessions.c.expires_at < before, dashboard_sessions.c.revoked_at < before)
+    )
+    return int((await conn.execute(stmt)).rowcount or 0)
+
+
+# --- the audit log ----------------------------------------------------------------------------
+
+
+async def add_audit(conn: AsyncConnection, row: Mapping[str, Any]) -> None:
+    await conn.execute(audit_log.insert().values(**row))
+
+
+async def audit_page(
+    conn: AsyncConnection,
+    *,
+    before_id: int | None,
+    limit: int,
+    action: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[RowMapping]:
+    """Newest first, below ``before_id`` (the previous page's last id)."""
+    cond = []
+    if before_id is not None:
+        cond.append(audit_log.c.id < before_id)
+    if action:
+        cond.append(audit_log.c.action == action)
+    if start is not None:
+        cond.append(audit_log.c.at >= start)
+    if end is not None:
+        cond.append(audit_log.c.at < end)
+    stmt = select(audit_log).where(*cond).order_by(audit_log.c.id.desc()).limit(limit)
+    return [r._mapping for r in await conn.execute(stmt)]
