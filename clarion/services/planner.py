@@ -33,6 +33,7 @@ from clarion.config import Settings
 from clarion.domain.batching import BatchRule, BatchStrategy, DigestFrequency
 from clarion.domain.preferences import Batch, Defer, Preferences, SendNow, Suppress, decide
 from clarion.domain.quiet_hours import quiet_until
+from clarion.domain.recipients import Profile
 from clarion.domain.send_command import SendCommand
 from clarion.domain.types import ChannelName, DeliveryStatus, Priority, SuppressionReason
 from clarion.services.batching_rules import BatchingRuleService
@@ -58,10 +59,10 @@ class PlannedDelivery:
 
 @dataclass(frozen=True)
 class Recipients:
-    """What planning reads about recipients: profile rows (absent for users never seen)
-    and preferences (defaults for users without any)."""
+    """What planning reads about recipients: profiles (absent for users never seen) and
+    preferences (defaults for users without any)."""
 
-    profiles: Mapping[str, Mapping[Any, Any]]
+    profiles: Mapping[str, Profile]
     preferences: Mapping[str, Preferences]
 
 
@@ -128,7 +129,7 @@ class Planner:
         only reads planning needs. A group of sends reads its recipients together."""
         ids = list(dict.fromkeys(user_ids))
         async with self._db.connect() as conn:
-            profiles = await user_store.get_many(conn, ids)
+            profiles = await user_store.profiles(conn, ids)
             prefs = await self._prefs.read_many(conn, ids)
         return Recipients(profiles, prefs)
 
@@ -158,9 +159,9 @@ class Planner:
         for uid in user_ids:
             profile = profiles.get(uid)
             p = prefs[uid]
-            locale = profile["locale"] if profile is not None else None
+            locale = profile.locale if profile is not None else None
             title, message, body = await self._render(cmd, uid, profile, content)
-            timezone = (profile["timezone"] if profile is not None else None) or p.timezone
+            timezone = (profile.timezone if profile is not None else None) or p.timezone
             hold = None
             if allow_hold and priority is not Priority.URGENT:
                 hold = p.digest_rule(cmd.type) or rules.get(cmd.type)
@@ -209,15 +210,21 @@ class Planner:
         self,
         cmd: SendCommand,
         uid: str,
-        profile: Mapping[Any, Any] | None,
+        profile: Profile | None,
         content: dict[str, Any],
     ) -> tuple[str, str, dict[str, Any]]:
         if not cmd.template_key:
             return cmd.title, cmd.message, content
-        user = {"user_id": uid}
+        user: dict[str, Any] = {"user_id": uid}
         if profile is not None:
-            for k in ("email", "phone", "locale", "timezone", "name", "data"):
-                user[k] = profile[k]
+            user.update(
+                email=profile.email,
+                phone=profile.phone,
+                locale=profile.locale,
+                timezone=profile.timezone,
+                name=profile.name,
+                data=profile.data,
+            )
         parts = await self._templates.render_for(
             cmd.template_key,
             locale=user.get("locale"),

@@ -130,14 +130,14 @@ async def _hold(
             "flush_at": flush_at(rule, now, p.timezone),
         },
     )
-    opened_under = BatchRule.from_json(batch["rule"])
-    due = batch["flush_at"]
-    if opened_under.count is not None and batch["item_count"] + 1 >= opened_under.count:
+    opened_under = BatchRule.from_json(batch.rule)
+    due = batch.flush_at
+    if opened_under.count is not None and batch.item_count + 1 >= opened_under.count:
         due = now
     actor = actor_of(cmd.data)
     await batch_store.add_item(
         conn,
-        batch["id"],
+        batch.id,
         {
             "title": p.title,
             "message": p.message,
@@ -157,11 +157,11 @@ async def _hold(
                 user_id=p.user_id,
                 dims=command_dimensions(cmd),
                 reason=SuppressionReason.BATCHED,
-                data={"batch_id": batch["id"]},
+                data={"batch_id": batch.id},
             )
         ],
     )
-    return str(batch["id"])
+    return batch.id
 
 
 def command_dimensions(cmd: SendCommand) -> dict[str, Any]:
@@ -251,7 +251,7 @@ async def _write_rows(
             when = d.next_attempt_at
             if d.digest:  # held for the (user, channel) digest: joins the open one
                 digest = await digest_store.hold(conn, p.user_id, d.channel, when, now)
-                digest_id, when = str(digest["id"]), digest["due_at"]
+                digest_id, when = digest.id, digest.due_at
             deliveries.append(
                 {
                     "id": str(uuid.uuid4()),

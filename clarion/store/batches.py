@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.domain.holds import Batch, HeldItem
@@ -31,8 +30,8 @@ b = batches
 
 async def open_for_update(
     conn: AsyncConnection, user_id: str, type_: str, group_key: str
-) -> RowMapping | None:
-    """The open batch's row, locked, as the send path reads it (``open_or_create``)."""
+) -> Batch | None:
+    """The open batch of (user, type, group_key), locked (``open_or_create``)."""
     stmt = select(b).where(
         b.c.user_id == user_id,
         b.c.type == type_,
@@ -40,25 +39,25 @@ async def open_for_update(
         b.c.status == HoldStatus.OPEN,
     )
     row = (await conn.execute(row_locked(stmt, conn))).first()
-    return None if row is None else row._mapping
+    return None if row is None else Batch.from_row(row._mapping)
 
 
-async def open_or_create(conn: AsyncConnection, values: Mapping[str, Any]) -> RowMapping:
+async def open_or_create(conn: AsyncConnection, values: Mapping[str, Any]) -> Batch:
     """The open batch of (user, type, group_key), locked; created from ``values`` if none.
 
     Two first items racing both try the insert; the unique partial index lets one win and
     the other reads the winner's row (after it commits, on PostgreSQL)."""
     key = (values["user_id"], values["type"], values["group_key"])
-    row = await open_for_update(conn, *key)
-    if row is not None:
-        return row
+    batch = await open_for_update(conn, *key)
+    if batch is not None:
+        return batch
     await conn.execute(
         insert_ignore(conn, b),
         {**values, "id": str(uuid.uuid4()), "status": HoldStatus.OPEN, "item_count": 0},
     )
-    row = await open_for_update(conn, *key)
-    assert row is not None
-    return row
+    batch = await open_for_update(conn, *key)
+    assert batch is not None
+    return batch
 
 
 async def add_item(

@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.domain.deliveries import ChannelDigest, Delivery
@@ -26,21 +25,21 @@ from clarion.store.schema import channel_digests, deliveries
 cd = channel_digests
 
 
-async def _open(conn: AsyncConnection, user_id: str, channel: str) -> RowMapping | None:
+async def _open(conn: AsyncConnection, user_id: str, channel: str) -> ChannelDigest | None:
     stmt = select(cd).where(
         cd.c.user_id == user_id, cd.c.channel == channel, cd.c.status == HoldStatus.OPEN
     )
     row = (await conn.execute(row_locked(stmt, conn))).first()
-    return None if row is None else row._mapping
+    return None if row is None else ChannelDigest.from_row(row._mapping)
 
 
 async def hold(
     conn: AsyncConnection, user_id: str, channel: str, due_at: datetime, now: datetime
-) -> RowMapping:
+) -> ChannelDigest:
     """The open digest of (user, channel), locked and counted one more; created (due at
-    ``due_at``) if none is open."""
-    row = await _open(conn, user_id, channel)
-    if row is None:
+    ``due_at``) if none is open. The value returned is as read, before that count."""
+    digest = await _open(conn, user_id, channel)
+    if digest is None:
         await conn.execute(
             insert_ignore(conn, cd),
             {
@@ -53,12 +52,12 @@ async def hold(
                 "item_count": 0,
             },
         )
-        row = await _open(conn, user_id, channel)
-        assert row is not None
+        digest = await _open(conn, user_id, channel)
+        assert digest is not None
     await conn.execute(
-        update(cd).where(cd.c.id == row["id"]).values(item_count=cd.c.item_count + 1)
+        update(cd).where(cd.c.id == digest.id).values(item_count=cd.c.item_count + 1)
     )
-    return row
+    return digest
 
 
 async def claim_due(conn: AsyncConnection, now: datetime, limit: int) -> list[ChannelDigest]:
