@@ -32,6 +32,7 @@ document.addEventListener("clarion-loaded", (e) => {
   window.__loaded = window.__loaded || [];
   window.__loaded.push([performance.now(), e.detail.tab, e.detail.count]);
 });
+document.addEventListener("click", () => { window.__clickAt = Date.now(); }, true);
 document.addEventListener("clarion-action", (e) => { window.__action = e.detail.action.id; });
 document.addEventListener("clarion-open", (e) => { window.__opened = e.detail.notification.id; });
 """
@@ -126,10 +127,10 @@ def test_a_read_in_one_tab_updates_the_badge_in_another_over_one_connection(
     assert len(host.sockets) == 1, host.sockets  # one WebSocket for both tabs
     open_center(tab_b)
     row = tab_b.locator(f"clarion-bell li[data-id='{first}']")
-    clicked_at = tab_b.evaluate("Date.now()")
     row.get_by_role("button", name="Mark as read").click()
     wait_badge(tab_a, "1")
     wait_badge(tab_b, "1")
+    clicked_at = tab_b.evaluate("window.__clickAt")  # the click event, in the page
     seen_at = tab_a.evaluate(
         "t => window.__counts.find(([at, n]) => n === 1 && at >= t)[0]", clicked_at
     )

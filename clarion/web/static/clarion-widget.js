@@ -116,6 +116,8 @@ function emit(target, name, detail) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// How long a tab waits for the leading tab's counts before asking the server itself.
+const ASK_LEADER_MS = 150;
 
 // ---------------------------------------------------------------------------- the client
 
@@ -154,19 +156,24 @@ export class ClarionClient extends EventTarget {
   async _start() {
     if (!this.token) await this.renewToken();
     this._scheduleRenewal();
-    this.refreshCount().catch(() => {});
     addEventListener("online", () => this._reconnectSoon(0));
     addEventListener("offline", () => this._setStatus("offline"));
     const lockName = `clarion:${this.url}:${this.userId}`;
     if (this.shareConnection && globalThis.BroadcastChannel && navigator.locks) {
       this._bc = new BroadcastChannel(lockName);
       this._bc.onmessage = (e) => this._fromTab(e.data);
+      // Another tab leads: it holds the live counts and answers "hello" with them at
+      // once; the REST call is only the fallback when no answer came soon.
       this._bc.postMessage({ t: "hello" });
+      const held = await navigator.locks.query().then((s) => s.held.some((l) => l.name === lockName), () => false);
+      if (held) setTimeout(() => this.counts || this.refreshCount().catch(() => {}), ASK_LEADER_MS);
+      else this.refreshCount().catch(() => {});
       navigator.locks.request(lockName, () => new Promise((release) => {
         this._release = release;
         this._lead();
       }));
     } else {
+      this.refreshCount().catch(() => {});
       this._lead();
     }
   }
@@ -251,10 +258,34 @@ export class ClarionClient extends EventTarget {
     return this.api(`/notifications/${id}/actions/${encodeURIComponent(actionId)}`, { method: "POST", ...opts });
   }
 
+  /** A change this tab makes, shown at once in every tab of this browser before the
+   * server's frames confirm it: `update` is shaped like a `notification.updated` frame
+   * ({change, id, notification}) or null; `counts` are the counts it leaves, if known. */
+  optimistic(update, counts = null) {
+    const msg = { update, counts };
+    this._local(msg);
+    this._bc?.postMessage({ t: "local", ...msg });
+  }
+
+  /** The counts moved by (unread, unseen), or null while none are known. */
+  countsMoved(unread, unseen) {
+    if (!this.counts) return null;
+    return { unread: Math.max(0, this.counts.unread + unread), unseen: Math.max(0, this.counts.unseen + unseen) };
+  }
+
+  _local({ update, counts }) {
+    if (counts) {
+      this._countVersion++; // a REST answer still in flight is older
+      this._setCounts(counts);
+    }
+    if (update) this._dispatch("updated", { ...update, optimistic: true });
+  }
+
   // --- the shared connection
 
   _fromTab(msg) {
     if (msg.t === "frame") this._frame(msg.frame, false);
+    else if (msg.t === "local") this._local(msg);
     else if (msg.t === "status") this._setStatus(msg.status, false);
     else if (msg.t === "hello" && this.leader) {
       this._bc.postMessage({ t: "status", status: this.status });
@@ -800,29 +831,38 @@ export class ClarionInbox extends Base {
   /** An optimistic change, reconciled by the server's answer (or undone on failure). */
   async change(n, what) {
     const before = { ...n };
+    const after = { ...n };
     const now = new Date().toISOString();
-    if (what === "read") Object.assign(n, { status: "read", read_at: now, seen_at: n.seen_at || now });
-    else if (what === "unread") Object.assign(n, { status: "unread", read_at: null });
-    else if (what === "archive") n.archived_at = now;
-    else if (what === "unarchive") n.archived_at = null;
-    else if (what === "delete") this.items.delete(n.id);
-    this._render();
+    if (what === "read") Object.assign(after, { status: "read", read_at: now, seen_at: n.seen_at || now });
+    else if (what === "unread") Object.assign(after, { status: "unread", read_at: null });
+    else if (what === "archive") after.archived_at = now;
+    else if (what === "unarchive") after.archived_at = null;
+    const gone = what === "delete";
+    // The counts hold non-archived notifications that are unread (unseen).
+    const counted = (x, key) => (x && !x.archived_at && (key === "unread" ? x.status === "unread" : !x.seen_at) ? 1 : 0);
+    const moved = (key) => counted(gone ? null : after, key) - counted(before, key);
+    const du = moved("unread");
+    const ds = moved("unseen");
+    // Every tab of this browser shows the change at once; the server's frames confirm it.
+    this._client.optimistic(gone ? { change: "deleted", id: n.id } : { change: what, id: n.id, notification: after },
+      this._client.countsMoved(du, ds));
     try {
       const fresh = await this._client.change(n.id, what);
-      if (fresh && what !== "delete" && this.items.has(n.id)) this._updated({ change: what, id: n.id, notification: fresh });
+      if (fresh && !gone && this.items.has(n.id)) this._updated({ change: what, id: n.id, notification: fresh });
     } catch (error) {
-      this.items.set(n.id, before);
-      this._render();
+      this._client.optimistic({ change: "restored", id: n.id, notification: before }, this._client.countsMoved(-du, -ds));
       this._live.textContent = this.t("actionFailed");
       emit(this, "clarion-error", { error });
     }
   }
 
   async markAllRead() {
-    this._updated({ change: "read_all" });
+    const counts = this._client.counts;
+    this._client.optimistic({ change: "read_all" }, { unread: 0, unseen: 0 });
     try {
       await this._client.readAll();
     } catch (error) {
+      if (counts) this._client.optimistic(null, counts);
       this._live.textContent = this.t("actionFailed");
       emit(this, "clarion-error", { error });
     }
