@@ -116,8 +116,15 @@ function emit(target, name, detail) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-// How long a tab waits for the leading tab's counts before asking the server itself.
+// How long a tab waits for the leading tab's counts before asking the server itself,
+// and how often the leading tab says it lives (in localStorage).
 const ASK_LEADER_MS = 150;
+const BEAT_MS = 5000;
+
+/** localStorage, or null where the page may not use it. */
+function storage() {
+  try { return globalThis.localStorage || null; } catch { return null; }
+}
 
 // ---------------------------------------------------------------------------- the client
 
@@ -162,12 +169,17 @@ export class ClarionClient extends EventTarget {
     if (this.shareConnection && globalThis.BroadcastChannel && navigator.locks) {
       this._bc = new BroadcastChannel(lockName);
       this._bc.onmessage = (e) => this._fromTab(e.data);
+      this._beatKey = `${lockName}:leader`;
       // Another tab leads: it holds the live counts and answers "hello" with them at
-      // once; the REST call is only the fallback when no answer came soon.
+      // once; the REST call is only the fallback when no answer came soon. Whether a
+      // leader lives is read synchronously from its heartbeat (asking the Web Locks
+      // manager first costs a page tens of milliseconds).
       this._bc.postMessage({ t: "hello" });
-      const held = await navigator.locks.query().then((s) => s.held.some((l) => l.name === lockName), () => false);
-      if (held) setTimeout(() => this.counts || this.refreshCount().catch(() => {}), ASK_LEADER_MS);
-      else this.refreshCount().catch(() => {});
+      if (Date.now() - Number(storage()?.getItem(this._beatKey) || 0) < BEAT_MS * 2) {
+        setTimeout(() => this.counts || this.refreshCount().catch(() => {}), ASK_LEADER_MS);
+      } else {
+        this.refreshCount().catch(() => {});
+      }
       navigator.locks.request(lockName, () => new Promise((release) => {
         this._release = release;
         this._lead();
@@ -295,6 +307,13 @@ export class ClarionClient extends EventTarget {
 
   _lead() {
     this.leader = true;
+    if (this._beatKey) {
+      const beat = () => storage()?.setItem(this._beatKey, String(Date.now()));
+      beat();
+      this._beatTimer = setInterval(beat, BEAT_MS);
+      this._unbeat = () => { clearInterval(this._beatTimer); storage()?.removeItem(this._beatKey); };
+      addEventListener("pagehide", this._unbeat);
+    }
     this._connect();
   }
 
@@ -433,6 +452,7 @@ export class ClarionClient extends EventTarget {
     clearTimeout(this._retryTimer);
     this._ws?.close(1000);
     this._es?.close();
+    this._unbeat?.();
     this._release?.();
     this._bc?.close();
   }
