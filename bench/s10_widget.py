@@ -92,6 +92,15 @@ def spread(values: list[float]) -> dict[str, float | None]:
     }
 
 
+def answer(body: str) -> Any:
+    """A Playwright route handler answering every request with the page ``body``."""
+
+    def fulfill(route: Any, request: Any) -> None:
+        route.fulfill(body=body, content_type="text/html; charset=utf-8")
+
+    return fulfill
+
+
 def doc_page() -> str:
     text = (ROOT / "docs" / "widget.md").read_text()
     match = re.search(r"```html\n(.*?)```", text, re.S)
@@ -136,12 +145,7 @@ def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
                     for name in ("/bench/bare.html", "/bench/widget.html"):
                         ctx = browser.new_context()
                         ctx.add_init_script(RECORD)
-                        ctx.route(
-                            f"{server.url}/bench/**",
-                            lambda route, body=pages[name]: route.fulfill(
-                                body=body, content_type="text/html; charset=utf-8"
-                            ),
-                        )
+                        ctx.route(f"{server.url}/bench/**", answer(pages[name]))
                         page = ctx.new_page()
                         page.goto(f"{server.url}{name}")
                         page.wait_for_function("window.__badgeAt !== undefined", timeout=10000)
