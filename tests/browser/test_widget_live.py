@@ -228,3 +228,23 @@ def test_infinite_scroll_loads_every_page_by_cursor(clarion: Clarion, host_facto
         )
         page.wait_for_timeout(300)
     assert items(page) == [f"N{i:02d}" for i in range(44, -1, -1)]
+
+
+def test_a_heartbeat_left_by_a_crashed_leader_does_not_keep_the_badge_empty(
+    clarion: Clarion, host_factory: Any
+) -> None:
+    """The tab expects a leading tab that never answers: after the short wait it asks the
+    server. (Its own WebSocket is held open and mute, so the count can come only by REST.)"""
+    user = unique("stale")
+    clarion.send(user, title="Counted anyway")
+    host = host_factory(user)
+    host.context.route_web_socket("**/api/v1/ws**", lambda ws: None)
+    key = f"clarion:{clarion.url}:{user}:leader"
+    host.context.add_init_script(f"localStorage.setItem({key!r}, String(Date.now()))")
+    page = host.open()
+    wait_badge(page, "1")
+    asked = page.evaluate(
+        """() => performance.getEntriesByType('resource')
+             .filter((e) => e.name.includes('/unread-count')).length"""
+    )
+    assert asked == 1
