@@ -120,6 +120,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // and how often the leading tab says it lives (in localStorage).
 const ASK_LEADER_MS = 150;
 const BEAT_MS = 5000;
+// The longest a tab holds back the server's counts for another tab's change in flight.
+const HOLD_MS = 10000;
 
 /** localStorage, or null where the page may not use it. */
 function storage() {
@@ -279,6 +281,43 @@ export class ClarionClient extends EventTarget {
     this._bc?.postMessage({ t: "local", ...msg });
   }
 
+  /** Run `request` (the REST call of a change shown optimistically). Meanwhile every tab
+   * holds back the server's count frames, which may predate the change (a read, then an
+   * unread, then a read in quick succession would show 2, 3, 2 after the fact), and
+   * shows the newest of them once the request is over. `undo` runs if it failed, before
+   * those frames (the server's truth) are shown. */
+  async settling(request, undo) {
+    const id = `${Date.now()}:${Math.random()}`;
+    this._hold(id);
+    this._bc?.postMessage({ t: "hold", id });
+    try {
+      return await request();
+    } catch (error) {
+      undo?.();
+      throw error;
+    } finally {
+      this._unhold(id);
+      this._bc?.postMessage({ t: "unhold", id });
+    }
+  }
+
+  _hold(id) {
+    this._holds ??= new Map();
+    // A tab closed mid-request never says it is over: let go after a while.
+    this._holds.set(id, setTimeout(() => this._unhold(id), HOLD_MS));
+  }
+
+  _unhold(id) {
+    if (!this._holds?.has(id)) return;
+    clearTimeout(this._holds.get(id));
+    this._holds.delete(id);
+    if (!this._holds.size && this._heldCounts) {
+      const counts = this._heldCounts;
+      this._heldCounts = null;
+      this._setCounts(counts);
+    }
+  }
+
   /** The counts moved by (unread, unseen), or null while none are known. */
   countsMoved(unread, unseen) {
     if (!this.counts) return null;
@@ -298,6 +337,8 @@ export class ClarionClient extends EventTarget {
   _fromTab(msg) {
     if (msg.t === "frame") this._frame(msg.frame, false);
     else if (msg.t === "local") this._local(msg);
+    else if (msg.t === "hold") this._hold(msg.id);
+    else if (msg.t === "unhold") this._unhold(msg.id);
     else if (msg.t === "status") this._setStatus(msg.status, false);
     else if (msg.t === "hello" && this.leader) {
       this._bc.postMessage({ t: "status", status: this.status });
@@ -410,7 +451,8 @@ export class ClarionClient extends EventTarget {
       this._dispatch("updated", frame);
     } else if (frame.type === "unread_count") {
       this._countVersion++;
-      this._setCounts(frame);
+      if (this._holds?.size) this._heldCounts = { unread: frame.unread, unseen: frame.unseen };
+      else this._setCounts(frame);
     } else if (frame.type === "resync_required") {
       this._dispatch("resync", frame);
       this.refreshCount().catch(() => {});
@@ -867,10 +909,10 @@ export class ClarionInbox extends Base {
     this._client.optimistic(gone ? { change: "deleted", id: n.id } : { change: what, id: n.id, notification: after },
       this._client.countsMoved(du, ds));
     try {
-      const fresh = await this._client.change(n.id, what);
+      const fresh = await this._client.settling(() => this._client.change(n.id, what),
+        () => this._client.optimistic({ change: "restored", id: n.id, notification: before }, this._client.countsMoved(-du, -ds)));
       if (fresh && !gone && this.items.has(n.id)) this._updated({ change: what, id: n.id, notification: fresh });
     } catch (error) {
-      this._client.optimistic({ change: "restored", id: n.id, notification: before }, this._client.countsMoved(-du, -ds));
       this._live.textContent = this.t("actionFailed");
       emit(this, "clarion-error", { error });
     }
@@ -880,9 +922,8 @@ export class ClarionInbox extends Base {
     const counts = this._client.counts;
     this._client.optimistic({ change: "read_all" }, { unread: 0, unseen: 0 });
     try {
-      await this._client.readAll();
+      await this._client.settling(() => this._client.readAll(), () => counts && this._client.optimistic(null, counts));
     } catch (error) {
-      if (counts) this._client.optimistic(null, counts);
       this._live.textContent = this.t("actionFailed");
       emit(this, "clarion-error", { error });
     }
@@ -1239,8 +1280,12 @@ export class ClarionPreferences extends Base {
   }
 }
 
-for (const [name, cls] of [["clarion-inbox", ClarionInbox], ["clarion-bell", ClarionBell], ["clarion-toast", ClarionToast], ["clarion-preferences", ClarionPreferences]]) {
-  if (!customElements.get(name)) customElements.define(name, cls);
-}
+// Defined once the page's own module (the one calling configure) has run: its count
+// request then leaves before the elements upgrade and build their shadow trees.
+queueMicrotask(() => {
+  for (const [name, cls] of [["clarion-inbox", ClarionInbox], ["clarion-bell", ClarionBell], ["clarion-toast", ClarionToast], ["clarion-preferences", ClarionPreferences]]) {
+    if (!customElements.get(name)) customElements.define(name, cls);
+  }
+});
 
 export { STRINGS };
