@@ -24,6 +24,7 @@ from bench import (
     s7_digests,
     s8_analytics,
     s9_experiments,
+    s10_widget,
     s_dashboard,
     s_live,
 )
@@ -41,6 +42,7 @@ SCENARIOS = {
     "s7_digests": s7_digests.run,
     "s8_analytics": s8_analytics.run,
     "s9_experiments": s9_experiments.run,
+    "s10_widget": s10_widget.run,
     "s_dashboard": s_dashboard.run,
 }
 

@@ -151,7 +151,9 @@ document.getElementById("send").addEventListener("submit", async (e) => {{
     body: JSON.stringify({{ kind: e.submitter.value, priority: e.target.priority.value }}) }});
   document.getElementById("sent").textContent = res.ok ? "Sent: " + e.submitter.value : "Failed";
 }});"""
-        return page("Clarion demo", body, script, lang=lang, rtl=rtl)
+        return page(
+            "Clarion demo", body, script, lang=lang, rtl=rtl, preload=self.static.widget.path
+        )
 
     async def token(self, request: Request) -> JSONResponse:
         services: Services = request.app.state.services

@@ -24,17 +24,26 @@ pre{background:#8881;padding:1em;overflow:auto;border-radius:6px}
 
 
 def page(
-    title: str, body: str, script: str = "", *, lang: str = "en", rtl: bool = False
+    title: str,
+    body: str,
+    script: str = "",
+    *,
+    lang: str = "en",
+    rtl: bool = False,
+    preload: str = "",
 ) -> HTMLResponse:
     """A whole page: ``body`` and ``script`` are trusted markup written by Clarion (every
-    value from a request is escaped by the caller or is JSON of our own)."""
+    value from a request is escaped by the caller or is JSON of our own). ``preload``: a
+    module (a path of ours) fetched from the head, before the body is parsed."""
     nonce = secrets.token_urlsafe(16)
     # No "</" may end the script early: JSON values escape it.
     script = script.replace("</", "<\\/")
     doc = (
         f'<!doctype html><html lang="{html.escape(lang)}" dir="{"rtl" if rtl else "ltr"}">'
         f'<head><meta charset="utf-8"><meta name="viewport" content="width=device-width,'
-        f'initial-scale=1"><link rel="icon" href="data:,"><title>{html.escape(title)}</title>'
+        f'initial-scale=1"><link rel="icon" href="data:,">'
+        + (f'<link rel="modulepreload" href="{html.escape(preload)}">' if preload else "")
+        + f"<title>{html.escape(title)}</title>"
         f'<style nonce="{nonce}">{STYLE}'
         f"</style></head><body>{body}"
         + (f'<script type="module" nonce="{nonce}">{script}</script>' if script else "")

@@ -36,6 +36,7 @@ def install(app: FastAPI, settings: Settings) -> StaticFiles:
 
     async def embed(request: Request) -> HTMLResponse:
         snippet = html.escape(
+            f'<link rel="modulepreload" href="{widget}">\n'
             f'<script type="module">\n  import {{ configure }} from "{widget}";\n'
             "  configure({ token: USER_TOKEN, getToken: fetchNewToken });\n"
             "</script>\n<clarion-bell></clarion-bell>\n<clarion-toast></clarion-toast>"

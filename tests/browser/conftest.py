@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from clarion.web.assets import StaticFiles
 from tests.e2e.conftest import Server, clarion_env, start_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -59,7 +60,14 @@ def doc_html() -> str:
     text = (ROOT / "docs" / "widget.md").read_text()
     match = re.search(r"```html\n(.*?)```", text, re.S)
     assert match, "docs/widget.md has no ```html block"
-    return match.group(1)
+    page = match.group(1)
+    # The example imports the module's hashed URL (no redirect on the way to the badge):
+    # it must be this release's.
+    current = StaticFiles().widget.path
+    assert f'from "{current}"' in page and f'href="{current}"' in page, (
+        f"docs/widget.md's page must import and modulepreload {current} (the module changed)"
+    )
+    return page
 
 
 class Clarion:

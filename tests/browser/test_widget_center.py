@@ -55,15 +55,24 @@ def test_a_refused_change_is_undone_and_said(clarion: Clarion, host_factory: Any
     user = unique("refused")
     nid = clarion.send(user, title="Stays unread")
     host = host_factory(user)
+    host.context.add_init_script(
+        "document.addEventListener('clarion-count', (e) =>"
+        " (window.__counts = window.__counts || []).push(e.detail.unread));"
+    )
+    other = host.open()  # another tab: shown the change at once, and its undoing
     page = host.open()
-    wait_badge(page, "1")
-    open_center(page)
+    for tab in (other, page):
+        wait_badge(tab, "1")
+        open_center(tab)
     page.route(f"**/api/v1/notifications/{nid}/read", lambda r: r.fulfill(status=503, json={}))
     bell = page.locator("clarion-bell")
     bell.get_by_role("button", name="Mark as read").click()
     bell.get_by_text("That didn't work: try again").wait_for(state="attached")
-    page.wait_for_function(inbox_js(f"ib.items.get({nid}).status === 'unread'"))
-    assert bell.locator("#list > li.unread").count() == 1
+    for tab in (page, other):
+        tab.wait_for_function(inbox_js(f"ib.items.get({nid}).status === 'unread'"))
+        wait_badge(tab, "1")
+        assert tab.locator("clarion-bell #list > li.unread").count() == 1
+        assert tab.evaluate("window.__counts").count(0) == 1  # optimistic, then undone
 
 
 def test_the_error_state_offers_a_retry(clarion: Clarion, host_factory: Any) -> None:

@@ -116,6 +116,17 @@ function emit(target, name, detail) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// How long a tab waits for the leading tab's counts before asking the server itself,
+// and how often the leading tab says it lives (in localStorage).
+const ASK_LEADER_MS = 150;
+const BEAT_MS = 5000;
+// The longest a tab holds back the server's counts for another tab's change in flight.
+const HOLD_MS = 10000;
+
+/** localStorage, or null where the page may not use it. */
+function storage() {
+  try { return globalThis.localStorage || null; } catch { return null; }
+}
 
 // ---------------------------------------------------------------------------- the client
 
@@ -154,19 +165,29 @@ export class ClarionClient extends EventTarget {
   async _start() {
     if (!this.token) await this.renewToken();
     this._scheduleRenewal();
-    this.refreshCount().catch(() => {});
     addEventListener("online", () => this._reconnectSoon(0));
     addEventListener("offline", () => this._setStatus("offline"));
     const lockName = `clarion:${this.url}:${this.userId}`;
     if (this.shareConnection && globalThis.BroadcastChannel && navigator.locks) {
       this._bc = new BroadcastChannel(lockName);
       this._bc.onmessage = (e) => this._fromTab(e.data);
+      this._beatKey = `${lockName}:leader`;
+      // Another tab leads: it holds the live counts and answers "hello" with them at
+      // once; the REST call is only the fallback when no answer came soon. Whether a
+      // leader lives is read synchronously from its heartbeat (asking the Web Locks
+      // manager first costs a page tens of milliseconds).
       this._bc.postMessage({ t: "hello" });
+      if (Date.now() - Number(storage()?.getItem(this._beatKey) || 0) < BEAT_MS * 2) {
+        setTimeout(() => this.counts || this.refreshCount().catch(() => {}), ASK_LEADER_MS);
+      } else {
+        this.refreshCount().catch(() => {});
+      }
       navigator.locks.request(lockName, () => new Promise((release) => {
         this._release = release;
         this._lead();
       }));
     } else {
+      this.refreshCount().catch(() => {});
       this._lead();
     }
   }
@@ -251,10 +272,73 @@ export class ClarionClient extends EventTarget {
     return this.api(`/notifications/${id}/actions/${encodeURIComponent(actionId)}`, { method: "POST", ...opts });
   }
 
+  /** A change this tab makes, shown at once in every tab of this browser before the
+   * server's frames confirm it: `update` is shaped like a `notification.updated` frame
+   * ({change, id, notification}) or null; `counts` are the counts it leaves, if known. */
+  optimistic(update, counts = null) {
+    const msg = { update, counts };
+    this._local(msg);
+    this._bc?.postMessage({ t: "local", ...msg });
+  }
+
+  /** Run `request` (the REST call of a change shown optimistically). Meanwhile every tab
+   * holds back the server's count frames, which may predate the change (a read, then an
+   * unread, then a read in quick succession would show 2, 3, 2 after the fact), and
+   * shows the newest of them once the request is over. `undo` runs if it failed, before
+   * those frames (the server's truth) are shown. */
+  async settling(request, undo) {
+    const id = `${Date.now()}:${Math.random()}`;
+    this._hold(id);
+    this._bc?.postMessage({ t: "hold", id });
+    try {
+      return await request();
+    } catch (error) {
+      undo?.();
+      throw error;
+    } finally {
+      this._unhold(id);
+      this._bc?.postMessage({ t: "unhold", id });
+    }
+  }
+
+  _hold(id) {
+    this._holds ??= new Map();
+    // A tab closed mid-request never says it is over: let go after a while.
+    this._holds.set(id, setTimeout(() => this._unhold(id), HOLD_MS));
+  }
+
+  _unhold(id) {
+    if (!this._holds?.has(id)) return;
+    clearTimeout(this._holds.get(id));
+    this._holds.delete(id);
+    if (!this._holds.size && this._heldCounts) {
+      const counts = this._heldCounts;
+      this._heldCounts = null;
+      this._setCounts(counts);
+    }
+  }
+
+  /** The counts moved by (unread, unseen), or null while none are known. */
+  countsMoved(unread, unseen) {
+    if (!this.counts) return null;
+    return { unread: Math.max(0, this.counts.unread + unread), unseen: Math.max(0, this.counts.unseen + unseen) };
+  }
+
+  _local({ update, counts }) {
+    if (counts) {
+      this._countVersion++; // a REST answer still in flight is older
+      this._setCounts(counts);
+    }
+    if (update) this._dispatch("updated", { ...update, optimistic: true });
+  }
+
   // --- the shared connection
 
   _fromTab(msg) {
     if (msg.t === "frame") this._frame(msg.frame, false);
+    else if (msg.t === "local") this._local(msg);
+    else if (msg.t === "hold") this._hold(msg.id);
+    else if (msg.t === "unhold") this._unhold(msg.id);
     else if (msg.t === "status") this._setStatus(msg.status, false);
     else if (msg.t === "hello" && this.leader) {
       this._bc.postMessage({ t: "status", status: this.status });
@@ -264,6 +348,13 @@ export class ClarionClient extends EventTarget {
 
   _lead() {
     this.leader = true;
+    if (this._beatKey) {
+      const beat = () => storage()?.setItem(this._beatKey, String(Date.now()));
+      beat();
+      this._beatTimer = setInterval(beat, BEAT_MS);
+      this._unbeat = () => { clearInterval(this._beatTimer); storage()?.removeItem(this._beatKey); };
+      addEventListener("pagehide", this._unbeat);
+    }
     this._connect();
   }
 
@@ -360,7 +451,8 @@ export class ClarionClient extends EventTarget {
       this._dispatch("updated", frame);
     } else if (frame.type === "unread_count") {
       this._countVersion++;
-      this._setCounts(frame);
+      if (this._holds?.size) this._heldCounts = { unread: frame.unread, unseen: frame.unseen };
+      else this._setCounts(frame);
     } else if (frame.type === "resync_required") {
       this._dispatch("resync", frame);
       this.refreshCount().catch(() => {});
@@ -402,6 +494,7 @@ export class ClarionClient extends EventTarget {
     clearTimeout(this._retryTimer);
     this._ws?.close(1000);
     this._es?.close();
+    this._unbeat?.();
     this._release?.();
     this._bc?.close();
   }
@@ -800,28 +893,36 @@ export class ClarionInbox extends Base {
   /** An optimistic change, reconciled by the server's answer (or undone on failure). */
   async change(n, what) {
     const before = { ...n };
+    const after = { ...n };
     const now = new Date().toISOString();
-    if (what === "read") Object.assign(n, { status: "read", read_at: now, seen_at: n.seen_at || now });
-    else if (what === "unread") Object.assign(n, { status: "unread", read_at: null });
-    else if (what === "archive") n.archived_at = now;
-    else if (what === "unarchive") n.archived_at = null;
-    else if (what === "delete") this.items.delete(n.id);
-    this._render();
+    if (what === "read") Object.assign(after, { status: "read", read_at: now, seen_at: n.seen_at || now });
+    else if (what === "unread") Object.assign(after, { status: "unread", read_at: null });
+    else if (what === "archive") after.archived_at = now;
+    else if (what === "unarchive") after.archived_at = null;
+    const gone = what === "delete";
+    // The counts hold non-archived notifications that are unread (unseen).
+    const counted = (x, key) => (x && !x.archived_at && (key === "unread" ? x.status === "unread" : !x.seen_at) ? 1 : 0);
+    const moved = (key) => counted(gone ? null : after, key) - counted(before, key);
+    const du = moved("unread");
+    const ds = moved("unseen");
+    // Every tab of this browser shows the change at once; the server's frames confirm it.
+    this._client.optimistic(gone ? { change: "deleted", id: n.id } : { change: what, id: n.id, notification: after },
+      this._client.countsMoved(du, ds));
     try {
-      const fresh = await this._client.change(n.id, what);
-      if (fresh && what !== "delete" && this.items.has(n.id)) this._updated({ change: what, id: n.id, notification: fresh });
+      const fresh = await this._client.settling(() => this._client.change(n.id, what),
+        () => this._client.optimistic({ change: "restored", id: n.id, notification: before }, this._client.countsMoved(-du, -ds)));
+      if (fresh && !gone && this.items.has(n.id)) this._updated({ change: what, id: n.id, notification: fresh });
     } catch (error) {
-      this.items.set(n.id, before);
-      this._render();
       this._live.textContent = this.t("actionFailed");
       emit(this, "clarion-error", { error });
     }
   }
 
   async markAllRead() {
-    this._updated({ change: "read_all" });
+    const counts = this._client.counts;
+    this._client.optimistic({ change: "read_all" }, { unread: 0, unseen: 0 });
     try {
-      await this._client.readAll();
+      await this._client.settling(() => this._client.readAll(), () => counts && this._client.optimistic(null, counts));
     } catch (error) {
       this._live.textContent = this.t("actionFailed");
       emit(this, "clarion-error", { error });
@@ -1179,8 +1280,12 @@ export class ClarionPreferences extends Base {
   }
 }
 
-for (const [name, cls] of [["clarion-inbox", ClarionInbox], ["clarion-bell", ClarionBell], ["clarion-toast", ClarionToast], ["clarion-preferences", ClarionPreferences]]) {
-  if (!customElements.get(name)) customElements.define(name, cls);
-}
+// Defined once the page's own module (the one calling configure) has run: its count
+// request then leaves before the elements upgrade and build their shadow trees.
+queueMicrotask(() => {
+  for (const [name, cls] of [["clarion-inbox", ClarionInbox], ["clarion-bell", ClarionBell], ["clarion-toast", ClarionToast], ["clarion-preferences", ClarionPreferences]]) {
+    if (!customElements.get(name)) customElements.define(name, cls);
+  }
+});
 
 export { STRINGS };
