@@ -52,8 +52,8 @@ async def _pg_admin(sql: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this test session."""
+def pg_database() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session (each worker's own)."""
     name = f"clarion_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     try:
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
@@ -96,8 +96,16 @@ def db_url(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path
     if request.param == "sqlite":
         return _sqlite_url(sqlite_template, tmp_path)
     url: str = request.getfixturevalue("pg_url")
-    asyncio.run(_truncate(url))
     return url
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    """The session's PostgreSQL database with every table emptied for this test: a test
+    never meets what an earlier one left there (an experiment still running on its type,
+    a batching rule), whichever tests ran before it in this worker."""
+    asyncio.run(_truncate(pg_database))
+    return pg_database
 
 
 @pytest.fixture
