@@ -11,8 +11,10 @@ status): nothing it can mint reaches those.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from clarion.domain.types import ApiScope
 
@@ -69,3 +71,39 @@ def format_scopes(scopes: Iterable[ApiScope]) -> str:
     """The stored form: names separated by one space, in a fixed order."""
     chosen = set(scopes)
     return " ".join(s.value for s in (ApiScope.ADMIN, ApiScope.SEND, ApiScope.READ) if s in chosen)
+
+
+def stored_scopes(value: str | None) -> frozenset[ApiScope]:
+    """A key's stored scopes. A word this version does not know grants nothing (a key
+    written by a newer version keeps only what this one understands)."""
+    known = {s.value for s in ApiScope}
+    words = [w for w in (value or "").split() if w in known]
+    return frozenset(ApiScope(w) for w in words) if value is not None else DEFAULT_SCOPES
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """One row of ``api_keys`` (only the key's SHA-256 is stored): ``scopes`` as read by
+    :func:`stored_scopes`; ``rate_limit`` in limits syntax, ``None`` for the default."""
+
+    id: str
+    name: str
+    prefix: str
+    key_hash: str
+    created_at: datetime
+    revoked_at: datetime | None
+    scopes: frozenset[ApiScope]
+    rate_limit: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> ApiKey:
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            prefix=row["prefix"],
+            key_hash=row["key_hash"],
+            created_at=row["created_at"],
+            revoked_at=row["revoked_at"],
+            scopes=stored_scopes(row["scopes"]),
+            rate_limit=row["rate_limit"],
+        )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -22,6 +23,7 @@ from jinja2.exceptions import TemplateSyntaxError
 
 from clarion.domain.sandbox.engine import environment, harden
 from clarion.domain.sandbox.limits import Abort, Budget, current_budget
+from clarion.domain.types import TemplateKind
 from clarion.errors import TemplateInvalid, ValidationFailed
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "PARTS",
     "CompiledTemplate",
     "RenderError",
+    "StoredTemplate",
     "choose_locale",
     "compile_template",
     "count_tokens",
@@ -63,6 +66,34 @@ DEFAULT_TIMEOUT = 0.2  # seconds of CPU time per render call, all parts together
 # A render starved of CPU on a loaded machine (it spends nothing while it waits) still
 # ends after this many times its CPU allowance of wall time.
 WALL_FACTOR = 25
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTemplate:
+    """One row of ``templates``: ``bodies`` is ``{locale: {part: source}}``; ``version``
+    moves on every update, so ``(key, version, updated_at)`` names one set of bodies."""
+
+    key: str
+    kind: TemplateKind
+    bodies: Mapping[str, Mapping[str, str]]
+    default_locale: str
+    description: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> StoredTemplate:
+        return cls(
+            key=row["key"],
+            kind=TemplateKind(row["kind"]),
+            bodies=row["bodies"],
+            default_locale=row["default_locale"],
+            description=row["description"],
+            version=int(row["version"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
 
 
 class RenderError(TemplateInvalid):

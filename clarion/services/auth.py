@@ -23,7 +23,7 @@ from typing import Any, Literal
 import jwt
 
 from clarion.config import Settings
-from clarion.domain.access import DEFAULT_SCOPES, Access, format_scopes, parse_scopes
+from clarion.domain.access import Access, format_scopes, parse_scopes
 from clarion.domain.types import ApiScope
 from clarion.errors import (
     ClarionError,
@@ -133,14 +133,6 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def stored_scopes(value: str | None) -> frozenset[ApiScope]:
-    """A key's stored scopes. A word this version does not know grants nothing (a key
-    written by a newer version keeps only what this one understands)."""
-    known = {s.value for s in ApiScope}
-    words = [w for w in (value or "").split() if w in known]
-    return frozenset(ApiScope(w) for w in words) if value is not None else DEFAULT_SCOPES
-
-
 def check_rate_limit(value: str) -> str:
     """A per-key limit in the limits library's syntax, one rate of at least one request
     (``"600/minute"``, ``"10 per second"``); :class:`ValidationFailed` otherwise."""
@@ -226,13 +218,13 @@ class AuthService:
             rows = await key_store.all_keys(conn)
         return [
             {
-                "id": r["id"],
-                "name": r["name"],
-                "prefix": r["prefix"],
-                "created_at": r["created_at"],
-                "revoked_at": r["revoked_at"],
-                "scopes": sorted(stored_scopes(r["scopes"])),
-                "rate_limit": r["rate_limit"],
+                "id": r.id,
+                "name": r.name,
+                "prefix": r.prefix,
+                "created_at": r.created_at,
+                "revoked_at": r.revoked_at,
+                "scopes": sorted(r.scopes),
+                "rate_limit": r.rate_limit,
             }
             for r in rows
         ]
@@ -271,13 +263,10 @@ class AuthService:
             if cached is not None and exc.outage:
                 return cached[1]
             raise
-        if row is None or row["revoked_at"] is not None:
+        if row is None or row.revoked_at is not None:
             raise Unauthenticated("invalid or revoked API key")
         principal = Principal(
-            kind="api_key",
-            api_key_id=row["id"],
-            scopes=stored_scopes(row["scopes"]),
-            rate_limit=row["rate_limit"],
+            kind="api_key", api_key_id=row.id, scopes=row.scopes, rate_limit=row.rate_limit
         )
         if len(self._cache) > 10_000:
             self._cache.clear()

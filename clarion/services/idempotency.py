@@ -20,9 +20,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.idempotency import IdempotencyRecord
 from clarion.errors import IdempotencyInProgress, IdempotencyKeyReused, ValidationFailed
 from clarion.services.clock import as_utc, utcnow
 from clarion.store import idempotency as store
@@ -86,7 +86,7 @@ class IdempotencyService:
         if self._expired(row, now):
             await store.release(conn, req.api_key_id, req.key)
             return await store.claim(conn, req.api_key_id, req.key, req.request_hash, now)
-        if row["status_code"] is None and row["request_hash"] == req.request_hash:
+        if row.status_code is None and row.request_hash == req.request_hash:
             # A claim left by an older node (see STALE_AFTER); a claim made in this same
             # transaction is younger than that and stays with its send.
             return await store.take_over(
@@ -108,29 +108,29 @@ class IdempotencyService:
         assert replay is not None
         return replay
 
-    def _expired(self, row: RowMapping, now: datetime) -> bool:
-        return as_utc(row["created_at"]) < now - self._ttl
+    def _expired(self, row: IdempotencyRecord, now: datetime) -> bool:
+        return as_utc(row.created_at) < now - self._ttl
 
     def _judge(
-        self, row: RowMapping, req: IdempotencyRequest, now: datetime, *, take_over: bool
+        self, row: IdempotencyRecord, req: IdempotencyRequest, now: datetime, *, take_over: bool
     ) -> Replay | None:
         """The answer a stored record gives: a replay, a refusal, or ``None`` when this
         request may run (the record expired, or is a claim stale enough to take over)."""
         if self._expired(row, now):
             return None
-        if row["request_hash"] != req.request_hash:
+        if row.request_hash != req.request_hash:
             raise IdempotencyKeyReused(
                 "this Idempotency-Key was used with a different request body"
             )
-        if row["status_code"] is None:
-            stale_at = as_utc(row["created_at"]) + STALE_AFTER
+        if row.status_code is None:
+            stale_at = as_utc(row.created_at) + STALE_AFTER
             if take_over and stale_at <= now:
                 return None
             raise IdempotencyInProgress(
                 "a request with this Idempotency-Key is still being processed",
                 retry_after=max(1, math.ceil((stale_at - now).total_seconds())),
             )
-        return Replay(int(row["status_code"]), row["response"])
+        return Replay(row.status_code, row.response)
 
     async def purge_expired(self) -> int:
         async with self._db.begin() as conn:

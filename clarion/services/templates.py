@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import RowMapping
-
 from clarion.domain.rendering import (
     MAX_TEMPLATE_TOKENS,
     CompiledTemplate,
+    StoredTemplate,
     choose_locale,
     compile_template,
     count_tokens,
@@ -72,16 +71,16 @@ class Rendered:
         return out
 
 
-def template_json(row: Mapping[Any, Any]) -> dict[str, Any]:
+def template_json(row: StoredTemplate) -> dict[str, Any]:
     return {
-        "key": row["key"],
-        "kind": row["kind"],
-        "bodies": row["bodies"],
-        "default_locale": row["default_locale"],
-        "description": row["description"],
-        "version": row["version"],
-        "created_at": as_utc(row["created_at"]).isoformat(),
-        "updated_at": as_utc(row["updated_at"]).isoformat(),
+        "key": row.key,
+        "kind": row.kind.value,
+        "bodies": row.bodies,
+        "default_locale": row.default_locale,
+        "description": row.description,
+        "version": row.version,
+        "created_at": as_utc(row.created_at).isoformat(),
+        "updated_at": as_utc(row.updated_at).isoformat(),
     }
 
 
@@ -163,7 +162,7 @@ class TemplateService:
         rows = rows[:limit]
         return {
             "items": [template_json(r) for r in rows],
-            "next_cursor": rows[-1]["key"] if more else None,
+            "next_cursor": rows[-1].key if more else None,
         }
 
     async def replace(self, key: str, draft: TemplateDraft) -> dict[str, Any]:
@@ -215,35 +214,31 @@ class TemplateService:
         """:meth:`render_for`, also saying which locale variant was used."""
         row = await self._row(key)
         compiled = await self._compiled(row)
-        chosen = choose_locale(compiled, locale, default=row["default_locale"])
+        chosen = choose_locale(compiled, locale, default=row.default_locale)
         variables = template_variables(data=data, user=user, notification=notification)
         parts = await asyncio.to_thread(render, compiled[chosen], variables)
         return Rendered(key=key, locale=chosen, parts=parts)
 
-    async def _row(self, key: str) -> RowMapping:
+    async def _row(self, key: str) -> StoredTemplate:
         async with self._db.connect() as conn:
             row = await store.get(conn, key)
         if row is None:
             raise NotFound(f"no template {key!r}")
         return row
 
-    async def _compiled(self, row: Mapping[Any, Any]) -> Compiled:
+    async def _compiled(self, row: StoredTemplate) -> Compiled:
         cache_key = _cache_key(row)
         compiled = self._cache.get(cache_key)
         if compiled is not None:
             self._cache.move_to_end(cache_key)
             return compiled
-        draft = TemplateDraft(
-            kind=TemplateKind(row["kind"]),
-            bodies=row["bodies"],
-            default_locale=row["default_locale"],
-        )
+        draft = TemplateDraft(kind=row.kind, bodies=row.bodies, default_locale=row.default_locale)
         compiled = await asyncio.to_thread(compile_all, draft)
         self._remember(row, compiled)
         return compiled
 
-    def _remember(self, row: Mapping[Any, Any], compiled: Compiled) -> None:
-        key = row["key"]
+    def _remember(self, row: StoredTemplate, compiled: Compiled) -> None:
+        key = row.key
         for stale in [k for k in self._cache if k[0] == key]:
             del self._cache[stale]
         self._cache[_cache_key(row)] = compiled
@@ -251,8 +246,8 @@ class TemplateService:
             self._cache.popitem(last=False)
 
 
-def _cache_key(row: Mapping[Any, Any]) -> tuple[str, int, datetime]:
-    return (row["key"], int(row["version"]), as_utc(row["updated_at"]))
+def _cache_key(row: StoredTemplate) -> tuple[str, int, datetime]:
+    return (row.key, row.version, as_utc(row.updated_at))
 
 
 def _values(draft: TemplateDraft) -> dict[str, Any]:

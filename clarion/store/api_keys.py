@@ -1,14 +1,14 @@
 """Server API keys: only a SHA-256 of the key is stored, with its scopes and its own rate
-limit."""
+limit, returned as ``ApiKey`` values."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.access import ApiKey
 from clarion.store.schema import api_keys
 
 
@@ -38,14 +38,14 @@ async def insert(
     )
 
 
-async def by_hash(conn: AsyncConnection, key_hash: str) -> RowMapping | None:
+async def by_hash(conn: AsyncConnection, key_hash: str) -> ApiKey | None:
     row = (await conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash))).first()
-    return None if row is None else row._mapping
+    return None if row is None else ApiKey.from_row(row._mapping)
 
 
-async def all_keys(conn: AsyncConnection) -> list[RowMapping]:
+async def all_keys(conn: AsyncConnection) -> list[ApiKey]:
     rows = await conn.execute(select(api_keys).order_by(api_keys.c.created_at))
-    return [r._mapping for r in rows]
+    return [ApiKey.from_row(r._mapping) for r in rows]
 
 
 async def count_active(conn: AsyncConnection) -> int:

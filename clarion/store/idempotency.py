@@ -10,9 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.idempotency import IdempotencyRecord
 from clarion.store.dialect import insert_ignore
 from clarion.store.schema import idempotency_keys as t
 
@@ -29,11 +29,11 @@ async def claim(
     return bool(result.rowcount)
 
 
-async def get(conn: AsyncConnection, api_key_id: str, key: str) -> RowMapping | None:
+async def get(conn: AsyncConnection, api_key_id: str, key: str) -> IdempotencyRecord | None:
     row = (
         await conn.execute(select(t).where(t.c.api_key_id == api_key_id, t.c.key == key))
     ).first()
-    return None if row is None else row._mapping
+    return None if row is None else IdempotencyRecord.from_row(row._mapping)
 
 
 async def complete(

@@ -51,7 +51,7 @@ def template(**over: Any) -> dict[str, Any]:
 async def test_template_rows_version_on_every_replace(services: Services) -> None:
     async with services.db.begin() as conn:
         row = await template_store.insert(conn, template(), utcnow())
-    assert row["version"] == 1
+    assert row.version == 1
     with pytest.raises(Conflict):
         async with services.db.begin() as conn:
             await template_store.insert(conn, template(), utcnow())
@@ -59,14 +59,14 @@ async def test_template_rows_version_on_every_replace(services: Services) -> Non
         body = {"bodies": {"en": {"in_app.title": "v2"}}}
         row2 = await template_store.replace(conn, "k", body, utcnow())
         assert await template_store.replace(conn, "nope", body, utcnow()) is None
-    assert row2 is not None and row2["version"] == 2
-    assert row2["bodies"] == {"en": {"in_app.title": "v2"}}
+    assert row2 is not None and row2.version == 2
+    assert row2.bodies == {"en": {"in_app.title": "v2"}}
     async with services.db.begin() as conn:
         for key in ("b", "a", "c"):
             await template_store.insert(conn, template(key=key), utcnow())
     async with services.db.connect() as conn:
         page = await template_store.list_all(conn, limit=2, after="a")
-    assert [r["key"] for r in page] == ["b", "c"]
+    assert [r.key for r in page] == ["b", "c"]
     async with services.db.begin() as conn:
         assert await template_store.remove(conn, "k")
         assert not await template_store.remove(conn, "k")
