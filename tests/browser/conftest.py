@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +188,16 @@ def host_factory(browser: Browser, clarion: Clarion) -> Iterator[Any]:
     yield make
     for ctx in contexts:
         ctx.close()
+
+
+def eventually(read: Callable[[], Any], expected: Any, timeout: float = 5.0) -> None:
+    """Wait until the server answers ``expected``: the widget shows a change at once
+    (optimistically), before its request has reached the server, so a check of the
+    server's state right after the page shows it would race that request."""
+    deadline = time.monotonic() + timeout
+    while (got := read()) != expected:
+        assert time.monotonic() < deadline, f"the server still answers {got!r}, not {expected!r}"
+        time.sleep(0.05)
 
 
 def unique(name: str) -> str:

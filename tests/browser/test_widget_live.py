@@ -13,6 +13,7 @@ from tests.browser.conftest import (
     ROOT,
     Clarion,
     badge,
+    eventually,
     items,
     open_center,
     shot,
@@ -174,7 +175,7 @@ def test_an_action_button_records_a_click(clarion: Clarion, host_factory: Any) -
     page.locator("clarion-bell").get_by_role("button", name="Accept").click()
     page.wait_for_function("window.__action === 'accept'")
     wait_badge(page, "0")
-    assert clarion.get(f"/notifications/{nid}")["status"] == "read"
+    eventually(lambda: clarion.get(f"/notifications/{nid}")["status"], "read")
     events = clarion.http.get(
         "/notifications/analytics/events", params={"event": "clicked", "user_id": user}
     )
