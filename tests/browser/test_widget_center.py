@@ -146,6 +146,63 @@ def test_an_inline_center_toasts_and_preferences(clarion: Clarion, host_factory:
     assert prefs["channels"] == {"email": False}
 
 
+def test_preferences_edit_types_and_quiet_hours(clarion: Clarion, host_factory: Any) -> None:
+    user = unique("prefs")
+    clarion.send(user, title="Invoice 1", type="invoice")
+    host = host_factory(user)
+    page = host.open()
+    wait_badge(page, "1")
+    page.evaluate("() => document.body.append(document.createElement('clarion-preferences'))")
+    prefs_el = page.locator("clarion-preferences")
+    saved = prefs_el.get_by_role("status")
+    # The type of the user's notification is listed; invoices go by SMS despite the default.
+    sms = prefs_el.get_by_role("combobox", name="invoice: SMS")
+    assert sms.input_value() == "inherit"
+    sms.focus()
+    sms.select_option("on")
+    saved.filter(has_text="Saved").wait_for()
+    email = prefs_el.get_by_role("combobox", name="invoice: Email")
+    email.select_option("off")
+    page.wait_for_function(
+        "() => document.querySelector('clarion-preferences').shadowRoot"
+        ".querySelector('[role=status]').textContent === 'Saved'"
+    )
+    # Quiet hours, by keyboard: the switch, then the times and the time zone.
+    prefs_el.get_by_role("checkbox", name="Pause notifications at night").check()
+    prefs_el.get_by_label("From").fill("21:30")
+    prefs_el.get_by_label("Until").fill("06:45")
+    prefs_el.get_by_label("Time zone").fill("Europe/Lisbon")
+    prefs_el.get_by_label("Time zone").press("Tab")
+    page.wait_for_function(
+        "() => { const p = document.querySelector('clarion-preferences').shadowRoot"
+        ".querySelector('[role=status]'); return p.textContent === 'Saved'; }"
+    )
+    expected_quiet = {"start": "21:30", "end": "06:45", "timezone": "Europe/Lisbon"}
+
+    def stored() -> dict[str, Any]:
+        return clarion.get(f"/notifications/preferences/{user}")
+
+    deadline = 50
+    doc = stored()
+    while deadline and (doc.get("quiet_hours") or {}).get("timezone") != "Europe/Lisbon":
+        page.wait_for_timeout(100)
+        deadline -= 1
+        doc = stored()
+    assert doc["types"] == {"invoice": {"sms": True, "email": False}}
+    assert {k: doc["quiet_hours"][k] for k in expected_quiet} == expected_quiet
+    # A refused value: the server's message is shown next to the time zone.
+    tz = prefs_el.get_by_label("Time zone")
+    tz.fill("Mars/Olympus")
+    tz.press("Tab")
+    prefs_el.get_by_text("That didn't work: try again").wait_for()
+    assert tz.get_attribute("aria-invalid") == "true"
+    message = prefs_el.locator("[part=field-error]:not(:empty)")
+    assert message.count() == 1
+    assert message.inner_text().strip()
+    assert stored()["quiet_hours"]["timezone"] == "Europe/Lisbon"
+    shot(page, "preferences-light")
+
+
 def test_a_bell_counting_unseen_marks_the_first_page_seen_on_opening(
     clarion: Clarion, host_factory: Any
 ) -> None:

@@ -17,6 +17,7 @@ const STRINGS = {
     showThread: "Show thread", hideThread: "Hide thread", actionFailed: "That didn't work: try again",
     preferences: "Notification preferences", saved: "Saved", channel_email: "Email", channel_push: "Push",
     channel_sms: "SMS", channel_in_app: "In the app", channel_webhook: "Webhook", channel_apprise: "Chat",
+    byType: "By type", pref_inherit: "Default", pref_on: "On", pref_off: "Off", quietHours: "Quiet hours", quietHoursOn: "Pause notifications at night", quietStart: "From", quietEnd: "Until", timezone: "Time zone",
   },
   pt: {
     notifications: "Notificações", bellLabel: { zero: "Notificações", one: "Notificações, {n} por ler", other: "Notificações, {n} por ler" },
@@ -31,6 +32,7 @@ const STRINGS = {
     showThread: "Mostrar conversa", hideThread: "Esconder conversa", actionFailed: "Não resultou: tente de novo",
     preferences: "Preferências de notificação", saved: "Guardado", channel_email: "Email", channel_push: "Push",
     channel_sms: "SMS", channel_in_app: "Na aplicação", channel_webhook: "Webhook", channel_apprise: "Chat",
+    byType: "Por tipo", pref_inherit: "Predefinido", pref_on: "Ligado", pref_off: "Desligado", quietHours: "Horas de silêncio", quietHoursOn: "Pausar as notificações à noite", quietStart: "Das", quietEnd: "Até às", timezone: "Fuso horário",
   },
   es: {
     notifications: "Notificaciones", bellLabel: { zero: "Notificaciones", one: "Notificaciones, {n} sin leer", other: "Notificaciones, {n} sin leer" },
@@ -45,6 +47,7 @@ const STRINGS = {
     showThread: "Mostrar hilo", hideThread: "Ocultar hilo", actionFailed: "No funcionó: inténtalo de nuevo",
     preferences: "Preferencias de notificación", saved: "Guardado", channel_email: "Correo", channel_push: "Push",
     channel_sms: "SMS", channel_in_app: "En la aplicación", channel_webhook: "Webhook", channel_apprise: "Chat",
+    byType: "Por tipo", pref_inherit: "Predeterminado", pref_on: "Activado", pref_off: "Desactivado", quietHours: "Horas de silencio", quietHoursOn: "Pausar las notificaciones por la noche", quietStart: "Desde", quietEnd: "Hasta", timezone: "Zona horaria",
   },
   de: {
     notifications: "Benachrichtigungen", bellLabel: { zero: "Benachrichtigungen", one: "Benachrichtigungen, {n} ungelesen", other: "Benachrichtigungen, {n} ungelesen" },
@@ -59,6 +62,7 @@ const STRINGS = {
     showThread: "Verlauf zeigen", hideThread: "Verlauf ausblenden", actionFailed: "Das hat nicht geklappt: bitte erneut versuchen",
     preferences: "Benachrichtigungseinstellungen", saved: "Gespeichert", channel_email: "E-Mail", channel_push: "Push",
     channel_sms: "SMS", channel_in_app: "In der App", channel_webhook: "Webhook", channel_apprise: "Chat",
+    byType: "Nach Typ", pref_inherit: "Standard", pref_on: "An", pref_off: "Aus", quietHours: "Ruhezeiten", quietHoursOn: "Benachrichtigungen nachts pausieren", quietStart: "Von", quietEnd: "Bis", timezone: "Zeitzone",
   },
   fr: {
     notifications: "Notifications", bellLabel: { zero: "Notifications", one: "Notifications, {n} non lue", other: "Notifications, {n} non lues" },
@@ -73,6 +77,7 @@ const STRINGS = {
     showThread: "Afficher le fil", hideThread: "Masquer le fil", actionFailed: "Cela n'a pas fonctionné : réessayez",
     preferences: "Préférences de notification", saved: "Enregistré", channel_email: "E-mail", channel_push: "Push",
     channel_sms: "SMS", channel_in_app: "Dans l'application", channel_webhook: "Webhook", channel_apprise: "Chat",
+    byType: "Par type", pref_inherit: "Par défaut", pref_on: "Activé", pref_off: "Désactivé", quietHours: "Heures calmes", quietHoursOn: "Suspendre les notifications la nuit", quietStart: "De", quietEnd: "À", timezone: "Fuseau horaire",
   },
 };
 
@@ -241,6 +246,7 @@ export class ClarionClient extends EventTarget {
       const err = new Error(data?.error?.message || `HTTP ${res.status}`);
       err.status = res.status;
       err.code = data?.error?.code;
+      err.details = data?.error?.details;
       throw err;
     }
     return data;
@@ -616,7 +622,7 @@ ul,ol{list-style:none;margin:0;padding:0}
 .toast{display:flex;gap:.6em;align-items:flex-start;background:var(--_bg);color:var(--_fg);border:1px solid var(--_border);border-inline-start:4px solid var(--_accent);border-radius:8px;padding:.7em .8em;box-shadow:0 6px 20px rgba(0,0,0,.2)}
 .toast.urgent{border-inline-start-color:var(--_danger)}
 .prefs{padding:.8em;background:var(--_bg);color:var(--_fg);border:1px solid var(--_border);border-radius:var(--clarion-radius,10px)}
-.prefs label{display:flex;gap:.5em;align-items:center;padding:.25em 0}
+.prefs label{display:flex;gap:.5em;align-items:center;flex-wrap:wrap;padding:.25em 0}.prefs fieldset{border:0;padding:.4em 0;margin:0}.prefs .type{display:flex;gap:.8em;flex-wrap:wrap;align-items:center}.prefs .tname{font-weight:600;min-width:6em}.prefs .err{color:#b3261e;flex-basis:100%}.prefs .err:empty{display:none}
 `;
 let sheet = null;
 function adopt(root) {
@@ -1250,33 +1256,97 @@ export class ClarionToast extends Base {
 
 export class ClarionPreferences extends Base {
   async setup(client) {
-    const channels = (this.getAttribute("channels") || "email,push,sms").split(",").map((s) => s.trim()).filter(Boolean);
+    const list = (v) => (v || "").split(",").map((s) => s.trim()).filter(Boolean);
+    const channels = list(this.getAttribute("channels") || "email,push,sms");
     const path = `/notifications/preferences/${encodeURIComponent(client.userId)}`;
     const status = h("div", { role: "status", class: "sub" });
     const box = h("fieldset", { class: "prefs", part: "preferences" }, h("legend", null, this.t("preferences")));
     this.shadowRoot.replaceChildren(box, status);
-    let prefs;
+    let prefs, types;
     try {
       prefs = await client.api(path);
+      types = list(this.getAttribute("types"));
+      if (!types.length) {
+        const page = await client.list({ limit: 100 }).catch(() => ({ items: [] }));
+        types = [...new Set([...Object.keys(prefs.types || {}), ...page.items.map((n) => n.type).filter(Boolean)])].sort();
+      }
     } catch (error) {
       status.textContent = this.t("error");
       return;
     }
+    // Each control is registered under the document field it edits; the server's 422
+    // details name those fields, and their messages are shown next to the control.
+    const fields = new Map();
+    let uid = 0;
+    const field = (name, control, label) => {
+      const err = h("span", { class: "err", part: "field-error", id: `e${++uid}`, role: "alert" });
+      control.setAttribute("aria-describedby", err.id);
+      fields.set(name, { control, err });
+      return h("div", { class: "f" }, h("label", { part: "option" }, label, control), err);
+    };
+    const checks = new Map();
     for (const ch of channels) {
-      const input = h("input", { type: "checkbox", part: "checkbox", checked: prefs.channels?.[ch] !== false,
-        onchange: async () => {
-          prefs.channels = { ...prefs.channels, [ch]: input.checked };
-          try {
-            prefs = await client.api(path, { method: "PUT", body: prefs });
-            status.textContent = this.t("saved");
-            emit(this, "clarion-preferences", { preferences: prefs });
-          } catch (error) {
-            input.checked = !input.checked;
-            status.textContent = this.t("actionFailed");
-          }
-        } });
-      box.append(h("label", { part: "option" }, input, this.t(`channel_${ch}`)));
+      const input = h("input", { type: "checkbox", part: "checkbox", checked: prefs.channels?.[ch] !== false, onchange: () => save() });
+      checks.set(ch, input);
+      box.append(field(`channels.${ch}`, input, this.t(`channel_${ch}`)));
     }
+    const selects = [];
+    if (types.length) {
+      const tbox = h("fieldset", { part: "types" }, h("legend", null, this.t("byType")));
+      for (const type of types) {
+        const row = h("div", { class: "type", part: "type", role: "group", "aria-label": type }, h("span", { class: "tname" }, type));
+        for (const ch of channels) {
+          const v = prefs.types?.[type]?.[ch];
+          const sel = h("select", { part: "select", "aria-label": `${type}: ${this.t(`channel_${ch}`)}`, onchange: () => save() },
+            ["inherit", "on", "off"].map((o) => h("option", { value: o, selected: o === (v === true ? "on" : v === false ? "off" : "inherit") }, this.t(`pref_${o}`))));
+          selects.push({ type, ch, sel });
+          row.append(field(`types.${type}.${ch}`, sel, this.t(`channel_${ch}`)));
+        }
+        tbox.append(row);
+      }
+      box.append(tbox);
+    }
+    const q = prefs.quiet_hours;
+    const quiet = h("input", { type: "checkbox", part: "checkbox", checked: !!q, onchange: () => { sync(); save(); } });
+    const start = h("input", { type: "time", part: "input", value: q?.start || "22:00", onchange: () => save() });
+    const end = h("input", { type: "time", part: "input", value: q?.end || "07:00", onchange: () => save() });
+    const tz = h("input", { type: "text", part: "input", value: q?.timezone || prefs.timezone || "UTC", autocomplete: "off", onchange: () => save() });
+    const sync = () => { for (const el of [start, end, tz]) el.disabled = !quiet.checked; };
+    sync();
+    box.append(h("fieldset", { part: "quiet-hours" }, h("legend", null, this.t("quietHours")),
+      field("quiet_hours", quiet, this.t("quietHoursOn")), field("quiet_hours.start", start, this.t("quietStart")),
+      field("quiet_hours.end", end, this.t("quietEnd")), field("quiet_hours.timezone", tz, this.t("timezone"))));
+    // One PUT at a time, each built from the controls when it leaves: the last one wins.
+    let queue = Promise.resolve();
+    const save = () => (queue = queue.then(put));
+    const put = async () => {
+      const doc = { ...prefs, channels: { ...prefs.channels }, types: {} };
+      for (const [ch, input] of checks) {
+        if (input.checked && prefs.channels?.[ch] === undefined) delete doc.channels[ch];
+        else doc.channels[ch] = input.checked;
+      }
+      for (const [type, per] of Object.entries(prefs.types || {})) if (!types.includes(type)) doc.types[type] = per;
+      for (const { type, ch, sel } of selects) {
+        const per = doc.types[type] || { ...(prefs.types?.[type] || {}) };
+        if (sel.value === "inherit") delete per[ch]; else per[ch] = sel.value === "on";
+        if (Object.keys(per).length) doc.types[type] = per; else delete doc.types[type];
+      }
+      doc.quiet_hours = quiet.checked ? { ...(q || {}), start: start.value, end: end.value, timezone: tz.value.trim() } : null;
+      for (const { control, err } of fields.values()) { err.textContent = ""; control.removeAttribute("aria-invalid"); }
+      try {
+        prefs = await client.api(path, { method: "PUT", body: doc });
+        status.textContent = this.t("saved");
+        emit(this, "clarion-preferences", { preferences: prefs });
+      } catch (error) {
+        status.textContent = this.t("actionFailed");
+        for (const d of error.details || []) {
+          const f = fields.get(d.field) || fields.get(String(d.field).split(".").slice(0, 2).join("."));
+          if (!f) continue;
+          f.err.textContent = d.problem;
+          f.control.setAttribute("aria-invalid", "true");
+        }
+      }
+    };
   }
 }
 
