@@ -36,6 +36,16 @@ from clarion.hub.tasks import stop_task, wait_event
 
 log = logging.getLogger("clarion.hub.postgres")
 
+# What a publish fails with when the database goes away or the connection breaks; each
+# ends the publishing connection (the next send makes a new one) and is a TransportError.
+_CONNECTION_FAILURES = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+
 #: Base64 characters per NOTIFY payload; with the header it stays well under 8000 bytes.
 CHUNK_CHARS = 7800
 DEFAULT_CHANNEL = "clarion_hub"
@@ -189,11 +199,17 @@ class PostgresTransport(Transport):
                     chunks,
                     timeout=self.timeout,
                 )
-            except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
-                await self._drop_publisher()
+            except _CONNECTION_FAILURES as exc:
+                self._drop_publisher()
                 raise TransportError(f"postgres NOTIFY failed: {exc}") from exc
+            except BaseException:
+                # Cancelled (or worse) mid-statement: the connection's protocol state is
+                # unknown, and the next send on it would fail with "another operation is in
+                # progress". A new connection is cheap next to that.
+                self._drop_publisher()
+                raise
 
-    async def _drop_publisher(self) -> None:
+    def _drop_publisher(self) -> None:
         conn, self._publisher = self._publisher, None
         if conn is not None:
             conn.terminate()
