@@ -200,6 +200,15 @@ def eventually(read: Callable[[], Any], expected: Any, timeout: float = 5.0) -> 
         time.sleep(0.05)
 
 
+def wait_live(page: Page, timeout: float = 10000) -> None:
+    """Wait until the widget's connection is live. A notification sent before that reaches
+    the page through a reload of its lists, not as a new one (no toast, no announcement)."""
+    page.wait_for_function(
+        "() => document.querySelector('clarion-bell')?._client?.status === 'live'",
+        timeout=timeout,
+    )
+
+
 def unique(name: str) -> str:
     return f"{name}-{time.monotonic_ns() % 10**9}"
 

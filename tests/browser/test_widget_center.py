@@ -14,6 +14,7 @@ from tests.browser.conftest import (
     shot,
     unique,
     wait_badge,
+    wait_live,
 )
 
 
@@ -114,6 +115,7 @@ def test_an_inline_center_toasts_and_preferences(clarion: Clarion, host_factory:
     host = host_factory(user)
     page = host.open()
     wait_badge(page, "0")
+    wait_live(page)
     page.evaluate(
         """() => { const ib = document.createElement('clarion-inbox'); ib.id = 'center';
              ib.style.cssText = 'display:block;height:420px;max-width:480px;margin:16px';
@@ -227,6 +229,7 @@ def test_new_notifications_are_announced_politely(clarion: Clarion, host_factory
     user = unique("announce")
     page = host_factory(user).open()
     wait_badge(page, "0")
+    wait_live(page)
     clarion.send(user, title="Bo followed you")
     wait_badge(page, "1")
     region = page.locator("clarion-bell").locator(".wrap > [aria-live=polite]")

@@ -16,6 +16,7 @@ from tests.browser.conftest import (
     shot,
     unique,
     wait_badge,
+    wait_live,
 )
 from tests.browser.proxy import CuttableProxy
 
@@ -107,6 +108,7 @@ def test_a_page_on_another_origin_embeds_the_widget(clarion: Clarion, browser: A
         page = ctx.new_page()
         page.goto(f"{APP_ORIGIN}/page.html")
         wait_badge(page, "0")
+        wait_live(page)
         clarion.send(user, title="Across origins")
         wait_badge(page, "1")
         open_center(page)

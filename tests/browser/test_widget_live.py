@@ -19,6 +19,7 @@ from tests.browser.conftest import (
     shot,
     unique,
     wait_badge,
+    wait_live,
 )
 
 TIMINGS = ROOT / "build" / "browser-timings.json"
@@ -55,6 +56,7 @@ def test_a_notification_sent_through_the_api_appears_with_badge_1(
     host = host_factory(user)
     page = host.open()
     wait_badge(page, "0")
+    wait_live(page)
     clarion.send(user, title="Bo followed you", message="Say hi!")
     wait_badge(page, "1")
     label = page.locator("clarion-bell").evaluate(
