@@ -318,9 +318,12 @@ export class ClarionClient extends EventTarget {
     clearTimeout(this._holds.get(id));
     this._holds.delete(id);
     if (!this._holds.size && this._heldCounts) {
+      // A held frame may predate the changes just made (the frame of a read can arrive
+      // after its request's answer, while the next change is in flight): ask the server,
+      // and fall back to the newest frame only if it cannot answer.
       const counts = this._heldCounts;
       this._heldCounts = null;
-      this._setCounts(counts);
+      this.refreshCount().catch(() => this._setCounts(counts));
     }
   }
 
