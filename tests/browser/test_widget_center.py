@@ -234,3 +234,43 @@ def test_new_notifications_are_announced_politely(clarion: Clarion, host_factory
     wait_badge(page, "1")
     region = page.locator("clarion-bell").locator(".wrap > [aria-live=polite]")
     assert region.inner_text() == "New notification: Bo followed you"
+
+
+def test_quick_changes_to_one_notification_land_in_order(
+    clarion: Clarion, host_factory: Any
+) -> None:
+    """Read then unread before the read's answer is back: the server gets them in that
+    order, and the read's late answer does not show a state the user has already left."""
+    user = unique("order")
+    nid = clarion.send(user, title="Toggled")
+    host = host_factory(user)
+    # The read's answer comes back late (as over a slow link); requests are logged in the
+    # order the page sends them.
+    host.context.add_init_script(
+        """(() => {
+          const real = window.fetch.bind(window);
+          window.__sent = [];
+          window.__answered = 0;
+          window.fetch = async (url, opts = {}) => {
+            const u = String(url);
+            if ((opts.method || 'GET') === 'POST') window.__sent.push(u.split('/').pop());
+            const answer = await real(url, opts);
+            if (u.endsWith('/NID/read')) await new Promise((r) => setTimeout(r, 600));
+            if ((opts.method || 'GET') === 'POST') setTimeout(() => window.__answered++, 0);
+            return answer;
+          };
+        })();""".replace("NID", str(nid))
+    )
+    page = host.open()
+    wait_badge(page, "1")
+    wait_live(page)
+    open_center(page)
+    row = page.locator("clarion-bell #list > li").filter(has_text="Toggled")
+    row.get_by_role("button", name="Mark as read").click()
+    row.get_by_role("button", name="Mark as unread").click()
+    # Both answers are in, the read's last of all.
+    page.wait_for_function("window.__answered === 2", timeout=5000)
+    assert page.evaluate("window.__sent") == ["read", "unread"]
+    assert page.evaluate(inbox_js(f"ib.items.get({nid}).status")) == "unread"
+    wait_badge(page, "1")
+    eventually(lambda: clarion.get("/notifications", user_id=user)["items"][0]["status"], "unread")

@@ -761,9 +761,15 @@ export class ClarionInbox extends Base {
     this.items = new Map();
     this.expanded = new Set();
     this.pending = new Set();
+    // Changes this tab has in flight, per notification: the latest one's answer decides.
+    this._inflight = new Map();
     this._build();
     this._on("created", (e) => this._created(e.detail));
-    this._on("updated", (e) => this._updated(e.detail));
+    this._on("updated", (e) => {
+      // A server frame about a notification with a change of ours in flight may describe
+      // a state before that change; the change's own answer settles it.
+      if (e.detail.optimistic || !this._inflight.has(e.detail.id)) this._updated(e.detail);
+    });
     this._on("count", () => this._renderTabs());
     this._on("status", () => this._renderBanner());
     this._on("resync", () => this.reload());
@@ -917,11 +923,23 @@ export class ClarionInbox extends Base {
     // Every tab of this browser shows the change at once; the server's frames confirm it.
     this._client.optimistic(gone ? { change: "deleted", id: n.id } : { change: what, id: n.id, notification: after },
       this._client.countsMoved(du, ds));
+    // Changes to one notification go to the server one after another, in the order they
+    // were made (a read then an unread in quick succession must not land the other way
+    // round), and only the latest one's answer is shown: an earlier answer arriving after
+    // a later optimistic change would show a state the user has already left.
+    const prev = this._inflight.get(n.id);
+    const mine = { turn: (prev ? prev.turn.catch(() => {}) : Promise.resolve()).then(() => this._client.change(n.id, what)) };
+    this._inflight.set(n.id, mine);
+    const latest = () => this._inflight.get(n.id) === mine;
     try {
-      const fresh = await this._client.settling(() => this._client.change(n.id, what),
-        () => this._client.optimistic({ change: "restored", id: n.id, notification: before }, this._client.countsMoved(-du, -ds)));
-      if (fresh && !gone && this.items.has(n.id)) this._updated({ change: what, id: n.id, notification: fresh });
+      const fresh = await this._client.settling(() => mine.turn,
+        () => latest() && this._client.optimistic({ change: "restored", id: n.id, notification: before }, this._client.countsMoved(-du, -ds)));
+      if (latest()) {
+        this._inflight.delete(n.id);
+        if (fresh && !gone && this.items.has(n.id)) this._updated({ change: what, id: n.id, notification: fresh });
+      }
     } catch (error) {
+      if (latest()) this._inflight.delete(n.id);
       this._live.textContent = this.t("actionFailed");
       emit(this, "clarion-error", { error });
     }
