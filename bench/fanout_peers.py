@@ -112,7 +112,7 @@ def fanout_rounds(
         "last_receipt_p99_ms": lp["p99_ms"],
         "server_cpu_seconds_per_round": [round(c, 3) for c in cpu],
         "server_cpu_us_per_delivery": round(1e6 * sum(cpu) / max(1, sum(received)), 2),
-        "bytes_per_message": round(size / frames) if frames else None,
+        "bytes_per_message": round(size / frames) if size and frames else None,
     }
 
 

@@ -131,6 +131,7 @@ async def socketio_conn(
             now = time.time()
             data: str = msg.data
             stats.frames += 1
+            stats.bytes += len(data)
             if data == "2":
                 await ws.send_str("3")
             elif data.startswith("42"):
