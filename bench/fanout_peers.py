@@ -40,7 +40,7 @@ from bench.common import (
 NODE_DIR = BENCH / "peers" / "node_ws"
 # Size of one Clarion fan-out message (both frames) with the bench's send body, measured
 # by S3's drivers (``bytes_per_message``); used when the calibration runs the peer alone.
-CLARION_MESSAGE_BYTES = 560
+CLARION_MESSAGE_BYTES = 280
 
 
 def sizes(quick: bool) -> tuple[int, int]:
