@@ -83,8 +83,13 @@ $(PSTAMP): bench/peers/requirements.txt
 	$(PEERS)/bin/python -m pip install -q -r bench/peers/requirements.txt
 	rm -f $(PEERS)/.installed-* && touch $(PSTAMP)
 
+# The node `ws` fan-out peer installs at the versions its package-lock.json pins (skipped,
+# and reported "not measured" by the bench, where node is not installed).
 bench-setup: install $(PSTAMP)
 	$(BIN)/python -m pip install -q py-spy
+	N=bench/peers/node_ws; if command -v npm >/dev/null && \
+	  ! [ $$N/node_modules/.package-lock.json -nt $$N/package-lock.json ]; then \
+	  (cd $$N && npm ci --no-audit --no-fund -s); fi
 
 ## Every scenario at full size (about 15 minutes), profiles the server while it runs.
 bench: bench-setup services

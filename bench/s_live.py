@@ -13,27 +13,30 @@ import asyncio
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from bench import profiling
+from bench import fanout_peers, profiling
 from bench.common import (
     BENCH,
     PEERS_PY,
+    RESULTS,
     Procs,
     Usage,
     WsDriver,
     clarion_env,
+    cpu_seconds,
     drop_db,
     free_port,
     fresh_db,
     loadgen,
-    percentiles,
     ratio,
     start_clarion,
     wait_http,
 )
+from bench.fanout_peers import connect, drivers, fanout_rounds
 
 DB = "clarion_bench_live"
 
@@ -55,49 +58,21 @@ def _start_sio(procs: Procs) -> tuple[str, subprocess.Popen[Any]]:
     return url, proc
 
 
-def _drivers(
-    procs: Procs, protocol: str, url: str, users: int, per_driver: int, prefix: str = "u"
-) -> list[WsDriver]:
-    drivers = []
-    for first in range(0, users, per_driver):
-        spec = {
-            "protocol": protocol,
-            "url": url,
-            "first": first,
-            "count": min(per_driver, users - first),
-            "user_prefix": prefix,
-        }
-        drivers.append(WsDriver(procs, spec))
-    return drivers
-
-
-def _connect(drivers: list[WsDriver]) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    answers = [d.read(timeout=600) for d in drivers]
-    seconds = time.perf_counter() - t0
-    connected = sum(a["connected"] for a in answers)
-    return {
-        "connected": connected,
-        "failed": sum(a["failed"] for a in answers),
-        "connect_seconds": round(seconds, 2),
-        "connects_per_s": round(connected / max(1e-9, seconds), 1),
-    }
-
-
 # --- S2 -------------------------------------------------------------------------------------
 
 
 def _latency_run(
     procs: Procs,
-    drivers: list[WsDriver],
+    ds: list[WsDriver],
     send_url: str,
     body: str | None,
     headers: dict[str, str],
     users: int,
     rate: int,
     seconds: float,
+    wait_s: float = 30,
 ) -> dict[str, Any]:
-    for d in drivers:
+    for d in ds:
         d.command("reset")
     job = {
         "name": "send",
@@ -110,11 +85,12 @@ def _latency_run(
         "requests": [{"method": "POST", "url": send_url, "headers": headers, "body": body}],
     }
     sent = loadgen(procs, {"jobs": [job]})["jobs"]["send"]
-    per = [d.command(f"wait {sent['ok'] // len(drivers)} 30") for d in drivers]
-    stats = [d.command("stats") for d in drivers]
+    per = [d.command(f"wait {sent['ok'] // len(ds)} {wait_s}") for d in ds]
+    stats = [d.command("stats") for d in ds]
     received = sum(s["received"] for s in stats)
     merged = _merge_latency(per)
     return {
+        "rate_per_s": rate,
         "sends_ok": sent["ok"],
         "send_rate_achieved_per_s": sent["ok_per_s"],
         "send_http_p99_ms": sent["p99_ms"],
@@ -133,52 +109,159 @@ def _merge_latency(stats: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _capacity(
+    measure: Callable[[int], dict[str, Any]],
+    objective_ms: float,
+    start: int,
+    budget_s: float,
+    max_rate: int = 20_000,
+) -> dict[str, Any]:
+    """The highest offered open-loop rate whose step stays within the objective: doubles
+    from ``start`` until a step misses, then bisects between the best pass and the lowest
+    miss until they are within 15 % or the budget (seconds) would be overrun by one more
+    step. A step passes when its p99 is within the objective, the sender achieved 95 % of
+    the offered rate (a server that falls behind queues sends before the commit, which the
+    commit -> receipt latency alone would not show) and nothing was lost."""
+    steps: list[dict[str, Any]] = []
+    t0 = time.monotonic()
+    good: int | None = None
+    bad: int | None = None
+    rate = start
+    while True:
+        s0 = time.monotonic()
+        step = measure(rate)
+        took = time.monotonic() - s0
+        p99 = step.get("p99_ms")
+        ok = (
+            p99 is not None
+            and p99 <= objective_ms
+            and step["ok_per_s"] >= 0.95 * rate
+            and not step.get("lost")
+        )
+        steps.append({"rate_per_s": rate, **step, "within_objective": ok})
+        if ok:
+            good = max(good or 0, rate)
+        else:
+            bad = rate if bad is None else min(bad, rate)
+        if bad is None:
+            nxt = rate * 2
+        elif good is None:
+            nxt = rate // 2
+        elif bad <= good * 1.15:
+            break
+        else:
+            nxt = (good + bad) // 2
+        if nxt < 10 or nxt > max_rate or time.monotonic() - t0 + took > budget_s:
+            break
+        rate = nxt
+    best = next((s for s in steps if s["within_objective"] and s["rate_per_s"] == good), None)
+    return {
+        "objective_p99_ms": objective_ms,
+        "rate_per_s": good,
+        "p99_ms": best["p99_ms"] if best else None,
+        "search_seconds": round(time.monotonic() - t0, 1),
+        "steps": steps,
+    }
+
+
+def _quiet(pid: int, limit: float = 20) -> float:
+    """Wait until the server is idle (<= 4 % of a core over half a second): a step leaves
+    work behind it (the embedded worker's jobs for the sends, frames still being written)
+    that would otherwise be measured as the next step's. Returns the seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        before = cpu_seconds(pid)
+        time.sleep(0.5)
+        if cpu_seconds(pid) - before <= 0.02:
+            break
+    return round(time.monotonic() - t0, 1)
+
+
+def _starlette_capacity() -> float | None:
+    """Bare Starlette's capacity at the same objective, from this run's calibration."""
+    try:
+        cal = json.loads((RESULTS / "calibration.json").read_text())
+        return float(cal["starlette"]["capacity"]["rate_per_s"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
 def s2(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
+    """Capacity at p99 <= 25 ms commit -> receipt with N users connected, then the latency
+    and server CPU per send at half that capacity, then socket.io at that same rate."""
     users = 1000 if quick else 5000
     seconds = 4 if quick else 15
-    rate = 500
-    result: dict[str, Any] = {"connected_users": users, "target_rate_per_s": rate}
+    step_s = 3 if quick else 8
+    objective = 25
+    result: dict[str, Any] = {"connected_users": users}
     env = _pg_env()
+    body = '{"user_id": "{u}", "type": "follow", "title": "Bo followed you {i}"}'
     try:
         server = start_clarion(procs, env)
-        drivers = _drivers(procs, "clarion", server.ws, users, users)
-        result["clarion_connect"] = _connect(drivers)
+        ds = drivers(procs, "clarion", server.ws, users, users)
+        result["clarion_connect"] = connect(ds)
         headers = {"Authorization": f"Bearer {server.key}", "Content-Type": "application/json"}
+        send_url = f"{server.url}/api/v1/notifications"
+
+        def step(rate: int) -> dict[str, Any]:
+            quiet = _quiet(server.proc.pid)
+            usage = Usage([server.proc.pid]).start()
+            run = _latency_run(procs, ds, send_url, body, headers, users, rate, step_s, 5)
+            cpu = usage.stop().cpu
+            keys = ("p50_ms", "p99_ms", "send_http_p99_ms", "lost")
+            out = {"ok_per_s": run["send_rate_achieved_per_s"], **{k: run[k] for k in keys}}
+            per_send = round(1e6 * cpu / max(1, run["sends_ok"]), 1)
+            return {**out, "server_cpu_us_per_send": per_send, "quiet_wait_s": quiet}
+
+        # Not counted: the first sends of a fresh server open its database connections and
+        # fill its statement caches, which would be the first step's p99.
+        warmup = _latency_run(procs, ds, send_url, body, headers, users, 250, 2, 5)
+        capacity = _capacity(step, objective, 250, 55 if quick else 120)
+        capacity["warmup"] = {k: warmup[k] for k in ("rate_per_s", "p50_ms", "p99_ms")}
+        rate = max(1, (capacity["rate_per_s"] or capacity["steps"][0]["rate_per_s"]) // 2)
+        quiet = _quiet(server.proc.pid)
         spy = profiling.start(procs, server.proc.pid, "s2_latency", seconds) if profile else None
         usage = Usage([server.proc.pid]).start()
-        result["clarion"] = _latency_run(
-            procs,
-            drivers,
-            f"{server.url}/api/v1/notifications",
-            '{"user_id": "{u}", "type": "follow", "title": "Bo followed you {i}"}',
-            headers,
-            users,
-            rate,
-            seconds,
+        half = _latency_run(procs, ds, send_url, body, headers, users, rate, seconds)
+        half.update(usage.stop().as_dict(), quiet_wait_s=quiet)
+        half["server_cpu_us_per_send"] = round(
+            1e6 * half["server_cpu_seconds"] / max(1, half["sends_ok"]), 1
         )
-        result["clarion"].update(usage.stop().as_dict())
         if spy is not None:
-            result["clarion"]["profile"] = profiling.finish(procs, spy, "s2_latency")
-        for d in drivers:
+            half["profile"] = profiling.finish(procs, spy, "s2_latency")
+        keys = ("rate_per_s", "p50_ms", "p99_ms", "server_cpu_us_per_send")
+        result["clarion"] = {
+            **half,
+            "capacity": capacity,
+            "at_half_capacity": {k: half[k] for k in keys},
+        }
+        starlette = _starlette_capacity()
+        result["clarion"]["capacity_over_starlette"] = ratio(capacity["rate_per_s"], starlette)
+        for d in ds:
             d.close()
         procs.stop(server.proc)
     finally:
         drop_db(DB)
     if PEERS_PY.exists():
         url, proc = _start_sio(procs)
-        drivers = _drivers(
-            procs, "socketio", url.replace("http", "ws") + "/socket.io/", users, users
-        )
-        result["socketio_connect"] = _connect(drivers)
+        ds = drivers(procs, "socketio", url.replace("http", "ws") + "/socket.io/", users, users)
+        result["socketio_connect"] = connect(ds)
         usage = Usage([proc.pid]).start()
-        result["socketio"] = _latency_run(
-            procs, drivers, f"{url}/send?user={{u}}", None, {}, users, rate, seconds
-        )
-        result["socketio"].update(usage.stop().as_dict())
-        for d in drivers:
+        sio = _latency_run(procs, ds, f"{url}/send?user={{u}}", None, {}, users, rate, seconds)
+        sio.update(usage.stop().as_dict())
+        sio["at_same_rate"] = {k: sio[k] for k in ("rate_per_s", "p50_ms", "p99_ms")}
+        result["socketio"] = sio
+        for d in ds:
             d.close()
         procs.stop(proc)
-    result["targets"] = {"p50_ms": 5, "p99_ms": 25}
+        result["clarion_p99_over_socketio_at_same_rate"] = ratio(
+            result["clarion"]["p99_ms"], sio["p99_ms"], 2
+        )
+    result["targets"] = {
+        "capacity_objective_p99_ms": objective,
+        "capacity_over_starlette": 0.3,
+        "p99_over_socketio_at_same_rate": 2,
+    }
     return result
 
 
@@ -201,48 +284,8 @@ def _chunks(prefix: str, users: int, size: int = 1000) -> list[str]:
     return bodies
 
 
-def _fanout_rounds(
-    drivers: list[WsDriver],
-    pids: list[int],
-    users: int,
-    rounds: int,
-    fire: Any,
-) -> dict[str, Any]:
-    last: list[float] = []
-    first: list[float] = []
-    cpu: list[float] = []
-    received: list[int] = []
-    for _ in range(rounds):
-        for d in drivers:
-            d.command("reset")
-        usage = Usage(pids).start()
-        t0 = time.time()
-        fire()
-        stats = [d.command(f"wait {users // len(drivers)} 30") for d in drivers]
-        usage.stop()
-        got = [s for s in stats if s["received"]]
-        received.append(sum(s["received"] for s in stats))
-        if got:
-            last.append(max(s["last_wall"] for s in got) - t0)
-            first.append(min(s["first_wall"] for s in got) - t0)
-        cpu.append(usage.cpu)
-        time.sleep(0.5)
-    lp = percentiles(last)
-    return {
-        "rounds": rounds,
-        "received_per_round": received,
-        "lost_total": sum(max(0, users - r) for r in received),
-        "first_receipt_p50_ms": percentiles(first)["p50_ms"],
-        "last_receipt_p50_ms": lp["p50_ms"],
-        "last_receipt_p99_ms": lp["p99_ms"],
-        "server_cpu_seconds_per_round": [round(c, 3) for c in cpu],
-        "server_cpu_us_per_delivery": round(1e6 * sum(cpu) / max(1, sum(received)), 2),
-    }
-
-
 def s3(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
-    users = 2000 if quick else 10_000
-    rounds = 3 if quick else 5
+    users, rounds = fanout_peers.sizes(quick)
     per_driver = users // 2
     result: dict[str, Any] = {"connected_users": users}
     env = _pg_env()
@@ -259,8 +302,8 @@ def s3(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
             codes = asyncio.run(_post_all(send_url, headers, _chunks(f"x{r}-", users)))
             base_cpu.append(usage.stop().cpu)
             assert all(c == 202 for c in codes), codes
-        drivers = _drivers(procs, "clarion", server.ws, users, per_driver)
-        result["clarion_connect"] = _connect(drivers)
+        ds = drivers(procs, "clarion", server.ws, users, per_driver)
+        result["clarion_connect"] = connect(ds)
         probe = procs.spawn(
             [
                 *_loadgen_cmd(
@@ -289,8 +332,8 @@ def s3(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
         )
         spy = profiling.start(procs, pid, "s3_fanout", rounds * 2) if profile else None
         bodies = _chunks("u", users)
-        fan = _fanout_rounds(
-            drivers,
+        fan = fanout_rounds(
+            ds,
             [pid],
             users,
             rounds,
@@ -314,22 +357,22 @@ def s3(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
         if spy is not None:
             fan["profile"] = profiling.finish(procs, spy, "s3_fanout")
         result["clarion"] = fan
-        for d in drivers:
+        for d in ds:
             d.close()
         procs.stop(server.proc)
     finally:
         drop_db(DB)
     if PEERS_PY.exists():
         url, proc = _start_sio(procs)
-        drivers = _drivers(
+        ds = drivers(
             procs, "socketio", url.replace("http", "ws") + "/socket.io/", users, per_driver
         )
-        result["socketio_connect"] = _connect(drivers)
-        result["socketio"] = _fanout_rounds(
-            drivers, [proc.pid], users, rounds, lambda: httpx.post(f"{url}/broadcast", timeout=60)
+        result["socketio_connect"] = connect(ds)
+        result["socketio"] = fanout_rounds(
+            ds, [proc.pid], users, rounds, lambda: httpx.post(f"{url}/broadcast", timeout=60)
         )
         result["socketio"]["server_rss_kib"] = Usage([proc.pid]).stop().rss_kib
-        for d in drivers:
+        for d in ds:
             d.close()
         procs.stop(proc)
         result["socketio_over_clarion_cpu_per_delivery"] = ratio(
@@ -337,14 +380,30 @@ def s3(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
             result["clarion"]["server_cpu_us_per_delivery_fanout_only"],
             2,
         )
+    _fanout_peers(procs, quick, result)
     result["targets"] = {
         "server_cpu_us_per_delivery": 25,
         "last_receipt_p50_ms": 400,
         "last_receipt_p99_ms": 1000,
         "api_p99_ms_during_broadcast": 50,
         "socketio_over_clarion": 2,
+        "clarion_over_websockets_broadcast": 1.5,
+        "clarion_over_node_ws": 2,
     }
     return result
+
+
+def _fanout_peers(procs: Procs, quick: bool, result: dict[str, Any]) -> None:
+    """The plain broadcast servers, sending a frame the size of Clarion's message."""
+    size = result["clarion"].get("bytes_per_message") or fanout_peers.CLARION_MESSAGE_BYTES
+    ours = result["clarion"]["server_cpu_us_per_delivery_fanout_only"]
+    for name, run in (
+        ("websockets_broadcast", fanout_peers.websockets_ceiling),
+        ("node_ws", fanout_peers.node_ws),
+    ):
+        result[name] = run(procs, quick, size)
+        peer = result[name].get("server_cpu_us_per_delivery")
+        result[f"clarion_over_{name}_cpu_per_delivery"] = ratio(ours, peer, 2)
 
 
 def _loadgen_cmd(spec: dict[str, Any]) -> list[str]:
@@ -380,7 +439,7 @@ def s4(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
             )
             for i, s in enumerate(servers)
         ]
-        result.update(_connect(drivers))
+        result.update(connect(drivers))
         time.sleep(hold)
         after = Usage(pids).stop()
         open_now = sum(d.command("stats")["open"] for d in drivers)

@@ -2,10 +2,13 @@
 
 Opens ``count`` authenticated connections to one loopback server and records, for each
 frame of interest, ``receipt wall time - the frame's ts`` (same machine, same clock).
-Speaks Clarion's protocol (``/api/v1/ws?token=``, answers ``ping``) or Socket.IO over a
-raw Engine.IO v4 WebSocket (answers ``2`` with ``3``), so one driver measures both.
+Speaks Clarion's protocol (``/api/v1/ws?token=``, answers ``ping``), Socket.IO over a
+raw Engine.IO v4 WebSocket (answers ``2`` with ``3``), or ``plain``: a bare WebSocket
+(``?user=``) whose frames that start with ``{"ts":`` count (the broadcast peers,
+``bench/peers/ws_broadcast.py`` and ``node_ws/server.js``), so one driver measures all.
+``bytes`` in the stats is the text received, for sizing the peers' frames like Clarion's.
 
-Spec: ``{"protocol": "clarion"|"socketio", "url": "ws://127.0.0.1:P/...", "first": 0,
+Spec: ``{"protocol": "clarion"|"socketio"|"plain", "url": "ws://127.0.0.1:P/...", "first": 0,
 "count": 1000, "user_prefix": "u", "connect_concurrency": 200}``.
 
 Talks JSON lines: prints ``{"connected": n, ...}`` once connected, then answers stdin
@@ -43,6 +46,7 @@ class Stats:
         self.first = 0.0
         self.last = 0.0
         self.frames = 0
+        self.bytes = 0
 
     def hit(self, ts: float, now: float) -> None:
         if not self.latencies:
@@ -62,6 +66,7 @@ class Stats:
         return {
             "received": len(s),
             "frames": self.frames,
+            "bytes": self.bytes,
             "first_wall": self.first,
             "last_wall": self.last,
             "p50_ms": at(0.5),
@@ -97,6 +102,7 @@ async def clarion_conn(
             now = time.time()
             data: str = msg.data
             stats.frames += 1
+            stats.bytes += len(data)
             if '"type":"notification.created"' in data[:64]:
                 ts = _head_ts(data)
                 if ts is not None:
@@ -125,6 +131,7 @@ async def socketio_conn(
             now = time.time()
             data: str = msg.data
             stats.frames += 1
+            stats.bytes += len(data)
             if data == "2":
                 await ws.send_str("3")
             elif data.startswith("42"):
@@ -136,13 +143,38 @@ async def socketio_conn(
     return ws
 
 
+async def plain_conn(
+    session: aiohttp.ClientSession, url: str, user: str, stats: Stats
+) -> aiohttp.ClientWebSocketResponse:
+    ws = await session.ws_connect(f"{url}?user={user}", autoping=True)
+
+    async def reader() -> None:
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            now = time.time()
+            data: str = msg.data
+            stats.frames += 1
+            stats.bytes += len(data)
+            if data.startswith('{"ts":'):
+                ts = _head_ts(data)
+                if ts is not None:
+                    stats.hit(ts, now)
+
+    asyncio.get_running_loop().create_task(reader())
+    return ws
+
+
+CONNECTORS = {"clarion": clarion_conn, "socketio": socketio_conn, "plain": plain_conn}
+
+
 async def main(spec: dict[str, Any]) -> None:
     stats = Stats()
     url = spec["url"]
     assert url.startswith(("ws://127.0.0.1", "ws://localhost")), url
     first, count = int(spec.get("first", 0)), int(spec["count"])
     prefix = spec.get("user_prefix", "u")
-    conn = clarion_conn if spec.get("protocol", "clarion") == "clarion" else socketio_conn
+    conn = CONNECTORS[spec.get("protocol", "clarion")]
     connector = aiohttp.TCPConnector(limit=0)
     session = aiohttp.ClientSession(connector=connector)
     sem = asyncio.Semaphore(int(spec.get("connect_concurrency", 200)))
