@@ -14,7 +14,7 @@ RUN_STAMP := $(VENV)/.service-$(HASH)
 STAMP     := $(VENV)/.installed-$(HASH)
 
 .PHONY: install install-service run test lint typecheck pytest services browser bench bench-quick \
-	bench-setup wheel-check clean faults
+	bench-setup bench-readme wheel-check clean faults
 
 $(VENV)/bin/python:
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Clarion needs Python 3.11 or newer")'
@@ -91,9 +91,15 @@ bench-setup: install $(PSTAMP)
 	  ! [ $$N/node_modules/.package-lock.json -nt $$N/package-lock.json ]; then \
 	  (cd $$N && npm ci --no-audit --no-fund -s); fi
 
-## Every scenario at full size (about 15 minutes), profiles the server while it runs.
+## Every scenario at full size (about 15 minutes), profiles the server while it runs; when
+## every scenario finished, the README's performance table is rewritten from its summary.
 bench: bench-setup services
 	$(BIN)/python bench/run.py --profile
+	$(BIN)/python bench/readme_table.py
+
+## The README's performance table from bench/results/summary.md (between its markers).
+bench-readme:
+	$(BIN)/python bench/readme_table.py
 
 ## The same code paths with smaller N, in under 5 minutes.
 bench-quick: bench-setup services

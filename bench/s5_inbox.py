@@ -6,6 +6,10 @@ Data: ``total`` notifications, all unread, for ``users`` users; every 5th one be
 the heavy user (200,000 of 1,000,000), the rest spread evenly over the others.
 Clarion is read with the server API key (``?user_id=``); Django with an ``X-User-Id``
 header resolved by one primary-key lookup (bench/peers/djpeer/auth.py).
+
+Ceilings of the same run: the same statements through asyncpg alone and behind a bare
+Starlette endpoint (bench/s5_raw.py), and the server's CPU per read under the 32-connection
+mix (a warm-up run first, so every request of the measured run is counted).
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from typing import Any
 
 import httpx
 
-from bench import profiling
+from bench import profiling, s5_raw
 from bench.common import (
     BENCH,
     PEERS_PY,
+    PY,
     Procs,
     Usage,
     clarion_env,
@@ -116,12 +121,15 @@ def _measure(
         "name": "mix",
         "mode": "closed",
         "concurrency": 32,
-        "warmup": 1,
         "duration": seconds,
         "max_requests": 500_000,
         **users,
         "requests": [{**t, "name": n} for n, t in templates.items()],
     }
+    # Warm up in a run of its own, then measure with no warm-up inside the measured one:
+    # every request the server answers while its CPU is counted is then a counted request,
+    # so CPU per read is the server's CPU over exactly those reads.
+    loadgen(procs, {"jobs": [{**mix, "name": "warmup", "duration": 1}]})
     usage = Usage(pids).start()
     r = loadgen(procs, {"jobs": [mix]})["jobs"]["mix"]
     usage.stop()
@@ -131,6 +139,9 @@ def _measure(
             k: r[k] for k in ("requests", "ok", "status", "ok_per_s", "p50_ms", "p99_ms")
         },
         "reads_per_s": r["ok_per_s"],
+        "server_cpu_us_per_read": round(1e6 * usage.cpu / r["requests"], 1)
+        if r["requests"]
+        else None,
         **usage.as_dict(),
     }
 
@@ -161,7 +172,8 @@ def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
         "users": users,
         "heavy_user_notifications": total // 5,
     }
-    pg = fresh_db(DB).replace("postgresql://", "postgresql+asyncpg://")
+    plain = fresh_db(DB)
+    pg = plain.replace("postgresql://", "postgresql+asyncpg://")
     try:
         # Two processes, one per core, as the peer runs two gunicorn workers.
         server = start_clarion(procs, {**clarion_env(pg), "CLARION_WORKERS": "2"})
@@ -201,8 +213,13 @@ def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
             client.close()
         result["clarion"] = clarion
         procs.stop(server.proc)
+        # The ceilings of the two hot reads, on the same rows, with Clarion stopped.
+        raw = s5_raw.driver_baseline(plain, users, seconds / 2)
+        raw["over_bare_starlette"] = _bare_starlette(procs, plain, users, seconds)
+        result["raw_driver"] = raw
     finally:
         drop_db(DB)
+    result["clarion_over_raw_driver"] = _over_raw(result["clarion"], result["raw_driver"])
     if PEERS_PY.exists():
         result["django"] = _django(procs, total, users, seconds, result)
         d, c = result["django"], result["clarion"]
@@ -223,9 +240,80 @@ def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
         "first_page_p99_ms": 10,
         "mark_all_read_ms": 20,
         "reads_per_s": 3000,
-        "over_django": 5,
+        # ratios (bench/README.md): reads/s over bare Starlette's and django-notifications';
+        # each hot read's p99 over the same statement's through asyncpg alone
+        "reads_over_bare_starlette": 0.3,
+        "over_django": 20,
+        "p99_over_raw_driver": 2,
     }
     return result
+
+
+def _over_raw(clarion: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """Clarion's p99 over HTTP as a multiple of the same statement's p99 through asyncpg
+    alone (the target's comparison), and of the same statement behind bare Starlette
+    (like with like: both over HTTP, same client)."""
+    alone = clarion["latency_alone"]
+    http = raw.get("over_bare_starlette", {})
+    out: dict[str, Any] = {}
+    for op, key in (
+        ("unread_count", "count"),
+        ("unread_count_heavy", "count_heavy"),
+        ("first_page", "first_page"),
+        ("first_page_heavy", "first_page_heavy"),
+    ):
+        p99 = alone[op]["p99_ms"]
+        out[f"{key}_p99"] = ratio(p99, raw.get(f"{key}_p99_ms"), 2)
+        out[f"{key}_p99_over_bare_starlette"] = ratio(p99, http.get(f"{key}_p99_ms"), 2)
+    out["server_cpu_us_per_read_over_bare_starlette"] = ratio(
+        clarion.get("server_cpu_us_per_read"), http.get("server_cpu_us_per_read"), 2
+    )
+    out["reads_per_s_over_bare_starlette"] = ratio(
+        clarion.get("reads_per_s"), http.get("reads_per_s"), 3
+    )
+    return out
+
+
+def _bare_starlette(procs: Procs, dsn: str, users: int, seconds: float) -> dict[str, Any]:
+    """(b) of bench/s5_raw.py: the same statements behind a bare Starlette endpoint, two
+    uvicorn processes, through the same load generator as Clarion (latency alone, then the
+    32-connection mix of count and first page)."""
+    port = free_port()
+    env = {**os.environ, s5_raw.DSN_ENV: dsn, "PYTHONPATH": str(BENCH.parent)}
+    proc = procs.spawn(
+        [PY, str(BENCH / "s5_raw.py"), str(port)],
+        env=env,
+        cwd=BENCH.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/count?user_id=heavy", proc)
+        templates = {
+            "unread_count": {"method": "GET", "url": f"{base}/count?user_id={{u}}"},
+            "unread_count_heavy": {"method": "GET", "url": f"{base}/count?user_id=heavy"},
+            "first_page": {"method": "GET", "url": f"{base}/page?user_id={{u}}"},
+            "first_page_heavy": {"method": "GET", "url": f"{base}/page?user_id=heavy"},
+        }
+        out = _measure(
+            procs,
+            server_pids(proc.pid),
+            templates,
+            {"users": users - 1, "user_prefix": "u"},
+            seconds,
+        )
+    finally:
+        procs.stop(proc)
+    alone = out["latency_alone"]
+    return {
+        "server": "uvicorn + Starlette, 2 processes, asyncpg pool, the same statements",
+        "count_p99_ms": alone["unread_count"]["p99_ms"],
+        "count_heavy_p99_ms": alone["unread_count_heavy"]["p99_ms"],
+        "first_page_p99_ms": alone["first_page"]["p99_ms"],
+        "first_page_heavy_p99_ms": alone["first_page_heavy"]["p99_ms"],
+        **out,
+    }
 
 
 def _django(

@@ -1,21 +1,74 @@
-"""``bench/results/summary.md``: one Markdown table of every scenario's figure against its
-target, with its ratio to this machine's ceiling and to the peer measured in the same run."""
+"""``bench/results/summary.md``: every target of the bench as a ratio first.
+
+Absolute figures move with the machine (a busier or slower machine halves them), so each
+row leads with a ratio to a ceiling or a peer measured in the SAME run (bare Starlette,
+pgbench, asyncpg alone, django-notifications, socket.io ...), named in the cell, then the
+target for that ratio and the verdict, then the machine's own figure for the reference,
+then Clarion's absolute figure, marked † when it depends on the machine. A figure that is
+missing from the results is "not measured", never a number made up.
+
+:func:`build_summary` takes the results as dicts (one per ``results/<name>.json``), so it
+can be checked without files; :func:`write_summary` loads them and writes the table.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, ratio
+from bench.common import RESULTS
+
+NOT_MEASURED = "not measured"
+MET = "met"
+MISSED = "**missed**"
+FILES = (
+    "calibration",
+    "s1_ingest",
+    "s2_latency",
+    "s3_fanout",
+    "s4_connections",
+    "s5_inbox",
+    "s6_workers",
+    "s7_digests",
+    "s8_analytics",
+    "s9_experiments",
+    "s10_widget",
+    "s_dashboard",
+)
+HEADER = (
+    "| scenario | what | ratio (Clarion ÷ the reference named) | target | verdict "
+    "| reference on this machine, same run | Clarion's figure († depends on the machine) |\n"
+    "| --- | --- | --- | --- | --- | --- | --- |\n"
+)
 
 
-def _load(name: str) -> dict[str, Any]:
-    path = RESULTS / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+@dataclass(frozen=True)
+class Row:
+    scenario: str
+    what: str
+    ratio: str
+    target: str
+    verdict: str
+    reference: str
+    absolute: str
+
+    def cells(self) -> tuple[str, ...]:
+        return (
+            self.scenario,
+            self.what,
+            self.ratio,
+            self.target,
+            self.verdict,
+            self.reference,
+            self.absolute,
+        )
 
 
-def _g(d: dict[str, Any], *keys: str) -> Any:
+def g(d: Any, *keys: str) -> Any:
+    """``d[k1][k2]...`` or None where any level is missing (a result that was not measured)."""
     for k in keys:
         if not isinstance(d, dict) or k not in d:
             return None
@@ -23,9 +76,14 @@ def _g(d: dict[str, Any], *keys: str) -> Any:
     return d
 
 
-def _fmt(v: Any, unit: str = "") -> str:
+def num(v: Any) -> float | int | None:
+    """A figure from a result, or None when it is missing or not a number."""
+    return v if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def fmt(v: Any, unit: str = "") -> str:
     if v is None:
-        return "—"
+        return NOT_MEASURED
     if isinstance(v, float):
         v = f"{v:,.1f}" if abs(v) >= 10 else f"{v:,.2f}"
     elif isinstance(v, int):
@@ -33,412 +91,193 @@ def _fmt(v: Any, unit: str = "") -> str:
     return f"{v}{unit}"
 
 
-def _verdict(value: Any, target: float, higher_is_better: bool) -> str:
-    if value is None:
-        return "not measured"
-    ok = value >= target if higher_is_better else value <= target
-    return "met" if ok else "**missed**"
+def over(a: Any, b: Any) -> float | None:
+    """a ÷ b, or None when either is missing (or b is zero)."""
+    x, y = num(a), num(b)
+    if x is None or y is None or y == 0:
+        return None
+    return x / y
 
 
-def write_summary(mode: str, commit: str) -> str:
-    cal = _load("calibration")
-    s1, s2, s3, s4, s5, s6 = (
-        _load(n)
-        for n in (
-            "s1_ingest",
-            "s2_latency",
-            "s3_fanout",
-            "s4_connections",
-            "s5_inbox",
-            "s6_workers",
-        )
-    )
-    pg_tps = _g(cal, "pgbench", "tps")
-    hello = _g(cal, "starlette", "ok_per_s")
-    publish = _g(cal, "redis", "publish_per_s")
-    rows: list[tuple[str, str, Any, str, str, str, str]] = []
+def judge(value: Any, op: str, target: float) -> str:
+    """``met`` / ``**missed**`` for ``value op target`` (op ``>=`` or ``<=``)."""
+    v = num(value)
+    if v is None:
+        return NOT_MEASURED
+    ok = v >= target if op == ">=" else v <= target
+    return MET if ok else MISSED
 
-    def row(
-        scen: str,
+
+def times(r: float | None, reference: str) -> str:
+    """A ratio cell: ``0.32x pgbench -N``."""
+    if r is None:
+        return NOT_MEASURED
+    shown = f"{r:,.1f}" if r >= 10 else f"{r:.2f}" if r >= 0.1 else f"{r:.2g}"
+    return f"{shown}x {reference}"
+
+
+def star(text: str) -> str:
+    """Mark an absolute figure as depending on the machine (not when there is none)."""
+    return text if text in (NOT_MEASURED, "—") else f"{text} †"
+
+
+class Table:
+    """The rows of the table, and the two kinds of row it has."""
+
+    def __init__(self) -> None:
+        self.rows: list[Row] = []
+
+    def add(
+        self,
+        scenario: str,
         what: str,
-        value: Any,
-        unit: str,
+        ratio: str,
         target: str,
         verdict: str,
-        ceiling: str = "—",
-        peer: str = "—",
+        reference: str = "—",
+        absolute: str = "—",
     ) -> None:
-        rows.append((scen, what, _fmt(value, unit), target, verdict, ceiling, peer))
+        self.rows.append(Row(scenario, what, ratio, target, verdict, reference, absolute))
 
-    v = _g(s1, "postgres", "ok_per_s")
-    row(
-        "S1 ingest",
-        "POST /notifications, PostgreSQL",
-        v,
-        "/s",
-        ">= 3,000/s",
-        _verdict(v, 3000, True),
-        f"{_fmt(ratio(v, pg_tps))} of pgbench -N, {_fmt(ratio(v, hello))} of bare Starlette",
-    )
-    v = _g(s1, "postgres", "p99_ms")
-    row(
-        "S1 ingest", "p99 at that load (32 in flight)", v, " ms", "<= 25 ms", _verdict(v, 25, False)
-    )
-    v = _g(s1, "postgres_2_processes", "ok_per_s")
-    row(
-        "S1 ingest",
-        "POST /notifications, PostgreSQL, serve --workers 2",
-        v,
-        "/s",
-        ">= 3,000/s",
-        _verdict(v, 3000, True),
-        f"{_fmt(ratio(v, pg_tps))} of pgbench -N",
-    )
-    v = _g(s1, "sqlite", "ok_per_s")
-    row(
-        "S1 ingest",
-        "POST /notifications, SQLite",
-        v,
-        "/s",
-        ">= 1,500/s",
-        _verdict(v, 1500, True),
-        f"{_fmt(ratio(v, hello))} of bare Starlette",
-    )
-    v = _g(s1, "bulk_postgres", "notifications_per_s")
-    row(
-        "S1 ingest",
-        "bulk user_ids of 1,000, PostgreSQL",
-        v,
-        " notif/s",
-        ">= 50,000/s",
-        _verdict(v, 50000, True),
-    )
-
-    for key, label, tgt in (("p50_ms", "p50", 5), ("p99_ms", "p99", 25)):
-        v = _g(s2, "clarion", key)
-        peer = _g(s2, "socketio", key)
-        row(
-            "S2 live latency",
-            f"commit -> receipt {label}, 500 sends/s, {_fmt(_g(s2, 'connected_users'))} users",
-            v,
-            " ms",
-            f"<= {tgt} ms",
-            _verdict(v, tgt, False),
-            "—",
-            f"socket.io {_fmt(peer, ' ms')} (x{_fmt(ratio(v, peer, 2))})",
+    def ratio(
+        self,
+        scenario: str,
+        what: str,
+        value: float | None,
+        reference: str,
+        op: str | None,
+        target: float | None,
+        ref_figure: str,
+        absolute: str,
+    ) -> None:
+        """A row whose target is a ratio (``op`` None: a ratio shown, with no target)."""
+        if op is None or target is None:
+            self.add(scenario, what, times(value, reference), "—", "—", ref_figure, absolute)
+            return
+        self.add(
+            scenario,
+            what,
+            times(value, reference),
+            f"{op} {target:g}x",
+            judge(value, op, target),
+            ref_figure,
+            absolute,
         )
-    v = _g(s2, "clarion", "send_rate_achieved_per_s")
-    row(
-        "S2 live latency",
-        "send rate achieved (asked 500/s)",
-        v,
-        "/s",
-        "500/s",
-        _verdict(v, 475, True),
-    )
 
-    n3 = _fmt(_g(s3, "connected_users"))
-    v = _g(s3, "clarion", "server_cpu_us_per_delivery_fanout_only")
-    peer = _g(s3, "socketio", "server_cpu_us_per_delivery")
-    row(
-        "S3 fan-out",
-        f"server CPU per delivery (fan-out only), {n3} users",
-        v,
-        " µs",
-        "<= 25 µs",
-        _verdict(v, 25, False),
-        "—",
-        f"socket.io {_fmt(peer, ' µs')} (peer/Clarion x{_fmt(ratio(peer, v, 2))}, target >= 2)",
-    )
-    v = _g(s3, "clarion", "server_cpu_us_per_delivery")
-    row("S3 fan-out", "server CPU per delivery incl. the 10 sends", v, " µs", "—", "—")
-    for key, label, tgt in (
-        ("last_receipt_p50_ms", "p50", 400),
-        ("last_receipt_p99_ms", "p99", 1000),
+
+def load_results(directory: Path = RESULTS) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name in FILES:
+        path = directory / f"{name}.json"
+        if path.exists():
+            out[name] = json.loads(path.read_text())
+    table = directory / "s10_widget.md"
+    if "s10_widget" not in out and table.exists():
+        from bench.summary_more import s10_from_table
+
+        out["s10_widget"] = s10_from_table(table.read_text())
+    return out
+
+
+def build_rows(results: dict[str, dict[str, Any]]) -> list[Row]:
+    # The scenarios' rows import this module's helpers: imported here, not at the top.
+    from bench import summary_more as more
+    from bench import summary_rows as rows
+
+    t = Table()
+    cal = results.get("calibration", {})
+    for part in (
+        rows.s1,
+        rows.s2,
+        rows.s3,
+        rows.s4,
+        rows.s5,
+        rows.s6,
+        rows.s7,
+        rows.feature_costs,
+        more.s8,
+        more.s9,
+        more.s10,
+        more.dashboard,
     ):
-        v = _g(s3, "clarion", key)
-        peer = _g(s3, "socketio", key)
-        row(
-            "S3 fan-out",
-            f"last receipt {label}",
-            v,
-            " ms",
-            f"<= {tgt:,} ms",
-            _verdict(v, tgt, False),
-            "—",
-            f"socket.io {_fmt(peer, ' ms')}",
-        )
-    v = _g(s3, "clarion", "api_probe_during_broadcasts", "p99_ms")
-    row("S3 fan-out", "API p99 during broadcasts", v, " ms", "<= 50 ms", _verdict(v, 50, False))
+        part(t, results, cal)
+    return t.rows
 
-    v = _g(s4, "open_after_hold")
-    row(
-        "S4 connections",
-        "idle authenticated WebSockets held (2 serve processes)",
-        v,
-        "",
-        ">= 20,000",
-        _verdict(v, 20000, True),
-    )
-    v = _g(s4, "rss_kib_per_connection")
-    row(
-        "S4 connections",
-        "server RSS per connection",
-        v,
-        " KiB",
-        "<= 20 KiB",
-        _verdict(v, 20, False),
+
+def run_line(results: dict[str, dict[str, Any]], mode: str, commit: str, when: str) -> str:
+    """The run (commit, date) and this machine's ceilings, measured in the same run."""
+    cal = results.get("calibration", {})
+    cap = g(cal, "starlette", "capacity")
+    objective = fmt(g(cap, "objective_p99_ms") or 25, " ms")
+    return (
+        f"Run: commit `{commit[:12]}`, {when}, {mode} run, {fmt(g(cal, 'cpus'))} cores, "
+        "everything on one machine. This machine's ceilings in the same run: "
+        f"pgbench -N (8 clients) {fmt(num(g(cal, 'pgbench', 'tps')), ' TPS')}, PostgreSQL "
+        f"CPU per transaction {fmt(num(g(cal, 'pgbench', 'server_cpu_us_per_tx')), ' µs')}; "
+        f"bare Starlette (1 uvicorn process) {fmt(num(g(cal, 'starlette', 'ok_per_s')), ' req/s')}"
+        f", CPU per request "
+        f"{fmt(num(g(cal, 'starlette', 'server_cpu_us_per_request')), ' µs')}, capacity at "
+        f"p99 <= {objective} {fmt(num(g(cap, 'rate_per_s')), '/s')}; bare "
+        "`websockets.broadcast()` CPU per delivery "
+        f"{fmt(num(g(cal, 'broadcast', 'server_cpu_us_per_delivery')), ' µs')}; Redis "
+        f"PUBLISH {fmt(num(g(cal, 'redis', 'publish_per_s')), '/s')}."
     )
 
-    n5 = _fmt(_g(s5, "notifications"))
-    for key, label, tgt in (
-        ("unread_count", "unread count p99", 2),
-        ("unread_count_heavy", "unread count p99, heavy user", 2),
-        ("first_page", "first page p99", 10),
-        ("first_page_heavy", "first page p99, heavy user", 10),
-    ):
-        v = _g(s5, "clarion", "latency_alone", key, "p99_ms")
-        peer = _g(s5, "django", "latency_alone", key, "p99_ms")
-        row(
-            "S5 inbox",
-            f"{label} ({n5} rows)",
-            v,
-            " ms",
-            f"<= {tgt} ms",
-            _verdict(v, tgt, False),
-            "—",
-            f"django-notifications {_fmt(peer, ' ms')} (x{_fmt(ratio(peer, v, 1))} faster)",
-        )
-    v = _g(s5, "clarion", "mark_all_read_heavy_first", "ms")
-    peer = _g(s5, "django", "mark_all_read_heavy_first", "ms")
-    row(
-        "S5 inbox",
-        "first mark-all-read, heavy user",
-        v,
-        " ms",
-        "<= 20 ms",
-        _verdict(v, 20, False),
-        "—",
-        f"django-notifications {_fmt(peer, ' ms')}",
-    )
-    v = _g(s5, "clarion", "reads_per_s")
-    peer = _g(s5, "django", "reads_per_s")
-    row(
-        "S5 inbox",
-        "reads/s (count + first page, 32 in flight)",
-        v,
-        "/s",
-        ">= 3,000/s",
-        _verdict(v, 3000, True),
-        f"{_fmt(ratio(v, hello))} of bare Starlette",
-        f"django-notifications {_fmt(peer, '/s')} (x{_fmt(ratio(v, peer, 2))}, target >= 5)",
-    )
 
-    v = _g(s6, "deliveries_per_second")
-    row(
-        "S6 workers",
-        f"webhook deliveries/s ({_fmt(_g(s6, 'deliveries'))})",
-        v,
-        "/s",
-        ">= 3,000/s",
-        _verdict(v, 3000, True),
-        f"{_fmt(_g(s6, 'ratio_to_raw'))} of raw signed POSTs "
-        f"({_fmt(_g(s6, 'raw_signed_posts_per_second_no_db'), '/s')})",
-    )
-    v = _g(s6, "projected_seconds_for_100000")
-    row(
-        "S6 workers",
-        "100,000 deliveries drained (projected from the rate; excludes writing the send)",
-        v,
-        " s",
-        "<= 60 s, 0 lost",
-        "projected, not measured",  # bench/worker_throughput.py --deliveries 100000
-    )
-    s7 = _load("s7_digests")
-    v = _g(s7, "projected_seconds_for_1m")
-    row(
-        "S7 digests",
-        f"1,000,000 batch items folded (measured {_fmt(_g(s7, 'items'))} items)",
-        v,
-        " s",
-        "<= 30 s",
-        _verdict(v, 30, False),
-    )
+def other_runs(results: dict[str, dict[str, Any]], commit: str) -> str:
+    """Results in the table that come from another run than this one (another commit or
+    mode): the table mixes them, so it says which."""
+    parts = []
+    for name in FILES:
+        r = results.get(name)
+        if r is None or name == "calibration":
+            continue
+        if r.get("commit") and r.get("commit") != commit:
+            parts.append(
+                f"{name} (`{str(r['commit'])[:7]}`, {str(r.get('timestamp', '?'))[:16]}, "
+                f"{r.get('mode', '?')})"
+            )
+    if not parts:
+        return ""
+    return "Rows from other runs: " + "; ".join(parts) + "."
 
-    _s8_rows(row)
-    _s9_rows(row)
-    _dashboard_rows(row)
 
-    head = (
+def build_summary(
+    results: dict[str, dict[str, Any]], mode: str, commit: str, when: str | None = None
+) -> str:
+    when = when or datetime.now(UTC).isoformat(timespec="minutes")
+    rows = build_rows(results)
+    body = "\n".join("| " + " | ".join(r.cells()) + " |" for r in rows)
+    notes = other_runs(results, commit)
+    return (
         f"# Clarion bench — {mode} run\n\n"
-        f"commit `{commit[:12]}`, {datetime.now(UTC).isoformat(timespec='minutes')}, "
-        f"2 cores, everything on one machine.\n\n"
-        f"Ceilings measured in the same run: pgbench -N (8 clients) "
-        f"{_fmt(pg_tps, ' TPS')}; bare Starlette JSON (1 uvicorn process) "
-        f"{_fmt(hello, ' req/s')}; Redis PUBLISH {_fmt(publish, '/s')}, "
-        f"INCR {_fmt(_g(cal, 'redis', 'incr_per_s'), '/s')}.\n\n"
-        "| scenario | measure | Clarion | target | verdict | vs ceiling | vs peer |\n"
-        "| --- | --- | --- | --- | --- | --- | --- |\n"
+        f"{run_line(results, mode, commit, when)}\n\n"
+        + (f"{notes}\n\n" if notes else "")
+        + HEADER
+        + body
+        + "\n\n† depends on the machine: compare runs and machines by the ratio, not by this "
+        "figure. Every ratio is Clarion's figure divided by the reference measured in the "
+        'same run; "not measured" means the run did not produce that figure.\n'
     )
-    body = "\n".join("| " + " | ".join(str(c) for c in r) + " |" for r in rows)
-    text = head + body + "\n"
-    (RESULTS / "summary.md").write_text(text)
+
+
+def write_summary(mode: str, commit: str, directory: Path = RESULTS) -> str:
+    text = build_summary(load_results(directory), mode, commit)
+    (directory / "summary.md").write_text(text)
     return text
 
 
-_S8_LABELS = {
-    "dashboard_30d": "dashboard, 30 days",
-    "dashboard_24h": "dashboard, 24 hours",
-    "user_metrics_30d": "user metrics, 30 days (random users)",
-    "health_score": "health score (1 h, 24 h, 7 d windows; reused for 1 s)",
-    "health_score_fresh": "health score, ?window=24h (computed afresh)",
-    "trends_30d_by_day": "trends delivered, 30 days by day",
-    "trends_24h_by_hour": "trends delivered, 24 hours by hour",
-}
+def main() -> None:
+    """Rebuild summary.md from the results on disk (after editing this module, or after a
+    scenario was run on its own), naming the run the calibration in them belongs to."""
+    results = load_results()
+    cal = results.get("calibration", {})
+    commit = str(cal.get("commit", "unknown"))
+    when = str(cal.get("timestamp", ""))[:16] or None
+    text = build_summary(results, str(cal.get("mode", "unknown")), commit, when)
+    (RESULTS / "summary.md").write_text(text)
+    print(text)
 
 
-def _s8_rows(row: Any) -> None:
-    """S8 analytics (bench/s8_analytics.py): each endpoint's p99 on both databases, the
-    export rate, the fold rate, and what keeping the rollups costs S1 ingest."""
-    s8 = _load("s8_analytics")
-    if not s8:
-        return
-    for backend, label in (("postgres", "PostgreSQL"), ("sqlite", "SQLite")):
-        b = _g(s8, backend)
-        if not isinstance(b, dict):
-            row("S8 analytics", f"{label}: not measured", None, "", "—", "not measured")
-            continue
-        n = _fmt(_g(b, "events"))
-        http = _g(b, "endpoints", "http_floor_unread_count", "p50_ms")
-        for key, what in _S8_LABELS.items():
-            v = _g(b, "verdicts", key)
-            ceiling = "—"
-            over = _g(b, "ratios", key, "over_floor_p50")
-            if over is not None:
-                span = "30d" if "30d" in key else "24h"
-                floor = _g(b, "references", f"rollup_floor_{span}", "p50_ms")
-                raw = _g(b, "references", f"raw_count_{span}", "p50_ms")
-                ceiling = (
-                    f"p50 x{_fmt(over)} of HTTP floor {_fmt(http, ' ms')} + one rollup "
-                    f"query {_fmt(floor, ' ms')}; count(*) on events {_fmt(raw, ' ms')}"
-                )
-            row(
-                "S8 analytics",
-                f"{label}, {n} events: {what} p99",
-                _g(v, "p99_ms"),
-                " ms",
-                f"<= {_g(v, 'target_p99_ms')} ms",
-                _verdict_of(v),
-                ceiling,
-            )
-        v = _g(b, "verdicts", "export_30d_ndjson")
-        db_rate = _g(b, "references", "copy_export_30d", "events_per_s") or _g(
-            b, "references", "fetch_export_30d", "events_per_s"
-        )
-        exported = _g(b, "endpoints", "export_30d_ndjson", "events")
-        row(
-            "S8 analytics",
-            f"{label}: export 30 days as NDJSON ({_fmt(exported)} events)",
-            _g(v, "events_per_s"),
-            " events/s",
-            ">= 100,000/s",
-            _verdict_of(v),
-            f"{_fmt(_g(b, 'ratios', 'export_over_database_rate'))} of the database's own "
-            f"read of the rows ({_fmt(db_rate, '/s')})",
-        )
-        row(
-            "S8 analytics",
-            f"{label}: rollup follower catching up on {n} events",
-            _g(b, "fold", "fold_events_per_s"),
-            " events/s",
-            "—",
-            "—",
-        )
-    c = _g(s8, "s1_rollup_cost")
-    if isinstance(c, dict):
-        cost = _g(c, "cost_fraction")
-        cpu = _g(c, "cpu_cost_fraction")
-        row(
-            "S8 analytics",
-            "S1 ingest (PostgreSQL, 1 process): throughput lost with rollups on",
-            None if cost is None else round(100 * cost, 1),
-            " %",
-            "<= 5 %",
-            str(_g(c, "verdict")),
-            f"on {_fmt(_g(c, 'rollups_on_per_s'), '/s')}, "
-            f"off {_fmt(_g(c, 'rollups_off_per_s'), '/s')}; "
-            f"on/off per pair {', '.join(_fmt(p) for p in _g(c, 'on_over_off_per_pair') or [])}; "
-            f"server CPU per send {'+' if (cpu or 0) >= 0 else ''}"
-            f"{_fmt(None if cpu is None else round(100 * cpu, 1), ' %')}",
-        )
-
-
-def _s9_rows(row: Any) -> None:
-    """S9 experiments (bench/s9_experiments.py): what a running experiment costs S1 ingest,
-    and the results endpoint's p99 with many assigned users on both databases."""
-    s9 = _load("s9_experiments")
-    if not s9:
-        return
-    c = _g(s9, "s1_assignment_cost")
-    if isinstance(c, dict):
-        cost = _g(c, "cost_fraction")
-        cpu = _g(c, "cpu_cost_fraction")
-        row(
-            "S9 experiments",
-            "S1 ingest (PostgreSQL, 1 process): throughput lost with an experiment on the type",
-            None if cost is None else round(100 * cost, 1),
-            " %",
-            "<= 3 %",
-            str(_g(c, "verdict")),
-            f"on {_fmt(_g(c, 'on_per_s'), '/s')}, off {_fmt(_g(c, 'off_per_s'), '/s')}; "
-            f"on/off per pair {', '.join(_fmt(p) for p in _g(c, 'on_over_off_per_pair') or [])}; "
-            f"server CPU per send {'+' if (cpu or 0) >= 0 else ''}"
-            f"{_fmt(None if cpu is None else round(100 * cpu, 1), ' %')}",
-        )
-    else:
-        row("S9 experiments", "assignment cost: not measured", None, "", "—", "not measured")
-    for backend, label in (("postgres", "PostgreSQL"), ("sqlite", "SQLite")):
-        b = _g(s9, backend)
-        if not isinstance(b, dict):
-            row("S9 experiments", f"{label}: not measured", None, "", "—", "not measured")
-            continue
-        e = _g(b, "endpoints")
-        row(
-            "S9 experiments",
-            f"{label}, {_fmt(_g(b, 'assigned_users'))} assigned users: results p99",
-            _g(b, "verdict", "p99_ms"),
-            " ms",
-            f"<= {_g(b, 'verdict', 'target_p99_ms')} ms",
-            _verdict_of(_g(b, "verdict")),
-            f"p50 {_fmt(_g(e, 'results', 'p50_ms'), ' ms')} = "
-            f"x{_fmt(_g(b, 'verdict', 'results_p50_over_http_floor_p50'))} of the HTTP floor "
-            f"{_fmt(_g(e, 'http_floor_unread_count', 'p50_ms'), ' ms')}; GET experiment "
-            f"{_fmt(_g(e, 'experiment_get', 'p50_ms'), ' ms')}; statistics alone "
-            f"{_fmt(_g(b, 'in_process', 'statistics_only', 'p50_ms'), ' ms')}",
-        )
-
-
-def _verdict_of(v: Any) -> str:
-    verdict = _g(v, "verdict")
-    if verdict is None:
-        return "not measured"
-    return "**missed**" if verdict == "missed" else str(verdict)
-
-
-def _dashboard_rows(row: Any) -> None:
-    """The dashboard (bench/s_dashboard.py): each page's p99 over S8's events."""
-    d = _load("s_dashboard")
-    if not d:
-        return
-    events = _fmt(_g(d, "events"))
-    for page, m in (_g(d, "pages") or {}).items():
-        p99 = _g(m, "p99_ms")
-        row(
-            "Dashboard",
-            f"{page} page, {events} events: p99",
-            p99,
-            " ms",
-            f"<= {_g(d, 'target_ms')} ms",
-            _verdict(p99, _g(d, "target_ms") or 200, False),
-            f"p50 {_fmt(_g(m, 'p50_ms'), ' ms')}",
-        )
+if __name__ == "__main__":
+    main()
