@@ -79,7 +79,7 @@ class ConversionService:
             # (a holdout user converting is what measures the lift over sending nothing).
             latest = await experiment_store.latest_assignment(conn, user_id)
             if latest is not None:
-                dims = {**dims, "experiment": latest["experiment_id"], "variant": latest["variant"]}
+                dims = {**dims, "experiment": latest.experiment_id, "variant": latest.variant}
         await event_store.append(
             conn,
             [
