@@ -88,8 +88,8 @@ class Split:
     chosen: dict[str, str] = field(default_factory=dict)  # new assignments to record
 
 
-#: Which statuses each transition starts from.
-_ALLOWED = {
+#: Which statuses each transition starts from (the dashboard shows only these buttons).
+TRANSITIONS = {
     "start": (ExperimentStatus.DRAFT, ExperimentStatus.PAUSED),
     "pause": (ExperimentStatus.RUNNING,),
     "stop": (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED, ExperimentStatus.COMPLETED),
@@ -227,7 +227,7 @@ class ExperimentService:
         async with self._db.begin() as conn:
             row = await self._locked(conn, experiment_id)
             status = row.status
-            if status not in _ALLOWED[action]:
+            if status not in TRANSITIONS[action]:
                 raise Conflict(
                     f"cannot {action} a {status} experiment",
                     {"status": status.value, "action": action},
@@ -494,4 +494,4 @@ def _identity_of(row: Experiment) -> dict[str, Any]:
     }
 
 
-__all__ = ["AssignmentsMoved", "ExperimentService", "Group", "Split", "Variant"]
+__all__ = ["TRANSITIONS", "AssignmentsMoved", "ExperimentService", "Group", "Split", "Variant"]
