@@ -21,7 +21,8 @@ of the shape ``{"error": {"code", "message", "details", "doc"}}``.
     │   └── InsufficientScope (403 insufficient_scope)  the API key lacks the operation's scope
     ├── NotFound (404 not_found)
     ├── Conflict (409 conflict)
-    │   └── IdempotencyInProgress (409 idempotency_in_progress)
+    │   ├── IdempotencyInProgress (409 idempotency_in_progress)
+    │   └── LiveTargetTaken (409 conflict)  another experiment is live on the same target
     ├── RateLimited (429 rate_limited)
     ├── StorageError (503 storage_unavailable)  driver failures, wrapped ``from`` their cause
     └── DependencyError (503 dependency_unavailable)  Redis, SMTP, ... when no fallback exists
@@ -125,6 +126,12 @@ class Conflict(ClarionError):
 class IdempotencyInProgress(Conflict):
     code = "idempotency_in_progress"
     retry_after = 1
+
+
+class LiveTargetTaken(Conflict):
+    """An experiment would go live on a type or template another live experiment holds
+    (the store's live-target index refused it): which variant a send gets is never
+    ambiguous."""
 
 
 class RateLimited(ClarionError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +48,55 @@ def dimensions(notification: Notification | Mapping[Any, Any] | None) -> dict[st
         "experiment": notification.get("experiment_id"),
         "variant": notification.get("variant"),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One stored row of ``events``, as read back (a user's history, a notification's
+    story). Written as :func:`event_row` mappings: the bulk writer takes those as they
+    are. ``channel`` stays text: events outlive the channels configured when they were
+    written."""
+
+    id: int
+    type: EventType
+    notification_id: int | None
+    user_id: str | None
+    channel: str | None
+    data: Mapping[str, Any] | None
+    created_at: datetime
+    ntype: str | None
+    template: str | None
+    template_key: str | None
+    priority: str | None
+    provider: str | None
+    reason: str | None
+    latency_ms: int | None
+    value: float | None
+    experiment: str | None
+    variant: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> Event:
+        latency, value = row["latency_ms"], row["value"]
+        return cls(
+            id=int(row["id"]),
+            type=EventType(row["type"]),
+            notification_id=row["notification_id"],
+            user_id=row["user_id"],
+            channel=row["channel"],
+            data=row["data"],
+            created_at=row["created_at"],
+            ntype=row["ntype"],
+            template=row["template"],
+            template_key=row["template_key"],
+            priority=row["priority"],
+            provider=row["provider"],
+            reason=row["reason"],
+            latency_ms=None if latency is None else int(latency),
+            value=None if value is None else float(value),
+            experiment=row["experiment"],
+            variant=row["variant"],
+        )
 
 
 def event_row(

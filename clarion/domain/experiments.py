@@ -14,14 +14,14 @@ from typing import Any, Literal
 from clarion.domain.content import validate_content
 from clarion.domain.experiment_assignment import HOLDOUT
 from clarion.domain.send_command import SendCommand
-from clarion.domain.types import ChannelName, Priority, TemplateKind
+from clarion.domain.types import ChannelName, ExperimentStatus, Priority, TemplateKind
 from clarion.errors import Conflict, ValidationFailed
 
 METRICS = ("read", "clicked", "converted")
 GUARDRAILS = ("opt_out", "delivery_failure")
-STATUSES = ("draft", "running", "paused", "stopped", "completed")
+STATUSES = tuple(ExperimentStatus)
 #: Statuses in which an experiment decides what its target's sends get.
-LIVE = ("running", "paused", "completed")
+LIVE = tuple(s for s in ExperimentStatus if s.live)
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,49}$")
 #: What a variant may change in a send.
 OVERRIDES = (

@@ -111,3 +111,23 @@ class ScheduledStatus(StrEnum):
     SENT = "sent"
     CANCELLED = "cancelled"
     FAILED = "failed"
+
+
+class ExperimentStatus(StrEnum):
+    """An A/B experiment's state (docs/experiments.md, "An experiment")."""
+
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    COMPLETED = "completed"
+
+    @property
+    def live(self) -> bool:
+        """Deciding what its target's sends get (a completed one sends its winner)."""
+        return self in _LIVE_EXPERIMENT
+
+
+_LIVE_EXPERIMENT = frozenset(
+    {ExperimentStatus.RUNNING, ExperimentStatus.PAUSED, ExperimentStatus.COMPLETED}
+)

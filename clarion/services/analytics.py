@@ -296,18 +296,18 @@ class AnalyticsService:
         read_ms: list[int] = []
         last_seen = last_active = None
         for e in rows:
-            kind, channel, reason = str(e["type"]), e["channel"] or "", e["reason"] or ""
-            n = int(e["value"] or 0) if kind == E.READ and e["notification_id"] is None else 1
-            t.add(kind, channel, reason, n, float(e["value"] or 0))
+            kind, channel, reason = e.type.value, e.channel or "", e.reason or ""
+            n = int(e.value or 0) if kind == E.READ and e.notification_id is None else 1
+            t.add(kind, channel, reason, n, e.value or 0.0)
             if channel and kind in (E.DELIVERED, E.SENT, E.FAILED, E.DEAD, E.SUPPRESSED, E.HELD):
                 per_channel[channel][kind] += 1
             if kind == E.ACCEPTED and channel == IN_APP:
                 per_channel[IN_APP]["delivered"] += 1
             if kind in (E.SUPPRESSED, E.HELD) and reason:
                 suppressions[reason] += 1
-            at = as_utc(e["created_at"])
-            if kind == E.READ and e["latency_ms"] is not None:
-                read_ms.append(int(e["latency_ms"]))
+            at = as_utc(e.created_at)
+            if kind == E.READ and e.latency_ms is not None:
+                read_ms.append(e.latency_ms)
             if kind in (E.SEEN, E.READ):
                 last_seen = at if last_seen is None or at > last_seen else last_seen
             if kind in (E.SEEN, E.READ, E.CLICKED, E.CONVERTED, E.ARCHIVED, E.UNSUBSCRIBED):

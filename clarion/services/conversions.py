@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from clarion.domain.conversions import Conversion
 from clarion.domain.events import dimensions, elapsed_ms, event_row
 from clarion.domain.notifications import Notification
 from clarion.domain.types import EventType
@@ -61,25 +62,19 @@ class ConversionService:
         now = utcnow()
         name = name or DEFAULT_NAME
         nid = None if note is None else note.id
-        row = {
-            "notification_id": nid,
-            "user_id": user_id,
-            "name": name,
-            "value": value,
-            "created_at": now,
-        }
-        new = await store.record(conn, row)
+        made = Conversion(nid, user_id, name, value, now)
+        new = await store.record(conn, made)
         if not new and nid is not None:
             kept = await store.existing(conn, nid, name)
             assert kept is not None
-            return _json(dict(kept)), False
+            return _json(kept), False
         dims = dimensions(note)
         if note is None:
             # Credited to no notification: to the user's latest experiment assignment
             # (a holdout user converting is what measures the lift over sending nothing).
             latest = await experiment_store.latest_assignment(conn, user_id)
             if latest is not None:
-                dims = {**dims, "experiment": latest["experiment_id"], "variant": latest["variant"]}
+                dims = {**dims, "experiment": latest.experiment_id, "variant": latest.variant}
         await event_store.append(
             conn,
             [
@@ -95,16 +90,15 @@ class ConversionService:
                 )
             ],
         )
-        return _json(row), True
+        return _json(made), True
 
 
-def _json(row: dict[str, Any]) -> dict[str, Any]:
-    created = row["created_at"]
+def _json(c: Conversion) -> dict[str, Any]:
     return {
-        "notification_id": row["notification_id"],
-        "user_id": row["user_id"],
-        "name": row["name"],
-        "value": row["value"],
-        "created_at": as_utc(created).isoformat(),
-        "attributed": row["notification_id"] is not None,
+        "notification_id": c.notification_id,
+        "user_id": c.user_id,
+        "name": c.name,
+        "value": c.value,
+        "created_at": as_utc(c.created_at).isoformat(),
+        "attributed": c.attributed,
     }

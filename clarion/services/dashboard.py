@@ -13,11 +13,12 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from clarion.domain.dashboard import AuditEntry, DashboardSession
 from clarion.domain.types import ApiScope
 from clarion.errors import CsrfFailed, Forbidden, Unauthenticated
 from clarion.services.auth import AuthService, Principal
@@ -89,14 +90,14 @@ class DashboardService:
             await store.purge_sessions(conn, now - timedelta(days=1))
             await store.add_session(
                 conn,
-                {
-                    "id": _digest(session_id),
-                    "api_key_id": got.api_key_id,
-                    "role": role,
-                    "csrf": got.csrf,
-                    "created_at": now,
-                    "expires_at": got.expires_at,
-                },
+                DashboardSession(
+                    id=_digest(session_id),
+                    api_key_id=got.api_key_id,
+                    role=ApiScope(role),
+                    csrf=got.csrf,
+                    created_at=now,
+                    expires_at=got.expires_at,
+                ),
             )
         return session_id, got
 
@@ -107,11 +108,12 @@ class DashboardService:
             raise Unauthenticated("sign in to the dashboard first")
         async with self._db.connect() as conn:
             row = await store.session(conn, _digest(session_id))
-        if row is None or row["revoked_at"] is not None or as_utc(row["expires_at"]) <= utcnow():
+        if row is None or row.revoked_at is not None or as_utc(row.expires_at) <= utcnow():
             raise Unauthenticated("the dashboard session has ended: sign in again")
-        if row["key_revoked_at"] is not None:
+        if row.key_revoked_at is not None:
             raise Unauthenticated("the API key of this session was revoked")
-        return DashSession(row["api_key_id"], row["role"], row["csrf"], row["expires_at"])
+        role: Role = "admin" if row.role is ApiScope.ADMIN else "read"
+        return DashSession(row.api_key_id, role, row.csrf, row.expires_at)
 
     async def sign_out(self, session_id: str) -> None:
         async with self._db.begin() as conn:
@@ -134,16 +136,16 @@ class DashboardService:
         async with self._db.begin() as conn:
             await store.add_audit(
                 conn,
-                {
-                    "at": utcnow(),
-                    "api_key_id": api_key_id,
-                    "actor": actor or (f"api_key:{api_key_id}" if api_key_id else "system"),
-                    "via": via,
-                    "action": action,
-                    "target": target[:255],
-                    "before": _plain(before),
-                    "after": _plain(after),
-                },
+                AuditEntry(
+                    at=utcnow(),
+                    api_key_id=api_key_id,
+                    actor=actor or (f"api_key:{api_key_id}" if api_key_id else "system"),
+                    via=via,
+                    action=action,
+                    target=target[:255],
+                    before=_plain(before),
+                    after=_plain(after),
+                ),
             )
 
     async def audit_page(
@@ -167,19 +169,19 @@ class DashboardService:
                 yield audit_json(r)
             if len(rows) < 1000:
                 return
-            before = int(rows[-1]["id"])
+            before = rows[-1].id
 
 
-def audit_json(r: Mapping[Any, Any]) -> dict[str, Any]:
+def audit_json(r: AuditEntry) -> dict[str, Any]:
     return {
-        "id": int(r["id"]),
-        "at": as_utc(r["at"]).isoformat(),
-        "actor": r["actor"],
-        "via": r["via"],
-        "action": r["action"],
-        "target": r["target"],
-        "before": r["before"],
-        "after": r["after"],
+        "id": r.id,
+        "at": as_utc(r.at).isoformat(),
+        "actor": r.actor,
+        "via": r.via,
+        "action": r.action,
+        "target": r.target,
+        "before": r.before,
+        "after": r.after,
     }
 
 

@@ -4,6 +4,7 @@ across users, one notification's whole story, dead letters and retrying them."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any
 
 from clarion.errors import ClarionError, NotFound
@@ -40,15 +41,15 @@ class DashboardReads:
             if row is None:
                 raise NotFound("no such notification")
             events = await store.events_of(conn, notification_id)
-            origin = await store.origin_of(conn, row["user_id"], notification_id)
+            origin = await store.origin_of(conn, row.user_id, notification_id)
         deliveries = await self._deliveries.for_notification(_OPERATOR, notification_id)
-        note = dict(row)
+        note = {f.name: getattr(row, f.name) for f in fields(row)}
         for k in ("created_at", "seen_at", "read_at", "archived_at"):
             note[k] = _iso(note[k])
         rendered: dict[str, dict[str, str]] = {
-            "in_app": {"title": row["title"], "message": row["message"]}
+            "in_app": {"title": row.title, "message": row.message}
         }
-        content = row["content"] if isinstance(row["content"], dict) else {}
+        content = row.content if isinstance(row.content, Mapping) else {}
         for part, text in (content.get("rendered") or {}).items():
             channel, _, field = str(part).partition(".")
             rendered.setdefault(channel, {})[field] = str(text)
@@ -58,13 +59,13 @@ class DashboardReads:
             "rendered": rendered,
             "events": [
                 {
-                    "at": _iso(e["created_at"]),
-                    "type": e["type"],
-                    "channel": e["channel"],
-                    "provider": e["provider"],
-                    "reason": e["reason"],
-                    "latency_ms": e["latency_ms"],
-                    "variant": e["variant"],
+                    "at": _iso(e.created_at),
+                    "type": e.type.value,
+                    "channel": e.channel,
+                    "provider": e.provider,
+                    "reason": e.reason,
+                    "latency_ms": e.latency_ms,
+                    "variant": e.variant,
                 }
                 for e in events
             ],

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.domain.events import event_row
 from clarion.domain.experiment_assignment import HOLDOUT, Assigner
+from clarion.domain.experiment_rows import Experiment
 from clarion.domain.experiments import (
     ExperimentConfig,
     Variant,
@@ -31,8 +32,8 @@ from clarion.domain.experiments import (
     validated,
 )
 from clarion.domain.send_command import SendCommand
-from clarion.domain.types import EventType
-from clarion.errors import Conflict, NotFound, ValidationFailed
+from clarion.domain.types import EventType, ExperimentStatus
+from clarion.errors import Conflict, LiveTargetTaken, NotFound, ValidationFailed
 from clarion.services.clock import utcnow
 from clarion.services.experiment_results import experiment_json as _json
 from clarion.services.experiment_results import results as _results
@@ -87,6 +88,15 @@ class Split:
     chosen: dict[str, str] = field(default_factory=dict)  # new assignments to record
 
 
+#: Which statuses each transition starts from (the dashboard shows only these buttons).
+TRANSITIONS = {
+    "start": (ExperimentStatus.DRAFT, ExperimentStatus.PAUSED),
+    "pause": (ExperimentStatus.RUNNING,),
+    "stop": (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED, ExperimentStatus.COMPLETED),
+    "promote": (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED),
+}
+
+
 class AssignmentsMoved(Exception):
     """Raised in a send's transaction (which then rolls back) when users this process took
     for unassigned had been recorded with another variant (by another process, before the
@@ -107,6 +117,8 @@ class ExperimentService:
         self._live_until = 0.0
         #: Recorded assignments seen by this process, per experiment (bounded).
         self._seen: dict[str, dict[str, str]] = {}
+        #: When :meth:`run_once` next decides (monotonic seconds; 0: at its first call).
+        self._next_decide = 0.0
 
     def learn(self, found: Mapping[str, Mapping[str, str]]) -> None:
         """Keep recorded assignments (experiment -> user -> variant): they never change."""
@@ -132,26 +144,27 @@ class ExperimentService:
             power=config.power,
             arms=len(config.variants),
         )
-        row = {
-            "id": str(uuid.uuid4()),
-            "name": name,
-            "target_type": target_type,
-            "target_template": target_template,
-            "status": "draft",
-            "config": config.to_json(),
-            "planned_per_arm": per_arm,
-            "created_at": now,
-            "updated_at": now,
-        }
+        draft = Experiment(
+            id=str(uuid.uuid4()),
+            name=name,
+            target_type=target_type,
+            target_template=target_template,
+            status=ExperimentStatus.DRAFT,
+            config=config,
+            planned_per_arm=per_arm,
+            created_at=now,
+            updated_at=now,
+        )
         async with self._db.begin() as conn:
-            await store.insert(conn, row)
-            made = await store.get(conn, str(row["id"]))
+            await store.insert(conn, draft)
+            made = await store.get(conn, draft.id)
         assert made is not None
         return _json(made)
 
     async def list_all(self, status: str | None, limit: int) -> list[dict[str, Any]]:
+        wanted = None if status is None else ExperimentStatus(status)
         async with self._db.connect() as conn:
-            return [_json(r) for r in await store.list_all(conn, status, limit)]
+            return [_json(r) for r in await store.list_all(conn, wanted, limit)]
 
     async def get(self, experiment_id: str) -> dict[str, Any]:
         async with self._db.connect() as conn:
@@ -165,21 +178,21 @@ class ExperimentService:
         holdout and automatic winner (users already assigned keep their variant)."""
         async with self._db.begin() as conn:
             row = await self._locked(conn, experiment_id)
-            current = dict(row["config"])
+            current = row.config.to_json()
             values: dict[str, Any] = {}
-            if row["status"] == "draft":
+            if row.status is ExperimentStatus.DRAFT:
                 merged = {**current, **{k: v for k, v in body.items() if k in current}}
                 config = validated(merged)
                 if "name" in body or "target_type" in body or "target_template" in body:
                     name, tt, tk = identity({**_identity_of(row), **body})
                     values.update(name=name, target_type=tt, target_template=tk)
-            elif row["status"] in ("running", "paused"):
+            elif row.status in (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED):
                 allowed = {"name", "variants", "holdout", "auto_winner", "holdout_after_winner"}
                 extra = sorted(set(body) - allowed)
                 if extra:
                     raise Conflict(
-                        f"a {row['status']} experiment cannot change {', '.join(extra)}",
-                        {"status": row["status"]},
+                        f"a {row.status} experiment cannot change {', '.join(extra)}",
+                        {"status": row.status.value},
                     )
                 if "variants" in body:
                     check_same_variants(current["variants"], body["variants"])
@@ -188,20 +201,21 @@ class ExperimentService:
                     values["name"] = identity({**_identity_of(row), "name": body["name"]})[0]
             else:
                 raise Conflict(
-                    f"a {row['status']} experiment cannot change", {"status": row["status"]}
+                    f"a {row.status} experiment cannot change", {"status": row.status.value}
                 )
             values.update(config=config.to_json(), updated_at=utcnow())
             await store.change(conn, experiment_id, **values)
-            row = await store.get(conn, experiment_id)
+            row = await self._locked(conn, experiment_id)  # as written
         self._live_until = 0.0
-        assert row is not None
         return _json(row)
 
     async def delete(self, experiment_id: str) -> None:
         async with self._db.begin() as conn:
             row = await self._locked(conn, experiment_id)
-            if row["status"] in ("running", "paused"):
-                raise Conflict("stop the experiment before deleting it", {"status": row["status"]})
+            if row.status in (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED):
+                raise Conflict(
+                    "stop the experiment before deleting it", {"status": row.status.value}
+                )
             await store.remove(conn, experiment_id)
         self._live_until = 0.0
 
@@ -212,33 +226,27 @@ class ExperimentService:
         now = utcnow()
         async with self._db.begin() as conn:
             row = await self._locked(conn, experiment_id)
-            status = row["status"]
-            allowed = {
-                "start": ("draft", "paused"),
-                "pause": ("running",),
-                "stop": ("running", "paused", "completed"),
-                "promote": ("running", "paused"),
-            }[action]
-            if status not in allowed:
+            status = row.status
+            if status not in TRANSITIONS[action]:
                 raise Conflict(
-                    f"cannot {action} a {status} experiment", {"status": status, "action": action}
+                    f"cannot {action} a {status} experiment",
+                    {"status": status.value, "action": action},
                 )
             values: dict[str, Any] = {"updated_at": now}
             if action == "start":
-                values.update(status="running", started_at=row["started_at"] or now)
+                values.update(status=ExperimentStatus.RUNNING, started_at=row.started_at or now)
             elif action == "pause":
-                values["status"] = "paused"
+                values["status"] = ExperimentStatus.PAUSED
             elif action == "stop":
-                values.update(status="stopped", stopped_at=now)
+                values.update(status=ExperimentStatus.STOPPED, stopped_at=now)
             else:
-                config = ExperimentConfig.from_json(row["config"])
-                if variant is None or config.variant(variant) is None:
+                if variant is None or row.config.variant(variant) is None:
                     raise ValidationFailed(
                         f"{variant!r} is not a variant of this experiment",
                         [{"field": "variant", "problem": "one of the experiment's variants"}],
                     )
                 values.update(
-                    status="completed",
+                    status=ExperimentStatus.COMPLETED,
                     winner=variant,
                     winner_at=now,
                     winner_reason="promoted by hand",
@@ -246,22 +254,14 @@ class ExperimentService:
                 await self._promoted_event(conn, experiment_id, variant, now)
             try:
                 await store.change(conn, experiment_id, **values)
-            except Exception as exc:  # the live-target index: another experiment holds it
-                if "uq_experiments_live" in str(exc) or "UNIQUE" in str(exc).upper():
-                    raise Conflict(
-                        "another experiment on the same target is live; stop it first",
-                        {
-                            "target_type": row["target_type"],
-                            "target_template": row["target_template"],
-                        },
-                    ) from None
-                raise
-            row = await store.get(conn, experiment_id)
+            except LiveTargetTaken as exc:  # the target the caller should look at
+                target = {"target_type": row.target_type, "target_template": row.target_template}
+                raise LiveTargetTaken(exc.message, target) from exc
+            row = await self._locked(conn, experiment_id)  # as written
         self._live_until = 0.0
-        assert row is not None
         return _json(row)
 
-    async def _locked(self, conn: AsyncConnection, experiment_id: str) -> Any:
+    async def _locked(self, conn: AsyncConnection, experiment_id: str) -> Experiment:
         row = await store.get(conn, experiment_id, lock=True)
         if row is None:
             raise NotFound("no such experiment")
@@ -290,19 +290,19 @@ class ExperimentService:
                 rows = await store.live(conn)
             live = []
             for r in rows:
-                if r["status"] == "paused":  # sends go out as they are
+                if r.status is ExperimentStatus.PAUSED:  # sends go out as they are
                     continue
-                config = ExperimentConfig.from_json(r["config"])
+                config = r.config
                 patches = {v.key: content_patch(v) for v in config.variants}
                 live.append(
                     Live(
-                        str(r["id"]),
+                        r.id,
                         config,
-                        r["winner"],
-                        r["target_type"],
-                        r["target_template"],
+                        r.winner,
+                        r.target_type,
+                        r.target_template,
                         patches,
-                        Assigner(str(r["id"]), config.weights(), config.holdout / 100.0),
+                        Assigner(r.id, config.weights(), config.holdout / 100.0),
                     )
                 )
             self._live = live
@@ -312,7 +312,7 @@ class ExperimentService:
             self._by_template = {
                 e.target_template: e for e in live if e.target_template is not None
             }
-            ids = {str(r["id"]) for r in rows}
+            ids = {r.id for r in rows}
             for gone in [x for x in self._seen if x not in ids]:
                 del self._seen[gone]  # stopped or deleted: its users are not sent again
             self._live_until = time.monotonic() + LIVE_TTL
@@ -422,18 +422,17 @@ class ExperimentService:
             counted = await store.arms_of(conn, experiment_id)
             out = _results(row, counted)
             await store.set_p(conn, experiment_id, out["verdict"]["adjusted_p"])
-            config = ExperimentConfig.from_json(row["config"])
             verdict = out["verdict"]
             if (
-                row["status"] == "running"
-                and config.auto_winner
+                row.status is ExperimentStatus.RUNNING
+                and row.config.auto_winner
                 and verdict["state"] == "winner"
                 and verdict["winner"] is not None
             ):
                 await store.change(
                     conn,
                     experiment_id,
-                    status="completed",
+                    status=ExperimentStatus.COMPLETED,
                     winner=verdict["winner"],
                     winner_at=now,
                     winner_reason=verdict["reason"],
@@ -441,8 +440,7 @@ class ExperimentService:
                 )
                 await self._promoted_event(conn, experiment_id, verdict["winner"], now)
                 self._live_until = 0.0
-                row = await store.get(conn, experiment_id)
-                assert row is not None
+                row = await self._locked(conn, experiment_id)  # as written
                 out = _results(row, counted)
         return out
 
@@ -450,7 +448,7 @@ class ExperimentService:
         """For the pipeline loop: decide every running experiment with an automatic
         winner, at most once a minute."""
         now = time.monotonic()
-        if now < getattr(self, "_next_decide", 0.0):
+        if now < self._next_decide:
             return 0
         self._next_decide = now + 60.0
         promoted = 0
@@ -488,12 +486,12 @@ def _split(exp: Live, cmd: SendCommand, user_ids: Sequence[str], known: Mapping[
     return Split(groups, holdout, exp.id, chosen)
 
 
-def _identity_of(row: Mapping[Any, Any]) -> dict[str, Any]:
+def _identity_of(row: Experiment) -> dict[str, Any]:
     return {
-        "name": row["name"],
-        "target_type": row["target_type"],
-        "target_template": row["target_template"],
+        "name": row.name,
+        "target_type": row.target_type,
+        "target_template": row.target_template,
     }
 
 
-__all__ = ["AssignmentsMoved", "ExperimentService", "Group", "Split", "Variant"]
+__all__ = ["TRANSITIONS", "AssignmentsMoved", "ExperimentService", "Group", "Split", "Variant"]

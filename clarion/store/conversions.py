@@ -3,29 +3,35 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.conversions import Conversion
 from clarion.domain.notifications import Notification
 from clarion.store.dialect import insert_ignore
 from clarion.store.schema import conversions, notifications
 
 
-async def record(conn: AsyncConnection, row: dict[str, Any]) -> bool:
+async def record(conn: AsyncConnection, conversion: Conversion) -> bool:
     """Insert a conversion; ``False`` when the notification already has one of that name."""
+    row = {
+        "notification_id": conversion.notification_id,
+        "user_id": conversion.user_id,
+        "name": conversion.name,
+        "value": conversion.value,
+        "created_at": conversion.created_at,
+    }
     result = await conn.execute(insert_ignore(conn, conversions), row)
     return bool(result.rowcount)
 
 
-async def existing(conn: AsyncConnection, notification_id: int, name: str) -> RowMapping | None:
+async def existing(conn: AsyncConnection, notification_id: int, name: str) -> Conversion | None:
     stmt = select(conversions).where(
         conversions.c.notification_id == notification_id, conversions.c.name == name
     )
     row = (await conn.execute(stmt)).first()
-    return None if row is None else row._mapping
+    return None if row is None else Conversion.from_row(row._mapping)
 
 
 async def latest_notification(

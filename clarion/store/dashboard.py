@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import fields
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.dashboard import AuditEntry, DashboardSession
 from clarion.store.schema import api_keys, audit_log, dashboard_sessions
 
 # --- sessions ---------------------------------------------------------------------------------
 
 
-async def add_session(conn: AsyncConnection, row: Mapping[str, Any]) -> None:
+async def add_session(conn: AsyncConnection, made: DashboardSession) -> None:
+    row = {c.name: getattr(made, c.name) for c in dashboard_sessions.c}
+    row["role"] = made.role.value
     await conn.execute(dashboard_sessions.insert().values(**row))
 
 
-async def session(conn: AsyncConnection, session_hash: str) -> RowMapping | None:
+async def session(conn: AsyncConnection, session_hash: str) -> DashboardSession | None:
     """The session with its key's ``key_revoked_at`` (a revoked key ends its sessions)."""
     s = dashboard_sessions
     stmt = (
@@ -28,7 +29,7 @@ async def session(conn: AsyncConnection, session_hash: str) -> RowMapping | None
         .where(s.c.id == session_hash)
     )
     row = (await conn.execute(stmt)).first()
-    return row._mapping if row is not None else None
+    return DashboardSession.from_row(row._mapping) if row is not None else None
 
 
 async def revoke_session(conn: AsyncConnection, session_hash: str, now: datetime) -> bool:
@@ -51,7 +52,8 @@ async def purge_sessions(conn: AsyncConnection, before: datetime) -> int:
 # --- the audit log ----------------------------------------------------------------------------
 
 
-async def add_audit(conn: AsyncConnection, row: Mapping[str, Any]) -> None:
+async def add_audit(conn: AsyncConnection, entry: AuditEntry) -> None:
+    row = {f.name: getattr(entry, f.name) for f in fields(entry) if f.name != "id"}
     await conn.execute(audit_log.insert().values(**row))
 
 
@@ -63,7 +65,7 @@ async def audit_page(
     action: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
-) -> list[RowMapping]:
+) -> list[AuditEntry]:
     """Newest first, below ``before_id`` (the previous page's last id)."""
     cond = []
     if before_id is not None:
@@ -75,4 +77,4 @@ async def audit_page(
     if end is not None:
         cond.append(audit_log.c.at < end)
     stmt = select(audit_log).where(*cond).order_by(audit_log.c.id.desc()).limit(limit)
-    return [r._mapping for r in await conn.execute(stmt)]
+    return [AuditEntry.from_row(r._mapping) for r in await conn.execute(stmt)]

@@ -10,6 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.events import Event
+from clarion.domain.notifications import Notification
+from clarion.domain.types import DeliveryStatus
 from clarion.store.schema import (
     batch_items,
     batches,
@@ -52,19 +55,19 @@ async def search_notifications(
     return [r._mapping for r in await conn.execute(stmt)]
 
 
-async def notification(conn: AsyncConnection, notification_id: int) -> RowMapping | None:
+async def notification(conn: AsyncConnection, notification_id: int) -> Notification | None:
     stmt = select(notifications).where(notifications.c.id == notification_id)
     row = (await conn.execute(stmt)).first()
-    return row._mapping if row is not None else None
+    return Notification.from_row(row._mapping) if row is not None else None
 
 
-async def events_of(conn: AsyncConnection, notification_id: int) -> list[RowMapping]:
+async def events_of(conn: AsyncConnection, notification_id: int) -> list[Event]:
     stmt = (
         select(events)
         .where(events.c.notification_id == notification_id)
         .order_by(events.c.created_at, events.c.id)
     )
-    return [r._mapping for r in await conn.execute(stmt)]
+    return [Event.from_row(r._mapping) for r in await conn.execute(stmt)]
 
 
 async def dead_letters(
@@ -73,7 +76,7 @@ async def dead_letters(
     """Dead deliveries, newest change first; ``filters``: ``channel``, ``user_id``,
     ``reason`` (substring of the last error)."""
     d = deliveries.c
-    cond: list[Any] = [d.status == "dead"]
+    cond: list[Any] = [d.status == DeliveryStatus.DEAD.value]
     if filters.get("channel"):
         cond.append(d.channel == filters["channel"])
     if filters.get("user_id"):
@@ -90,7 +93,7 @@ async def workers_now(conn: AsyncConnection) -> list[tuple[str, int]]:
     d = deliveries.c
     stmt = (
         select(d.leased_by, func.count())
-        .where(d.status == "sending", d.leased_by.is_not(None))
+        .where(d.status == DeliveryStatus.SENDING.value, d.leased_by.is_not(None))
         .group_by(d.leased_by)
         .order_by(d.leased_by)
     )

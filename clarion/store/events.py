@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, tuple_
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.events import Event
 from clarion.store import bulk
 from clarion.store.schema import events
 
@@ -25,13 +25,13 @@ async def append(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> No
 
 async def for_user(
     conn: AsyncConnection, user_id: str, start: datetime, end: datetime
-) -> list[RowMapping]:
+) -> list[Event]:
     stmt = (
         select(events)
         .where(events.c.user_id == user_id, events.c.created_at >= start, events.c.created_at < end)
         .order_by(events.c.created_at)
     )
-    return [r._mapping for r in await conn.execute(stmt)]
+    return [Event.from_row(r._mapping) for r in await conn.execute(stmt)]
 
 
 async def page(

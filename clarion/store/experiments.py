@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.domain.experiment_rows import COUNTERS, Assignment, Experiment, ExperimentArm
+from clarion.domain.experiments import LIVE
+from clarion.domain.types import ExperimentStatus
+from clarion.errors import LiveTargetTaken
 from clarion.store import bulk
 from clarion.store.dialect import insert_ignore, one_of, upsert
 from clarion.store.schema import experiment_arms, experiment_assignments, experiments
 
 ex, asg, arms = experiments, experiment_assignments, experiment_arms
-LIVE = ("running", "paused", "completed")
 #: First assignments, their arms' user counts and the assignments recorded before, in ONE
 #: round trip: the data-modifying CTEs run whether or not the outer query reads them, and
 #: the outer query's snapshot is the statement's start, so its second part sees the rows
@@ -50,35 +54,51 @@ OUTCOMES = {
 }
 
 
-async def insert(conn: AsyncConnection, row: Mapping[str, Any]) -> None:
-    await conn.execute(ex.insert(), dict(row))
+async def insert(conn: AsyncConnection, experiment: Experiment) -> None:
+    row = {f.name: getattr(experiment, f.name) for f in fields(experiment)}
+    row.update(status=experiment.status.value, config=experiment.config.to_json())
+    await conn.execute(ex.insert(), row)
 
 
 async def get(
     conn: AsyncConnection, experiment_id: str, *, lock: bool = False
-) -> RowMapping | None:
+) -> Experiment | None:
     stmt = select(ex).where(ex.c.id == experiment_id)
     if lock:
         stmt = stmt.with_for_update()
     row = (await conn.execute(stmt)).first()
-    return None if row is None else row._mapping
+    return None if row is None else Experiment.from_row(row._mapping)
 
 
-async def list_all(conn: AsyncConnection, status: str | None, limit: int) -> list[RowMapping]:
+async def list_all(
+    conn: AsyncConnection, status: ExperimentStatus | None, limit: int
+) -> list[Experiment]:
     stmt = select(ex).order_by(ex.c.created_at.desc(), ex.c.id).limit(limit)
     if status is not None:
-        stmt = stmt.where(ex.c.status == status)
-    return [r._mapping for r in await conn.execute(stmt)]
+        stmt = stmt.where(ex.c.status == status.value)
+    return [Experiment.from_row(r._mapping) for r in await conn.execute(stmt)]
 
 
-async def live(conn: AsyncConnection) -> list[RowMapping]:
+async def live(conn: AsyncConnection) -> list[Experiment]:
     """Experiments that decide their target's sends now."""
-    stmt = select(ex).where(ex.c.status.in_(LIVE))
-    return [r._mapping for r in await conn.execute(stmt)]
+    stmt = select(ex).where(ex.c.status.in_([s.value for s in LIVE]))
+    return [Experiment.from_row(r._mapping) for r in await conn.execute(stmt)]
 
 
 async def change(conn: AsyncConnection, experiment_id: str, **values: Any) -> None:
-    await conn.execute(update(ex).where(ex.c.id == experiment_id).values(**values))
+    """Set columns of one experiment. Raises :class:`LiveTargetTaken` when the change
+    would make it a second live experiment on its target: the live-target indexes are the
+    only constraints a change can break (its id never changes, the service sets every
+    required column). On PostgreSQL the transaction is then aborted, so the caller lets
+    the error end it."""
+    if "status" in values:
+        values["status"] = ExperimentStatus(values["status"]).value
+    try:
+        await conn.execute(update(ex).where(ex.c.id == experiment_id).values(**values))
+    except IntegrityError as exc:
+        raise LiveTargetTaken(
+            "another experiment on the same target is live; stop it first"
+        ) from exc
 
 
 async def remove(conn: AsyncConnection, experiment_id: str) -> None:
@@ -134,7 +154,6 @@ async def record(
     return recorded, before
 
 
-_COUNTERS = ("users", "read", "clicked", "converted", "unsubscribed", "failed")
 _ARMS_UPSERT: dict[str, Any] = {}
 
 
@@ -145,7 +164,7 @@ def _arms_upsert(conn: AsyncConnection) -> Any:
         base = upsert(conn, arms)
         stmt = _ARMS_UPSERT[conn.dialect.name] = base.on_conflict_do_update(
             index_elements=["experiment_id", "variant"],
-            set_={k: arms.c[k] + base.excluded[k] for k in _COUNTERS},
+            set_={k: arms.c[k] + base.excluded[k] for k in COUNTERS},
         )
     return stmt
 
@@ -158,7 +177,7 @@ async def add_to_arms(
         {
             "experiment_id": experiment_id,
             "variant": variant,
-            **{k: int(counts.get(k, 0)) for k in _COUNTERS},
+            **{k: int(counts.get(k, 0)) for k in COUNTERS},
         }
         for variant, counts in sorted(deltas.items())
         if counts
@@ -187,9 +206,9 @@ async def mark_outcome(
     return None if got is None else str(got[0])
 
 
-async def arms_of(conn: AsyncConnection, experiment_id: str) -> dict[str, RowMapping]:
+async def arms_of(conn: AsyncConnection, experiment_id: str) -> dict[str, ExperimentArm]:
     stmt = select(arms).where(arms.c.experiment_id == experiment_id)
-    return {str(r.variant): r._mapping for r in await conn.execute(stmt)}
+    return {str(r.variant): ExperimentArm.from_row(r._mapping) for r in await conn.execute(stmt)}
 
 
 async def set_p(conn: AsyncConnection, experiment_id: str, p_values: Mapping[str, float]) -> None:
@@ -201,15 +220,15 @@ async def set_p(conn: AsyncConnection, experiment_id: str, p_values: Mapping[str
         )
 
 
-async def latest_assignment(conn: AsyncConnection, user_id: str) -> RowMapping | None:
+async def latest_assignment(conn: AsyncConnection, user_id: str) -> Assignment | None:
     """The user's most recent assignment in a live experiment (for a conversion nothing
     is credited with: a holdout user's)."""
     stmt = (
-        select(asg.c.experiment_id, asg.c.variant)
+        select(asg)
         .join(ex, ex.c.id == asg.c.experiment_id)
-        .where(asg.c.user_id == user_id, ex.c.status.in_(LIVE))
+        .where(asg.c.user_id == user_id, ex.c.status.in_([s.value for s in LIVE]))
         .order_by(asg.c.assigned_at.desc())
         .limit(1)
     )
     row = (await conn.execute(stmt)).first()
-    return None if row is None else row._mapping
+    return None if row is None else Assignment.from_row(row._mapping)

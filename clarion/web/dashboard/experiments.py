@@ -9,8 +9,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from clarion.domain.types import ExperimentStatus
 from clarion.errors import ValidationFailed
 from clarion.services.dashboard import DashSession
+from clarion.services.experiments import TRANSITIONS
 from clarion.web.dashboard.render import render
 from clarion.web.dashboard.session import services_of
 
@@ -26,14 +28,12 @@ EXAMPLE = {
     "baseline": 0.2,
     "mde": 0.2,
 }
-ACTIONS = ("start", "pause", "stop", "promote")
-#: Which actions each status allows (as the experiment service enforces); only these
+ACTIONS = tuple(TRANSITIONS)
+#: Which actions each status allows (as the experiment service enforces them); only these
 #: buttons are shown.
 ALLOWED = {
-    "draft": ("start",),
-    "running": ("pause", "stop", "promote"),
-    "paused": ("start", "stop", "promote"),
-    "completed": ("stop",),
+    status: tuple(action for action, froms in TRANSITIONS.items() if status in froms)
+    for status in ExperimentStatus
 }
 
 
@@ -84,7 +84,7 @@ async def create(request: Request, session: DashSession) -> Response:
 
 async def detail(request: Request, session: DashSession) -> Response:
     got = await services_of(request).experiments.results(request.path_params["id"])
-    allowed = ALLOWED.get(got["experiment"]["status"], ())
+    allowed = ALLOWED[ExperimentStatus(got["experiment"]["status"])]
     return render(
         request, "experiment.html", session=session, active="experiments", r=got, actions=allowed
     )

@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from clarion.domain.experiment_assignment import HOLDOUT, assign
+from clarion.domain.types import ExperimentStatus
+from clarion.errors import LiveTargetTaken
 from clarion.services.clock import utcnow
 from clarion.services.container import Services
 from clarion.store import experiments as exp_store
@@ -81,6 +83,10 @@ async def test_life_of_an_experiment(authed: httpx.AsyncClient, services: Servic
     other = await _create(authed, name="Another")
     clash = await authed.post(f"{X}/{other['id']}/start")
     assert clash.status_code == 409  # one live experiment per type
+    assert clash.json()["error"]["code"] == "conflict"
+    assert clash.json()["error"]["details"] == {"target_type": "promo", "target_template": None}
+    assert "same target is live" in clash.json()["error"]["message"]
+    assert (await authed.get(f"{X}/{other['id']}")).json()["status"] == "draft"
     assert (await authed.patch(f"{X}/{xid}", json={"metric": "clicked"})).status_code == 409
     bad = await authed.post(f"{X}/{xid}/promote", json={"variant": "nope"})
     assert bad.status_code == 422
@@ -116,7 +122,7 @@ async def test_sends_follow_the_assignment_and_the_holdout_gets_nothing(
         )
         assert sorted(u for u, _ in rows) == sorted(held)
         arms = await exp_store.arms_of(conn, xid)
-    assert sum(int(a["users"]) for a in arms.values()) == 60
+    assert sum(a.users for a in arms.values()) == 60
 
     # New weights move nobody already assigned.
     r = await authed.patch(
@@ -218,9 +224,48 @@ async def test_users_recorded_elsewhere_keep_their_variant(
         variants = await conn.execute(select(notifications.c.user_id, notifications.c.variant))
         assert {u: v for u, v in variants} == {u: v for u, v in expected.items() if v != HOLDOUT}
         arms = await exp_store.arms_of(conn, xid)
-    assert sum(int(a["users"]) for a in arms.values()) == 10  # the new ones only
+    assert sum(a.users for a in arms.values()) == 10  # the new ones only
     # Known now: a second send to all of them records nothing and reads nothing new.
     await authed.post(N, json={"user_ids": users, "type": "promo", "title": "Again"})
     async with services.db.connect() as conn:
         arms = await exp_store.arms_of(conn, xid)
-    assert sum(int(a["users"]) for a in arms.values()) == 10
+    assert sum(a.users for a in arms.values()) == 10
+
+
+async def test_the_store_refuses_a_second_live_experiment_on_a_target(
+    authed: httpx.AsyncClient, services: Services
+) -> None:
+    """The live-target index's refusal reaches services as the typed error, whatever the
+    driver's words for it; a draft or stopped experiment on the same target is no clash."""
+    first, second = (await _create(authed))["id"], (await _create(authed, name="B"))["id"]
+    async with services.db.begin() as conn:
+        await exp_store.change(conn, first, status=ExperimentStatus.RUNNING)
+    with pytest.raises(LiveTargetTaken):
+        async with services.db.begin() as conn:
+            await exp_store.change(conn, second, status=ExperimentStatus.PAUSED)
+    async with services.db.begin() as conn:
+        await exp_store.change(conn, first, status=ExperimentStatus.STOPPED)
+        await exp_store.change(conn, second, status=ExperimentStatus.RUNNING)
+    async with services.db.connect() as conn:
+        live = await exp_store.live(conn)
+        stopped = await exp_store.list_all(conn, ExperimentStatus.STOPPED, 10)
+    assert [(e.id, e.status) for e in live] == [(second, ExperimentStatus.RUNNING)]
+    assert [e.id for e in stopped] == [first]
+
+
+async def test_the_first_pipeline_pass_decides_and_the_next_waits_a_minute(
+    authed: httpx.AsyncClient, services: Services
+) -> None:
+    clear = {"control": {"users": 20000, "read": 2000}, "short": {"users": 20000, "read": 2600}}
+    first = (await _create(authed, auto_winner=True))["id"]
+    second = (await _create(authed, auto_winner=True, target_type="digest"))["id"]
+    await authed.post(f"{X}/{first}/start")
+    async with services.db.begin() as conn:
+        await exp_store.add_to_arms(conn, first, clear)
+    assert await services.experiments.run_once() == 1  # a new service decides at once
+    assert (await authed.get(f"{X}/{first}")).json()["status"] == "completed"
+    await authed.post(f"{X}/{second}/start")
+    async with services.db.begin() as conn:
+        await exp_store.add_to_arms(conn, second, clear)
+    assert await services.experiments.run_once() == 0  # within the minute: not yet
+    assert (await authed.get(f"{X}/{second}")).json()["status"] == "running"
