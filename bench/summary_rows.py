@@ -157,7 +157,7 @@ def s2(t: Table, r: R, cal: dict[str, Any]) -> None:
     rate = fmt(g(s, "target_rate_per_s"))
     for key, label, tgt in (("p50_ms", "p50", 5), ("p99_ms", "p99", 25)):
         v, peer = g(s, "clarion", key), g(s, "socketio", key)
-        if v is None:
+        if v is None or cap is not None:
             continue  # the fixed-rate figures of earlier runs; the capacity rows supersede
         t.add(
             "S2 live latency",
