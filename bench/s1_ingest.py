@@ -264,7 +264,8 @@ async def _raw_insert(url: str, seconds: float, connections: int = 2) -> dict[st
     async def send(c: Any, p: dict[str, Any]) -> None:
         async with c.transaction():
             await c.execute(upsert, *p["users"])
-            got = [r[0] for r in await c.fetch(sql["notifications"], *p["notifications"])]
+            # nextval runs row by row in unnest's order: ascending ids are the rows' order.
+            got = sorted(r[0] for r in await c.fetch(sql["notifications"], *p["notifications"]))
             if dels:
                 d = list(p["deliveries"])
                 d[del_cols.index("id")] = [str(uuid.uuid4()) for _ in dels]
