@@ -11,6 +11,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from bench import capacity
 from bench.common import (
     BENCH,
     PG_BASE,
@@ -22,6 +23,7 @@ from bench.common import (
     free_port,
     fresh_db,
     loadgen,
+    postgres_cpu_seconds,
     wait_http,
 )
 
@@ -72,6 +74,7 @@ def pgbench(quick: bool) -> dict[str, Any]:
             ["pgbench", "-i", "-q", "-s", "5", url], capture_output=True, timeout=300, check=True
         )
         seconds = 10
+        cpu0 = postgres_cpu_seconds()
         out = subprocess.run(
             ["pgbench", "-N", "-T", str(seconds), "-c", "8", "-j", "2", url],
             capture_output=True,
@@ -79,12 +82,23 @@ def pgbench(quick: bool) -> dict[str, Any]:
             timeout=120,
             check=True,
         )
+        cpu1 = postgres_cpu_seconds()
     finally:
         drop_db(DB)
     m = re.search(r"tps = ([\d.]+)", out.stdout)
     lat = re.search(r"latency average = ([\d.]+) ms", out.stdout)
+    tx = re.search(r"number of transactions actually processed: (\d+)", out.stdout)
+    cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    transactions = int(tx.group(1)) if tx else None
     return {
         "tps": float(m.group(1)) if m else None,
+        "transactions": transactions,
+        # Every PostgreSQL process's CPU over the run (backends, WAL writer, checkpointer):
+        # what one commit costs the database, to set beside what a send costs it.
+        "server_cpu_seconds": None if cpu is None else round(cpu, 3),
+        "server_cpu_us_per_tx": (
+            round(1e6 * cpu / transactions, 1) if cpu is not None and transactions else None
+        ),
         "latency_avg_ms": float(lat.group(1)) if lat else None,
         "clients": 8,
         "seconds": seconds,
@@ -107,17 +121,39 @@ def starlette(procs: Procs, quick: bool) -> dict[str, Any]:
             "name": "hello",
             "mode": "closed",
             "concurrency": 32,
-            "warmup": 1,
-            "duration": seconds,
+            "warmup": 0,
+            "duration": 1,
             "max_requests": 500_000,
             "requests": [{"method": "GET", "url": url}],
         }
+        # Warm up in a run of its own, so the measured run's server CPU is that of the
+        # requests it counts (server_cpu_us_per_request, the ratio's denominator).
+        loadgen(procs, {"jobs": [job]})
         usage = Usage([proc.pid]).start()
-        res = loadgen(procs, {"jobs": [job]})["jobs"]["hello"]
+        res = loadgen(procs, {"jobs": [{**job, "duration": seconds}]})["jobs"]["hello"]
         usage.stop()
+        closed = res["ok_per_s"] or 1000.0
+        measure = capacity.rate_measure(
+            procs, {"method": "GET", "url": url}, seconds=2 if quick else 3, users=1
+        )
+        cap = capacity.search(
+            measure,
+            objective_p99_ms=25,
+            start=closed / 2,
+            max_rate=closed * 1.5,
+            growth=1.4,
+            resolution=1.1,
+            max_steps=7 if quick else 10,
+        )
     finally:
         procs.stop(proc)
-    return {**res, **usage.as_dict(), "server": "uvicorn + Starlette, 1 process"}
+    return {
+        **res,
+        **usage.as_dict(),
+        "server_cpu_us_per_request": round(1e6 * usage.cpu / max(1, res["requests"]), 2),
+        "capacity": cap,
+        "server": "uvicorn + Starlette, 1 process",
+    }
 
 
 def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:

@@ -390,3 +390,45 @@ def ratio(a: float | None, b: float | None, digits: int = 3) -> float | None:
     if a is None or b is None or b == 0:
         return None
     return round(a / b, digits)
+
+
+# --- PostgreSQL server CPU ------------------------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def postgres_cpu_seconds() -> float | None:
+    """CPU seconds of the local PostgreSQL server so far: the postmaster's own and its
+    reaped children's (``cutime + cstime``: backends that ended, e.g. a benchmark's
+    connections) plus every live child's. A delta over a window is what the server spent
+    in it, connections that came and went included. ``None`` when no postmaster is
+    visible in ``/proc`` (PostgreSQL on another host or in another container)."""
+    comm: dict[int, str] = {}
+    ppid: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/comm") as f:
+                c = f.read().strip()
+            if c.startswith("postgres"):
+                comm[int(name)] = c
+                ppid[int(name)] = int(_stat_fields(int(name))[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    roots = [p for p in comm if ppid[p] not in comm]
+    if not roots:
+        return None
+    total = 0
+    for pid in comm:
+        try:
+            fields = _stat_fields(pid)
+        except OSError:  # ended meanwhile: counted in its parent's cutime next time
+            continue
+        total += int(fields[11]) + int(fields[12])
+        if pid in roots:
+            total += int(fields[13]) + int(fields[14])
+    return total / CLK_TCK
