@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench import capacity
+from bench import fanout_peers
 from bench.common import (
     BENCH,
     PG_BASE,
@@ -161,4 +162,8 @@ def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
         "redis": redis(procs, quick),
         "pgbench": pgbench(quick),
         "starlette": starlette(procs, quick),
+        # The fan-out ceiling: CPU per delivery of a bare websockets.broadcast() server
+        # with S3's users and rounds (S3 also measures it beside Clarion, with a frame
+        # of the size Clarion's own was in that run).
+        "broadcast": fanout_peers.websockets_ceiling(procs, quick),
     }

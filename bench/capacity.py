@@ -27,12 +27,16 @@ from bench.common import Procs, loadgen
 Measure = Callable[[float], dict[str, Any]]
 
 STEP_KEYS = ("ok_per_s", "p50_ms", "p99_ms")
+EXTRA_STEP_KEYS = ("lost", "server_cpu_us_per_send", "send_http_p99_ms", "quiet_wait_s")
 
 
 def passes(m: dict[str, Any], rate: float, objective_p99_ms: float, tolerance: float) -> bool:
+    """Within the objective, keeping up with the offered rate, and nothing lost (a live
+    scenario counts frames that never arrived as ``lost``)."""
     p99 = m.get("p99_ms")
     ok = m.get("ok_per_s") or 0.0
-    return p99 is not None and p99 <= objective_p99_ms and ok >= rate * (1 - tolerance)
+    within = p99 is not None and p99 <= objective_p99_ms
+    return within and ok >= rate * (1 - tolerance) and not m.get("lost")
 
 
 def search(
@@ -64,7 +68,12 @@ def search(
         m = measure(rate)
         ok = passes(m, rate, objective_p99_ms, tolerance)
         steps.append(
-            {"rate_per_s": round(rate, 1), **{k: m.get(k) for k in STEP_KEYS}, "passed": ok}
+            {
+                "rate_per_s": round(rate, 1),
+                **{k: m.get(k) for k in STEP_KEYS},
+                **{k: m[k] for k in EXTRA_STEP_KEYS if k in m},
+                "passed": ok,
+            }
         )
         if ok and (best is None or rate > best[0]):
             best = (rate, m)

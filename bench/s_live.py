@@ -13,12 +13,12 @@ import asyncio
 import json
 import subprocess
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from bench import fanout_peers, profiling
+from bench.capacity import search
 from bench.common import (
     BENCH,
     PEERS_PY,
@@ -109,61 +109,6 @@ def _merge_latency(stats: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _capacity(
-    measure: Callable[[int], dict[str, Any]],
-    objective_ms: float,
-    start: int,
-    budget_s: float,
-    max_rate: int = 20_000,
-) -> dict[str, Any]:
-    """The highest offered open-loop rate whose step stays within the objective: doubles
-    from ``start`` until a step misses, then bisects between the best pass and the lowest
-    miss until they are within 15 % or the budget (seconds) would be overrun by one more
-    step. A step passes when its p99 is within the objective, the sender achieved 95 % of
-    the offered rate (a server that falls behind queues sends before the commit, which the
-    commit -> receipt latency alone would not show) and nothing was lost."""
-    steps: list[dict[str, Any]] = []
-    t0 = time.monotonic()
-    good: int | None = None
-    bad: int | None = None
-    rate = start
-    while True:
-        s0 = time.monotonic()
-        step = measure(rate)
-        took = time.monotonic() - s0
-        p99 = step.get("p99_ms")
-        ok = (
-            p99 is not None
-            and p99 <= objective_ms
-            and step["ok_per_s"] >= 0.95 * rate
-            and not step.get("lost")
-        )
-        steps.append({"rate_per_s": rate, **step, "within_objective": ok})
-        if ok:
-            good = max(good or 0, rate)
-        else:
-            bad = rate if bad is None else min(bad, rate)
-        if bad is None:
-            nxt = rate * 2
-        elif good is None:
-            nxt = rate // 2
-        elif bad <= good * 1.15:
-            break
-        else:
-            nxt = (good + bad) // 2
-        if nxt < 10 or nxt > max_rate or time.monotonic() - t0 + took > budget_s:
-            break
-        rate = nxt
-    best = next((s for s in steps if s["within_objective"] and s["rate_per_s"] == good), None)
-    return {
-        "objective_p99_ms": objective_ms,
-        "rate_per_s": good,
-        "p99_ms": best["p99_ms"] if best else None,
-        "search_seconds": round(time.monotonic() - t0, 1),
-        "steps": steps,
-    }
-
-
 def _quiet(pid: int, limit: float = 20) -> float:
     """Wait until the server is idle (<= 4 % of a core over half a second): a step leaves
     work behind it (the embedded worker's jobs for the sends, frames still being written)
@@ -203,7 +148,8 @@ def s2(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {server.key}", "Content-Type": "application/json"}
         send_url = f"{server.url}/api/v1/notifications"
 
-        def step(rate: int) -> dict[str, Any]:
+        def step(offered: float) -> dict[str, Any]:
+            rate = max(1, round(offered))
             quiet = _quiet(server.proc.pid)
             usage = Usage([server.proc.pid]).start()
             run = _latency_run(procs, ds, send_url, body, headers, users, rate, step_s, 5)
@@ -216,9 +162,17 @@ def s2(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
         # Not counted: the first sends of a fresh server open its database connections and
         # fill its statement caches, which would be the first step's p99.
         warmup = _latency_run(procs, ds, send_url, body, headers, users, 250, 2, 5)
-        capacity = _capacity(step, objective, 250, 55 if quick else 120)
+        capacity = search(
+            step,
+            objective,
+            start=250,
+            growth=2.0,
+            resolution=1.15,
+            max_rate=20_000,
+            budget_s=55 if quick else 120,
+        )
         capacity["warmup"] = {k: warmup[k] for k in ("rate_per_s", "p50_ms", "p99_ms")}
-        rate = max(1, (capacity["rate_per_s"] or capacity["steps"][0]["rate_per_s"]) // 2)
+        rate = max(1, round((capacity["rate_per_s"] or capacity["steps"][0]["rate_per_s"]) / 2))
         quiet = _quiet(server.proc.pid)
         spy = profiling.start(procs, server.proc.pid, "s2_latency", seconds) if profile else None
         usage = Usage([server.proc.pid]).start()
