@@ -11,8 +11,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench import capacity
-from bench import fanout_peers
+from bench import capacity, fanout_peers
 from bench.common import (
     BENCH,
     PG_BASE,
