@@ -1,6 +1,7 @@
 """This machine's ceilings, measured in the same run as Clarion: Redis PUBLISH/INCR
-(``redis-benchmark``), PostgreSQL commits (``pgbench -N``) and a bare Starlette JSON
-endpoint under uvicorn driven by the same load generator Clarion gets."""
+(``redis-benchmark``), PostgreSQL commits (``pgbench -N``), a bare Starlette JSON
+endpoint under uvicorn driven by the same load generator Clarion gets, and a bare
+``websockets.broadcast()`` server's CPU per delivery (the fan-out ceiling)."""
 
 from __future__ import annotations
 
