@@ -1,5 +1,5 @@
 """What a feature costs S1 ingest: the same sends to a server with the feature off and to
-one with it on, in alternating blocks, compared by the server's CPU per send.
+one with it on, in pairs of blocks, compared by the server's CPU per send.
 
 Used by S8 (the rollup follower) and S9 (a running experiment). Throughput of one
 closed-loop run moves by more than these budgets on a shared 2-core machine (S8's pairs
@@ -7,13 +7,18 @@ of 15-second runs disagreed by up to 25 %), so the figure the verdict rests on i
 per send, which a busy neighbour slows far less than it slows a request's answer:
 
 1. Two fresh databases and two ``clarion serve`` (one process each, PostgreSQL + Redis,
-   each with its own Redis prefix), started once and kept: "off" and "on". The caller
-   gives the environment that differs and what to set up on "on" through its API.
-2. Each gets an unmeasured warm-up of S1's sends, then blocks of exactly ``requests``
-   sends (S1's request, 32 connections, closed loop) alternate between them: off, on,
-   on, off, off, on, ... so that a drift of the machine weighs on both sides. Each block
-   has its own users (``requests / 2`` of them: about 43 % of its sends are a user's first,
-   as in S1's 15 seconds over 10,000 users), the same for both sides.
+   each with its own Redis prefix): "off" and "on". The caller gives the environment
+   that differs and what to set up on "on" through its API (once: it stays in the
+   database). Both servers are started afresh for each of a few rounds, so that what
+   differs between two processes varies between pairs instead of weighing on all alike.
+2. Each gets an unmeasured warm-up of S1's sends per round, then pairs of blocks of S1's
+   request (32 connections, closed loop): by default both blocks of a pair at the same
+   time, so that both servers run under the same machine conditions (a server's CPU per
+   send moved by up to 30 % between consecutive blocks here); or, with
+   ``CLARION_BENCH_COST_MODE=alternating``, ``requests`` sends to one server at a time in
+   the order off, on, on, off, ... Each block has its own users (half the sends it is
+   expected to make: about 43 % of its sends are a user's first, as in S1's 15 seconds
+   over 10,000 users), the same for both sides.
 3. A block's CPU is every server process's utime + stime (``/proc``, ``bench.common.Usage``)
    from the first send until ``TAIL_S`` after the last answer, so the work a send leaves
    behind (the follower's fold, deliveries) is counted too. The database's share is the
@@ -74,6 +79,11 @@ def settings(quick: bool) -> dict[str, Any]:
         "seconds": float(env("CLARION_BENCH_COST_SECONDS", 3 if quick else 5)),
         "requests": int(env("CLARION_BENCH_COST_REQUESTS", 2000 if quick else 4000)),
         "warmup": 1000 if quick else 2000,
+        # Both servers are started afresh this many times, the pairs shared out between
+        # the rounds: what differs between two server processes (where their memory
+        # landed, which core they share with PostgreSQL) then varies between pairs and
+        # shows in the interval, instead of weighing on every pair of one run alike.
+        "rounds": int(env("CLARION_BENCH_COST_ROUNDS", 2 if quick else 4)),
     }
 
 
@@ -105,27 +115,37 @@ def measure(
                 **extra,
             )
             server = start_clarion(procs, env, log_name=f"{db}-{name}")
-            sides[name] = {"name": name, "db": f"{db}_{name}", "plain": plain, "server": server}
+            sides[name] = {
+                "name": name,
+                "db": f"{db}_{name}",
+                "plain": plain,
+                "env": env,
+                "server": server,
+            }
+        # Once: the feature's state is in the database and outlives the server processes.
         setup = setup_on(sides["on"]["server"]) if setup_on else None
-        n = cfg["warmup"]
-        warm = run_blocks(
-            procs,
-            list(sides.values()),
-            [
-                _job(side["server"], name, n, n // 2, WARMUP_OFFSET, 600)
-                for name, side in sides.items()
-            ],
-        )
-        rate = min(w["ok_per_s"] for w in warm)
-        print(f"  {feature} warm-up: {[w['ok_per_s'] for w in warm]}/s", flush=True)
-        # Users per block: half the sends a block is expected to make, so that about 43 %
-        # of its sends are a user's first (as in S1's 15 s over 10,000 users).
-        if cfg["mode"] == "concurrent":
-            users = max(100, round(rate * cfg["seconds"] / 2))
-        else:
-            users = cfg["requests"] // 2
-        cfg["users_per_block"] = users
+        users = 0
+        rounds = max(1, min(cfg["rounds"], cfg["pairs"]))
+        first_of_round = {i * cfg["pairs"] // rounds for i in range(rounds)}
         for k in range(cfg["pairs"]):
+            if k in first_of_round:
+                if k:
+                    for name, side in sides.items():
+                        procs.stop(side["server"].proc)
+                        side["server"] = start_clarion(
+                            procs, side["env"], key=side["server"].key, log_name=f"{db}-{name}"
+                        )
+                rate = _warm_up(procs, sides, cfg["warmup"], WARMUP_OFFSET + k * 100_000)
+                print(f"  {feature} warm-up before pair {k + 1}: {rate}/s", flush=True)
+                if not users:
+                    # Half the sends a block is expected to make, so that about 43 % of
+                    # its sends are a user's first (as in S1's 15 s over 10,000 users).
+                    users = (
+                        max(100, round(rate * cfg["seconds"] / 2))
+                        if cfg["mode"] == "concurrent"
+                        else cfg["requests"] // 2
+                    )
+                    cfg["users_per_block"] = users
             order = ("off", "on") if k % 2 == 0 else ("on", "off")
             offset = (k + 1) * 1_000_000
             if cfg["mode"] == "concurrent":
@@ -157,6 +177,12 @@ def measure(
     if setup is not None:
         out["setup_on"] = setup
     return out
+
+
+def _warm_up(procs: Procs, sides: dict[str, dict[str, Any]], n: int, offset: int) -> float:
+    """``n`` unmeasured sends to each server at once; the slower one's rate."""
+    jobs = [_job(side["server"], name, n, n // 2, offset, 600) for name, side in sides.items()]
+    return float(min(w["ok_per_s"] for w in run_blocks(procs, list(sides.values()), jobs)))
 
 
 def _job(
@@ -348,8 +374,9 @@ def legacy(result: dict[str, Any]) -> dict[str, Any]:
 def method(feature: str, cfg: dict[str, Any]) -> str:
     common = (
         f"{feature}: two clarion serve (1 process each, PostgreSQL + Redis, fresh databases, "
-        f"own Redis prefixes) started once, the feature off on one and on on the other; "
-        f"{cfg['warmup']} unmeasured sends each; then {cfg['pairs']} pairs of blocks of S1's "
+        f"own Redis prefixes), the feature off on one and on on the other, both started "
+        f"afresh {cfg['rounds']} times with the pairs shared out between the rounds, "
+        f"{cfg['warmup']} unmeasured sends each per round; {cfg['pairs']} pairs of blocks of S1's "
         f"sends (POST /api/v1/notifications, type {S1_TYPE!r}, {CONCURRENCY} connections "
         f"closed loop per server, {cfg['users_per_block']} fresh users per block, the same "
         "for both sides)"
