@@ -1,14 +1,14 @@
 """S9 experiments: what a running A/B experiment costs S1 ingest, and how fast its
-results answer with 1,000,000 assigned users (issue 14, "Speed").
+results answer with 1,000,000 assigned users (docs/experiments.md, "Speed").
 
-1. *Assignment cost.* S1's single-process PostgreSQL ingest (``s1_ingest._ingest``, the
-   function and parameters S8 uses) with and without an experiment running on the type
-   S1 sends (``follow``), each on a fresh database, in pairs of alternating order (ABBA).
-   Both modes first start a ``clarion serve`` of their own for setup; "with" creates and
-   starts the experiment there through the API (2 variants 50/50, one overriding the
-   title, no holdout: a held-out send writes one event instead of a notification, which
-   would make "with" cheaper and hide the cost). Every sent user is then assigned on
-   their first send and looked up on every later one, as the service does.
+1. *Assignment cost* (``bench/feature_cost.py``, shared with S8's rollup cost): S1's
+   sends (type ``follow``) to a server with an experiment running on that type and to
+   one without, in alternating blocks of the same number of sends; the verdict is on the
+   server's CPU per send. "On" creates and starts the experiment through its API (2
+   variants 50/50, one overriding the title, no holdout: a held-out send writes one
+   event instead of a notification, which would make "on" cheaper and hide the cost).
+   Every sent user is assigned on their first send and found in the server's memory on
+   later ones, as the service does.
 2. *Results.* An experiment created and started through the API (10 % holdout, 2
    variants 50/50); then 1,000,000 rows of ``experiment_assignments`` (quick: 100,000;
    SQLite 100,000, quick 20,000) loaded with COPY (SQLite: ``executemany``), each user's
@@ -30,7 +30,6 @@ import asyncio
 import os
 import random
 import sqlite3
-import statistics
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -40,7 +39,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import s1_ingest
+from bench import feature_cost
 from bench.common import (
     Clarion,
     Procs,
@@ -61,8 +60,7 @@ from clarion.store.db import Database
 S1_DB = "clarion_bench_s9_s1"
 DB = "clarion_bench_s9"
 API = "/api/v1/notifications/ab-tests"
-#: The type bench/s1_ingest.py sends (its body: ``"type": "follow"``).
-S1_TYPE = "follow"
+S1_TYPE = feature_cost.S1_TYPE
 TARGET_COST = 0.03
 TARGET_P99_MS = 50
 #: Share of each arm's users who read (holdout users receive nothing to read).
@@ -102,121 +100,42 @@ def create_and_start(server: Clarion, target_type: str, holdout: float) -> dict[
 
 
 def assignment_cost(procs: Procs, quick: bool) -> dict[str, Any]:
-    """S1's single-process PostgreSQL ingest (same function, same parameters as S1 and
-    S8) with and without a running experiment on its type, a fresh database each run, in
-    the order on, off, off, on (full: then on, off again)."""
-    seconds = 4 if quick else 15
-    order = [True, False, False, True] + ([] if quick else [True, False])
-    runs: list[dict[str, Any]] = []
-    for with_experiment in order:
-        plain = fresh_db(S1_DB)
-        url = plain.replace("postgresql://", "postgresql+asyncpg://")
-        try:
-            env = clarion_env(url)
-            # The same setup in both modes: a server migrates the database and is stopped;
-            # "with" creates and starts the experiment through it.
-            setup = start_clarion(procs, env, log_name="s9-setup")
-            try:
-                exp = create_and_start(setup, S1_TYPE, 0) if with_experiment else None
-            finally:
-                procs.stop(setup.proc)
-            load = os.getloadavg()[0]
-            r = s1_ingest._ingest(procs, env, seconds, None)
-            written = asyncio.run(_written(plain, None if exp is None else str(exp["id"])))
-        finally:
-            drop_db(S1_DB)
-        run = {
-            "experiment": with_experiment,
-            "ok_per_s": r["ok_per_s"],
-            "requests": r["requests"],
-            "ok": r["ok"],
-            "status": r["status"],
-            "p50_ms": r["p50_ms"],
-            "p99_ms": r["p99_ms"],
-            "cpu_ms_per_request": r["cpu_ms_per_request"],
-            "loadavg_1min_before": round(load, 2),
-            **written,
-        }
-        print(f"  s1 experiment={'on' if with_experiment else 'off'}: {run}", flush=True)
-        runs.append(run)
-    return {
-        "setup": "bench/s1_ingest.py _ingest: clarion serve, 1 process, PostgreSQL + Redis, "
-        f"32 connections closed loop, 10,000 users, type {S1_TYPE!r}, {seconds} s after 2 s "
-        "warm-up, a fresh database per run; 'on': an experiment running on that type, "
-        "2 variants 50/50 (one overriding the title), no holdout, created and started "
-        "through the API before the measured server starts; order "
-        + ", ".join("on" if o else "off" for o in order),
-        **cost_summary(runs),
-    }
+    """S1's sends with and without an experiment running on their type
+    (``bench/feature_cost.py``): 2 variants 50/50, one overriding the title, no holdout
+    (a held-out send writes one event instead of a notification, which would make "on"
+    cheaper and hide the cost), created and started through the "on" server's API."""
+    return feature_cost.measure(
+        procs,
+        quick,
+        db=S1_DB,
+        budget_pct=100 * TARGET_COST,
+        off_env={},
+        on_env={},
+        setup_on=_setup_experiment,
+        check=lambda url: asyncio.run(_written(url)),
+        feature="a running experiment on the sent type",
+    )
 
 
-async def _written(url: str, experiment_id: str | None) -> dict[str, Any]:
-    """What the runs wrote: notifications, how many carry a variant, users assigned."""
+def _setup_experiment(server: Clarion) -> dict[str, Any]:
+    exp = create_and_start(server, S1_TYPE, 0)
+    return {"experiment_id": str(exp["id"]), "status": exp["status"]}
+
+
+async def _written(url: str) -> dict[str, Any]:
+    """What the sends so far wrote: notifications, how many carry a variant, users
+    assigned (on "off": none)."""
     conn = await asyncpg.connect(url)
     try:
-        out: dict[str, Any] = {
+        return {
             "notifications": await conn.fetchval("SELECT count(*) FROM notifications"),
             "notifications_with_variant": await conn.fetchval(
                 "SELECT count(*) FROM notifications WHERE variant IS NOT NULL"
             ),
+            "users_assigned": await conn.fetchval("SELECT count(*) FROM experiment_assignments"),
         }
-        if experiment_id is not None:
-            out["users_assigned"] = await conn.fetchval(
-                "SELECT count(*) FROM experiment_assignments WHERE experiment_id = $1",
-                experiment_id,
-            )
-            out["arm_users"] = {
-                r["variant"]: r["users"]
-                for r in await conn.fetch(
-                    "SELECT variant, users FROM experiment_arms WHERE experiment_id = $1",
-                    experiment_id,
-                )
-            }
-        return out
     finally:
         await conn.close()
-
-
-def cost_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Throughput with the experiment over without (means, and per adjacent pair), CPU per
-    send, and a verdict that is "inconclusive" when the pairs disagree by more than the
-    target itself (then the machine's noise is bigger than what is measured), as S8's."""
-    on = [r for r in runs if r["experiment"]]
-    off = [r for r in runs if not r["experiment"]]
-    on_rate = statistics.mean(r["ok_per_s"] for r in on)
-    off_rate = statistics.mean(r["ok_per_s"] for r in off)
-    cost = round(1 - on_rate / off_rate, 4) if off_rate else None
-    pairs: list[float] = []
-    for a, b in zip(runs[0::2], runs[1::2], strict=False):
-        on_run, off_run = (a, b) if a["experiment"] else (b, a)
-        pair = ratio(on_run["ok_per_s"], off_run["ok_per_s"], 4)
-        if pair is not None:
-            pairs.append(pair)
-    spread = round(max(pairs) - min(pairs), 4) if len(pairs) > 1 else None
-    cpu_on = statistics.mean(r["cpu_ms_per_request"] for r in on)
-    cpu_off = statistics.mean(r["cpu_ms_per_request"] for r in off)
-    failed = sum(r["requests"] - r["ok"] for r in runs)
-    if cost is None or failed:
-        verdict = "not measured"
-    elif spread is not None and spread > TARGET_COST:
-        verdict = "inconclusive"
-    else:
-        verdict = "met" if cost <= TARGET_COST else "missed"
-    return {
-        "runs": runs,
-        "on_per_s": round(on_rate, 1),
-        "off_per_s": round(off_rate, 1),
-        "on_over_off": ratio(on_rate, off_rate, 4),
-        "on_over_off_per_pair": pairs,
-        "pair_spread": spread,
-        "cost_fraction": cost,
-        "cpu_ms_per_request_on": round(cpu_on, 3),
-        "cpu_ms_per_request_off": round(cpu_off, 3),
-        "cpu_cost_fraction": round(cpu_on / cpu_off - 1, 4) if cpu_off else None,
-        "failed_requests": failed,
-        "target_cost_fraction": TARGET_COST,
-        "verdict": verdict,
-    }
 
 
 # --- 2. results with many assigned users --------------------------------------------------
@@ -462,10 +381,11 @@ def sqlite(procs: Procs, quick: bool) -> dict[str, Any]:
 def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
     parts = os.environ.get("CLARION_BENCH_S9_PARTS", "s1,postgres,sqlite").split(",")
     result: dict[str, Any] = {
-        "setup": "assignment cost: S1 single-process PostgreSQL ingest with/without a running "
-        "experiment on its type, ABBA; results: experiment created and started through the "
-        "API, assignments loaded with the real assign(), arm counters set to match, "
-        "sequential GETs on one kept-alive connection to a fresh clarion serve (1 process)",
+        "setup": "assignment cost: bench/feature_cost.py (S1 sends with/without a running "
+        "experiment on their type, alternating blocks, CPU per send); results: experiment "
+        "created and started through the API, assignments loaded with the real assign(), "
+        "arm counters set to match, sequential GETs on one kept-alive connection to a fresh "
+        "clarion serve (1 process)",
         "targets": {"assignment_cost_fraction": TARGET_COST, "results_p99_ms": TARGET_P99_MS},
         "read_share": READ_SHARE,
     }
@@ -474,7 +394,13 @@ def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
             continue
         print(f"  -- s9 {name}", flush=True)
         try:
-            result["s1_assignment_cost" if name == "s1" else name] = fn(procs, quick)
+            out = fn(procs, quick)
+            if name == "s1":
+                result["assignment_cost"] = out
+                # The former key's fields, for readers that have not moved to the new one.
+                result["s1_assignment_cost"] = feature_cost.legacy(out)
+            else:
+                result[name] = out
         except Exception as exc:  # one part failing keeps the others' figures
             import traceback
 
