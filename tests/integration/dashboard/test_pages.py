@@ -66,7 +66,11 @@ async def test_search_story_and_dead_letter_retry(
     )
     [row] = [json.loads(line) for line in export.text.splitlines()]
     assert row["action"] == "delivery.retry" and row["via"] == "dashboard"
-    assert row["before"] == {"status": "dead"} and row["after"] == {"status": "pending"}
+    before, after = row["before"], row["after"]
+    assert before["status"] == "dead" and before["last_error"] == "HTTP 400"
+    assert before["attempt_count"] == 1 and before["channel"] == "webhook"
+    assert after["status"] == "pending" and after["attempt_count"] == 0
+    assert row["target"] == f"delivery:{before['id']}" == f"delivery:{after['id']}"
     assert row["actor"].startswith("api_key:")
     csv = await admin.get(
         "/dashboard/audit/export", params={"format": "csv", "action": "delivery.retry"}
