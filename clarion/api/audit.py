@@ -35,7 +35,8 @@ _EXPERIMENT: Reader = lambda s, p: s.experiments.get(p["experiment_id"])  # noqa
 BEFORE: dict[str, Reader] = {
     "/api/v1/templates/{key}": lambda s, p: s.templates.get(p["key"]),
     "/api/v1/webhooks/{endpoint_id}": lambda s, p: s.webhooks.get(p["endpoint_id"]),
-    "/api/v1/users/{user_id}": lambda s, p: s.users.get(p["user_id"]),
+    # An erasure: which fields were held, not their values (see PrivacyService.held).
+    "/api/v1/users/{user_id}": lambda s, p: s.privacy.held(p["user_id"]),
     f"{_N}/ab-tests/{{experiment_id}}": _EXPERIMENT,
     **{f"{_N}/ab-tests/{{experiment_id}}/{a}": _EXPERIMENT for a in ("start", "pause", "stop")},
     f"{_N}/ab-tests/{{experiment_id}}/promote": _EXPERIMENT,

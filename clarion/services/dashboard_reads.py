@@ -91,6 +91,13 @@ class DashboardReads:
                 failed.append((delivery_id, exc.message))
         return {"retried": done, "failed": failed}
 
+    async def users(
+        self, prefix: str | None, after: str | None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        async with self._db.connect() as conn:
+            rows = await store.users_page(conn, prefix, after, limit)
+        return [{**dict(r), "created_at": _iso(r["created_at"])} for r in rows]
+
     async def workers(self) -> list[tuple[str, int]]:
         async with self._db.connect() as conn:
             return await store.workers_now(conn)
