@@ -82,7 +82,8 @@ async def dead_letters(
     if filters.get("reason"):
         cond.append(d.last_error.contains(filters["reason"], autoescape=True))
     cols = [d.id, d.notification_id, d.user_id, d.channel, d.attempts, d.last_error, d.updated_at]
-    stmt = select(*cols).where(*cond).order_by(d.updated_at.desc(), d.id).limit(limit)
+    # both descending: one backward walk of (status, updated_at), ids breaking ties
+    stmt = select(*cols).where(*cond).order_by(d.updated_at.desc(), d.id.desc()).limit(limit)
     return [r._mapping for r in await conn.execute(stmt)]
 
 
