@@ -3,8 +3,9 @@ batching rules, experiments, retries, webhooks, user erasure: the ``admin`` rows
 api/operations.py) written to the audit log: who, when, what, before and after.
 
 Pure ASGI middleware, innermost: a request it does not audit costs a method check.
-"before" is read for the objects that have a reader below; "after" is the JSON the
-operation answered (nothing for a 204)."""
+"before" is the object as it was, read just before the operation runs (every audited
+path that names an existing object has a reader below; a create has none: there was
+nothing); "after" is the JSON the operation answered (nothing for a 204)."""
 
 from __future__ import annotations
 
@@ -34,10 +35,14 @@ _EXPERIMENT: Reader = lambda s, p: s.experiments.get(p["experiment_id"])  # noqa
 BEFORE: dict[str, Reader] = {
     "/api/v1/templates/{key}": lambda s, p: s.templates.get(p["key"]),
     "/api/v1/webhooks/{endpoint_id}": lambda s, p: s.webhooks.get(p["endpoint_id"]),
-    "/api/v1/users/{user_id}": lambda s, p: s.users.get(p["user_id"]),
+    # An erasure: which fields were held, not their values (see PrivacyService.held).
+    "/api/v1/users/{user_id}": lambda s, p: s.privacy.held(p["user_id"]),
     f"{_N}/ab-tests/{{experiment_id}}": _EXPERIMENT,
     **{f"{_N}/ab-tests/{{experiment_id}}/{a}": _EXPERIMENT for a in ("start", "pause", "stop")},
     f"{_N}/ab-tests/{{experiment_id}}/promote": _EXPERIMENT,
+    f"{_N}/batching/rules": lambda s, p: s.batching.stored(),
+    f"{_N}/batching/rules/{{type}}": lambda s, p: s.batching.stored_one(p["type"]),
+    f"{_N}/deliveries/{{delivery_id}}/retry": lambda s, p: s.deliveries.get(p["delivery_id"]),
 }
 
 

@@ -247,7 +247,8 @@ def api_key_revoke(key: Annotated[str, typer.Argument(help="The key's id or pref
         before = next((k for k in live if key in (k["id"], k["prefix"])), None)
         await services.auth.revoke_api_key(key)
         if before is not None:
-            after = {**before, "revoked": True}
+            keys = await services.auth.list_api_keys()
+            after = next(k for k in keys if k["id"] == before["id"])
             await _audit_key(services, "api_key.revoke", before["id"], before, after)
 
     run(with_services(load_settings(), go))

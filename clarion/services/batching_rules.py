@@ -54,6 +54,14 @@ class BatchingRuleService:
         self._cached = (now + self._cache_seconds, rules)
         return dict(rules)
 
+    async def stored(self) -> list[dict[str, Any]]:
+        """Every rule as stored now, by type (not the cache: the audit log's "before")."""
+        async with self._db.connect() as conn:
+            return [dict(d) for d in await store.all_rules(conn)]
+
+    async def stored_one(self, type_: str) -> dict[str, Any] | None:
+        return next((d for d in await self.stored() if d.get("type") == type_), None)
+
     async def replace_all(self, documents: Sequence[Any]) -> list[BatchRule]:
         """Replace the whole set; nothing changes unless every rule is valid."""
         if len(documents) > MAX_RULES:

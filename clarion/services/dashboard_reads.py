@@ -78,16 +78,26 @@ class DashboardReads:
         return [{**dict(r), "updated_at": _iso(r["updated_at"])} for r in rows]
 
     async def retry(self, delivery_ids: list[str]) -> dict[str, list[Any]]:
-        """Retry each through the delivery service; what happened to each."""
-        done: list[str] = []
+        """Retry each through the delivery service; what happened to each. ``retried``:
+        ``{"id", "before", "after"}`` per delivery, the delivery as it was (read just
+        before) and as the retry left it, for the audit log."""
+        done: list[dict[str, Any]] = []
         failed: list[tuple[str, str]] = []
         for delivery_id in delivery_ids:
             try:
-                await self._deliveries.retry(delivery_id)
-                done.append(delivery_id)
+                before = await self._deliveries.get(delivery_id)
+                after = await self._deliveries.retry(delivery_id)
+                done.append({"id": delivery_id, "before": before, "after": after})
             except ClarionError as exc:
                 failed.append((delivery_id, exc.message))
         return {"retried": done, "failed": failed}
+
+    async def users(
+        self, prefix: str | None, after: str | None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        async with self._db.connect() as conn:
+            rows = await store.users_page(conn, prefix, after, limit)
+        return [{**dict(r), "created_at": _iso(r["created_at"])} for r in rows]
 
     async def workers(self) -> list[tuple[str, int]]:
         async with self._db.connect() as conn:

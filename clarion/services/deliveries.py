@@ -401,6 +401,14 @@ class DeliveryService:
             ],
         }
 
+    async def get(self, delivery_id: str) -> dict[str, Any]:
+        """One delivery as the retry answers it (the audit log's "before" of a retry)."""
+        async with self._db.connect() as conn:
+            row = await outbox.get(conn, delivery_id)
+        if row is None:
+            raise NotFound("no such delivery")
+        return self._delivery_json(row, [])
+
     async def retry(self, delivery_id: str) -> dict[str, Any]:
         """Re-queue a dead or failed delivery now, with a fresh attempt budget."""
         now = utcnow()

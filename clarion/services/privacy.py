@@ -104,6 +104,22 @@ class PrivacyService:
         log.info("erased user %s: %s in %d transactions", pseudonym, dict(rows), transactions)
         return result
 
+    async def held(self, user_id: str) -> dict[str, Any] | None:
+        """What an erasure is about to remove, for the audit log's "before": which profile
+        fields were set and the inbox counts, not their values (the audit log outlives
+        the erasure and must not keep the contact details it erased). None: no profile."""
+        async with self._db.connect() as conn:
+            profile = await user_store.get(conn, user_id)
+        if profile is None:
+            return None
+        fields = ("email", "phone", "name", "locale", "timezone")
+        return {
+            "user_id": user_id,
+            "fields_set": [f for f in fields if getattr(profile, f)],
+            "data_keys": sorted(profile.data),
+            "created_at": as_utc(profile.created_at).isoformat(),
+        }
+
     # --- export -------------------------------------------------------------------------
     async def export(self, user_id: str, *, batch_size: int | None = None) -> AsyncIterator[bytes]:
         """Everything held about ``user_id`` as one JSON document, in pieces: the small

@@ -20,6 +20,7 @@ from clarion.store.schema import (
     events,
     notifications,
     scheduled_sends,
+    users,
 )
 
 
@@ -84,7 +85,8 @@ async def dead_letters(
     if filters.get("reason"):
         cond.append(d.last_error.contains(filters["reason"], autoescape=True))
     cols = [d.id, d.notification_id, d.user_id, d.channel, d.attempts, d.last_error, d.updated_at]
-    stmt = select(*cols).where(*cond).order_by(d.updated_at.desc(), d.id).limit(limit)
+    # both descending: one backward walk of (status, updated_at), ids breaking ties
+    stmt = select(*cols).where(*cond).order_by(d.updated_at.desc(), d.id.desc()).limit(limit)
     return [r._mapping for r in await conn.execute(stmt)]
 
 
@@ -125,3 +127,36 @@ async def origin_of(conn: AsyncConnection, user_id: str, notification_id: int) -
         "batch": None if batch is None else {**dict(batch._mapping), "items": items},
         "scheduled": None if scheduled is None else dict(scheduled._mapping),
     }
+
+
+def _after_prefix(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix`` in code-point
+    order (None: no such bound)."""
+    for i in range(len(prefix) - 1, -1, -1):
+        code = ord(prefix[i]) + 1
+        if 0xD800 <= code <= 0xDFFF:  # surrogates never occur in stored text
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return prefix[:i] + chr(code)
+    return None
+
+
+async def users_page(
+    conn: AsyncConnection, prefix: str | None, after: str | None, limit: int
+) -> list[RowMapping]:
+    """Users by id, ``after`` the last one of the previous page, ids starting with
+    ``prefix``. The prefix is a range on the primary key (an index range scan, not a
+    scan of every user): exact where text sorts by code point (C, C.UTF-8, SQLite); the
+    LIKE keeps the answer right under another collation."""
+    u = users.c
+    cond: list[Any] = []
+    if prefix:
+        cond += [u.user_id >= prefix, u.user_id.startswith(prefix, autoescape=True)]
+        upper = _after_prefix(prefix)
+        if upper is not None:
+            cond.append(u.user_id < upper)
+    if after:
+        cond.append(u.user_id > after)
+    cols = [u.user_id, u.email, u.name, u.unread_count, u.unseen_count, u.created_at]
+    stmt = select(*cols).where(*cond).order_by(u.user_id).limit(limit)
+    return [r._mapping for r in await conn.execute(stmt)]

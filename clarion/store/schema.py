@@ -101,6 +101,8 @@ notifications = Table(
     Column("inbox", Boolean, nullable=False, default=True, server_default=text("true")),
     Index("ix_notifications_user_id_id", "user_id", "id"),
     Index("ix_notifications_user_id_type_id", "user_id", "type", "id"),
+    # The dashboard's search by type across users, newest first.
+    Index("ix_notifications_type_id", "type", "id"),
     # Rows explicitly marked unread below the watermark: always few, found through this.
     Index(
         "ix_notifications_forced_unread",
@@ -142,6 +144,8 @@ deliveries = Table(
     Column("variant", String(50)),  # the notification's experiment variant
     Index("ix_deliveries_notification_id", "notification_id"),
     Index("ix_deliveries_digest_id", "digest_id"),
+    # The dashboard's dead letters, latest change first.
+    Index("ix_deliveries_status_updated_at", "status", "updated_at"),
     # The claim query: due work of the highest priority first.
     Index(
         "ix_deliveries_due",

@@ -1,7 +1,7 @@
 """The operator dashboard in Chromium against a real ``clarion serve``: sign in, the
 overview's live numbers, a notification's story, a dead delivery retried and delivered,
-a template's live preview, an experiment promoted, sign out. Every page's screenshot
-is kept under build/screenshots/ (dashboard-*.png)."""
+a template's live preview, an experiment promoted, a user found and erased, sign out.
+Every page's screenshot is kept under build/screenshots/ (dashboard-*.png)."""
 
 from __future__ import annotations
 
@@ -232,6 +232,29 @@ def test_system_users_and_sign_out(page: Page, ops: Ops) -> None:
     page.wait_for_url("**/dashboard/login")
     page.goto(f"{ops.url}/dashboard/system")
     assert "/dashboard/login" in page.url
+
+
+def test_user_found_by_prefix_and_erased(page: Page, ops: Ops) -> None:
+    assert ops.api.put("/users/fern", json={"email": "fern@example.com"}).status_code in (
+        200,
+        201,
+    )
+    ops.send("fern")
+    page.goto(f"{ops.url}/dashboard/users")
+    page.fill("#user-prefix", "fer")
+    page.click("#user-search")
+    page.wait_for_selector("#users a[href='/dashboard/users/fern']", timeout=15_000)
+    shot(page, "dashboard-users", full_page=True)
+    page.click("#users a[href='/dashboard/users/fern']")
+    page.click("#erase-link")
+    page.wait_for_selector("#erase-form", timeout=15_000)
+    page.fill("#erase-confirm", "fern")
+    page.click("#erase")
+    page.wait_for_selector("#erased", timeout=30_000)
+    # the server agrees: the profile is gone, and the erasure is in the audit log
+    _wait(lambda: ops.api.get("/users/fern").status_code == 404)
+    page.goto(f"{ops.url}/dashboard/audit?action=user.erase")
+    assert "user:fern" in page.content() and "fern@example.com" not in page.content()
 
 
 def test_keys_that_may_not_open_it(browser: Browser, ops: Ops) -> None:

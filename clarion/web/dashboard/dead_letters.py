@@ -49,14 +49,14 @@ async def retry(request: Request, session: DashSession) -> Response:
         rows = await services.dashboard_reads.dead_letters(filters, RETRY_ALL_LIMIT)
         ids = [r["id"] for r in rows]
     got = await services.dashboard_reads.retry(ids)
-    for delivery_id in got["retried"]:
+    for done in got["retried"]:
         await services.dashboard.audit(
             api_key_id=session.api_key_id,
             via="dashboard",
             action="delivery.retry",
-            target=f"delivery:{delivery_id}",
-            before={"status": "dead"},
-            after={"status": "pending"},
+            target=f"delivery:{done['id']}",
+            before=done["before"],
+            after=done["after"],
         )
     back = {k: v for k, v in filters.items() if v}
     back.update(retried=str(len(got["retried"])), failed=str(len(got["failed"])))

@@ -32,6 +32,7 @@ PAGES = {
     "/dashboard/templates/{key}": templates_page.edit,
     "/dashboard/users": users.find,
     "/dashboard/users/{user_id}": users.user,
+    "/dashboard/users/{user_id}/erase": users.erase_form,
     "/dashboard/system": system.system,
     "/dashboard/audit": audit.audit,
     "/dashboard/audit/export": audit.export,
@@ -42,6 +43,7 @@ ACTIONS = {
     "/dashboard/experiments/{id}/transition": experiments.transition,
     "/dashboard/templates/{key}": templates_page.save,
     "/dashboard/users/{user_id}/test": users.send_test,
+    "/dashboard/users/{user_id}/erase": users.erase,
 }
 
 

@@ -3,6 +3,7 @@ the read-only rule and the CSRF check of every state-changing form."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs, quote
 
@@ -60,12 +61,24 @@ async def form_of(request: Request) -> dict[str, str]:
     return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
 
 
+def server_timing(seconds: float) -> str:
+    """The ``Server-Timing`` value of a page: the app's time to answer it (session check,
+    reads and rendering; not the network, nor a streamed body's later parts)."""
+    return f'app;dur={seconds * 1000:.1f};desc="dashboard"'
+
+
 def guarded(view: View, *, write: bool = True) -> Callable[[Request], Awaitable[Response]]:
     """A page behind the session. GET without one goes to the sign-in form; POST needs
     this session's CSRF token (``csrf`` form field) and, when it changes anything
-    (``write``), an admin session."""
+    (``write``), an admin session. Every answer carries ``Server-Timing``."""
 
     async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
+        response = await checked(request)
+        response.headers["Server-Timing"] = server_timing(time.perf_counter() - started)
+        return response
+
+    async def checked(request: Request) -> Response:
         services = services_of(request)
         try:
             session = await services.dashboard.session(request.cookies.get(COOKIE))

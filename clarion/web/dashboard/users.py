@@ -1,5 +1,6 @@
-"""Users: find one, then their profile, inbox as they see it, preferences, engagement
-over the last 30 days, and "send a test notification"."""
+"""Users: the list (by id prefix, paged by cursor), then one user's profile, inbox as
+they see it, preferences, engagement over the last 30 days, "send a test notification",
+and erasing the user (admin only, behind a confirmation that names the user)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,28 @@ from clarion.services.dashboard import DashSession
 from clarion.web.dashboard.render import render
 from clarion.web.dashboard.session import services_of
 
+#: Users per page of the list.
+PAGE = 50
+
 
 async def find(request: Request, session: DashSession) -> Response:
-    user_id = (request.query_params.get("user_id") or "").strip()
+    q = request.query_params
+    user_id = (q.get("user_id") or "").strip()
     if user_id:
         return RedirectResponse(f"/dashboard/users/{quote(user_id, safe='')}", status_code=303)
-    return render(request, "users.html", session=session, active="users")
+    prefix = (q.get("prefix") or "").strip()[:255]
+    after = q.get("after") or None
+    rows = await services_of(request).dashboard_reads.users(prefix or None, after, PAGE)
+    return render(
+        request,
+        "users.html",
+        session=session,
+        active="users",
+        rows=rows,
+        prefix=prefix,
+        next_after=rows[-1]["user_id"] if len(rows) == PAGE else None,
+        erased=q.get("erased"),
+    )
 
 
 async def user(request: Request, session: DashSession) -> Response:
@@ -85,3 +102,41 @@ async def send_test(request: Request, session: DashSession) -> Response:
     return RedirectResponse(
         f"/dashboard/users/{quote(user_id, safe='')}?sent={sent}", status_code=303
     )
+
+
+async def erase_form(request: Request, session: DashSession) -> Response:
+    """The confirmation page: only an admin session gets it (the POST checks again)."""
+    session.require_admin()
+    user_id = request.path_params["user_id"]
+    held = await services_of(request).privacy.held(user_id)
+    return render(
+        request, "erase.html", session=session, active="users", user_id=user_id, held=held
+    )
+
+
+async def erase(request: Request, session: DashSession) -> Response:
+    """Erase the user (the privacy service's erasure, as ``DELETE /api/v1/users/{id}``)
+    once the form repeats the user's id."""
+    services = services_of(request)
+    user_id = request.path_params["user_id"]
+    form: dict[str, str] = request.state.form
+    if form.get("confirm", "") != user_id:
+        raise ValidationFailed(
+            "type the user's id to confirm the erasure",
+            [{"field": "confirm", "problem": "must equal the user id"}],
+        )
+    before = await services.privacy.held(user_id)
+    done = await services.privacy.erase(user_id)
+    await services.dashboard.audit(
+        api_key_id=session.api_key_id,
+        via="dashboard",
+        action="user.erase",
+        target=f"user:{user_id}",
+        before=before,
+        after={
+            "pseudonym": done.pseudonym,
+            "rows": dict(done.rows),
+            "transactions": done.transactions,
+        },
+    )
+    return RedirectResponse(f"/dashboard/users?erased={done.pseudonym}", status_code=303)

@@ -27,7 +27,8 @@ def test_key_create_and_revoke_are_audited(tmp_path: Path) -> None:
     assert created["action"] == "api_key.create" and created["via"] == "cli"
     assert created["after"]["name"] == "ops" and created["after"]["scopes"] == ["read"]
     assert "key_hash" not in created["after"] and created["actor"].startswith("cli:")
-    assert revoked["action"] == "api_key.revoke" and revoked["after"]["revoked"] is True
+    assert revoked["action"] == "api_key.revoke"
+    assert revoked["before"]["revoked_at"] is None and revoked["after"]["revoked_at"] is not None
     assert revoked["target"] == created["target"]
 
 

@@ -4,6 +4,7 @@ the audit rows (and export) that the retry writes."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import timedelta
 
@@ -66,7 +67,11 @@ async def test_search_story_and_dead_letter_retry(
     )
     [row] = [json.loads(line) for line in export.text.splitlines()]
     assert row["action"] == "delivery.retry" and row["via"] == "dashboard"
-    assert row["before"] == {"status": "dead"} and row["after"] == {"status": "pending"}
+    before, after = row["before"], row["after"]
+    assert before["status"] == "dead" and before["last_error"] == "HTTP 400"
+    assert before["attempt_count"] == 1 and before["channel"] == "webhook"
+    assert after["status"] == "pending" and after["attempt_count"] == 0
+    assert row["target"] == f"delivery:{before['id']}" == f"delivery:{after['id']}"
     assert row["actor"].startswith("api_key:")
     csv = await admin.get(
         "/dashboard/audit/export", params={"format": "csv", "action": "delivery.retry"}
@@ -88,6 +93,8 @@ async def test_every_page_answers_quickly(
         "/dashboard/dead-letters",
         "/dashboard/system",
         "/dashboard/audit",
+        "/dashboard/users",
+        "/dashboard/users/ana",
     ]
     for path in pages:
         started = time.perf_counter()
@@ -96,6 +103,10 @@ async def test_every_page_answers_quickly(
         assert r.status_code == 200, (path, r.text[:300])
         assert "default-src 'none'" in r.headers["content-security-policy"]
         assert took < PAGE_BUDGET, (path, took)
+        # the server's own time: measured in the route, so within what the client saw
+        timing = re.fullmatch(r'app;dur=([0-9.]+);desc="dashboard"', r.headers["server-timing"])
+        assert timing, r.headers["server-timing"]
+        assert 0 < float(timing.group(1)) <= took * 1000, (path, timing.group(1), took)
 
 
 async def test_story_names_its_batch_and_its_schedule(
