@@ -85,7 +85,7 @@ async def dead_letters(
     if filters.get("reason"):
         cond.append(d.last_error.contains(filters["reason"], autoescape=True))
     cols = [d.id, d.notification_id, d.user_id, d.channel, d.attempts, d.last_error, d.updated_at]
-    # both descending: one backward walk of (status, updated_at), ids breaking ties
+    # both descending: one backward walk of the dead rows' (updated_at, id) index
     stmt = select(*cols).where(*cond).order_by(d.updated_at.desc(), d.id.desc()).limit(limit)
     return [r._mapping for r in await conn.execute(stmt)]
 

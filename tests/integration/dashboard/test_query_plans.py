@@ -104,7 +104,7 @@ async def test_heaviest_reads_use_an_index(
     #: delivery ever kept.
     expected = {
         "by a rare type": "ix_notifications_type_id",
-        "dead letters": "ix_deliveries_status_updated_at",
+        "dead letters": "ix_deliveries_dead_updated_at",
     }
     problems = []
     for name, (path, params) in pages.items():

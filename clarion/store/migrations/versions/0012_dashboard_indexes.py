@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012_dashboard_indexes"
@@ -23,11 +24,17 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_index("ix_notifications_type_id", "notifications", ["type", "id"], unique=False)
+    # Dead rows only: the other statuses change on every step of a delivery.
     op.create_index(
-        "ix_deliveries_status_updated_at", "deliveries", ["status", "updated_at"], unique=False
+        "ix_deliveries_dead_updated_at",
+        "deliveries",
+        ["updated_at", "id"],
+        unique=False,
+        postgresql_where=sa.text("status = 'dead'"),
+        sqlite_where=sa.text("status = 'dead'"),
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_deliveries_status_updated_at", table_name="deliveries")
+    op.drop_index("ix_deliveries_dead_updated_at", table_name="deliveries")
     op.drop_index("ix_notifications_type_id", table_name="notifications")
