@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from bench import s8_analytics
+from bench import s8_data
 from bench.common import (
     PG_BASE,
     Clarion,
@@ -37,7 +37,7 @@ from bench.common import (
     psql,
     start_clarion,
 )
-from bench.s8_analytics import _prepared, _vacuum_rollups, fold, seed_postgres
+from bench.s8_data import _vacuum_rollups, fold, prepared_state, seed_postgres
 from clarion.store.migrate import upgrade_sync
 
 DB = "clarion_bench_dashboard"
@@ -129,10 +129,10 @@ def measure(server: Clarion, last_id: int, quick: bool) -> dict[str, Any]:
 
 def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
     total = 1_000_000 if quick else 10_000_000
-    prepared = _prepared(quick)
+    prepared = prepared_state(quick)
     if prepared:  # a copy of S8's loaded database; S8's own stays as it was
         drop_db(DB)
-        psql(f'CREATE DATABASE "{DB}" TEMPLATE "{s8_analytics.DB}"')
+        psql(f'CREATE DATABASE "{DB}" TEMPLATE "{s8_data.DB}"')
         plain = f"{PG_BASE}/{DB}"
     else:
         plain = fresh_db(DB)
