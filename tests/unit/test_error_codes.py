@@ -35,10 +35,12 @@ def _literal_codes() -> dict[str, str]:
                 isinstance(node, ast.Assign)
                 and [getattr(t, "id", None) for t in node.targets] == ["code"]
                 and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)  # error codes are words, not numbers
             ) or (
                 isinstance(node, ast.keyword)
                 and node.arg == "code"
                 and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
             ):
                 found[node.value.value] = where
             elif isinstance(node, ast.Dict):
