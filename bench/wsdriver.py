@@ -22,6 +22,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -90,10 +91,13 @@ def _head_ts(data: str) -> float | None:
         return None
 
 
-async def clarion_conn(
-    session: aiohttp.ClientSession, url: str, user: str, stats: Stats
-) -> aiohttp.ClientWebSocketResponse:
-    ws = await session.ws_connect(f"{url}?token={user_token(user)}", autoping=True)
+def _read(
+    ws: aiohttp.ClientWebSocketResponse,
+    stats: Stats,
+    on_text: Callable[[str, float], Awaitable[None]],
+) -> None:
+    """Count every text frame of ``ws`` and hand it, with its receipt time, to the
+    protocol's ``on_text`` (latency hits, ping answers), in a task of its own."""
 
     async def reader() -> None:
         async for msg in ws:
@@ -103,14 +107,29 @@ async def clarion_conn(
             data: str = msg.data
             stats.frames += 1
             stats.bytes += len(data)
-            if '"type":"notification.created"' in data[:64]:
-                ts = _head_ts(data)
-                if ts is not None:
-                    stats.hit(ts, now)
-            elif '"type":"ping"' in data[:64]:
-                await ws.send_str('{"type":"pong"}')
+            await on_text(data, now)
 
     asyncio.get_running_loop().create_task(reader())
+
+
+def _hit(stats: Stats, data: str, now: float) -> None:
+    ts = _head_ts(data)
+    if ts is not None:
+        stats.hit(ts, now)
+
+
+async def clarion_conn(
+    session: aiohttp.ClientSession, url: str, user: str, stats: Stats
+) -> aiohttp.ClientWebSocketResponse:
+    ws = await session.ws_connect(f"{url}?token={user_token(user)}", autoping=True)
+
+    async def on_text(data: str, now: float) -> None:
+        if '"type":"notification.created"' in data[:64]:
+            _hit(stats, data, now)
+        elif '"type":"ping"' in data[:64]:
+            await ws.send_str('{"type":"pong"}')
+
+    _read(ws, stats, on_text)
     return ws
 
 
@@ -124,22 +143,13 @@ async def socketio_conn(
     joined = await ws.receive_str()
     assert joined.startswith("40"), joined
 
-    async def reader() -> None:
-        async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                continue
-            now = time.time()
-            data: str = msg.data
-            stats.frames += 1
-            stats.bytes += len(data)
-            if data == "2":
-                await ws.send_str("3")
-            elif data.startswith("42"):
-                ts = _head_ts(data)
-                if ts is not None:
-                    stats.hit(ts, now)
+    async def on_text(data: str, now: float) -> None:
+        if data == "2":
+            await ws.send_str("3")
+        elif data.startswith("42"):
+            _hit(stats, data, now)
 
-    asyncio.get_running_loop().create_task(reader())
+    _read(ws, stats, on_text)
     return ws
 
 
@@ -148,20 +158,11 @@ async def plain_conn(
 ) -> aiohttp.ClientWebSocketResponse:
     ws = await session.ws_connect(f"{url}?user={user}", autoping=True)
 
-    async def reader() -> None:
-        async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                continue
-            now = time.time()
-            data: str = msg.data
-            stats.frames += 1
-            stats.bytes += len(data)
-            if data.startswith('{"ts":'):
-                ts = _head_ts(data)
-                if ts is not None:
-                    stats.hit(ts, now)
+    async def on_text(data: str, now: float) -> None:
+        if data.startswith('{"ts":'):
+            _hit(stats, data, now)
 
-    asyncio.get_running_loop().create_task(reader())
+    _read(ws, stats, on_text)
     return ws
 
 
