@@ -274,3 +274,52 @@ def test_quick_changes_to_one_notification_land_in_order(
     assert page.evaluate(inbox_js(f"ib.items.get({nid}).status")) == "unread"
     wait_badge(page, "1")
     eventually(lambda: clarion.get("/notifications", user_id=user)["items"][0]["status"], "unread")
+
+
+def test_a_page_asked_for_during_a_change_does_not_undo_it(
+    clarion: Clarion, host_factory: Any
+) -> None:
+    """A tab opened while a delete and a read are still on their way to the server gets a
+    page that predates them: the deleted notification stays gone, the read one stays read."""
+    user = unique("stale")
+    gone = clarion.send(user, title="Doomed")
+    read = clarion.send(user, title="Opened")
+    clarion.send(user, title="Untouched")
+    host = host_factory(user)
+    # The delete and the read leave the page late (as over a slow link), so the server
+    # answers the tab's page first.
+    host.context.add_init_script(
+        """(() => {
+          const real = window.fetch.bind(window);
+          window.__answered = 0;
+          window.fetch = async (url, opts = {}) => {
+            const u = String(url);
+            const held = u.endsWith('/GONE') || u.endsWith('/READ/read');
+            if (held) await new Promise((r) => setTimeout(r, 800));
+            const answer = await real(url, opts);
+            if (held) setTimeout(() => window.__answered++, 0);
+            return answer;
+          };
+        })();""".replace("GONE", str(gone)).replace("READ", str(read))
+    )
+    page = host.open()
+    wait_badge(page, "3")
+    open_center(page)
+    bell = page.locator("clarion-bell")
+    bell.locator("#list > li").filter(has_text="Doomed").get_by_role(
+        "button", name="Delete"
+    ).click()
+    bell.locator("#list > li").filter(has_text="Opened").get_by_role(
+        "button", name="Mark as read"
+    ).click()
+    wait_badge(page, "1")
+    bell.get_by_role("tab", name="Unread (1)").click()
+    page.wait_for_function(inbox_js("ib.tabState.get('unread').loaded"))
+    assert page.evaluate("window.__answered") == 0  # the page came back first
+    assert items(page) == ["Untouched"]
+    page.wait_for_function("window.__answered === 2", timeout=5000)
+    assert items(page) == ["Untouched"]
+    bell.get_by_role("tab", name="All").click()
+    assert items(page) == ["Untouched", "Opened"]
+    wait_badge(page, "1")
+    eventually(lambda: clarion.get("/notifications/unread-count", user_id=user)["unread"], 1)

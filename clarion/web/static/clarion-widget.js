@@ -763,6 +763,10 @@ export class ClarionInbox extends Base {
     this.pending = new Set();
     // Changes this tab has in flight, per notification: the latest one's answer decides.
     this._inflight = new Map();
+    // When each notification was last changed here (a count of changes): a page asked
+    // for before that holds an older state of it than the one shown.
+    this._changes = 0;
+    this._changedAt = new Map();
     this._build();
     this._on("created", (e) => this._created(e.detail));
     this._on("updated", (e) => {
@@ -848,10 +852,17 @@ export class ClarionInbox extends Base {
     st.loading = true;
     st.error = null;
     this._render();
+    const asked = this._changes;
     try {
       const page = await this._client.list({ ...tab.q, limit: PAGE, cursor: more ? st.cursor : null });
       for (const n of page.items) {
-        this.items.set(n.id, n);
+        // The server read this page before a change made here since (or still in flight)
+        // reached it: what this tab shows is newer, and a notification deleted here stays gone.
+        if (this._inflight.has(n.id) || (this._changedAt.get(n.id) || 0) > asked) {
+          if (!this.items.has(n.id)) continue;
+        } else {
+          this.items.set(n.id, n);
+        }
         this._client.seen(n.id);
         if (!st.ids.includes(n.id)) st.ids.push(n.id);
       }
@@ -927,6 +938,7 @@ export class ClarionInbox extends Base {
     // were made (a read then an unread in quick succession must not land the other way
     // round), and only the latest one's answer is shown: an earlier answer arriving after
     // a later optimistic change would show a state the user has already left.
+    this._changedAt.set(n.id, ++this._changes);
     const prev = this._inflight.get(n.id);
     const mine = { turn: (prev ? prev.turn.catch(() => {}) : Promise.resolve()).then(() => this._client.change(n.id, what)) };
     this._inflight.set(n.id, mine);
