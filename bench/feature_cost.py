@@ -353,24 +353,6 @@ def summarise(
     }
 
 
-def legacy(result: dict[str, Any]) -> dict[str, Any]:
-    """The fields the former on/off runner wrote under ``s1_rollup_cost`` /
-    ``s1_assignment_cost``, from this result (fractions, not percentages), for readers of
-    those keys."""
-    tp = [p["throughput_ratio"] for p in result["pairs"]]
-    return {
-        "method": result["method"],
-        "on_per_s": result["ok_per_s_on"],
-        "off_per_s": result["ok_per_s_off"],
-        "on_over_off_per_pair": tp,
-        "pair_spread": round(max(tp) - min(tp), 4),
-        "cost_fraction": round(result["throughput_decrease_pct"] / 100, 4),
-        "cpu_cost_fraction": round(result["cpu_per_send_increase_pct"] / 100, 4),
-        "target_cost_fraction": result["budget_pct"] / 100,
-        "verdict": result["verdict"],
-    }
-
-
 def method(feature: str, cfg: dict[str, Any]) -> str:
     common = (
         f"{feature}: two clarion serve (1 process each, PostgreSQL + Redis, fresh databases, "

@@ -452,13 +452,6 @@ def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
             out = fn(procs, quick)
             if name == "s1":
                 result["rollup_cost"] = out
-                # The former key's fields, for readers that have not moved to the new one.
-                old = feature_cost.legacy(out)
-                old["rollups_on_per_s"], old["rollups_off_per_s"] = (
-                    old["on_per_s"],
-                    old["off_per_s"],
-                )
-                result["s1_rollup_cost"] = old
             else:
                 result[name] = out
         except Exception as exc:  # one part failing keeps the others' figures

@@ -397,8 +397,6 @@ def run(procs: Procs, quick: bool, profile: bool) -> dict[str, Any]:
             out = fn(procs, quick)
             if name == "s1":
                 result["assignment_cost"] = out
-                # The former key's fields, for readers that have not moved to the new one.
-                result["s1_assignment_cost"] = feature_cost.legacy(out)
             else:
                 result[name] = out
         except Exception as exc:  # one part failing keeps the others' figures

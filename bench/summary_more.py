@@ -89,28 +89,6 @@ def s8(t: Table, r: R, cal: dict[str, Any]) -> None:
             "—",
             star(fmt(num(g(b, "fold", "fold_events_per_s")), " events/s")),
         )
-    c = g(s, "s1_rollup_cost")
-    if isinstance(c, dict) and g(s, "rollup_cost") is None:
-        _old_cost(t, "S8 analytics", "rollups on", c, "rollups_on_per_s", "rollups_off_per_s", 5)
-
-
-def _old_cost(
-    t: Table, scenario: str, what: str, c: dict[str, Any], on: str, off: str, target: float
-) -> None:
-    """A feature's cost on S1 as results before ``rollup_cost``/``assignment_cost`` gave
-    it: the throughput lost, with the CPU per send beside it."""
-    cost, cpu = num(g(c, "cost_fraction")), num(g(c, "cpu_cost_fraction"))
-    pairs = ", ".join(fmt(num(p)) for p in g(c, "on_over_off_per_pair") or [])
-    t.add(
-        scenario,
-        f"S1 ingest throughput lost with {what} (earlier method)",
-        NOT_MEASURED if cost is None else f"{100 * cost:.1f} % throughput",
-        f"<= {target:g} %",
-        verdict_of(c),
-        f"on {fmt(num(g(c, on)), '/s')}, off {fmt(num(g(c, off)), '/s')}; on/off per pair "
-        f"{pairs}; CPU per send {'—' if cpu is None else f'{100 * cpu:+.1f} %'}",
-        "—",
-    )
 
 
 def s9(t: Table, r: R, cal: dict[str, Any]) -> None:
@@ -118,9 +96,6 @@ def s9(t: Table, r: R, cal: dict[str, Any]) -> None:
     s = r.get("s9_experiments")
     if not s:
         return
-    c = g(s, "s1_assignment_cost")
-    if isinstance(c, dict) and g(s, "assignment_cost") is None:
-        _old_cost(t, "S9 experiments", "an experiment on the type", c, "on_per_s", "off_per_s", 3)
     for backend, label in (("postgres", "PostgreSQL"), ("sqlite", "SQLite")):
         b = g(s, backend)
         if not isinstance(b, dict):
