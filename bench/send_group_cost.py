@@ -8,7 +8,9 @@ the request's own.
 One ``clarion serve`` (one process, PostgreSQL + Redis, a fresh database) gets S1's request
 (``bench/s1_ingest.py``: one of 10,000 users per send) open loop at ``--rate`` for
 ``--seconds``, ``--blocks`` times after an unmeasured warm-up; a block's CPU is the server
-processes' utime + stime over it (``bench.common.Usage``), PostgreSQL's beside it. The
+processes' utime + stime over it (``bench.common.Usage``), PostgreSQL's beside it, and
+the group commits it took (``/metrics``): CPU per send falls when groups hold more than
+one send, which a busy machine brings about, so sends per group are reported too. The
 baseline of the same run is bare Starlette (``bench/peers/starlette_hello.py``, as in
 ``bench/calibrate.py``) at the same rate, open loop, and closed loop as the calibration
 runs it: CPU per request. The server's idle CPU (its background loops) is measured over a
@@ -28,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 if __name__ == "__main__":  # run as a script: the repository root is not on the path yet
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -71,13 +75,36 @@ def _rate_job(request: dict[str, Any], rate: float, seconds: float, users: int) 
     }
 
 
-def _block(procs: Procs, pids: list[int], job: dict[str, Any], pg: bool = False) -> dict[str, Any]:
-    """One load generator run, with the CPU of ``pids`` (and PostgreSQL's) over it."""
+def _groups(metrics_url: str | None) -> tuple[float, float] | None:
+    """(group commits, sends in them) so far, from the server's ``/metrics``
+    (``clarion_send_group_size``)."""
+    if metrics_url is None:
+        return None
+    found: dict[str, float] = {}
+    for line in httpx.get(metrics_url, timeout=10).text.splitlines():
+        for key in ("count", "sum"):
+            if line.startswith(f"clarion_send_group_size_{key} "):
+                found[key] = float(line.split()[1])
+    return found.get("count", 0.0), found.get("sum", 0.0)
+
+
+def _block(
+    procs: Procs,
+    pids: list[int],
+    job: dict[str, Any],
+    pg: bool = False,
+    metrics_url: str | None = None,
+) -> dict[str, Any]:
+    """One load generator run, with the CPU of ``pids`` (and PostgreSQL's) over it, and
+    with ``metrics_url`` the group commits it took: CPU per send falls as groups grow
+    (a busy machine makes them grow), so the sends per group are reported beside it."""
+    g0 = _groups(metrics_url)
     usage = Usage(pids).start()
     pg0 = postgres_cpu_seconds() if pg else None
     res = loadgen(procs, {"jobs": [job]}, timeout=job["duration"] + 120)["jobs"][job["name"]]
     usage.stop()
     pg1 = postgres_cpu_seconds() if pg else None
+    g1 = _groups(metrics_url)
     n = max(1, res["ok"])
     out = {
         "ok": res["ok"],
@@ -90,6 +117,11 @@ def _block(procs: Procs, pids: list[int], job: dict[str, Any], pg: bool = False)
     }
     if pg0 is not None and pg1 is not None:
         out["postgres_cpu_us_per_request"] = round(1e6 * (pg1 - pg0) / n, 1)
+    if g0 is not None and g1 is not None:
+        groups = max(1.0, g1[0] - g0[0])
+        out["group_commits"] = int(g1[0] - g0[0])
+        out["sends_per_group"] = round((g1[1] - g0[1]) / groups, 3)
+        out["server_cpu_us_per_group"] = round(1e6 * usage.cpu / groups, 1)
     return out
 
 
@@ -139,11 +171,12 @@ def clarion(
         server = start_clarion(procs, env, log_name="send-group")
         pids = server_pids(server.proc.pid)
         request = _one(server.url, server.key)
+        metrics = f"{server.url}/metrics"
         try:
             loadgen(procs, {"jobs": [_rate_job(request, rate, 5, USERS)]})  # warm-up
             idle = _idle_cpu_per_s(pids)
             runs = [
-                _block(procs, pids, _rate_job(request, rate, seconds, USERS), pg=True)
+                _block(procs, pids, _rate_job(request, rate, seconds, USERS), True, metrics)
                 for _ in range(blocks)
             ]
             prof = None
@@ -163,6 +196,8 @@ def clarion(
     return {
         "server_cpu_us_per_send": med("server_cpu_us_per_request"),
         "postgres_cpu_us_per_send": med("postgres_cpu_us_per_request"),
+        "sends_per_group": med("sends_per_group"),
+        "server_cpu_us_per_group": med("server_cpu_us_per_group"),
         "p50_ms": med("p50_ms"),
         "p99_ms": med("p99_ms"),
         "idle_cpu_us_per_s": idle,
@@ -185,6 +220,8 @@ def run(
         "ratio_to_starlette_closed_loop": round(per_send / max(1e-9, closed_us), 2),
         "server_cpu_us_per_send": per_send,
         "server_cpu_us_per_send_less_idle": round(per_send - idle_per_send, 1),
+        "sends_per_group": got["sends_per_group"],
+        "server_cpu_us_per_group": got["server_cpu_us_per_group"],
         "p50_ms": got["p50_ms"],
         "p99_ms": got["p99_ms"],
         "starlette_cpu_us_per_request": {"same_rate": open_us, "closed_loop": closed_us},
