@@ -4,6 +4,7 @@ server's CPU per send is the per-group cost (planning reads, the writes, the com
 the request's own.
 
     python -m bench.send_group_cost [--rate 150] [--seconds 15] [--blocks 3] [--profile]
+        [--against PATH]
 
 One ``clarion serve`` (one process, PostgreSQL + Redis, a fresh database) gets S1's request
 (``bench/s1_ingest.py``: one of 10,000 users per send) open loop at ``--rate`` for
@@ -18,6 +19,12 @@ quiet window and reported per second, so it can be told apart from the sends'. W
 ``--profile`` one more block runs under py-spy (``bench/profiling.py``), written to
 ``results/<name>.profile.txt``. The figures are printed as JSON and written to
 ``results/<name>.json`` (``--name``, default ``send_group_cost``).
+
+A change is compared with ``--against PATH`` (another checkout of Clarion, e.g. ``git
+archive`` of the commit before it): a second server runs that code on its own database,
+the blocks alternate between the two (this, other; other, this; ...) so both see the same
+machine, and the per-pair ratios this ÷ other of CPU per send and per group are reported
+(median, min, max).
 """
 
 from __future__ import annotations
@@ -162,32 +169,28 @@ def starlette(procs: Procs, rate: float, seconds: float) -> dict[str, Any]:
     return {"open_loop": open_loop, "closed_loop": closed_loop}
 
 
-def clarion(
-    procs: Procs, rate: float, seconds: float, blocks: int, profile: bool, name: str
-) -> dict[str, Any]:
-    plain = fresh_db(DB)
-    try:
-        env = clarion_env(plain.replace("postgresql://", "postgresql+asyncpg://"))
-        server = start_clarion(procs, env, log_name="send-group")
-        pids = server_pids(server.proc.pid)
-        request = _one(server.url, server.key)
-        metrics = f"{server.url}/metrics"
-        try:
-            loadgen(procs, {"jobs": [_rate_job(request, rate, 5, USERS)]})  # warm-up
-            idle = _idle_cpu_per_s(pids)
-            runs = [
-                _block(procs, pids, _rate_job(request, rate, seconds, USERS), True, metrics)
-                for _ in range(blocks)
-            ]
-            prof = None
-            if profile:
-                spy = profiling.start(procs, server.proc.pid, name, seconds)
-                _block(procs, pids, _rate_job(request, rate, seconds, USERS))
-                prof = profiling.finish(procs, spy, name)
-        finally:
-            procs.stop(server.proc)
-    finally:
-        drop_db(DB)
+def _side(procs: Procs, label: str, pythonpath: str | None) -> dict[str, Any]:
+    """A fresh database and a ``clarion serve`` on it; ``pythonpath``: the checkout of
+    Clarion it runs (default: the one this script runs from)."""
+    db = f"{DB}_{label}"
+    plain = fresh_db(db)
+    env = clarion_env(plain.replace("postgresql://", "postgresql+asyncpg://"))
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+    server = start_clarion(procs, env, log_name=f"send-group-{label}")
+    return {
+        "label": label,
+        "db": db,
+        "server": server,
+        "pids": server_pids(server.proc.pid),
+        "request": _one(server.url, server.key),
+        "metrics": f"{server.url}/metrics",
+        "runs": [],
+    }
+
+
+def _summary(side: dict[str, Any]) -> dict[str, Any]:
+    runs = side["runs"]
 
     def med(key: str) -> float | None:
         values = [r[key] for r in runs if r.get(key) is not None]
@@ -200,36 +203,112 @@ def clarion(
         "server_cpu_us_per_group": med("server_cpu_us_per_group"),
         "p50_ms": med("p50_ms"),
         "p99_ms": med("p99_ms"),
-        "idle_cpu_us_per_s": idle,
+        "idle_cpu_us_per_s": side.get("idle"),
         "blocks": runs,
-        "profile": prof,
     }
 
 
+def clarion(
+    procs: Procs,
+    rate: float,
+    seconds: float,
+    blocks: int,
+    profile: bool,
+    name: str,
+    against: str | None = None,
+) -> dict[str, Any]:
+    """This checkout's server, and with ``against`` a second one running that checkout,
+    measured in alternating blocks (this, other; other, this; ...) so that both see the
+    same machine conditions."""
+    sides: list[dict[str, Any]] = []
+    try:
+        sides.append(_side(procs, "this", None))
+        if against is not None:
+            sides.append(_side(procs, "against", against))
+        for side in sides:  # warm-up, then the idle CPU of its background loops
+            job = _rate_job(side["request"], rate, 5, USERS)
+            loadgen(procs, {"jobs": [job]})
+            side["idle"] = _idle_cpu_per_s(side["pids"])
+        for k in range(blocks):
+            for side in sides if k % 2 == 0 else sides[::-1]:
+                job = _rate_job(side["request"], rate, seconds, USERS)
+                side["runs"].append(_block(procs, side["pids"], job, True, side["metrics"]))
+        prof = None
+        if profile:
+            this = sides[0]
+            spy = profiling.start(procs, this["server"].proc.pid, name, seconds)
+            _block(procs, this["pids"], _rate_job(this["request"], rate, seconds, USERS))
+            prof = profiling.finish(procs, spy, name)
+    finally:
+        for side in sides:
+            procs.stop(side["server"].proc)
+            drop_db(side["db"])
+    out = {**_summary(sides[0]), "profile": prof}
+    if against is not None:
+        other = sides[1]
+        out["against"] = {"pythonpath": against, **_summary(other)}
+        pairs: dict[str, list[float]] = {"per_send": [], "per_group": []}
+        for a, b in zip(sides[0]["runs"], other["runs"], strict=True):
+            pairs["per_send"].append(
+                a["server_cpu_us_per_request"] / max(1e-9, b["server_cpu_us_per_request"])
+            )
+            if a.get("server_cpu_us_per_group") and b.get("server_cpu_us_per_group"):
+                pairs["per_group"].append(
+                    a["server_cpu_us_per_group"] / b["server_cpu_us_per_group"]
+                )
+        out["this_over_against"] = {
+            f"cpu_{k}": {
+                "median": round(statistics.median(v), 3),
+                "min": round(min(v), 3),
+                "max": round(max(v), 3),
+            }
+            for k, v in pairs.items()
+            if v
+        }
+    return out
+
+
 def run(
-    procs: Procs, rate: float, seconds: float, blocks: int, profile: bool, name: str
+    procs: Procs,
+    rate: float,
+    seconds: float,
+    blocks: int,
+    profile: bool,
+    name: str,
+    against: str | None = None,
 ) -> dict[str, Any]:
     base = starlette(procs, rate, seconds)
-    got = clarion(procs, rate, seconds, blocks, profile, name)
-    per_send = got["server_cpu_us_per_send"] or 0.0
-    idle_per_send = (got["idle_cpu_us_per_s"] or 0.0) / rate
+    got = clarion(procs, rate, seconds, blocks, profile, name, against)
     open_us = base["open_loop"]["server_cpu_us_per_request"]
     closed_us = base["closed_loop"]["server_cpu_us_per_request"]
+
+    def figures(got: dict[str, Any]) -> dict[str, Any]:
+        per_send = got["server_cpu_us_per_send"] or 0.0
+        idle_per_send = (got["idle_cpu_us_per_s"] or 0.0) / rate
+        return {
+            "ratio_to_starlette_same_rate": round(per_send / max(1e-9, open_us), 2),
+            "ratio_to_starlette_closed_loop": round(per_send / max(1e-9, closed_us), 2),
+            "server_cpu_us_per_send": per_send,
+            "server_cpu_us_per_send_less_idle": round(per_send - idle_per_send, 1),
+            "sends_per_group": got["sends_per_group"],
+            "server_cpu_us_per_group": got["server_cpu_us_per_group"],
+            "p50_ms": got["p50_ms"],
+            "p99_ms": got["p99_ms"],
+        }
+
+    out = figures(got)
+    if against is not None:
+        out["against"] = figures(got["against"])
+        out["this_over_against"] = got["this_over_against"]
     return {
-        "ratio_to_starlette_same_rate": round(per_send / max(1e-9, open_us), 2),
-        "ratio_to_starlette_closed_loop": round(per_send / max(1e-9, closed_us), 2),
-        "server_cpu_us_per_send": per_send,
-        "server_cpu_us_per_send_less_idle": round(per_send - idle_per_send, 1),
-        "sends_per_group": got["sends_per_group"],
-        "server_cpu_us_per_group": got["server_cpu_us_per_group"],
-        "p50_ms": got["p50_ms"],
-        "p99_ms": got["p99_ms"],
+        **out,
         "starlette_cpu_us_per_request": {"same_rate": open_us, "closed_loop": closed_us},
         "clarion": got,
         "starlette": base,
         "setup": f"clarion serve (1 process, PostgreSQL + Redis, fresh database), S1's "
         f"request to {USERS:,} users open loop at {rate:g}/s for {seconds:g} s x {blocks} "
-        "(median); bare Starlette at the same rate and closed loop (32 connections)",
+        "(median); bare Starlette at the same rate and closed loop (32 connections)"
+        + ("" if against is None else f"; against {against} in alternating blocks"),
         "commit": git_commit(),
     }
 
@@ -241,11 +320,24 @@ def main() -> int:
     parser.add_argument("--blocks", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="one more block under py-spy")
     parser.add_argument("--name", default="send_group_cost", help="results/<name>.json")
+    parser.add_argument(
+        "--against",
+        metavar="PATH",
+        help="also a server running the Clarion checkout at PATH, in alternating blocks",
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     procs = Procs()
     try:
-        out = run(procs, args.rate, args.seconds, max(1, args.blocks), args.profile, args.name)
+        out = run(
+            procs,
+            args.rate,
+            args.seconds,
+            max(1, args.blocks),
+            args.profile,
+            args.name,
+            args.against,
+        )
     finally:
         procs.stop_all()
     (RESULTS / f"{args.name}.json").write_text(json.dumps(out, indent=2) + "\n")
