@@ -46,10 +46,12 @@ ReadFilter = Literal["unread", "read", "all"]
 ArchivedFilter = Literal["false", "true", "all"]
 
 
-async def insert(conn: AsyncConnection, rows: Sequence[Mapping[Any, Any]]) -> list[int]:
+async def insert(
+    conn: AsyncConnection, rows: Sequence[Mapping[Any, Any]], first: bulk.First | None = None
+) -> list[int]:
     """Insert notification rows (inside a transaction); returns their ids in the order
-    given."""
-    return await bulk.insert_with_ids(conn, n, rows)
+    given. ``first``: an insert done before any id is drawn (``bulk.insert_with_ids``)."""
+    return await bulk.insert_with_ids(conn, n, rows, first)
 
 
 async def get(
