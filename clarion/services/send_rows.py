@@ -28,7 +28,6 @@ from clarion.services.clock import as_utc
 from clarion.services.inbox import notification_json
 from clarion.services.planner import RecipientPlan
 from clarion.store import batches as batch_store
-from clarion.store import bulk
 from clarion.store import channel_digests as digest_store
 from clarion.store import deliveries as delivery_store
 from clarion.store import events as event_store
@@ -96,16 +95,8 @@ async def write_many(
         return outs
     # Users are created and counted in one statement, BEFORE the notification ids are
     # drawn: the count takes the user's row lock, so a concurrent mark-all-read cannot
-    # move the watermark past an id not yet committed. When that upsert is all there is
-    # before the notifications (no recipient held, every count moves), it rides with
-    # their insert: one statement that runs it first (store/bulk.insert_with_ids).
-    counting = None
-    if all(du or ds for du, ds in deltas.values()) and not any(
-        p.hold is not None for _, plans in jobs for p in plans
-    ):
-        counting = user_store.counting_insert(conn, deltas, now)
-    else:
-        await user_store.ensure_counted(conn, deltas, now)
+    # move the watermark past an id not yet committed.
+    await user_store.ensure_counted(conn, deltas, now)
     sent: list[tuple[SendCommand, RecipientPlan, Written]] = []
     for (cmd, plans), out in zip(jobs, outs, strict=True):
         for p in plans:
@@ -114,7 +105,7 @@ async def write_many(
             else:
                 sent.append((cmd, p, out))
     if sent:
-        await _write_rows(conn, sent, now, counting)
+        await _write_rows(conn, sent, now)
     return outs
 
 
@@ -190,7 +181,6 @@ async def _write_rows(
     conn: AsyncConnection,
     sent: Sequence[tuple[SendCommand, RecipientPlan, Written]],
     now: datetime,
-    counting: bulk.First | None = None,
 ) -> None:
     # Values shared by every recipient of a send are one object each, so the JSON
     # columns are encoded once per send (see store/bulk.py), not once per row.
@@ -225,8 +215,7 @@ async def _write_rows(
                 "inbox": p.inbox,
             }
         )
-    # Users counted and locked in write_many(), or by ``counting`` before any id is drawn.
-    ids = await inbox_store.insert(conn, rows, counting)
+    ids = await inbox_store.insert(conn, rows)  # users counted and locked in write_many()
     deliveries = []
     events: list[dict[str, Any]] = []
     for nid, (cmd, p, _) in zip(ids, sent, strict=True):

@@ -23,7 +23,6 @@ SQLite keeps SQLAlchemy's executemany: it runs in-process, with no round trips t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -169,64 +168,14 @@ async def insert(
     await driver.execute(_unnest_sql(table, names, False, conflict), *_arrays(table, names, rows))
 
 
-#: An insert to run first (``table``, ``rows``, the ``INSERT`` construct as for :func:`insert`).
-First = tuple[Table, Sequence[Mapping[str, Any]], Any]
-
-
-_FIRST_SQL: dict[tuple[str, tuple[str, ...], str, tuple[str, ...], str], str] = {}
-
-
-def _with_first(table: Table, names: Sequence[str], first: First) -> tuple[str, list[list[Any]]]:
-    """One statement: ``first``'s insert as a ``WITH`` item, then the insert of ``names``
-    into ``table`` returning ids, gated on the first having run; and ``first``'s arrays
-    (its parameters follow the main insert's)."""
-    first_table, first_rows, statement = first
-    first_names = _columns(first_table, first_rows[0])
-    conflict = _on_conflict(statement)
-    key = (table.name, tuple(names), first_table.name, tuple(first_names), conflict)
-    sql = _FIRST_SQL.get(key)
-    if sql is None:
-        at = len(names)
-        before = re.sub(
-            r"\$(\d+)::",
-            lambda m: f"${int(m.group(1)) + at}::",
-            _unnest_sql(first_table, first_names, False, conflict),
-        )
-        main = _unnest_sql(table, names, False)
-        sql = _FIRST_SQL[key] = (
-            f"WITH first AS ({before} RETURNING 1) {main}"
-            " WHERE (SELECT count(*) FROM first) >= 0 RETURNING id"
-        )
-    return sql, _arrays(first_table, first_names, first_rows)
-
-
 async def insert_with_ids(
-    conn: AsyncConnection,
-    table: Table,
-    rows: Sequence[Mapping[str, Any]],
-    first: First | None = None,
+    conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]
 ) -> list[int]:
     """Insert ``rows`` into ``table`` (an integer ``id`` from a sequence) and return their
-    ids in the order given.
-
-    ``first``: an insert that must have run, row locks taken, before any id is drawn (the
-    send path counts and locks its users before its notification ids exist). On
-    PostgreSQL both are ONE statement, one round trip: the first insert is a ``WITH``
-    item the main insert waits for through a one-time filter (``(SELECT count(*) FROM
-    first) >= 0`` is evaluated once, before the main insert's first row and so before
-    its first ``nextval``). Elsewhere they run one after the other."""
+    ids in the order given."""
     if not rows:
-        if first is not None:
-            await insert(conn, first[0], first[1], first[2])
         return []
     driver = await driver_in_transaction(conn)
-    if driver is not None and first is not None and first[1]:
-        names = _columns(table, rows[0])
-        sql, first_args = _with_first(table, names, first)
-        got = await driver.fetch(sql, *_arrays(table, names, rows), *first_args)
-        return sorted(r[0] for r in got)
-    if first is not None:
-        await insert(conn, first[0], first[1], first[2])
     if driver is None:
         if len(rows) == 1:
             result = await conn.execute(table.insert().returning(table.c.id), rows[0])

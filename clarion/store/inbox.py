@@ -46,12 +46,10 @@ ReadFilter = Literal["unread", "read", "all"]
 ArchivedFilter = Literal["false", "true", "all"]
 
 
-async def insert(
-    conn: AsyncConnection, rows: Sequence[Mapping[Any, Any]], first: bulk.First | None = None
-) -> list[int]:
+async def insert(conn: AsyncConnection, rows: Sequence[Mapping[Any, Any]]) -> list[int]:
     """Insert notification rows (inside a transaction); returns their ids in the order
-    given. ``first``: an insert done before any id is drawn (``bulk.insert_with_ids``)."""
-    return await bulk.insert_with_ids(conn, n, rows, first)
+    given."""
+    return await bulk.insert_with_ids(conn, n, rows)
 
 
 async def get(

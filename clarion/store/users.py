@@ -56,36 +56,24 @@ async def ensure_counted(
     user_id order, so two sends locking several users can never deadlock each other; the
     counting upsert also takes each user's row lock, which sending relies on (see
     ``SendingService.write``)."""
+    moving = sorted(u for u, (du, ds) in deltas.items() if du or ds)
     still = sorted(u for u, (du, ds) in deltas.items() if not (du or ds))
-    counting = counting_insert(conn, deltas, now)
-    if counting is not None:
-        await bulk.insert(conn, *counting)
+    if moving:
+        empty: dict[str, Any] = {}
+        rows = [
+            {
+                "user_id": u,
+                "data": empty,
+                "unread_count": deltas[u][0],
+                "unseen_count": deltas[u][1],
+                "created_at": now,
+                "updated_at": now,
+            }
+            for u in moving
+        ]
+        await bulk.insert(conn, users, rows, _counting_upsert(conn))
     if still:
         await ensure(conn, still, now)
-
-
-def counting_insert(
-    conn: AsyncConnection, deltas: Mapping[str, tuple[int, int]], now: datetime
-) -> bulk.First | None:
-    """The counting upsert of :func:`ensure_counted` (users whose counts move, in user_id
-    order) as an insert for ``bulk.insert`` or to run first in ``bulk.insert_with_ids``;
-    ``None`` when no count moves."""
-    moving = sorted(u for u, (du, ds) in deltas.items() if du or ds)
-    if not moving:
-        return None
-    empty: dict[str, Any] = {}
-    rows = [
-        {
-            "user_id": u,
-            "data": empty,
-            "unread_count": deltas[u][0],
-            "unseen_count": deltas[u][1],
-            "created_at": now,
-            "updated_at": now,
-        }
-        for u in moving
-    ]
-    return users, rows, _counting_upsert(conn)
 
 
 async def get(conn: AsyncConnection, user_id: str) -> Profile | None:
