@@ -56,9 +56,16 @@ class PreferenceService:
         """:meth:`get_many` on the caller's connection (the planner reads profiles and
         preferences on one connection)."""
         ids = list(dict.fromkeys(user_ids))
-        documents = await store.get_many(conn, ids)
+        return self.from_documents(ids, await store.get_many(conn, ids))
+
+    @staticmethod
+    def from_documents(
+        user_ids: Iterable[str], documents: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, Preferences]:
+        """Each user's preferences from their stored document (defaults without one)."""
         return {
-            uid: _parse_stored(uid, documents[uid]) if uid in documents else DEFAULTS for uid in ids
+            uid: _parse_stored(uid, documents[uid]) if uid in documents else DEFAULTS
+            for uid in user_ids
         }
 
     async def put(self, user_id: str, document: Mapping[str, Any]) -> Preferences:

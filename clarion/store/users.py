@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ from clarion.domain.recipients import Profile
 from clarion.store import bulk, direct_reads
 from clarion.store.db import Database
 from clarion.store.dialect import insert_ignore, one_of, upsert
-from clarion.store.schema import users
+from clarion.store.schema import preferences, users
 
 PROFILE_FIELDS = ("email", "phone", "locale", "timezone", "name", "data")
 
@@ -93,6 +93,43 @@ async def profiles(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, 
     # comparing each row with every id: 3-4 s per 1,000-recipient send at 60,000 users.
     rows = await conn.execute(select(users).where(one_of(conn, users.c.user_id, ids)))
     return {r.user_id: Profile.from_row(r._mapping) for r in rows}
+
+
+# A profile's columns (``Profile.from_row``) and the preference document, for every id
+# given, whether it has a users row, a preferences row, both or neither: one statement.
+_RECIPIENTS_SQL = (
+    "SELECT ids.user_id AS uid, "
+    + ", ".join(f"u.{c}" for c in ("user_id", *PROFILE_FIELDS, "created_at", "updated_at"))
+    + ", p.document FROM unnest($1::varchar[]) AS ids(user_id)"
+    f" LEFT JOIN {users.name} AS u ON u.user_id = ids.user_id"
+    f" LEFT JOIN {preferences.name} AS p ON p.user_id = ids.user_id"
+)
+
+
+async def recipients_fast(
+    db: Database, user_ids: Sequence[str]
+) -> tuple[dict[str, Profile], dict[str, Mapping[str, Any]]] | None:
+    """:func:`profiles` and the stored preference documents of ``user_ids``
+    (``store.preferences.get_many``) in ONE prepared statement through the driver on
+    PostgreSQL (see ``store.direct_reads``): the planning reads of every group commit.
+    ``None`` elsewhere: the caller reads through SQLAlchemy. Outside any transaction, as
+    the reads of ``Database.connect()``; one statement is one snapshot for both."""
+    async with direct_reads.driver(db) as driver:
+        if driver is None:
+            return None
+        if not user_ids:
+            return {}, {}
+        records = await driver.fetch(_RECIPIENTS_SQL, list(user_ids))
+    if db.availability.down_since is not None:
+        db.availability.succeeded()
+    profiles: dict[str, Profile] = {}
+    documents: dict[str, Mapping[str, Any]] = {}
+    for r in records:
+        if r["user_id"] is not None:
+            profiles[r["user_id"]] = Profile.from_row(r)
+        if r["document"] is not None:
+            documents[r["uid"]] = dict(r["document"])
+    return profiles, documents
 
 
 async def upsert_profile(
