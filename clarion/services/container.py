@@ -117,5 +117,6 @@ class Services:
     async def close(self) -> None:
         await self.sending.close()
         await self.actions.close()
+        await self.health.close()
         await self.hub.close()
         await self.db.dispose()

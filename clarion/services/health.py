@@ -45,6 +45,10 @@ CHECK_EVERY = 60.0
 #: endpoint compute it at most once a second per process, however many poll them
 #: (docs/analytics.md; ``computed_at`` says when it was).
 FRESH_FOR = 1.0
+#: Up to this age a score is still answered, while a new one is computed in the
+#: background: a screen polling the dashboard never waits for the computation (it would be
+#: the slowest of its requests, once a second). Older than this, a caller waits for a new one.
+STALE_FOR = 3.0
 E = EventType
 
 
@@ -68,18 +72,47 @@ class HealthService:
         self._next_check = 0.0
         self._last: tuple[float, dict[str, Any]] | None = None
         self._computing = asyncio.Lock()
+        self._refresh: asyncio.Task[Any] | None = None
 
     async def score(self, window: str | None = None, now: datetime | None = None) -> dict[str, Any]:
         """The score with every component; ``window`` shows that window alone. The score
         of all windows now is computed at most every :data:`FRESH_FOR` seconds, once for
-        every caller meanwhile (the answer is shared: read it, do not change it)."""
+        every caller meanwhile (the answer is shared: read it, do not change it); one up to
+        :data:`STALE_FOR` seconds old is answered while the next is computed in the
+        background."""
         if window is not None or now is not None:
             return await self._score(window, now or utcnow())
+        last = self._last
+        if last is not None:
+            age = time.monotonic() - last[0]
+            if age < FRESH_FOR:
+                return last[1]
+            if age < STALE_FOR:
+                if self._refresh is None or self._refresh.done():
+                    self._refresh = asyncio.create_task(self._renew(), name="clarion-health-score")
+                return last[1]
+        return await self._renew()
+
+    async def close(self) -> None:
+        """Wait for a background computation of the score to end (it is short)."""
+        if self._refresh is not None and not self._refresh.done():
+            await asyncio.gather(self._refresh, return_exceptions=True)
+
+    async def _renew(self) -> dict[str, Any]:
+        """Compute the score of all windows now, once for every caller meanwhile."""
         async with self._computing:
             last = self._last
             if last is not None and time.monotonic() - last[0] < FRESH_FOR:
                 return last[1]
-            result = await self._score(None, utcnow())
+            try:
+                result = await self._score(None, utcnow())
+            except Exception:
+                if last is not None and asyncio.current_task() is self._refresh:
+                    # A refresh nobody awaits: the last score stands until STALE_FOR, and
+                    # the next caller after that waits for (and sees) the failure.
+                    log.exception("health score refresh failed")
+                    return last[1]
+                raise
             self._last = (time.monotonic(), result)
             return result
 

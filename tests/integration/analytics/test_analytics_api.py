@@ -128,8 +128,15 @@ async def test_the_score_is_computed_at_most_once_a_second(
     assert len({id(r) for r in first}) == 1
     assert (await services.health.score())["computed_at"] == first[0]["computed_at"]
     monkeypatch.setattr(health, "FRESH_FOR", 0.0)
+    # Up to STALE_FOR old, it is answered while the next is computed in the background.
+    assert (await services.health.score())["computed_at"] == first[0]["computed_at"]
+    await services.health.close()  # the background computation is over
+    renewed = await services.health.score()
+    assert renewed["computed_at"] > first[0]["computed_at"]
+    # Older than STALE_FOR, a caller waits for a new one.
+    monkeypatch.setattr(health, "STALE_FOR", 0.0)
     later = await services.health.score()
-    assert later["computed_at"] > first[0]["computed_at"]
+    assert later["computed_at"] > renewed["computed_at"]
 
 
 async def test_user_conversion_is_credited_within_the_window_else_kept_uncredited(
