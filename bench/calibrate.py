@@ -14,18 +14,15 @@ from urllib.parse import urlsplit
 
 from bench import capacity, fanout_peers
 from bench.common import (
-    BENCH,
     PG_BASE,
-    PY,
     REDIS_URL,
     Procs,
     Usage,
     drop_db,
-    free_port,
     fresh_db,
     loadgen,
     postgres_cpu_seconds,
-    wait_http,
+    start_starlette_hello,
 )
 
 DB = "clarion_bench_pgbench"
@@ -108,15 +105,8 @@ def pgbench(quick: bool) -> dict[str, Any]:
 
 
 def starlette(procs: Procs, quick: bool) -> dict[str, Any]:
-    port = free_port()
-    proc = procs.spawn(
-        [PY, str(BENCH / "peers" / "starlette_hello.py"), str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/hello"
+    proc, url = start_starlette_hello(procs)
     try:
-        wait_http(url, proc)
         seconds = 5 if quick else 10
         job = {
             "name": "hello",

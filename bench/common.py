@@ -199,6 +199,24 @@ class Procs:
             self.stop(proc)
 
 
+def start_starlette_hello(procs: Procs) -> tuple[subprocess.Popen[Any], str]:
+    """The bare Starlette baseline (``peers/starlette_hello.py``, one uvicorn process),
+    answering: its process and the URL of its one route."""
+    port = free_port()
+    proc = procs.spawn(
+        [PY, str(BENCH / "peers" / "starlette_hello.py"), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/hello"
+    try:
+        wait_http(url, proc)
+    except BaseException:
+        procs.stop(proc)
+        raise
+    return proc, url
+
+
 def wait_http(url: str, proc: subprocess.Popen[Any], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,21 +44,18 @@ if __name__ == "__main__":  # run as a script: the repository root is not on the
 
 from bench import profiling
 from bench.common import (
-    BENCH,
-    PY,
     RESULTS,
     Procs,
     Usage,
     clarion_env,
     drop_db,
-    free_port,
     fresh_db,
     git_commit,
     loadgen,
     postgres_cpu_seconds,
     server_pids,
     start_clarion,
-    wait_http,
+    start_starlette_hello,
 )
 from bench.s1_ingest import _one
 
@@ -142,16 +138,9 @@ def _idle_cpu_per_s(pids: list[int]) -> float:
 def starlette(procs: Procs, rate: float, seconds: float) -> dict[str, Any]:
     """Bare Starlette's CPU per request: open loop at ``rate`` and closed loop (32
     connections, as ``bench/calibrate.py``)."""
-    port = free_port()
-    proc = procs.spawn(
-        [PY, str(BENCH / "peers" / "starlette_hello.py"), str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/hello"
+    proc, url = start_starlette_hello(procs)
     request = {"method": "GET", "url": url}
     try:
-        wait_http(url, proc)
         closed = {
             "name": "closed",
             "mode": "closed",

@@ -48,6 +48,9 @@ async def driver(db: Database) -> AsyncIterator[Any | None]:
         raise StorageError("the database is unavailable", outage=True) from exc
     try:
         yield fairy.driver_connection
+        # As Database.begin/connect do: a statement answered ends an outage.
+        if db.availability.down_since is not None:
+            db.availability.succeeded()
     except ClarionError:
         raise
     except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:

@@ -120,8 +120,6 @@ async def recipients_fast(
         if not user_ids:
             return {}, {}
         records = await driver.fetch(_RECIPIENTS_SQL, list(user_ids))
-    if db.availability.down_since is not None:
-        db.availability.succeeded()
     profiles: dict[str, Profile] = {}
     documents: dict[str, Mapping[str, Any]] = {}
     for r in records:
