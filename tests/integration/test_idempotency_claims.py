@@ -17,6 +17,7 @@ from clarion.api.schemas import SendRequest
 from clarion.config import Settings
 from clarion.services.clock import utcnow
 from clarion.services.container import Services
+from clarion.services import idempotency as idempotency_service
 from clarion.services.idempotency import STALE_AFTER, IdempotencyRequest
 from clarion.store import idempotency as idem_store
 
@@ -70,12 +71,18 @@ async def test_same_key_other_body_in_one_group_is_refused(
     assert count.json()["unread"] == 1
 
 
-async def test_a_claim_left_by_an_older_node(authed: httpx.AsyncClient, services: Services) -> None:
+async def test_a_claim_left_by_an_older_node(
+    authed: httpx.AsyncClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Older versions committed a claim (no response yet) before the send; if that node
     died, the claim is refused with Retry-After until STALE_AFTER, then taken over."""
+    # The young claim must still be young when the request reaches it: 5 s is a long time
+    # on a loaded two-core runner, so the test gives it six times that.
+    stale_after = STALE_AFTER * 6
+    monkeypatch.setattr(idempotency_service, "STALE_AFTER", stale_after)
     body = {"user_id": "bo", "type": "o", "title": "A"}
     key_id = (await services.auth.list_api_keys())[0]["id"]
-    for key, age, fresh in (("young", timedelta(0), True), ("old", STALE_AFTER * 2, False)):
+    for key, age, fresh in (("young", timedelta(0), True), ("old", stale_after * 2, False)):
         canonical = SendRequest.model_validate(body).model_dump(mode="json")
         req = IdempotencyRequest.build(key_id, key, canonical)
         async with services.db.begin() as conn:
@@ -84,7 +91,7 @@ async def test_a_claim_left_by_an_older_node(authed: httpx.AsyncClient, services
         if fresh:
             assert r.status_code == 409, r.text
             assert r.json()["error"]["code"] == "idempotency_in_progress"
-            assert 1 <= int(r.headers["Retry-After"]) <= STALE_AFTER.total_seconds()
+            assert 1 <= int(r.headers["Retry-After"]) <= stale_after.total_seconds()
         else:
             assert r.status_code == 202, r.text
             again = await authed.post(N, json=body, headers={"Idempotency-Key": key})
