@@ -35,11 +35,13 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.domain.deliveries import Delivery
 from clarion.domain.notifications import Notification
 from clarion.domain.types import DeliveryStatus, Priority
+from clarion.store import bulk
 from clarion.store.dialect import one_of, one_of_param
 from clarion.store.schema import deliveries, notifications
 
@@ -195,11 +197,18 @@ async def finish_many(
     """Write many outcomes, each only if this worker still holds its lease; returns the
     ids written (the others were lost to another worker).
 
-    Results that set the same values (every ``delivered`` of a batch, the same ``dead``
-    reason, ...) share one ``UPDATE ... WHERE id IN (...) RETURNING id``: a statement per
-    result was the worker's main database cost. Retries carry their own
-    ``next_attempt_at``, so each is a group of its own (rare next to successes).
+    PostgreSQL: one ``UPDATE ... FROM unnest(...)`` for the whole batch, whatever values
+    each row gets (delivered, retried with its own ``next_attempt_at``, dead, a webhook's
+    ``target``), its arrays encoded by asyncpg in C (:func:`_finish_unnest`).
+    SQLite: results that set the same values (every ``delivered`` of a batch, the same
+    ``dead`` reason, ...) share one ``UPDATE ... WHERE id IN (...) RETURNING id``; a
+    statement per result was the worker's main database cost there.
     """
+    if not items:
+        return set()
+    driver = await bulk.driver_in_transaction(conn)
+    if driver is not None:
+        return await _finish_unnest(driver, worker, items)
     groups: dict[tuple[tuple[str, Any], ...], list[str]] = {}
     for delivery_id, values in items:
         groups.setdefault(tuple(sorted(values.items())), []).append(delivery_id)
@@ -211,6 +220,51 @@ async def finish_many(
         params.update(f_ids=ids, f_worker=worker)
         written.update(r[0] for r in await conn.execute(stmt, params))
     return written
+
+
+async def _finish_unnest(
+    driver: Any, worker: str, items: Sequence[tuple[str, Mapping[str, Any]]]
+) -> set[str]:
+    """finish_many on PostgreSQL, in one statement. A column every item sets is assigned
+    from its array; a column only some items set (a retry's ``next_attempt_at``, a
+    webhook's ``target``) keeps the row's value where the item has none, so such values
+    must not be ``None``."""
+    ordered = sorted(items, key=lambda item: item[0])  # a stable order to lock rows in
+    every = set(ordered[0][1])
+    some: set[str] = set()
+    for _, values in ordered:
+        every &= values.keys()
+        some |= values.keys()
+    always = tuple(sorted(every))
+    sometimes = tuple(sorted(some - every))
+    arrays: list[list[Any]] = [[delivery_id for delivery_id, _ in ordered]]
+    arrays.extend([values[k] for _, values in ordered] for k in always)
+    for k in sometimes:
+        if any(k in values and values[k] is None for _, values in ordered):
+            raise ValueError(f"finish_many: {k} set to None by some results only")
+        arrays.append([values.get(k) for _, values in ordered])
+    rows = await driver.fetch(_finish_sql(always, sometimes), *arrays, worker)
+    return {r[0] for r in rows}
+
+
+@functools.cache
+def _finish_sql(always: tuple[str, ...], sometimes: tuple[str, ...]) -> str:
+    """The text of :func:`_finish_unnest`'s statement for one shape of values: the same
+    text for every batch of that shape, so asyncpg prepares it once per connection."""
+    pg = postgresql.dialect()  # type: ignore[no-untyped-call]
+    names = ("id", *always, *sometimes)
+    casts = ", ".join(
+        f"${i}::{deliveries.c[name].type.compile(dialect=pg)}[]" for i, name in enumerate(names, 1)
+    )
+    assign = [f"{k} = v.{k}" for k in always]
+    assign += [f"{k} = coalesce(v.{k}, d.{k})" for k in sometimes]
+    assign += ["lease_until = NULL", "leased_by = NULL"]
+    return (
+        f"UPDATE {deliveries.name} AS d SET {', '.join(assign)} "
+        f"FROM unnest({casts}) AS v({', '.join(names)}) "
+        f"WHERE d.id = v.id AND d.leased_by = ${len(names) + 1}::varchar "
+        f"AND d.status = '{DeliveryStatus.SENDING.value}' RETURNING d.id"
+    )
 
 
 @functools.cache
