@@ -39,6 +39,14 @@ class Job:
     def channel(self) -> ChannelName:
         return self.delivery.channel
 
+    @property
+    def target(self) -> str | None:
+        """The row's target, or, for a webhook row the claim expanded, the endpoint it
+        chose (written with the result: services/deliveries.py, ``_expand_webhooks``)."""
+        if self.delivery.target is not None:
+            return self.delivery.target
+        return self.endpoint.id if self.endpoint is not None else None
+
 
 @dataclass(frozen=True, slots=True)
 class Result:

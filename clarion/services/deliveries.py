@@ -14,7 +14,6 @@ disabled between send and delivery are honoured.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
 import uuid
@@ -91,9 +90,11 @@ class DeliveryService:
         On PostgreSQL this runs in autocommit: the claim is one statement (atomic on its
         own), the rest are reads, and a webhook fan-out that adds rows writes them in a
         transaction of its own. The BEGIN/COMMIT round trips around every claim were a
-        visible share of the worker's time. A crash between the claim and the fan-out
-        leaves a leased row without a target: its lease runs out and the next claim
-        expands it. SQLite keeps one transaction (its write lock is taken at BEGIN)."""
+        visible share of the worker's time. A crash between the claim and the result
+        leaves a leased row without a target when its notification had one matching
+        endpoint (that target is written with the result, see :meth:`_expand_webhooks`):
+        its lease runs out and the next claim expands it again, under the same delivery
+        id. SQLite keeps one transaction (its write lock is taken at BEGIN)."""
         now = utcnow()
         lease_until = now + timedelta(seconds=lease_seconds)
         sqlite = self._db.is_sqlite
@@ -104,7 +105,7 @@ class DeliveryService:
             if not rows:
                 return []
             notes = await outbox.notifications_by_id(conn, [r.notification_id for r in rows])
-            rows, siblings, expanded = await self._expand_webhooks(
+            siblings, expanded = await self._expand_webhooks(
                 conn, rows, notes, now, worker, in_transaction=sqlite
             )
             # Webhooks need no profile (the endpoint is the address): load profiles only
@@ -114,20 +115,9 @@ class DeliveryService:
             )
             push_users = [r.user_id for r in rows if r.channel == ChannelName.PUSH]
             subs = await subscription_store.subscriptions_for(conn, push_users)
-            endpoints: dict[str, WebhookEndpoint] = {}
-            endpoints.update(
-                await endpoint_store.endpoints_by_id(
-                    conn,
-                    [
-                        r.target
-                        for r in rows
-                        if r.channel == ChannelName.WEBHOOK
-                        and r.target
-                        and r.target not in expanded
-                    ],
-                )
+            endpoints = await endpoint_store.endpoints_by_id(
+                conn, [r.target for r in rows if r.channel == ChannelName.WEBHOOK and r.target]
             )
-            endpoints.update(expanded)
             keys = {
                 (r.user_id, notes[r.notification_id].type, r.channel)
                 for r in rows
@@ -152,7 +142,7 @@ class DeliveryService:
                     notification=n,
                     profile=profiles.get(r.user_id),
                     push_subscriptions=subs.get(r.user_id, ()),
-                    endpoint=endpoints.get(r.target) if r.target else None,
+                    endpoint=expanded.get(r.id) or (endpoints.get(r.target) if r.target else None),
                     opted_out=opted_out,
                     unsubscribe_url=unsubscribe,
                 )
@@ -168,38 +158,42 @@ class DeliveryService:
         worker: str,
         *,
         in_transaction: bool,
-    ) -> tuple[list[Delivery], int, dict[str, WebhookEndpoint]]:
+    ) -> tuple[int, dict[str, WebhookEndpoint]]:
         """One row per matching endpoint: the claimed row takes the first, new pending
-        rows the rest. Returns the rows to send now, how many rows were added, and the
-        endpoints the claimed rows now target (already read: no second query).
+        rows the rest. Returns how many rows were added and the endpoint each expanded
+        row now targets, by delivery id (already read: no second query; the rows are
+        left as claimed, ``target`` unset: :attr:`Job.target` answers for them).
 
-        One endpoint query, one target update and one insert per claimed batch."""
+        A row with one matching endpoint (the common case) gets its target with its
+        result (:meth:`record` writes ``target``), not here: a second update of every
+        claimed row was a third of the outbox's writes. Nothing is lost meanwhile: until
+        the result, the row is leased with no target, and a row whose worker died is
+        expanded again by the next claim. A row with several endpoints gets its target
+        here, in the transaction that inserts its siblings: expanded twice, it would
+        insert them twice. One endpoint query, at most one target update and one insert
+        per claimed batch."""
         fresh = [
             r
             for r in rows
             if r.channel == ChannelName.WEBHOOK and not r.target and r.notification_id in notes
         ]
         if not fresh:
-            return rows, 0, {}
+            return 0, {}
         per_user = await endpoint_store.enabled_endpoints_for_users(
             conn, [r.user_id for r in fresh]
         )
-        out = []
         targets: list[tuple[str, str]] = []
         siblings: list[Delivery] = []
         chosen: dict[str, WebhookEndpoint] = {}
-        for r in rows:
-            n = notes.get(r.notification_id)
-            if r.channel != ChannelName.WEBHOOK or r.target or n is None:
-                out.append(r)
-                continue
-            matching = [e for e in per_user[r.user_id] if e.matches(n.type)]
+        for r in fresh:
+            type_ = notes[r.notification_id].type
+            matching = [e for e in per_user[r.user_id] if e.matches(type_)]
             if not matching:
-                out.append(r)  # no target: the channel reports no_contact -> suppressed
-                continue
+                continue  # no target: the channel reports no_contact -> suppressed
             first, rest = matching[0], matching[1:]
-            targets.append((r.id, first.id))
-            chosen[first.id] = first
+            if rest:
+                targets.append((r.id, first.id))
+            chosen[r.id] = first
             siblings.extend(
                 Delivery(
                     id=str(uuid.uuid4()),
@@ -216,17 +210,16 @@ class DeliveryService:
                 )
                 for e in rest
             )
-            out.append(dataclasses.replace(r, target=first.id))
         if siblings and not in_transaction:
             # Targets and sibling rows together or not at all: a target set without its
             # siblings would lose the other endpoints' deliveries.
             async with self._db.begin() as tx:
                 await outbox.set_targets(tx, worker, targets)
                 await outbox.insert_siblings(tx, siblings)
-        else:
-            await outbox.set_targets(conn, worker, targets)  # one statement: atomic
+        elif siblings:
+            await outbox.set_targets(conn, worker, targets)
             await outbox.insert_siblings(conn, siblings)
-        return out, len(siblings), chosen
+        return len(siblings), chosen
 
     async def renew(self, worker: str, ids: Sequence[str], lease_seconds: float) -> int:
         until = utcnow() + timedelta(seconds=lease_seconds)
@@ -239,8 +232,14 @@ class DeliveryService:
 
     def decide(self, result: Result, now: datetime) -> dict[str, Any]:
         """The new row values for one result (status, reason, next attempt, last error)."""
-        attempts = result.job.delivery.attempts
+        delivery = result.job.delivery
+        attempts = delivery.attempts
         values: dict[str, Any] = {"updated_at": now, "last_error": result.detail}
+        target = result.job.target
+        if delivery.channel == ChannelName.WEBHOOK and target is not None:
+            # The endpoint chosen at claim, written now when the claim did not (see
+            # _expand_webhooks); a retry goes to the same endpoint.
+            values["target"] = target
         if result.suppress_reason is not None:
             values.update(status=DeliveryStatus.SUPPRESSED, reason=result.suppress_reason)
             return values
@@ -303,9 +302,9 @@ class DeliveryService:
                     await subscription_store.delete_subscriptions_by_endpoint(
                         conn, job.delivery.user_id, res.gone_subscriptions
                     )
-                if res.disable_endpoint and job.delivery.target:
+                if res.disable_endpoint and job.target:
                     await endpoint_store.disable_endpoint(
-                        conn, job.delivery.target, res.detail or "410 Gone", now
+                        conn, job.target, res.detail or "410 Gone", now
                     )
             if len(written) < len(decided):
                 # A delivery erased (or deleted with its notification) while it was being

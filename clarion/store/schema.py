@@ -145,8 +145,8 @@ deliveries = Table(
     Index("ix_deliveries_notification_id", "notification_id"),
     Index("ix_deliveries_digest_id", "digest_id"),
     # The dashboard's dead letters, latest change first. Partial: a delivery's status and
-    # updated_at change three times on its way (claim, target, result), and an index of
-    # every row would be rewritten each time; dead rows change no more.
+    # updated_at change on every claim and every result, and an index of every row would
+    # be rewritten each time; dead rows change no more.
     Index(
         "ix_deliveries_dead_updated_at",
         "updated_at",
