@@ -40,9 +40,9 @@ from clarion.services.auth import Principal
 from clarion.services.clock import as_utc, utcnow
 from clarion.services.unsubscribe import UnsubscribeSigner
 from clarion.store import attempts as attempt_store
+from clarion.store import direct_reads, outbox
 from clarion.store import events as event_store
 from clarion.store import opt_outs as opt_out_store
-from clarion.store import outbox
 from clarion.store import push_subscriptions as subscription_store
 from clarion.store import users as user_store
 from clarion.store import webhook_endpoints as endpoint_store
@@ -98,13 +98,30 @@ class DeliveryService:
         now = utcnow()
         lease_until = now + timedelta(seconds=lease_seconds)
         sqlite = self._db.is_sqlite
-        async with self._db.begin() if sqlite else self._db.connect() as conn:
-            rows = await outbox.claim(
-                conn, worker=worker, now=now, lease_until=lease_until, limit=limit
-            )
-            if not rows:
+        claimed = None
+        if not sqlite:
+            async with direct_reads.driver(self._db) as driver:
+                if driver is not None:
+                    claimed = await outbox.claim_direct(
+                        self._db,
+                        driver,
+                        worker=worker,
+                        now=now,
+                        lease_until=lease_until,
+                        limit=limit,
+                    )
+            if claimed is not None and not claimed[0]:
                 return []
-            notes = await outbox.notifications_by_id(conn, [r.notification_id for r in rows])
+        async with self._db.begin() if sqlite else self._db.connect() as conn:
+            if claimed is None:
+                rows = await outbox.claim(
+                    conn, worker=worker, now=now, lease_until=lease_until, limit=limit
+                )
+                if not rows:
+                    return []
+                notes = await outbox.notifications_by_id(conn, [r.notification_id for r in rows])
+            else:
+                rows, notes = claimed
             siblings, expanded = await self._expand_webhooks(
                 conn, rows, notes, now, worker, in_transaction=sqlite
             )
