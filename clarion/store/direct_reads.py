@@ -1,4 +1,6 @@
-"""The driver underneath SQLAlchemy, for the two hottest reads (a user's marks, a page).
+"""The driver underneath SQLAlchemy, for the hottest statements: a user's marks and a
+page (the inbox), a group commit's planning reads, and the worker's claim
+(``store/outbox.py``, ``claim_direct``).
 
 Building, cache-keying and compiling a Core statement, then wrapping the driver's rows,
 costs ~0.4 ms of CPU per statement, and an ``AsyncConnection`` around a pooled
