@@ -122,19 +122,17 @@ async def test_the_score_is_computed_at_most_once_a_second(
 ) -> None:
     """Callers at once share one computation, and within FRESH_FOR get it again; after
     that, a new one (computed_at says when)."""
-    from clarion.services import health
-
     first = await asyncio.gather(*[services.health.score() for _ in range(5)])
     assert len({id(r) for r in first}) == 1
     assert (await services.health.score())["computed_at"] == first[0]["computed_at"]
-    monkeypatch.setattr(health, "FRESH_FOR", 0.0)
+    monkeypatch.setattr(services.health.recent, "fresh_for", 0.0)
     # Up to STALE_FOR old, it is answered while the next is computed in the background.
     assert (await services.health.score())["computed_at"] == first[0]["computed_at"]
     await services.health.close()  # the background computation is over
     renewed = await services.health.score()
     assert renewed["computed_at"] > first[0]["computed_at"]
     # Older than STALE_FOR, a caller waits for a new one.
-    monkeypatch.setattr(health, "STALE_FOR", 0.0)
+    monkeypatch.setattr(services.health.recent, "stale_for", 0.0)
     later = await services.health.score()
     assert later["computed_at"] > renewed["computed_at"]
 
