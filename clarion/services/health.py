@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -125,17 +126,13 @@ class HealthService:
         kinds = {"event": list(_COUNTED)}
         lat = {"metric": "delivered"}
 
-        async def read(query: Any) -> list[tuple[Any, ...]]:
-            async with self._db.connect() as conn:
-                got: list[tuple[Any, ...]] = await query(conn)
-                return got
-
         # Independent reads on their own connections: the database runs them at once.
+        db = self._db
         hourly, daily, lat_h, lat_d = await asyncio.gather(
-            read(lambda c: store.series(c, *hours, "hour", kinds, by=by)),
-            read(lambda c: store.series(c, *days, "day", kinds, by=by)),
-            read(lambda c: store.latency_series(c, *hours, "hour", lat, by=("channel",))),
-            read(lambda c: store.latency_series(c, *days, "day", lat, by=("channel",))),
+            store.series(db, *hours, "hour", kinds, by=by),
+            store.series(db, *days, "day", kinds, by=by),
+            store.latency_series(db, *hours, "hour", lat, by=("channel",)),
+            store.latency_series(db, *days, "day", lat, by=("channel",)),
         )
         return _Data(hour, day, hourly, daily, lat_h, lat_d)
 
@@ -210,10 +207,10 @@ _SPANS = {
 class _Data:
     hour: datetime
     day: datetime
-    hourly: list[tuple[Any, ...]]
-    daily: list[tuple[Any, ...]]
-    latency_hourly: list[tuple[Any, ...]]
-    latency_daily: list[tuple[Any, ...]]
+    hourly: list[Sequence[Any]]
+    daily: list[Sequence[Any]]
+    latency_hourly: list[Sequence[Any]]
+    latency_daily: list[Sequence[Any]]
 
 
 def _facts(name: str, data: _Data, state: dict[str, Any]) -> health.WindowFacts:
