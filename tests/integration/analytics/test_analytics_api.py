@@ -159,6 +159,7 @@ async def test_the_dashboard_shows_the_outbox_as_of_at_most_seconds_ago(
     assert (await authed.get(f"{A}/dashboard")).json()["outbox"]["pending"] == 0
     assert (await authed.get(f"{N}/system/status")).json()["outbox"]["pending"] == 1
     # Older than stale_for: read afresh before answering.
+    monkeypatch.setattr(services.recent_status, "fresh_for", 0.0)
     monkeypatch.setattr(services.recent_status, "stale_for", 0.0)
     d = (await authed.get(f"{A}/dashboard")).json()
     assert d["outbox"]["pending"] == 1 and d["dependencies"]["database"] == "ok"
