@@ -209,29 +209,23 @@ class AnalyticsService:
         self, start: datetime, end: datetime, filters: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """Counts and rates over ``[start, end)`` (whole hours), from the rollups."""
-        async with self._db.connect() as conn:
-            got = await store.counts(
-                conn, start, end, ("event", "channel", "reason"), filters, now=utcnow()
-            )
+        got = await store.counts(
+            self._db, start, end, ("event", "channel", "reason"), filters, now=utcnow()
+        )
         rows = [(r[0], r[1], "", "", r[2], "", r[3], r[4]) for r in got]
         t = _tallies(rows, lambda _r: "all").get("all", Tally())
         return {**t.summary(), "rates": t.rates()}
 
     async def dashboard(self, start: datetime, end: datetime) -> dict[str, Any]:
-        now = utcnow()
-
-        async def read(query: Callable[[Any], Any]) -> list[tuple[Any, ...]]:
-            async with self._db.connect() as conn:
-                got: list[tuple[Any, ...]] = await query(conn)
-                return got
-
-        # Three reads of the narrow rollups (tens of rows per bucket each), at once: the
-        # totals, the counts per type and template, the latency per channel.
+        now, db = utcnow(), self._db
+        # Three reads of the narrow rollups (tens of rows per bucket each), at once, each
+        # on a connection of its own: the totals, the counts per type and template, the
+        # latency per channel.
         by = ("event", "channel", "ntype", "template_key", "reason", "template")
         total_rows, type_rows, lat = await asyncio.gather(
-            read(lambda c: store.counts(c, start, end, ("event", "channel", "reason"), now=now)),
-            read(lambda c: store.counts(c, start, end, by, now=now, per_type=True)),
-            read(lambda c: store.latency(c, start, end, ("metric", "channel"), now=now)),
+            store.counts(db, start, end, ("event", "channel", "reason"), now=now),
+            store.counts(db, start, end, by, now=now, per_type=True),
+            store.latency(db, start, end, ("metric", "channel"), now=now),
         )
         rows = [(r[0], r[1], "", "", r[2], "", r[3], r[4]) for r in total_rows]
         everything = _tallies(rows, lambda _r: "all").get("all", Tally())
@@ -385,24 +379,23 @@ class AnalyticsService:
     async def _series(
         self, metric: str, interval: str, start: datetime, end: datetime, filters: Mapping[str, Any]
     ) -> dict[datetime, float | None]:
-        async with self._db.connect() as conn:
-            if metric == "latency_p95_ms":
-                rows = await store.latency_series(
-                    conn, start, end, interval, {**filters, "metric": "delivered"}
-                )
-                hists: dict[datetime, list[int]] = defaultdict(lambda: [0] * BUCKETS)
-                for bucket, le, n in rows:
-                    hists[as_utc(bucket)][int(le)] += int(n)
-                return {t: percentile(h, 0.95) for t, h in hists.items()}
-            wanted = COUNT_METRICS.get(metric) or _RATE_EVENTS[metric]
-            rows = await store.series(
-                conn,
-                start,
-                end,
-                interval,
-                {**filters, "event": [str(k) for k in wanted]},
-                by=("event", "channel", "reason"),
+        if metric == "latency_p95_ms":
+            lat_rows = await store.latency_series(
+                self._db, start, end, interval, {**filters, "metric": "delivered"}
             )
+            hists: dict[datetime, list[int]] = defaultdict(lambda: [0] * BUCKETS)
+            for bucket, le, n in lat_rows:
+                hists[as_utc(bucket)][int(le)] += int(n)
+            return {t: percentile(h, 0.95) for t, h in hists.items()}
+        wanted = COUNT_METRICS.get(metric) or _RATE_EVENTS[metric]
+        rows = await store.series(
+            self._db,
+            start,
+            end,
+            interval,
+            {**filters, "event": [str(k) for k in wanted]},
+            by=("event", "channel", "reason"),
+        )
         tallies: dict[datetime, Tally] = defaultdict(Tally)
         for bucket, event, channel, reason, n, value in rows:
             tallies[as_utc(bucket)].add(event, channel, reason, int(n), float(value or 0))

@@ -32,9 +32,10 @@ from clarion.services.preferences import PreferenceService
 from clarion.services.privacy import PrivacyService
 from clarion.services.push_subscriptions import PushSubscriptionService
 from clarion.services.realtime import RealtimeService, WorkerWake
+from clarion.services.recent import Recent
 from clarion.services.scheduling import SchedulingService
 from clarion.services.sending import SendingService
-from clarion.services.status import system_status
+from clarion.services.status import RECENT_FRESH_FOR, RECENT_STALE_FOR, system_status
 from clarion.services.templates import TemplateService
 from clarion.services.unsubscribe import UnsubscribeSigner
 from clarion.services.users import UserService
@@ -105,6 +106,15 @@ class Services:
         # The operator dashboard: its sessions, its reads, the audit log.
         self.dashboard = DashboardService(self.db, self.auth)
         self.dashboard_reads = DashboardReads(self.db, self.deliveries)
+        # The status as the analytics dashboard shows it: shared by every caller for up to
+        # a second, never waited for while under three seconds old (services/status.py).
+        self.recent_status: Recent[dict[str, Any]] = Recent(
+            self.system_status,
+            fresh_for=RECENT_FRESH_FOR,
+            stale_for=RECENT_STALE_FOR,
+            name="clarion-recent-status",
+            log=log,
+        )
 
     async def start(self) -> None:
         """Start the background parts the services themselves need (the hub). Delivery
@@ -118,5 +128,6 @@ class Services:
         await self.sending.close()
         await self.actions.close()
         await self.health.close()
+        await self.recent_status.close()
         await self.hub.close()
         await self.db.dispose()

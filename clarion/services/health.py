@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from clarion.domain.types import ChannelName, EventType, Priority
 from clarion.hub.hub import Hub
 from clarion.metrics import HEALTH_COMPONENT, HEALTH_SCORE
 from clarion.services.clock import as_utc, utcnow
+from clarion.services.recent import Recent
 from clarion.services.sending import SendingService
 from clarion.store import deliveries as delivery_store
 from clarion.store import health_alerts as alert_store
@@ -70,9 +72,14 @@ class HealthService:
         self.alert_user = alert_user
         self.targets = targets or health.Targets()
         self._next_check = 0.0
-        self._last: tuple[float, dict[str, Any]] | None = None
-        self._computing = asyncio.Lock()
-        self._refresh: asyncio.Task[Any] | None = None
+        # The score of all windows now, shared by every caller (see services/recent.py).
+        self.recent: Recent[dict[str, Any]] = Recent(
+            lambda: self._score(None, utcnow()),
+            fresh_for=FRESH_FOR,
+            stale_for=STALE_FOR,
+            name="clarion-health-score",
+            log=log,
+        )
 
     async def score(self, window: str | None = None, now: datetime | None = None) -> dict[str, Any]:
         """The score with every component; ``window`` shows that window alone. The score
@@ -82,39 +89,11 @@ class HealthService:
         background."""
         if window is not None or now is not None:
             return await self._score(window, now or utcnow())
-        last = self._last
-        if last is not None:
-            age = time.monotonic() - last[0]
-            if age < FRESH_FOR:
-                return last[1]
-            if age < STALE_FOR:
-                if self._refresh is None or self._refresh.done():
-                    self._refresh = asyncio.create_task(self._renew(), name="clarion-health-score")
-                return last[1]
-        return await self._renew()
+        return await self.recent.get()
 
     async def close(self) -> None:
         """Wait for a background computation of the score to end (it is short)."""
-        if self._refresh is not None and not self._refresh.done():
-            await asyncio.gather(self._refresh, return_exceptions=True)
-
-    async def _renew(self) -> dict[str, Any]:
-        """Compute the score of all windows now, once for every caller meanwhile."""
-        async with self._computing:
-            last = self._last
-            if last is not None and time.monotonic() - last[0] < FRESH_FOR:
-                return last[1]
-            try:
-                result = await self._score(None, utcnow())
-            except Exception:
-                if last is not None and asyncio.current_task() is self._refresh:
-                    # A refresh nobody awaits: the last score stands until STALE_FOR, and
-                    # the next caller after that waits for (and sees) the failure.
-                    log.exception("health score refresh failed")
-                    return last[1]
-                raise
-            self._last = (time.monotonic(), result)
-            return result
+        await self.recent.close()
 
     async def _score(self, window: str | None, now: datetime) -> dict[str, Any]:
         state, data = await asyncio.gather(self._state(now), self._read(now))
@@ -147,17 +126,13 @@ class HealthService:
         kinds = {"event": list(_COUNTED)}
         lat = {"metric": "delivered"}
 
-        async def read(query: Any) -> list[tuple[Any, ...]]:
-            async with self._db.connect() as conn:
-                got: list[tuple[Any, ...]] = await query(conn)
-                return got
-
         # Independent reads on their own connections: the database runs them at once.
+        db = self._db
         hourly, daily, lat_h, lat_d = await asyncio.gather(
-            read(lambda c: store.series(c, *hours, "hour", kinds, by=by)),
-            read(lambda c: store.series(c, *days, "day", kinds, by=by)),
-            read(lambda c: store.latency_series(c, *hours, "hour", lat, by=("channel",))),
-            read(lambda c: store.latency_series(c, *days, "day", lat, by=("channel",))),
+            store.series(db, *hours, "hour", kinds, by=by),
+            store.series(db, *days, "day", kinds, by=by),
+            store.latency_series(db, *hours, "hour", lat, by=("channel",)),
+            store.latency_series(db, *days, "day", lat, by=("channel",)),
         )
         return _Data(hour, day, hourly, daily, lat_h, lat_d)
 
@@ -232,10 +207,10 @@ _SPANS = {
 class _Data:
     hour: datetime
     day: datetime
-    hourly: list[tuple[Any, ...]]
-    daily: list[tuple[Any, ...]]
-    latency_hourly: list[tuple[Any, ...]]
-    latency_daily: list[tuple[Any, ...]]
+    hourly: list[Sequence[Any]]
+    daily: list[Sequence[Any]]
+    latency_hourly: list[Sequence[Any]]
+    latency_daily: list[Sequence[Any]]
 
 
 def _facts(name: str, data: _Data, state: dict[str, Any]) -> health.WindowFacts:

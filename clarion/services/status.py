@@ -13,6 +13,11 @@ from clarion.store.db import Database
 
 #: Longest wait for the database's figures before reporting it down.
 DATABASE_WITHIN = 5.0
+#: The analytics dashboard shows the status computed at most once a second per process,
+#: and answers one up to three seconds old while the next is computed in the background
+#: (services/recent.py; docs/analytics.md). ``system/status`` itself always reads afresh.
+RECENT_FRESH_FOR = 1.0
+RECENT_STALE_FOR = 3.0
 
 
 async def system_status(db: Database, hub: Hub) -> dict[str, Any]:

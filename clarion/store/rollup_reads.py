@@ -6,18 +6,27 @@ channel hold tens of rows per bucket, the full rollups thousands, so the dashboa
 health score and unfiltered trends read the narrow ones and a read filtered by type or
 variant the full ones. The per-type counts keep only part of the channel and the reason
 (``domain.rollup.type_key``) and are read only when asked for (``per_type``).
+
+Each read takes a connection of its own from ``db``. On PostgreSQL it goes through the
+driver (store/direct_reads.py) with its SQL compiled once per shape (the tables, pieces
+and dimensions; the times and filter values are parameters): building, compiling and
+wrapping a Core statement and its rows costs more CPU than these small reads themselves,
+and the dashboard and the health score make several of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, func, literal_column, select, union_all
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Table, and_, any_, bindparam, func, literal_column, select, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql import CompoundSelect, Select
 
 from clarion.domain.rollup import COUNT_DIMS, LATENCY_CHANNEL_DIMS, LATENCY_DIMS, TOTAL_DIMS
+from clarion.store import direct_reads
+from clarion.store.db import Database
 from clarion.store.schema import (
     event_counts_daily,
     event_counts_hourly,
@@ -31,6 +40,8 @@ from clarion.store.schema import (
     latency_hourly,
 )
 
+#: What a read runs: one SELECT, or the UNION ALL of its pieces.
+Statement = Select[Any] | CompoundSelect[Any]
 Grains = Mapping[str, Table]
 #: Count rollups, narrowest first: (dimensions, table per grain).
 _COUNTS: tuple[tuple[tuple[str, ...], Grains], ...] = (
@@ -96,20 +107,74 @@ def split_range(
     return [p for p in out if p[1] < p[2]]
 
 
-def _where(table: Any, start: datetime, end: datetime, filters: Mapping[str, Any]) -> Any:
-    cond = [table.c.bucket >= start, table.c.bucket < end]
+def _is_list(value: Any) -> bool:
+    return isinstance(value, list | tuple | set | frozenset)
+
+
+def _where(table: Any, piece: int, filters: Mapping[str, Any], arrays: bool) -> Any:
+    """One piece's condition with named parameters (see :func:`_params`): the bucket in
+    ``[lo<piece>, hi<piece>)`` and each filter given. A list filter is ``= ANY(array)``
+    through the driver (``arrays``: one parameter whatever its length), ``IN`` otherwise."""
+    cond = [
+        table.c.bucket >= bindparam(f"lo{piece}", type_=table.c.bucket.type),
+        table.c.bucket < bindparam(f"hi{piece}", type_=table.c.bucket.type),
+    ]
     for name, value in filters.items():
         if value is None:
             continue
-        if isinstance(value, list | tuple | set | frozenset):
-            cond.append(table.c[name].in_(list(value)))
+        col, key = table.c[name], f"f_{name}"
+        if not _is_list(value):
+            cond.append(col == bindparam(key, type_=col.type))
+        elif arrays:
+            cond.append(col == any_(bindparam(key, type_=ARRAY(col.type))))
         else:
-            cond.append(table.c[name] == value)
+            cond.append(col.in_(bindparam(key, expanding=True)))
     return and_(*cond)
 
 
+def _params(
+    pieces: Sequence[tuple[str, datetime, datetime, int]], filters: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The values of :func:`_where`'s parameters."""
+    out: dict[str, Any] = {}
+    for i, (_grain, lo, hi, _sign) in enumerate(pieces):
+        out[f"lo{i}"], out[f"hi{i}"] = lo, hi
+    for name, value in filters.items():
+        if value is not None:
+            out[f"f_{name}"] = list(value) if _is_list(value) else value
+    return out
+
+
+def _filter_shape(filters: Mapping[str, Any]) -> tuple[tuple[str, bool], ...]:
+    return tuple((k, _is_list(v)) for k, v in sorted(filters.items()) if v is not None)
+
+
+#: The driver's SQL and parameter order per statement shape: a handful per process.
+_SQL: dict[tuple[Any, ...], tuple[str, tuple[str, ...]]] = {}
+
+
+async def _rows(
+    db: Database,
+    shape: tuple[Any, ...],
+    build: Callable[[bool], Statement],
+    params: Mapping[str, Any],
+) -> list[Sequence[Any]]:
+    """The rows of ``build(arrays)`` with ``params``, on a connection of its own: through
+    the driver on PostgreSQL, its SQL compiled once per ``shape``; else through SQLAlchemy."""
+    async with direct_reads.driver(db) as driver:
+        if driver is None:
+            async with db.connect() as conn:
+                return [tuple(r) for r in await conn.execute(build(False), dict(params))]
+        cached = _SQL.get(shape)
+        if cached is None:
+            cached = _SQL[shape] = direct_reads.compile_sql(db, build(True))
+        sql, order = cached
+        got: list[Sequence[Any]] = await driver.fetch(sql, *(params[k] for k in order))
+        return got
+
+
 async def counts(
-    conn: AsyncConnection,
+    db: Database,
     start: datetime,
     end: datetime,
     by: Sequence[str],
@@ -123,11 +188,11 @@ async def counts(
     :func:`split_range`. ``per_type``: from the per-type counts (see the module's doc)."""
     filters = filters or {}
     tables = _TYPES if per_type else _tables(_COUNTS, by, filters)
-    return await _summed(conn, start, end, by, filters, tables, counts=True, now=now)
+    return await _summed(db, start, end, by, filters, tables, counts=True, now=now)
 
 
 async def latency(
-    conn: AsyncConnection,
+    db: Database,
     start: datetime,
     end: datetime,
     by: Sequence[str],
@@ -138,11 +203,11 @@ async def latency(
     """Histogram counts over ``[start, end)``: rows ``(*by, le, count)``."""
     filters = filters or {}
     tables = _tables(_LATENCY, by, filters)
-    return await _summed(conn, start, end, (*by, "le"), filters, tables, counts=False, now=now)
+    return await _summed(db, start, end, (*by, "le"), filters, tables, counts=False, now=now)
 
 
 async def _summed(
-    conn: AsyncConnection,
+    db: Database,
     start: datetime,
     end: datetime,
     by: Sequence[str],
@@ -152,23 +217,34 @@ async def _summed(
     counts: bool,
     now: datetime | None = None,
 ) -> list[tuple[Any, ...]]:
-    # Every piece of the range in ONE statement (a round trip, not one per piece), each
-    # piece's sums beside its sign; the signed sums are added up here.
-    parts = []
-    for grain, lo, hi, sign in _coalesced(split_range(start, end, now)):
-        t = tables[grain]
-        sums = [func.sum(t.c.count)] + ([func.sum(t.c.value_sum)] if counts else [])
-        parts.append(
-            select(*[t.c[name] for name in by], literal_column(str(sign)), *sums)
-            .where(_where(t, lo, hi, filters))
-            .group_by(*[t.c[name] for name in by])
-        )
-    if not parts:
+    pieces = _coalesced(split_range(start, end, now))
+    if not pieces:
         return []
-    stmt = parts[0] if len(parts) == 1 else union_all(*parts)
+
+    def build(arrays: bool) -> Statement:
+        # Every piece of the range in ONE statement (a round trip, not one per piece),
+        # each piece's sums beside its sign; the signed sums are added up below.
+        parts = []
+        for i, (grain, _lo, _hi, sign) in enumerate(pieces):
+            t = tables[grain]
+            sums = [func.sum(t.c.count)] + ([func.sum(t.c.value_sum)] if counts else [])
+            parts.append(
+                select(*[t.c[name] for name in by], literal_column(str(sign)), *sums)
+                .where(_where(t, i, filters, arrays))
+                .group_by(*[t.c[name] for name in by])
+            )
+        return parts[0] if len(parts) == 1 else union_all(*parts)
+
+    shape = (
+        "summed",
+        tuple((tables[grain].name, sign) for grain, _lo, _hi, sign in pieces),
+        tuple(by),
+        counts,
+        _filter_shape(filters),
+    )
     merged: dict[tuple[Any, ...], list[float]] = {}
     n = len(by)
-    for row in await conn.execute(stmt):
+    for row in await _rows(db, shape, build, _params(pieces, filters)):
         key, sign = tuple(row[:n]), int(row[n])
         slot = merged.get(key)
         if slot is None:
@@ -194,42 +270,50 @@ def _coalesced(
 
 
 async def series(
-    conn: AsyncConnection,
+    db: Database,
     start: datetime,
     end: datetime,
     grain: str,
     filters: Mapping[str, Any],
     *,
     by: Sequence[str] = ("event",),
-) -> list[tuple[Any, ...]]:
+) -> list[Sequence[Any]]:
     """Counts per bucket of ``grain`` (``hour`` or ``day``) over ``[start, end)``:
     rows ``(bucket, *by, count, value_sum)``."""
     t = _tables(_COUNTS, by, filters)[grain]
-    stmt = (
-        select(t.c.bucket, *[t.c[n] for n in by], func.sum(t.c.count), func.sum(t.c.value_sum))
-        .where(_where(t, start, end, filters))
-        .group_by(t.c.bucket, *[t.c[n] for n in by])
-        .order_by(t.c.bucket)
-    )
-    return [tuple(r) for r in await conn.execute(stmt)]
+
+    def build(arrays: bool) -> Statement:
+        return (
+            select(t.c.bucket, *[t.c[n] for n in by], func.sum(t.c.count), func.sum(t.c.value_sum))
+            .where(_where(t, 0, filters, arrays))
+            .group_by(t.c.bucket, *[t.c[n] for n in by])
+            .order_by(t.c.bucket)
+        )
+
+    shape = ("series", t.name, tuple(by), _filter_shape(filters))
+    return await _rows(db, shape, build, _params([(grain, start, end, 1)], filters))
 
 
 async def latency_series(
-    conn: AsyncConnection,
+    db: Database,
     start: datetime,
     end: datetime,
     grain: str,
     filters: Mapping[str, Any],
     *,
     by: Sequence[str] = (),
-) -> list[tuple[Any, ...]]:
+) -> list[Sequence[Any]]:
     """Histogram counts per bucket: rows ``(bucket, *by, le, count)``."""
     t = _tables(_LATENCY, by, filters)[grain]
     cols = [t.c[n] for n in by]
-    stmt = (
-        select(t.c.bucket, *cols, t.c.le, func.sum(t.c.count))
-        .where(_where(t, start, end, filters))
-        .group_by(t.c.bucket, *cols, t.c.le)
-        .order_by(t.c.bucket)
-    )
-    return [tuple(r) for r in await conn.execute(stmt)]
+
+    def build(arrays: bool) -> Statement:
+        return (
+            select(t.c.bucket, *cols, t.c.le, func.sum(t.c.count))
+            .where(_where(t, 0, filters, arrays))
+            .group_by(t.c.bucket, *cols, t.c.le)
+            .order_by(t.c.bucket)
+        )
+
+    shape = ("latency_series", t.name, tuple(by), _filter_shape(filters))
+    return await _rows(db, shape, build, _params([(grain, start, end, 1)], filters))

@@ -122,21 +122,47 @@ async def test_the_score_is_computed_at_most_once_a_second(
 ) -> None:
     """Callers at once share one computation, and within FRESH_FOR get it again; after
     that, a new one (computed_at says when)."""
-    from clarion.services import health
-
     first = await asyncio.gather(*[services.health.score() for _ in range(5)])
     assert len({id(r) for r in first}) == 1
     assert (await services.health.score())["computed_at"] == first[0]["computed_at"]
-    monkeypatch.setattr(health, "FRESH_FOR", 0.0)
+    monkeypatch.setattr(services.health.recent, "fresh_for", 0.0)
     # Up to STALE_FOR old, it is answered while the next is computed in the background.
     assert (await services.health.score())["computed_at"] == first[0]["computed_at"]
     await services.health.close()  # the background computation is over
     renewed = await services.health.score()
     assert renewed["computed_at"] > first[0]["computed_at"]
     # Older than STALE_FOR, a caller waits for a new one.
-    monkeypatch.setattr(health, "STALE_FOR", 0.0)
+    monkeypatch.setattr(services.health.recent, "stale_for", 0.0)
     later = await services.health.score()
     assert later["computed_at"] > renewed["computed_at"]
+
+
+async def test_the_dashboard_shows_the_outbox_as_of_at_most_seconds_ago(
+    authed: httpx.AsyncClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outbox, connections and dependencies do not depend on the range: the dashboard
+    shows them as computed at most ``fresh_for`` ago (answering one up to ``stale_for``
+    old while the next is computed); older than that, it reads them afresh."""
+    from clarion.services.status import RECENT_FRESH_FOR, RECENT_STALE_FOR
+
+    assert (services.recent_status.fresh_for, services.recent_status.stale_for) == (
+        RECENT_FRESH_FOR,
+        RECENT_STALE_FOR,
+    )
+    monkeypatch.setattr(services.recent_status, "fresh_for", 60.0)
+    monkeypatch.setattr(services.recent_status, "stale_for", 60.0)
+    assert (await authed.get(f"{A}/dashboard")).json()["outbox"]["pending"] == 0
+    await authed.put("/api/v1/users/ana", json={"email": "ana@example.com"})
+    body = {"user_id": "ana", "type": "t", "title": "x", "channels": ["email"]}
+    assert (await authed.post(N, json=body)).status_code == 202
+    # Within fresh_for: the status computed before the send.
+    assert (await authed.get(f"{A}/dashboard")).json()["outbox"]["pending"] == 0
+    assert (await authed.get(f"{N}/system/status")).json()["outbox"]["pending"] == 1
+    # Older than stale_for: read afresh before answering.
+    monkeypatch.setattr(services.recent_status, "fresh_for", 0.0)
+    monkeypatch.setattr(services.recent_status, "stale_for", 0.0)
+    d = (await authed.get(f"{A}/dashboard")).json()
+    assert d["outbox"]["pending"] == 1 and d["dependencies"]["database"] == "ok"
 
 
 async def test_user_conversion_is_credited_within_the_window_else_kept_uncredited(
