@@ -317,8 +317,7 @@ class ExperimentService:
                     patches,
                     Assigner(r.id, config.weights(), config.holdout / 100.0),
                 )
-                keys = [v.key for v in config.variants] + [HOLDOUT]
-                live.append(dataclasses.replace(exp, routes={k: _route(exp, k) for k in keys}))
+                live.append(dataclasses.replace(exp, routes=_routes(exp)))
             self._live = live
             # One experiment is live per target; a send whose type has one is not
             # looked up by its template.
@@ -501,6 +500,17 @@ def _split(exp: Live, cmd: SendCommand, user_ids: Sequence[str], known: Mapping[
         for arm, uids in by_arm.items()
     ]
     return Split(groups, holdout, exp.id, chosen)
+
+
+def _routes(exp: Live) -> dict[str, Arm | None]:
+    """:func:`_route` of every variant and the holdout, one :class:`Arm` per variant sent
+    (under a winner, all of them share the winner's: one group per send)."""
+    arms: dict[str, Arm] = {}
+    routes: dict[str, Arm | None] = {}
+    for key in [*(v.key for v in exp.config.variants), HOLDOUT]:
+        arm = _route(exp, key)
+        routes[key] = None if arm is None else arms.setdefault(arm.experiment[1], arm)
+    return routes
 
 
 def _route(exp: Live, variant: str) -> Arm | None:
