@@ -10,6 +10,7 @@ once per user by the rollup follower (:meth:`fold`), so results read a few count
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -25,7 +26,6 @@ from clarion.domain.experiment_rows import Experiment
 from clarion.domain.experiments import (
     ExperimentConfig,
     Variant,
-    apply,
     check_same_variants,
     content_patch,
     identity,
@@ -66,6 +66,20 @@ class Live:
     #: Per variant, its validated title and message (domain.experiments.content_patch).
     patches: Mapping[str, Mapping[str, str] | None]
     assign: Assigner  # user id -> variant by the hash, for this config
+    #: What each assigned variant (and the holdout) gets now, the winner taken into
+    #: account: worked out once per refresh, so a send pays one lookup per recipient.
+    routes: Mapping[str, Arm | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)  # one per variant and refresh: compared by identity
+class Arm:
+    """How one variant shapes a send: the fields it sets, its delay, the validated title
+    and message laid over the send's content, and the (experiment, variant) the rows carry."""
+
+    experiment: tuple[str, str]
+    changes: Mapping[str, Any]
+    delay_seconds: float
+    content_patch: Mapping[str, str] | None
 
 
 @dataclass
@@ -294,17 +308,16 @@ class ExperimentService:
                     continue
                 config = r.config
                 patches = {v.key: content_patch(v) for v in config.variants}
-                live.append(
-                    Live(
-                        r.id,
-                        config,
-                        r.winner,
-                        r.target_type,
-                        r.target_template,
-                        patches,
-                        Assigner(r.id, config.weights(), config.holdout / 100.0),
-                    )
+                exp = Live(
+                    r.id,
+                    config,
+                    r.winner,
+                    r.target_type,
+                    r.target_template,
+                    patches,
+                    Assigner(r.id, config.weights(), config.holdout / 100.0),
                 )
+                live.append(dataclasses.replace(exp, routes=_routes(exp)))
             self._live = live
             # One experiment is live per target; a send whose type has one is not
             # looked up by its template.
@@ -461,29 +474,55 @@ class ExperimentService:
 
 def _split(exp: Live, cmd: SendCommand, user_ids: Sequence[str], known: Mapping[str, str]) -> Split:
     """One send's recipients by variant: a recorded assignment first, else the hash."""
-    config = exp.config
     chosen: dict[str, str] = {}
-    by_variant: dict[str, list[str]] = {}
+    by_arm: dict[Arm, list[str]] = {}
     holdout: list[str] = []
+    routes = exp.routes
     for uid in user_ids:
         variant = known.get(uid)
         if variant is None:
-            variant = exp.assign(uid)
-            chosen[uid] = variant
-        if exp.winner is not None and variant != HOLDOUT:
-            variant = exp.winner  # the winner takes all traffic
-        if variant == HOLDOUT and exp.winner is not None and config.holdout_after_winner == "end":
-            variant = exp.winner
-        if variant == HOLDOUT:
+            variant = chosen[uid] = exp.assign(uid)
+        arm = routes[variant] if variant in routes else _route(exp, variant)
+        if arm is None:
             holdout.append(uid)
+        elif arm in by_arm:
+            by_arm[arm].append(uid)
         else:
-            by_variant.setdefault(variant, []).append(uid)
-    groups = []
-    for key, uids in by_variant.items():
-        v = config.variant(key) or config.variants[0]
-        patch = exp.patches.get(v.key)
-        groups.append(Group(apply(cmd, v), uids, (exp.id, key), v.delay_seconds, patch))
+            by_arm[arm] = [uid]
+    groups = [
+        Group(
+            cmd.replaced(arm.changes) if arm.changes else cmd,
+            uids,
+            arm.experiment,
+            arm.delay_seconds,
+            arm.content_patch,
+        )
+        for arm, uids in by_arm.items()
+    ]
     return Split(groups, holdout, exp.id, chosen)
+
+
+def _routes(exp: Live) -> dict[str, Arm | None]:
+    """:func:`_route` of every variant and the holdout, one :class:`Arm` per variant sent
+    (under a winner, all of them share the winner's: one group per send)."""
+    arms: dict[str, Arm] = {}
+    routes: dict[str, Arm | None] = {}
+    for key in [*(v.key for v in exp.config.variants), HOLDOUT]:
+        arm = _route(exp, key)
+        routes[key] = None if arm is None else arms.setdefault(arm.experiment[1], arm)
+    return routes
+
+
+def _route(exp: Live, variant: str) -> Arm | None:
+    """What a user assigned ``variant`` gets now (``None``: held out): the winner takes
+    all traffic, and the holdout's too once it ends with the winner."""
+    if exp.winner is not None and (variant != HOLDOUT or exp.config.holdout_after_winner == "end"):
+        variant = exp.winner
+    if variant == HOLDOUT:
+        return None
+    config = exp.config
+    v = config.variant(variant) or config.variants[0]
+    return Arm((exp.id, variant), v.changes, v.delay_seconds, exp.patches.get(v.key))
 
 
 def _identity_of(row: Experiment) -> dict[str, Any]:

@@ -22,10 +22,12 @@ from clarion.store.schema import experiment_arms, experiment_assignments, experi
 ex, asg, arms = experiments, experiment_assignments, experiment_arms
 #: First assignments, their arms' user counts and the assignments recorded before, in ONE
 #: round trip: the data-modifying CTEs run whether or not the outer query reads them, and
-#: the outer query's snapshot is the statement's start, so its second part sees the rows
-#: recorded before this statement (not those ``new`` inserts), looked up only for the
-#: users that were not inserted (usually none). The arms are upserted in variant order,
-#: as every writer of them does (no deadlock).
+#: the outer query's snapshot is the statement's start, so it sees the rows recorded
+#: before this statement (not those ``new`` inserts). It returns only the users that were
+#: not inserted (usually none, so a group decodes no rows): with the variant recorded
+#: before, or NULL when a transaction still running at the statement's start recorded
+#: them. The arms are upserted in variant order, as every writer of them does (no
+#: deadlock).
 _RECORD_SQL = (
     "WITH given AS ("
     " SELECT * FROM unnest($2::varchar[], $3::varchar[]) AS g(user_id, variant)),"
@@ -38,11 +40,10 @@ _RECORD_SQL = (
     " SELECT $1, variant, count(*) FROM new GROUP BY variant ORDER BY variant"
     " ON CONFLICT (experiment_id, variant)"
     " DO UPDATE SET users = experiment_arms.users + excluded.users)"
-    " SELECT user_id, variant, true FROM new"
-    " UNION ALL"
-    " SELECT a.user_id, a.variant, false FROM experiment_assignments a"
-    " JOIN (SELECT user_id FROM given EXCEPT SELECT user_id FROM new) AS old USING (user_id)"
-    " WHERE a.experiment_id = $1"
+    " SELECT old.user_id, a.variant"
+    " FROM (SELECT user_id FROM given EXCEPT SELECT user_id FROM new) AS old"
+    " LEFT JOIN experiment_assignments a"
+    " ON a.experiment_id = $1 AND a.user_id = old.user_id"
 )
 #: Outcome -> (the assignment's flag column, the arm's counter column).
 OUTCOMES = {
@@ -135,8 +136,11 @@ async def record(
     driver = await bulk.driver_in_transaction(conn)
     if driver is not None:  # one prepared text whatever the number of users
         got = await driver.fetch(_RECORD_SQL, experiment_id, users, list(chosen.values()), now)
-        for user_id, variant, new in got:
-            (recorded if new else before)[str(user_id)] = str(variant)
+        recorded = dict(chosen)
+        for user_id, variant in got:  # not inserted now
+            del recorded[user_id]
+            if variant is not None:
+                before[user_id] = variant
         return recorded, before
     rows = [
         {"experiment_id": experiment_id, "user_id": u, "variant": v, "assigned_at": now}
