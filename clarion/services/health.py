@@ -117,11 +117,16 @@ class HealthService:
         return {"backlog": age, "degraded": degraded}
 
     async def _read(self, now: datetime) -> _Data:
-        """Every window and the period before it, in four reads: counts and latency per
-        hour for the last 50 hours, per day for the last 14 days."""
+        """Every window and the period before it, in four reads: the sums of the counts
+        and of the latency per period between the windows' edges, hourly for the last 50
+        hours, daily for the last 14 days (added up by the database: a few hundred rows,
+        not one per bucket)."""
         hour, day = hour_of(now), day_of(now)
-        hours = (hour - timedelta(hours=49), hour + timedelta(hours=1))
-        days = (day - timedelta(days=13), day + timedelta(days=1))
+        edges = {grain: _edges(hour if grain == "hour" else day, grain) for grain in _GRAINS}
+        starts = {
+            grain: _edges(hour if grain == "hour" else day, grain, before=False)
+            for grain in _GRAINS
+        }
         by = ("event", "channel", "provider")
         kinds = {"event": list(_COUNTED)}
         lat = {"metric": "delivered"}
@@ -129,12 +134,19 @@ class HealthService:
         # Independent reads on their own connections: the database runs them at once.
         db = self._db
         hourly, daily, lat_h, lat_d = await asyncio.gather(
-            store.series(db, *hours, "hour", kinds, by=by),
-            store.series(db, *days, "day", kinds, by=by),
-            store.latency_series(db, *hours, "hour", lat, by=("channel",)),
-            store.latency_series(db, *days, "day", lat, by=("channel",)),
+            store.parts(db, edges["hour"], "hour", kinds, by=by),
+            store.parts(db, edges["day"], "day", kinds, by=by),
+            store.parts(db, starts["hour"], "hour", lat, by=("channel",), latency=True),
+            store.parts(db, starts["day"], "day", lat, by=("channel",), latency=True),
         )
-        return _Data(hour, day, hourly, daily, lat_h, lat_d)
+        return _Data(
+            hour,
+            day,
+            edges,
+            starts,
+            {"hour": hourly, "day": daily},
+            {"hour": lat_h, "day": lat_d},
+        )
 
     def _export(self, combined: health.HealthScore) -> None:
         HEALTH_SCORE.set(combined.score)
@@ -203,29 +215,53 @@ _SPANS = {
 }
 
 
+_GRAINS = ("hour", "day")
+
+
+def _step(grain: str) -> timedelta:
+    return timedelta(hours=1) if grain == "hour" else timedelta(days=1)
+
+
+def _bounds(name: str, top: datetime) -> tuple[datetime, datetime, datetime]:
+    """A window's (period before it, start, end) with ``top`` the current bucket."""
+    grain, back, _ = _SPANS[name]
+    step = _step(grain)
+    start = top - back * step
+    return start - (back + 1) * step, start, top + step
+
+
+def _edges(top: datetime, grain: str, *, before: bool = True) -> list[datetime]:
+    """The edges of every window of ``grain`` (and of the period before each one, with
+    ``before``), increasing: each period between two edges lies wholly inside or outside
+    each window."""
+    out: set[datetime] = set()
+    for name, (g, _back, _) in _SPANS.items():
+        if g == grain:
+            first, start, end = _bounds(name, top)
+            out |= {first, start, end} if before else {start, end}
+    return sorted(out)
+
+
 @dataclass(frozen=True)
 class _Data:
     hour: datetime
     day: datetime
-    hourly: list[Sequence[Any]]
-    daily: list[Sequence[Any]]
-    latency_hourly: list[Sequence[Any]]
-    latency_daily: list[Sequence[Any]]
+    #: Per grain: the edges of the periods the rows of ``counts`` and ``latency`` sum.
+    edges: dict[str, list[datetime]]
+    latency_edges: dict[str, list[datetime]]
+    counts: dict[str, list[Sequence[Any]]]
+    latency: dict[str, list[Sequence[Any]]]
 
 
 def _facts(name: str, data: _Data, state: dict[str, Any]) -> health.WindowFacts:
-    grain, back, _ = _SPANS[name]
-    step = timedelta(hours=1) if grain == "hour" else timedelta(days=1)
-    top = data.hour if grain == "hour" else data.day
-    rows = data.hourly if grain == "hour" else data.daily
-    lat_rows = data.latency_hourly if grain == "hour" else data.latency_daily
-    start = top - back * step
-    before = start - (back + 1) * step
+    grain = _SPANS[name][0]
+    before, start, _end = _bounds(name, data.hour if grain == "hour" else data.day)
+    edges, lat_edges = data.edges[grain], data.latency_edges[grain]
     n: dict[str, int] = defaultdict(int)
     providers: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     inbox = prev_read = prev_inbox = 0
-    for bucket, event, channel, provider, count, _ in rows:
-        at, c = as_utc(bucket), int(count)
+    for part, event, channel, provider, count, _ in data.counts[grain]:
+        at, c = edges[int(part)], int(count)
         if before <= at < start:  # the period before, for the read-rate trend
             if event == E.READ:
                 prev_read += c
@@ -242,8 +278,8 @@ def _facts(name: str, data: _Data, state: dict[str, Any]) -> health.WindowFacts:
             if event in (E.FAILED, E.DEAD):
                 providers[provider][1] += c
     hists: dict[str, list[int]] = defaultdict(lambda: [0] * BUCKETS)
-    for bucket, channel, le, count in lat_rows:
-        if as_utc(bucket) >= start:
+    for part, channel, le, count in data.latency[grain]:
+        if lat_edges[int(part)] >= start:
             hists[channel][int(le)] += int(count)
     return health.WindowFacts(
         window=name,
