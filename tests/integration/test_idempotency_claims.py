@@ -15,9 +15,9 @@ import pytest
 from clarion.api.app import create_app
 from clarion.api.schemas import SendRequest
 from clarion.config import Settings
+from clarion.services import idempotency as idempotency_service
 from clarion.services.clock import utcnow
 from clarion.services.container import Services
-from clarion.services import idempotency as idempotency_service
 from clarion.services.idempotency import STALE_AFTER, IdempotencyRequest
 from clarion.store import idempotency as idem_store
 
