@@ -14,7 +14,6 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,8 +23,6 @@ from clarion.domain.events import event_row
 from clarion.domain.experiment_assignment import HOLDOUT, Assigner
 from clarion.domain.experiment_rows import Experiment
 from clarion.domain.experiments import (
-    ExperimentConfig,
-    Variant,
     check_same_variants,
     content_patch,
     identity,
@@ -37,6 +34,7 @@ from clarion.errors import Conflict, LiveTargetTaken, NotFound, ValidationFailed
 from clarion.services.clock import utcnow
 from clarion.services.experiment_results import experiment_json as _json
 from clarion.services.experiment_results import results as _results
+from clarion.services.experiment_split import Group, Live, Split, routes_of, split_send
 from clarion.store import events as event_store
 from clarion.store import experiments as store
 from clarion.store.db import Database
@@ -54,52 +52,6 @@ OUTCOME_EVENTS = {
     EventType.UNSUBSCRIBED.value: "unsubscribed",
     EventType.DEAD.value: "dead",
 }
-
-
-@dataclass(frozen=True)
-class Live:
-    id: str
-    config: ExperimentConfig
-    winner: str | None
-    target_type: str | None
-    target_template: str | None
-    #: Per variant, its validated title and message (domain.experiments.content_patch).
-    patches: Mapping[str, Mapping[str, str] | None]
-    assign: Assigner  # user id -> variant by the hash, for this config
-    #: What each assigned variant (and the holdout) gets now, the winner taken into
-    #: account: worked out once per refresh, so a send pays one lookup per recipient.
-    routes: Mapping[str, Arm | None] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, eq=False)  # one per variant and refresh: compared by identity
-class Arm:
-    """How one variant shapes a send: the fields it sets, its delay, the validated title
-    and message laid over the send's content, and the (experiment, variant) the rows carry."""
-
-    experiment: tuple[str, str]
-    changes: Mapping[str, Any]
-    delay_seconds: float
-    content_patch: Mapping[str, str] | None
-
-
-@dataclass
-class Group:
-    """Recipients of one send that get the same variant (``variant`` None: no experiment)."""
-
-    cmd: SendCommand
-    user_ids: list[str]
-    experiment: tuple[str, str] | None = None
-    delay_seconds: float = 0.0
-    #: Laid over the send's validated content gives ``cmd``'s (None: validate ``cmd``).
-    content_patch: Mapping[str, str] | None = None
-
-
-@dataclass
-class Split:
-    groups: list[Group]
-    holdout: list[str] = field(default_factory=list)
-    experiment_id: str | None = None
-    chosen: dict[str, str] = field(default_factory=dict)  # new assignments to record
 
 
 #: Which statuses each transition starts from (the dashboard shows only these buttons).
@@ -317,7 +269,7 @@ class ExperimentService:
                     patches,
                     Assigner(r.id, config.weights(), config.holdout / 100.0),
                 )
-                live.append(dataclasses.replace(exp, routes=_routes(exp)))
+                live.append(dataclasses.replace(exp, routes=routes_of(exp)))
             self._live = live
             # One experiment is live per target; a send whose type has one is not
             # looked up by its template.
@@ -351,7 +303,7 @@ class ExperimentService:
             if exp is None or not uids:
                 out.append(Split([Group(cmd, list(uids))]))
             else:
-                out.append(_split(exp, cmd, uids, self._seen.get(exp.id, {})))
+                out.append(split_send(exp, cmd, uids, self._seen.get(exp.id, {})))
         return out
 
     async def record_many(
@@ -472,59 +424,6 @@ class ExperimentService:
         return promoted
 
 
-def _split(exp: Live, cmd: SendCommand, user_ids: Sequence[str], known: Mapping[str, str]) -> Split:
-    """One send's recipients by variant: a recorded assignment first, else the hash."""
-    chosen: dict[str, str] = {}
-    by_arm: dict[Arm, list[str]] = {}
-    holdout: list[str] = []
-    routes = exp.routes
-    for uid in user_ids:
-        variant = known.get(uid)
-        if variant is None:
-            variant = chosen[uid] = exp.assign(uid)
-        arm = routes[variant] if variant in routes else _route(exp, variant)
-        if arm is None:
-            holdout.append(uid)
-        elif arm in by_arm:
-            by_arm[arm].append(uid)
-        else:
-            by_arm[arm] = [uid]
-    groups = [
-        Group(
-            cmd.replaced(arm.changes) if arm.changes else cmd,
-            uids,
-            arm.experiment,
-            arm.delay_seconds,
-            arm.content_patch,
-        )
-        for arm, uids in by_arm.items()
-    ]
-    return Split(groups, holdout, exp.id, chosen)
-
-
-def _routes(exp: Live) -> dict[str, Arm | None]:
-    """:func:`_route` of every variant and the holdout, one :class:`Arm` per variant sent
-    (under a winner, all of them share the winner's: one group per send)."""
-    arms: dict[str, Arm] = {}
-    routes: dict[str, Arm | None] = {}
-    for key in [*(v.key for v in exp.config.variants), HOLDOUT]:
-        arm = _route(exp, key)
-        routes[key] = None if arm is None else arms.setdefault(arm.experiment[1], arm)
-    return routes
-
-
-def _route(exp: Live, variant: str) -> Arm | None:
-    """What a user assigned ``variant`` gets now (``None``: held out): the winner takes
-    all traffic, and the holdout's too once it ends with the winner."""
-    if exp.winner is not None and (variant != HOLDOUT or exp.config.holdout_after_winner == "end"):
-        variant = exp.winner
-    if variant == HOLDOUT:
-        return None
-    config = exp.config
-    v = config.variant(variant) or config.variants[0]
-    return Arm((exp.id, variant), v.changes, v.delay_seconds, exp.patches.get(v.key))
-
-
 def _identity_of(row: Experiment) -> dict[str, Any]:
     return {
         "name": row.name,
@@ -533,4 +432,4 @@ def _identity_of(row: Experiment) -> dict[str, Any]:
     }
 
 
-__all__ = ["TRANSITIONS", "AssignmentsMoved", "ExperimentService", "Group", "Split", "Variant"]
+__all__ = ["TRANSITIONS", "AssignmentsMoved", "ExperimentService"]

@@ -33,7 +33,8 @@ from clarion.errors import ClarionError, StorageError, ValidationFailed
 from clarion.metrics import NOTIFICATIONS_ACCEPTED, SEND_GROUP_SIZE
 from clarion.services import send_rows
 from clarion.services.clock import as_utc, utcnow
-from clarion.services.experiments import AssignmentsMoved, ExperimentService, Group, Split
+from clarion.services.experiment_split import Group, Split
+from clarion.services.experiments import AssignmentsMoved, ExperimentService
 from clarion.services.idempotency import IdempotencyRequest, IdempotencyService, Replay
 from clarion.services.inbox import InboxListener
 from clarion.services.planner import Planner, RecipientPlan, Recipients

@@ -10,7 +10,7 @@ import pytest
 from clarion.domain.experiment_assignment import HOLDOUT, Assigner
 from clarion.domain.experiments import content_patch, validated
 from clarion.domain.send_command import SendCommand
-from clarion.services.experiments import Live, _routes, _split
+from clarion.services.experiment_split import Live, routes_of, split_send
 
 USERS = [f"u{i}" for i in range(400)]
 CMD = SendCommand(user_ids=tuple(USERS), type="follow", title="Bo followed you")
@@ -36,12 +36,12 @@ def _live(winner: str | None, after_winner: str) -> Live:
         {v.key: content_patch(v) for v in config.variants},
         Assigner("x1", config.weights(), 0.2),
     )
-    return dataclasses.replace(live, routes=_routes(live))
+    return dataclasses.replace(live, routes=routes_of(live))
 
 
 def test_without_a_winner_each_user_gets_the_hashed_variant() -> None:
     live = _live(None, "keep")
-    split = _split(live, CMD, USERS, {})
+    split = split_send(live, CMD, USERS, {})
     hashed = {u: live.assign(u) for u in USERS}
     assert split.chosen == hashed
     assert sorted(split.holdout) == sorted(u for u, v in hashed.items() if v == HOLDOUT)
@@ -59,7 +59,7 @@ def test_a_recorded_variant_wins_over_the_hash() -> None:
     live = _live(None, "keep")
     flip = {"control": "short", "short": "control", HOLDOUT: "control"}
     known = {u: flip[live.assign(u)] for u in USERS[:50]}
-    split = _split(live, CMD, USERS[:50], known)
+    split = split_send(live, CMD, USERS[:50], known)
     assert split.chosen == {} and split.holdout == []
     for group in split.groups:
         assert group.experiment is not None
@@ -71,7 +71,7 @@ def test_the_winner_takes_all_traffic_and_the_holdout_as_configured(
     after_winner: str, holdout_gets: str | None
 ) -> None:
     live = _live("short", after_winner)
-    split = _split(live, CMD, USERS, {})
+    split = split_send(live, CMD, USERS, {})
     held = [u for u in USERS if live.assign(u) == HOLDOUT]
     assert held  # 20 % of 400
     assert [g.experiment for g in split.groups] == [("x1", "short")]
